@@ -1,0 +1,259 @@
+//! ARNs and the principals that make requests.
+
+use std::fmt;
+
+/// Splits an ARN into its six colon-separated components:
+/// `arn:partition:service:region:account-id:resource`. The resource
+/// component keeps any further `:` and `/`. `None` when `text` is not an ARN.
+pub fn split(text: &str) -> Option<[&str; 6]> {
+    let mut it = text.splitn(6, ':');
+    let parts = [it.next()?, it.next()?, it.next()?, it.next()?, it.next()?, it.next()?];
+    (parts[0] == "arn").then_some(parts)
+}
+
+/// What kind of principal makes a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    /// The account's root user (`arn:aws:iam::111122223333:root`).
+    Root,
+    /// An IAM user (`arn:aws:iam::111122223333:user/alice`).
+    User,
+    /// A role acting as itself (`arn:aws:iam::111122223333:role/app`): how
+    /// iamd names a workload that holds a role without naming a session.
+    Role,
+    /// A role session (`arn:aws:sts::111122223333:assumed-role/app/session`).
+    AssumedRole,
+    /// A federated user session (`arn:aws:sts::111122223333:federated-user/bob`).
+    FederatedUser,
+    /// A service principal (`ec2.amazonaws.com`).
+    Service,
+    /// An anonymous caller (`*` or `anonymous`).
+    Anonymous,
+}
+
+impl PrincipalKind {
+    /// The value of `aws:PrincipalType` for this kind.
+    pub fn principal_type(self) -> &'static str {
+        match self {
+            Self::Root => "Account",
+            Self::User => "User",
+            Self::Role | Self::AssumedRole => "AssumedRole",
+            Self::FederatedUser => "FederatedUser",
+            Self::Service => "Service",
+            Self::Anonymous => "Anonymous",
+        }
+    }
+
+    /// Whether the principal acts with session credentials, to which session
+    /// policies apply.
+    pub fn is_session(self) -> bool {
+        matches!(self, Self::AssumedRole | Self::FederatedUser)
+    }
+}
+
+/// A principal that makes a request, with the facts that evaluation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    kind: PrincipalKind,
+    arn: String,
+    partition: String,
+    account: String,
+    name: String,
+    role_arn: Option<String>,
+}
+
+/// A principal that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("principal `{text}` is not valid: {reason}")]
+pub struct PrincipalError {
+    text: String,
+    reason: &'static str,
+}
+
+impl Principal {
+    /// Reads a principal: an ARN of a user, role, role session, federated
+    /// user or root; a 12-digit account id (the account's root); a service
+    /// name (`ec2.amazonaws.com`); or `*`/`anonymous`.
+    pub fn parse(text: &str) -> Result<Self, PrincipalError> {
+        let err = |reason| PrincipalError { text: text.to_owned(), reason };
+        if text == "*" || text.eq_ignore_ascii_case("anonymous") {
+            return Ok(Self {
+                kind: PrincipalKind::Anonymous,
+                arn: "*".into(),
+                partition: String::new(),
+                account: String::new(),
+                name: String::new(),
+                role_arn: None,
+            });
+        }
+        if is_account_id(text) {
+            return Ok(Self::root("aws", text));
+        }
+        let Some([_, partition, service, _, account, resource]) = split(text) else {
+            if !text.contains(':') && text.contains('.') && !text.contains('/') {
+                return Ok(Self {
+                    kind: PrincipalKind::Service,
+                    arn: text.into(),
+                    partition: String::new(),
+                    account: String::new(),
+                    name: text.into(),
+                    role_arn: None,
+                });
+            }
+            return Err(err(
+                "expected an ARN (`arn:aws:iam::111122223333:user/alice`), an account id, a service name or `*`",
+            ));
+        };
+        if partition.is_empty() {
+            return Err(err("the ARN has no partition"));
+        }
+        if account.is_empty() {
+            return Err(err("the ARN has no account id"));
+        }
+        let mk = |kind, name: &str, role_arn| Self {
+            kind,
+            arn: text.into(),
+            partition: partition.into(),
+            account: account.into(),
+            name: name.into(),
+            role_arn,
+        };
+        match service {
+            "iam" => {
+                if resource == "root" {
+                    return Ok(Self::root(partition, account));
+                }
+                let (kind, rest) = if let Some(rest) = resource.strip_prefix("user/") {
+                    (PrincipalKind::User, rest)
+                } else if let Some(rest) = resource.strip_prefix("role/") {
+                    (PrincipalKind::Role, rest)
+                } else {
+                    return Err(err("an IAM principal ARN names `root`, `user/NAME` or `role/NAME`"));
+                };
+                let name = rest.rsplit('/').next().unwrap_or(rest);
+                if name.is_empty() {
+                    return Err(err("the ARN has no name"));
+                }
+                let role_arn = (kind == PrincipalKind::Role).then(|| text.to_owned());
+                Ok(mk(kind, name, role_arn))
+            }
+            "sts" => {
+                if let Some(rest) = resource.strip_prefix("assumed-role/") {
+                    let Some((role, session)) = rest.split_once('/') else {
+                        return Err(err("a role session ARN is `assumed-role/ROLE/SESSION`"));
+                    };
+                    if role.is_empty() || session.is_empty() || session.contains('/') {
+                        return Err(err("a role session ARN is `assumed-role/ROLE/SESSION`"));
+                    }
+                    let role_arn = format!("arn:{partition}:iam::{account}:role/{role}");
+                    Ok(mk(PrincipalKind::AssumedRole, session, Some(role_arn)))
+                } else if let Some(name) = resource.strip_prefix("federated-user/") {
+                    if name.is_empty() {
+                        return Err(err("the ARN has no name"));
+                    }
+                    Ok(mk(PrincipalKind::FederatedUser, name, None))
+                } else {
+                    Err(err("an STS principal ARN names `assumed-role/ROLE/SESSION` or `federated-user/NAME`"))
+                }
+            }
+            _ => Err(err("a principal ARN is an `iam` or `sts` ARN")),
+        }
+    }
+
+    fn root(partition: &str, account: &str) -> Self {
+        Self {
+            kind: PrincipalKind::Root,
+            arn: format!("arn:{partition}:iam::{account}:root"),
+            partition: partition.into(),
+            account: account.into(),
+            name: String::new(),
+            role_arn: None,
+        }
+    }
+
+    /// The principal's kind.
+    pub fn kind(&self) -> PrincipalKind {
+        self.kind
+    }
+
+    /// The principal's ARN (the service name for a service, `*` for anonymous).
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// The principal's partition (empty for services and anonymous callers).
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+
+    /// The principal's account (empty for services and anonymous callers).
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The user, role session or federated user name; the service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// For a role or a role session, the role's ARN (`aws:PrincipalArn`).
+    pub fn role_arn(&self) -> Option<&str> {
+        self.role_arn.as_deref()
+    }
+
+    /// The value of `aws:PrincipalArn`: the role's ARN for a role session.
+    pub fn principal_arn(&self) -> &str {
+        self.role_arn.as_deref().unwrap_or(&self.arn)
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// Whether `text` is a 12-digit account id.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_colons_in_the_resource() {
+        assert_eq!(
+            split("arn:aws:s3:::b/k:x"),
+            Some(["arn", "aws", "s3", "", "", "b/k:x"])
+        );
+        assert_eq!(split("arn:aws:s3"), None);
+        assert_eq!(split("nra:aws:s3:::b"), None);
+    }
+
+    #[test]
+    fn principals() {
+        let u = Principal::parse("arn:aws:iam::111122223333:user/division/alice").unwrap();
+        assert_eq!((u.kind(), u.name(), u.account()), (PrincipalKind::User, "alice", "111122223333"));
+        assert_eq!(u.principal_arn(), u.arn());
+        let s = Principal::parse("arn:aws:sts::111122223333:assumed-role/app/s1").unwrap();
+        assert_eq!(s.kind(), PrincipalKind::AssumedRole);
+        assert_eq!(s.role_arn(), Some("arn:aws:iam::111122223333:role/app"));
+        assert_eq!(s.principal_arn(), "arn:aws:iam::111122223333:role/app");
+        let r = Principal::parse("111122223333").unwrap();
+        assert_eq!((r.kind(), r.arn()), (PrincipalKind::Root, "arn:aws:iam::111122223333:root"));
+        assert_eq!(Principal::parse("arn:aws:iam::111122223333:root").unwrap(), r);
+        assert_eq!(Principal::parse("ec2.amazonaws.com").unwrap().kind(), PrincipalKind::Service);
+        assert_eq!(Principal::parse("*").unwrap().kind(), PrincipalKind::Anonymous);
+        for bad in [
+            "alice",
+            "arn:aws:iam::111122223333:group/devs",
+            "arn:aws:iam:::user/alice",
+            "arn:aws:sts::111122223333:assumed-role/app",
+            "arn:aws:s3:::bucket",
+        ] {
+            assert!(Principal::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

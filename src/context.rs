@@ -1,0 +1,170 @@
+//! The request context: condition keys and their values.
+//!
+//! Key names are case-insensitive (`aws:SourceIP` is `aws:sourceip`), so keys
+//! are stored folded to lowercase and looked up with keys that the compiler
+//! folded the same way. A key is absent, single-valued, or multivalued (a
+//! list, possibly empty): the three differ for condition operators.
+
+use std::fmt;
+
+/// The values of one context key, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextValue {
+    /// A single-valued key.
+    Single(String),
+    /// A multivalued key (`aws:TagKeys`, ...), possibly empty.
+    Multi(Vec<String>),
+}
+
+/// A borrowed view of a key's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values<'a> {
+    /// A single-valued key.
+    Single(&'a str),
+    /// A multivalued key.
+    Multi(&'a [String]),
+}
+
+/// Two keys that differ only in case were given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "context key `{second}` is the same key as `{first}` (key names are case-insensitive): give it once"
+)]
+pub struct DuplicateKeyError {
+    /// The key given first.
+    pub first: String,
+    /// The key given again.
+    pub second: String,
+}
+
+/// Condition keys and their values for one request.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    // INVARIANT: sorted by folded key, keys unique.
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Entry {
+    folded: Box<str>,
+    name: Box<str>,
+    value: ContextValue,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.entries.iter().map(|e| (&e.name, &e.value))).finish()
+    }
+}
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key. A key that is already present (in any case) is an error.
+    pub fn insert(
+        &mut self,
+        key: impl Into<String>,
+        value: ContextValue,
+    ) -> Result<(), DuplicateKeyError> {
+        let name: String = key.into();
+        let folded = fold(&name);
+        match self.entries.binary_search_by(|e| (*e.folded).cmp(&folded)) {
+            Ok(i) => Err(DuplicateKeyError {
+                first: self.entries.get(i).map(|e| e.name.to_string()).unwrap_or_default(),
+                second: name,
+            }),
+            Err(i) => {
+                self.entries.insert(
+                    i,
+                    Entry { folded: folded.into(), name: name.into(), value },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds a key unless it is present already; returns whether it was added.
+    pub fn insert_if_absent(&mut self, key: &str, value: ContextValue) -> bool {
+        self.insert(key, value).is_ok()
+    }
+
+    /// Sets a key, replacing any value it had (in any case).
+    pub fn set(&mut self, key: &str, value: ContextValue) {
+        let folded = fold(key);
+        match self.entries.binary_search_by(|e| (*e.folded).cmp(&folded)) {
+            Ok(i) => {
+                if let Some(e) = self.entries.get_mut(i) {
+                    e.value = value;
+                    e.name = key.into();
+                }
+            }
+            Err(i) => self.entries.insert(
+                i,
+                Entry { folded: folded.into(), name: key.into(), value },
+            ),
+        }
+    }
+
+    /// The values of a key, looked up by its lowercase name.
+    pub fn get_folded(&self, folded_key: &str) -> Option<Values<'_>> {
+        let i = self.entries.binary_search_by(|e| (*e.folded).cmp(folded_key)).ok()?;
+        self.entries.get(i).map(|e| match &e.value {
+            ContextValue::Single(s) => Values::Single(s),
+            ContextValue::Multi(v) => Values::Multi(v),
+        })
+    }
+
+    /// The values of a key, in any case.
+    pub fn get(&self, key: &str) -> Option<Values<'_>> {
+        self.get_folded(&fold(key))
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The keys as given and their values, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+        self.entries.iter().map(|e| (&*e.name, &e.value))
+    }
+}
+
+/// Folds a key name for lookups.
+pub(crate) fn fold(key: &str) -> String {
+    key.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_case_insensitive() {
+        let mut ctx = Context::new();
+        ctx.insert("aws:SourceIp", ContextValue::Single("1.2.3.4".into())).unwrap();
+        assert_eq!(ctx.get("AWS:SOURCEIP"), Some(Values::Single("1.2.3.4")));
+        let err = ctx.insert("aws:sourceip", ContextValue::Single("x".into())).unwrap_err();
+        assert_eq!(err.first, "aws:SourceIp");
+        assert!(!ctx.insert_if_absent("aws:SOURCEip", ContextValue::Multi(vec![])));
+        ctx.set("aws:sourceIP", ContextValue::Multi(vec![]));
+        assert_eq!(ctx.get("aws:SourceIp"), Some(Values::Multi(&[])));
+        assert_eq!(ctx.len(), 1);
+    }
+
+    #[test]
+    fn absent_differs_from_empty() {
+        let mut ctx = Context::new();
+        ctx.insert("aws:TagKeys", ContextValue::Multi(vec![])).unwrap();
+        assert_eq!(ctx.get("aws:tagkeys"), Some(Values::Multi(&[])));
+        assert_eq!(ctx.get("aws:RequestTag/x"), None);
+    }
+}

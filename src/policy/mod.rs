@@ -1,0 +1,3 @@
+//! The policy language.
+pub(crate) mod condition;
+pub(crate) mod pattern;

@@ -1,0 +1,160 @@
+use super::*;
+use crate::context::ContextValue;
+
+const LIKE: Syntax = Syntax { wildcards: true, variables: true, fold: false };
+const EQUALS: Syntax = Syntax { wildcards: false, variables: true, fold: false };
+const ACTION: Syntax = Syntax { wildcards: true, variables: false, fold: true };
+
+fn m(pattern: &str, syntax: Syntax, text: &str) -> bool {
+    m_ctx(pattern, syntax, text, &Context::new())
+}
+
+fn m_ctx(pattern: &str, syntax: Syntax, text: &str, ctx: &Context) -> bool {
+    Pattern::new(pattern, syntax).unwrap().matches(text, ctx)
+}
+
+#[test]
+fn strategies_are_chosen_by_shape() {
+    let s = |p: &str| Pattern::new(p, LIKE).unwrap().strategy;
+    assert_eq!(s("*"), Strategy::Any);
+    assert_eq!(s("**"), Strategy::Any);
+    assert_eq!(s("abc"), Strategy::Exact("abc".into()));
+    assert_eq!(s("ab*"), Strategy::Prefix("ab".into()));
+    assert_eq!(s("*ab"), Strategy::Suffix("ab".into()));
+    assert_eq!(s("a*b"), Strategy::Glob);
+    assert_eq!(s("a?"), Strategy::Glob);
+    assert_eq!(s("a${aws:username}"), Strategy::Template);
+}
+
+#[test]
+fn wildcards() {
+    assert!(m("a*b", LIKE, "ab"));
+    assert!(m("a*b", LIKE, "axxb"));
+    assert!(!m("a*b", LIKE, "axxc"));
+    assert!(m("a?c", LIKE, "abc"));
+    assert!(!m("a?c", LIKE, "ac"));
+    assert!(m("a?c", LIKE, "aéc"));
+    assert!(m("*a*b*", LIKE, "xxaybz"));
+    assert!(!m("*a*b*", LIKE, "xxbya"));
+    assert!(m("bucket/*/test/*", LIKE, "bucket/1/2/test/3/x"));
+    assert!(m("bucket/*/test/*", LIKE, "bucket//test/x"));
+    assert!(m("*ab", LIKE, "abab"));
+    assert!(m("a*a", LIKE, "aa"));
+    assert!(!m("a*a", LIKE, "a"));
+    assert!(m("?*?", LIKE, "ab"));
+    assert!(!m("?*?", LIKE, "a"));
+    assert!(m("", LIKE, ""));
+    assert!(!m("", LIKE, "x"));
+}
+
+#[test]
+fn wildcards_are_literal_where_the_syntax_says_so() {
+    assert!(m("a*b", EQUALS, "a*b"));
+    assert!(!m("a*b", EQUALS, "axb"));
+}
+
+#[test]
+fn folding_ignores_case() {
+    assert!(m("s3:Get*", ACTION, "S3:GETOBJECT"));
+    assert!(m("iam:*AccessKey*", ACTION, "IAM:CreateAccessKey"));
+    assert!(!m("s3:Get*", ACTION, "s3-object-lambda:GetObject"));
+    assert!(m("ÉTÉ", ACTION, "été"));
+    assert!(m("*été", ACTION, "xÉTÉ"));
+    assert!(!m("abc", LIKE, "ABC"));
+}
+
+#[test]
+fn variables_resolve_from_the_context() {
+    let mut ctx = Context::new();
+    ctx.insert("aws:username", ContextValue::Single("alice".into())).unwrap();
+    ctx.insert("aws:TagKeys", ContextValue::Multi(vec!["a".into()])).unwrap();
+    assert!(m_ctx("home/${aws:username}/*", LIKE, "home/alice/x", &ctx));
+    assert!(m_ctx("home/${AWS:UserName}/*", LIKE, "home/alice/x", &ctx));
+    assert!(!m_ctx("home/${aws:username}/*", LIKE, "home/bob/x", &ctx));
+    // A substituted value is literal: its `*` is no wildcard.
+    let mut star = Context::new();
+    star.insert("aws:username", ContextValue::Single("*".into())).unwrap();
+    assert!(!m_ctx("home/${aws:username}", LIKE, "home/bob", &star));
+    assert!(m_ctx("home/${aws:username}", LIKE, "home/*", &star));
+    // No value, no default: no match.
+    assert!(!m_ctx("t/${aws:PrincipalTag/team}", LIKE, "t/", &ctx));
+    // Default.
+    assert!(m_ctx("t/${aws:PrincipalTag/team, 'all'}", LIKE, "t/all", &ctx));
+    // Multivalued keys are not variables.
+    assert!(!m_ctx("${aws:TagKeys}", LIKE, "a", &ctx));
+    assert!(m_ctx("${aws:TagKeys, 'd'}", LIKE, "d", &ctx));
+}
+
+#[test]
+fn special_variables_are_literal_characters() {
+    assert!(m("doc/a${*}b", LIKE, "doc/a*b"));
+    assert!(!m("doc/a${*}b", LIKE, "doc/aXXb"));
+    assert!(m("a${?}", LIKE, "a?"));
+    assert!(!m("a${?}", LIKE, "ab"));
+    assert!(m("${$}x", LIKE, "$x"));
+}
+
+#[test]
+fn variables_are_literal_where_the_syntax_says_so() {
+    let literal = Syntax { wildcards: true, variables: false, fold: false };
+    assert!(m("home/${aws:username}", literal, "home/${aws:username}"));
+    // An unterminated `${` is literal text.
+    assert!(m("a${b", LIKE, "a${b"));
+}
+
+#[test]
+fn bad_variables_are_errors() {
+    assert_eq!(Pattern::new("${}", LIKE), Err(PatternError::EmptyVariable));
+    assert!(matches!(Pattern::new("${a, b}", LIKE), Err(PatternError::BadVariable(_))));
+    assert!(matches!(Pattern::new("${a b}", LIKE), Err(PatternError::BadVariable(_))));
+    let many = "${a}".repeat(MAX_VARIABLES + 1);
+    assert_eq!(Pattern::new(&many, LIKE), Err(PatternError::TooManyVariables));
+}
+
+const RESOURCE: ArnSyntax = ArnSyntax { variables: true, variables_anywhere: false, literal_service: true };
+const ARN_CONDITION: ArnSyntax = ArnSyntax { variables: true, variables_anywhere: true, literal_service: false };
+
+fn arn(pattern: &str, syntax: ArnSyntax, text: &str, ctx: &Context) -> bool {
+    let p = ArnPattern::new(pattern, syntax).unwrap();
+    crate::arn::split(text).is_some_and(|parts| p.matches(&parts, ctx))
+}
+
+#[test]
+fn arn_patterns_match_per_component() {
+    let ctx = Context::new();
+    let p = "arn:aws:someservice:*:111122223333:finance/*";
+    assert!(!arn(p, ARN_CONDITION, "arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt", &ctx));
+    assert!(arn(p, ARN_CONDITION, "arn:aws:someservice:us-east-2:111122223333:finance/document.txt", &ctx));
+    // The resource component is one component: `*` spans `/` and `:`.
+    assert!(arn("arn:aws:s3:::b/*", RESOURCE, "arn:aws:s3:::b/x/y:z", &ctx));
+    // Case-sensitive.
+    assert!(!arn("arn:aws:docs:::doc/Alice", RESOURCE, "arn:aws:docs:::doc/alice", &ctx));
+    assert!(!arn("arn:AWS:docs:::doc/a", RESOURCE, "arn:aws:docs:::doc/a", &ctx));
+    // Empty components match only empty components.
+    assert!(!arn("arn:aws:s3:::b", RESOURCE, "arn:aws:s3:us-east-1::b", &ctx));
+    assert!(arn("arn:aws:s3:*::b", RESOURCE, "arn:aws:s3:us-east-1::b", &ctx));
+}
+
+#[test]
+fn arn_pattern_errors() {
+    assert_eq!(ArnPattern::new("arn:aws:s3", RESOURCE), Err(ArnPatternError::NotAnArn));
+    assert_eq!(ArnPattern::new("bucket/*", RESOURCE), Err(ArnPatternError::NotAnArn));
+    assert_eq!(ArnPattern::new("arn:aws:s*:::b", RESOURCE), Err(ArnPatternError::WildcardInService));
+    assert_eq!(
+        ArnPattern::new("arn:aws:s3::${aws:PrincipalAccount}:b", RESOURCE),
+        Err(ArnPatternError::VariableOutsideResource)
+    );
+    assert!(ArnPattern::new("arn:aws:s*:::b", ARN_CONDITION).is_ok());
+}
+
+#[test]
+fn arn_condition_variables_may_hold_colons() {
+    let mut ctx = Context::new();
+    ctx.insert("aws:PrincipalAccount", ContextValue::Single("111122223333".into())).unwrap();
+    assert!(arn(
+        "arn:aws:iam::${aws:PrincipalAccount}:role/x",
+        ARN_CONDITION,
+        "arn:aws:iam::111122223333:role/x",
+        &ctx
+    ));
+}
