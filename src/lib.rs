@@ -1,5 +1,6 @@
 //! iamd
 pub mod arn;
 pub mod context;
+pub mod eval;
 pub mod json;
 pub mod policy;

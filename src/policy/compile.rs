@@ -194,7 +194,8 @@ fn actions(
             Err(e) => problems.add(a.at, st, format!("action `{}`: {e}", a.v)),
         }
     }
-    Some(Actions { negated, patterns: patterns.into() })
+    let texts = list.v.iter().map(|a| a.v.as_str().into()).collect();
+    Some(Actions { negated, patterns: patterns.into(), texts })
 }
 
 fn resources(

@@ -155,6 +155,8 @@ pub struct Statement {
 pub(crate) struct Actions {
     pub negated: bool,
     pub patterns: Box<[Pattern]>,
+    /// The patterns as written, for the action index.
+    pub texts: Box<[Box<str>]>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,84 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::json::Source;
+use crate::policy::{Policy, PolicyKind};
+
+fn set(kind: PolicyKind, docs: &[&str]) -> StatementSet {
+    StatementSet::new(docs.iter().enumerate().map(|(i, d)| {
+        let name = format!("p{i}");
+        Arc::new(Policy::parse(&Source::new(&name, d), kind).unwrap())
+    }))
+}
+
+fn decide(layers: &Layers<'_>, principal: &str, action: &str, resource: &str) -> (Decision, Vec<Determining>) {
+    let p = Principal::parse(principal).unwrap();
+    let ctx = Context::new();
+    let req = Request { principal: &p, action, resource, resource_account: None, context: &ctx };
+    let mut out = Vec::new();
+    let d = evaluate(layers, &req, &mut out);
+    (d, out)
+}
+
+const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+
+#[test]
+fn the_index_visits_each_candidate_once() {
+    let s = set(
+        PolicyKind::Identity,
+        &[r#"{"Statement":[
+            {"Effect":"Allow","Action":["s3:GetObject","S3:getobject","s3:Get*"],"Resource":"*"},
+            {"Effect":"Allow","Action":["s3:PutObject","ec2:RunInstances"],"Resource":"*"},
+            {"Effect":"Deny","NotAction":"iam:*","Resource":"*"},
+            {"Effect":"Allow","Action":"*","Resource":"*"}
+        ]}"#],
+    );
+    let stats = s.stats();
+    assert_eq!(stats.statements, 4);
+    assert_eq!(stats.exact_actions, 2);
+    assert_eq!(stats.services, 1);
+    assert_eq!(stats.global, 2);
+    let mut seen = Vec::new();
+    s.for_each_candidate("s3:getobject", |_, st, _| seen.push(st.index()));
+    seen.sort();
+    assert_eq!(seen, vec![0, 2, 3]);
+}
+
+#[test]
+fn explicit_deny_wins_and_reports_the_deny() {
+    let id = set(
+        PolicyKind::Identity,
+        &[
+            r#"{"Statement":{"Effect":"Allow","Action":"docs:*","Resource":"*"}}"#,
+            r#"{"Statement":{"Sid":"NoDelete","Effect":"Deny","Action":"docs:Delete*","Resource":"*"}}"#,
+        ],
+    );
+    let layers = Layers { identity: Some(&id), ..Layers::default() };
+    let (d, m) = decide(&layers, ALICE, "docs:DeleteDocument", "arn:acme:docs:eu-1:111122223333:doc/1");
+    assert_eq!(d.outcome, Outcome::ExplicitDeny);
+    assert_eq!(m, vec![Determining { layer: Layer::Identity, policy: 1, statement: 0, effect: Effect::Deny }]);
+    let (d, m) = decide(&layers, ALICE, "docs:GetDocument", "arn:acme:docs:eu-1:111122223333:doc/1");
+    assert_eq!(d.outcome, Outcome::Allow);
+    assert_eq!(m.len(), 1);
+    let (d, m) = decide(&layers, ALICE, "files:GetFile", "*");
+    assert_eq!(d, Decision::implicit(Layer::Identity));
+    assert!(m.is_empty());
+}
+
+#[test]
+fn root_is_allowed_by_default_but_not_past_an_scp() {
+    let scps = [set(PolicyKind::Scp, &[r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#])];
+    let layers = Layers { scps: &scps, ..Layers::default() };
+    let (d, _) = decide(&layers, "arn:aws:iam::111122223333:root", "s3:GetObject", "*");
+    assert_eq!(d.outcome, Outcome::Allow);
+    let (d, _) = decide(&layers, "arn:aws:iam::111122223333:root", "ec2:RunInstances", "*");
+    assert_eq!(d, Decision::implicit(Layer::Scp(0)));
+}
+
+#[test]
+fn lowercase_action_folds_without_allocating_when_it_fits() {
+    let mut buf = [0u8; 128];
+    assert!(matches!(index::lowercase_action("S3:GetObject", &mut buf), std::borrow::Cow::Borrowed("s3:getobject")));
+    let long = "s".repeat(200);
+    assert!(matches!(index::lowercase_action(&long, &mut buf), std::borrow::Cow::Owned(_)));
+}
