@@ -138,6 +138,45 @@ impl Context {
     }
 }
 
+/// The global condition keys that follow from the principal and the clock:
+/// `aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:PrincipalType`,
+/// `aws:username` (IAM users only), `aws:userid` (the root user's account id),
+/// `aws:CurrentTime` and `aws:EpochTime`. With `overwrite`, they replace what
+/// the caller gave (a caller cannot claim principal facts); without, the
+/// caller's values stay (what-if simulation).
+pub fn add_request_facts(
+    ctx: &mut Context,
+    principal: &crate::arn::Principal,
+    now: jiff::Timestamp,
+    overwrite: bool,
+) {
+    use crate::arn::PrincipalKind;
+    let mut put = |key: &str, value: String| {
+        if overwrite {
+            ctx.set(key, ContextValue::Single(value));
+        } else {
+            ctx.insert_if_absent(key, ContextValue::Single(value));
+        }
+    };
+    let kind = principal.kind();
+    put("aws:PrincipalType", kind.principal_type().to_owned());
+    match kind {
+        PrincipalKind::Anonymous => put("aws:PrincipalAccount", "anonymous".to_owned()),
+        PrincipalKind::Service => {}
+        _ => {
+            put("aws:PrincipalArn", principal.principal_arn().to_owned());
+            put("aws:PrincipalAccount", principal.account().to_owned());
+        }
+    }
+    match kind {
+        PrincipalKind::User => put("aws:username", principal.name().to_owned()),
+        PrincipalKind::Root => put("aws:userid", principal.account().to_owned()),
+        _ => {}
+    }
+    put("aws:CurrentTime", now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    put("aws:EpochTime", now.as_second().to_string());
+}
+
 /// Folds a key name for lookups.
 pub(crate) fn fold(key: &str) -> String {
     key.to_lowercase()

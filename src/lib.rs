@@ -4,3 +4,4 @@ pub mod context;
 pub mod eval;
 pub mod json;
 pub mod policy;
+pub mod simulate;

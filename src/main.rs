@@ -1,1 +1,118 @@
-fn main() {}
+//! The `iamd` command.
+
+use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use iamd::json::Source;
+use iamd::simulate;
+
+/// iamd: an authorization sidecar for AWS-IAM-style policies.
+#[derive(Debug, Parser)]
+#[command(name = "iamd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decide requests against policies given inline, offline (like AWS's
+    /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
+    Simulate {
+        /// A JSON case file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// Read JSON lines, one case a line, and print one answer line per
+        /// input line, in order.
+        #[arg(long)]
+        batch: bool,
+        /// Pretty-print the answer (single case only).
+        #[arg(long, conflicts_with = "batch")]
+        pretty: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate { file, batch, pretty } => {
+            if batch { simulate_batch(&file) } else { simulate_one(&file, pretty) }
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn display_name(file: &std::path::Path) -> String {
+    if file.as_os_str() == "-" { "<stdin>".to_owned() } else { file.display().to_string() }
+}
+
+fn open(file: &std::path::Path) -> io::Result<Box<dyn BufRead>> {
+    if file.as_os_str() == "-" {
+        Ok(Box::new(io::BufReader::new(io::stdin())))
+    } else {
+        let f = std::fs::File::open(file)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read `{}`: {e}", file.display())))?;
+        Ok(Box::new(io::BufReader::new(f)))
+    }
+}
+
+fn simulate_one(file: &std::path::Path, pretty: bool) -> io::Result<ExitCode> {
+    let mut text = String::new();
+    open(file)?.read_to_string(&mut text)?;
+    let name = display_name(file);
+    let answer = simulate::run(&Source::new(&name, &text), jiff::Timestamp::now());
+    let mut out = io::stdout().lock();
+    if pretty {
+        serde_json::to_writer_pretty(&mut out, &answer)?;
+    } else {
+        serde_json::to_writer(&mut out, &answer)?;
+    }
+    writeln!(out)?;
+    Ok(if answer.decision == "Error" { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn simulate_batch(file: &std::path::Path) -> io::Result<ExitCode> {
+    let name = display_name(file);
+    let mut input = open(file)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let now = jiff::Timestamp::now();
+    let mut line = String::new();
+    let mut number = 0u32;
+    let mut failures = 0u64;
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        number += 1;
+        let text = line.trim_end_matches(['\n', '\r']);
+        let answer = if text.trim().is_empty() {
+            let e = simulate::CaseError {
+                errors: vec![format!("{name}:{number}: empty line: give one JSON case per line")],
+            };
+            simulate::Answer::error(&e)
+        } else {
+            simulate::run(&Source::new(&name, text).starting_at_line(number), now)
+        };
+        if answer.decision == "Error" {
+            failures += 1;
+        }
+        serde_json::to_writer(&mut out, &answer)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    if failures > 0 {
+        eprintln!("iamd: {failures} of {number} cases could not be decided");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -85,23 +85,21 @@ impl StatementSet {
     ) {
         let mut visit = |ids: &[u32], matched: bool| {
             for &id in ids {
-                if let Some(&(p, s)) = self.entries.get(id as usize) {
-                    if let Some(st) =
+                if let Some(&(p, s)) = self.entries.get(id as usize)
+                    && let Some(st) =
                         self.policies.get(p as usize).and_then(|pol| pol.statements().get(s as usize))
                     {
                         f(p, st, matched);
                     }
-                }
             }
         };
         if let Some(ids) = self.exact.get(folded_action) {
             visit(ids, true);
         }
-        if let Some((service, _)) = folded_action.split_once(':') {
-            if let Some(ids) = self.by_service.get(service) {
+        if let Some((service, _)) = folded_action.split_once(':')
+            && let Some(ids) = self.by_service.get(service) {
                 visit(ids, false);
             }
-        }
         visit(&self.global, false);
     }
 }

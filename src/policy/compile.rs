@@ -29,8 +29,8 @@ pub(crate) fn compile(
     let mut statements = Vec::with_capacity(raw.statements.len());
     let mut sids: Vec<&str> = Vec::new();
     for (index, s) in raw.statements.iter().enumerate() {
-        if let Some(sid) = &s.sid {
-            if !sid.v.is_empty() {
+        if let Some(sid) = &s.sid
+            && !sid.v.is_empty() {
                 if sids.contains(&sid.v.as_str()) {
                     problems.add(
                         sid.at,
@@ -40,7 +40,6 @@ pub(crate) fn compile(
                 }
                 sids.push(&sid.v);
             }
-        }
         if let Some(st) = statement(s, index, kind, variables, problems) {
             statements.push(st);
         }

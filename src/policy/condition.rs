@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use jiff::Timestamp;
 
-use super::pattern::{ArnPattern, ArnSyntax, Pattern, Syntax, Variable};
+use super::pattern::{ArnPattern, ArnSyntax, Pattern, Syntax};
 use crate::context::{Context, Values};
 
 /// The operator families and comparisons, without negation or qualifiers.
@@ -290,31 +290,12 @@ impl Condition {
         Ok(Self { op, key: crate::context::fold(key).into(), operands })
     }
 
-    /// The condition key, lowercase.
-    pub(crate) fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// The operator.
-    pub(crate) fn operator(&self) -> Operator {
-        self.op
-    }
-
-    /// The policy variables the condition's values read.
-    pub(crate) fn variables(&self) -> Vec<&Variable> {
-        match &self.operands {
-            Operands::Strings(p) => p.iter().flat_map(|p| p.variables()).collect(),
-            Operands::Arns(p) => p.iter().flat_map(ArnPattern::variables).collect(),
-            _ => Vec::new(),
-        }
-    }
-
     /// Evaluates the condition against the request context.
     pub(crate) fn eval(&self, ctx: &Context) -> bool {
         let values = ctx.get_folded(&self.key);
         if let Operands::Null(expect) = &self.operands {
             let absent = values.is_none();
-            return expect.iter().any(|&e| e == absent);
+            return expect.contains(&absent);
         }
         match self.op.qualifier {
             None => match values {

@@ -166,6 +166,10 @@ pub(crate) struct Resources {
 }
 
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "patterns sit side by side in one slice, read on the hot path: no pointer to chase"
+)]
 pub(crate) enum ResourcePattern {
     Any,
     Arn(ArnPattern),
@@ -212,11 +216,6 @@ impl Statement {
     /// Whether every condition holds.
     pub(crate) fn conditions_hold(&self, ctx: &Context) -> bool {
         self.conditions.iter().all(|c| c.eval(ctx))
-    }
-
-    /// The statement's conditions.
-    pub(crate) fn conditions(&self) -> &[Condition] {
-        &self.conditions
     }
 }
 

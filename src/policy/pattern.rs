@@ -5,7 +5,7 @@
 use crate::context::{Context, Values};
 
 /// The most policy variables one value may hold.
-pub const MAX_VARIABLES: usize = 8;
+pub(crate) const MAX_VARIABLES: usize = 8;
 
 /// How a pattern's text is read.
 #[derive(Debug, Clone, Copy)]
@@ -92,8 +92,8 @@ impl Pattern {
         let mut lit = String::new();
         let mut rest = text;
         while let Some(c) = rest.chars().next() {
-            if syntax.variables && rest.starts_with("${") {
-                if let Some(end) = rest.find('}') {
+            if syntax.variables && rest.starts_with("${")
+                && let Some(end) = rest.find('}') {
                     let inner = rest.get(2..end).unwrap_or_default();
                     rest = rest.get(end + 1..).unwrap_or_default();
                     match inner {
@@ -110,7 +110,6 @@ impl Pattern {
                     }
                     continue;
                 }
-            }
             rest = rest.get(c.len_utf8()..).unwrap_or_default();
             match c {
                 '*' if syntax.wildcards => {
@@ -136,11 +135,6 @@ impl Pattern {
         })
     }
 
-    /// Whether the pattern matches any text (`*`).
-    pub(crate) fn is_any(&self) -> bool {
-        self.strategy == Strategy::Any
-    }
-
     /// The literal text, when the pattern has no wildcard and no variable.
     pub(crate) fn as_literal(&self) -> Option<&str> {
         match &self.strategy {
@@ -152,11 +146,6 @@ impl Pattern {
     /// Whether the pattern holds policy variables.
     pub(crate) fn has_variables(&self) -> bool {
         !self.variables.is_empty()
-    }
-
-    /// The pattern's variables.
-    pub(crate) fn variables(&self) -> &[Variable] {
-        &self.variables
     }
 
     /// Whether `text` matches. A variable with no value and no default
@@ -478,11 +467,6 @@ impl ArnPattern {
     /// Matches an ARN already split with [`crate::arn::split`].
     pub(crate) fn matches(&self, arn: &[&str; 6], ctx: &Context) -> bool {
         self.parts.iter().zip(arn.iter().skip(1)).all(|(p, t)| p.matches(t, ctx))
-    }
-
-    /// The pattern's variables.
-    pub(crate) fn variables(&self) -> impl Iterator<Item = &Variable> {
-        self.parts.iter().flat_map(Pattern::variables)
     }
 }
 

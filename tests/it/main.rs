@@ -1,1 +1,4 @@
+//! iamd's integration tests, one binary.
 
+mod cases;
+mod managed_policies;
