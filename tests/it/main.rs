@@ -2,3 +2,4 @@
 
 mod cases;
 mod managed_policies;
+mod properties;

@@ -1,0 +1,281 @@
+//! Properties of the compiled evaluator, checked on random policies:
+//! it agrees with a tiny reference evaluator written here from the rules,
+//! statement order never matters, adding a Deny never turns a deny into an
+//! allow, and no input makes the parser or the simulator panic.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use iamd::arn::Principal;
+use iamd::context::{Context, ContextValue};
+use iamd::eval::{evaluate, Layers, Outcome, Request, StatementSet};
+use iamd::json::Source;
+use iamd::policy::{Policy, PolicyKind};
+
+// === random policies ===
+
+#[derive(Debug, Clone)]
+struct Stmt {
+    allow: bool,
+    not_action: bool,
+    actions: Vec<&'static str>,
+    not_resource: bool,
+    resources: Vec<&'static str>,
+    condition: Option<(&'static str, &'static str, Vec<&'static str>)>,
+}
+
+const ACTIONS: &[&str] = &["*", "a:*", "a:Get*", "a:G?t", "a:get", "b:Put", "b:*Item", "*:Get", "A:GET"];
+const REQUEST_ACTIONS: &[&str] = &["a:Get", "a:get", "a:GetItem", "a:Got", "b:Put", "b:PutItem", "c:Get", "A:GETITEM"];
+const RESOURCES: &[&str] = &[
+    "*",
+    "arn:p:s:r:1:doc/*",
+    "arn:p:s:*:1:doc/?",
+    "arn:p:s:r:1:doc/x",
+    "arn:p:s:r:*:*",
+    "arn:p:s:r:1:doc/*/y",
+    "arn:p:t:r:1:*",
+];
+const REQUEST_RESOURCES: &[&str] = &[
+    "arn:p:s:r:1:doc/x",
+    "arn:p:s:q:1:doc/y",
+    "arn:p:s:r:1:doc/a/y",
+    "arn:p:s:r:1:doc/a:b",
+    "arn:p:t:r:1:doc/x",
+    "arn:p:s:r:1:other",
+];
+const OPERATORS: &[&str] = &["StringEquals", "StringNotEquals", "StringLike", "StringNotLike"];
+const KEYS: &[&str] = &["k:a", "k:b"];
+const VALUES: &[&str] = &["x", "y", "x*", "?"];
+const REQUEST_VALUES: &[&str] = &["x", "y", "xy", "z", "?"];
+
+fn stmt() -> impl Strategy<Value = Stmt> {
+    (
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+        prop::collection::vec(prop::sample::select(ACTIONS), 1..3),
+        prop::bool::weighted(0.2),
+        prop::collection::vec(prop::sample::select(RESOURCES), 1..3),
+        prop::option::weighted(
+            0.4,
+            (
+                prop::sample::select(OPERATORS),
+                prop::sample::select(KEYS),
+                prop::collection::vec(prop::sample::select(VALUES), 1..3),
+            ),
+        ),
+    )
+        .prop_map(|(allow, not_action, actions, not_resource, resources, condition)| Stmt {
+            allow,
+            not_action,
+            actions,
+            not_resource,
+            resources,
+            condition,
+        })
+}
+
+fn to_json(stmts: &[Stmt]) -> String {
+    let statements: Vec<serde_json::Value> = stmts
+        .iter()
+        .map(|s| {
+            let mut o = serde_json::Map::new();
+            o.insert("Effect".into(), (if s.allow { "Allow" } else { "Deny" }).into());
+            o.insert((if s.not_action { "NotAction" } else { "Action" }).into(), s.actions.clone().into());
+            o.insert((if s.not_resource { "NotResource" } else { "Resource" }).into(), s.resources.clone().into());
+            if let Some((op, key, values)) = &s.condition {
+                o.insert("Condition".into(), serde_json::json!({ *op: { *key: values } }));
+            }
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+#[derive(Debug, Clone)]
+struct Req {
+    action: &'static str,
+    resource: &'static str,
+    context: Vec<(&'static str, &'static str)>,
+}
+
+fn req() -> impl Strategy<Value = Req> {
+    (
+        prop::sample::select(REQUEST_ACTIONS),
+        prop::sample::select(REQUEST_RESOURCES),
+        prop::collection::vec((prop::sample::select(KEYS), prop::sample::select(REQUEST_VALUES)), 0..2),
+    )
+        .prop_map(|(action, resource, mut context)| {
+            context.sort();
+            context.dedup_by_key(|(k, _)| *k);
+            Req { action, resource, context }
+        })
+}
+
+// === the reference evaluator ===
+
+fn glob(p: &[char], t: &[char]) -> bool {
+    match (p.split_first(), t.split_first()) {
+        (None, None) => true,
+        (Some(('*', rest)), _) => glob(rest, t) || (!t.is_empty() && glob(p, &t[1..])),
+        (Some(('?', rest)), Some((_, trest))) => glob(rest, trest),
+        (Some((c, rest)), Some((d, trest))) if c == d => glob(rest, trest),
+        _ => false,
+    }
+}
+
+fn glob_str(p: &str, t: &str) -> bool {
+    glob(&p.chars().collect::<Vec<_>>(), &t.chars().collect::<Vec<_>>())
+}
+
+fn ref_action(pattern: &str, action: &str) -> bool {
+    glob_str(&pattern.to_lowercase(), &action.to_lowercase())
+}
+
+fn ref_resource(pattern: &str, resource: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let p: Vec<&str> = pattern.splitn(6, ':').collect();
+    let r: Vec<&str> = resource.splitn(6, ':').collect();
+    p.len() == 6 && r.len() == 6 && p.iter().zip(&r).all(|(a, b)| glob_str(a, b))
+}
+
+fn ref_condition(op: &str, key: &str, values: &[&str], r: &Req) -> bool {
+    let got = r.context.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let like = op.contains("Like");
+    let hit = |v: &str| values.iter().any(|p| if like { glob_str(p, v) } else { *p == v });
+    match (op.contains("Not"), got) {
+        (false, None) => false,
+        (true, None) => true,
+        (false, Some(v)) => hit(v),
+        (true, Some(v)) => !hit(v),
+    }
+}
+
+fn ref_applies(s: &Stmt, r: &Req) -> bool {
+    let action = s.actions.iter().any(|p| ref_action(p, r.action)) != s.not_action;
+    let resource = s.resources.iter().any(|p| ref_resource(p, r.resource)) != s.not_resource;
+    let condition = s.condition.as_ref().is_none_or(|(op, key, values)| ref_condition(op, key, values, r));
+    action && resource && condition
+}
+
+fn reference(policies: &[Vec<Stmt>], r: &Req) -> Outcome {
+    let all: Vec<&Stmt> = policies.iter().flatten().collect();
+    if all.iter().any(|s| !s.allow && ref_applies(s, r)) {
+        Outcome::ExplicitDeny
+    } else if all.iter().any(|s| s.allow && ref_applies(s, r)) {
+        Outcome::Allow
+    } else {
+        Outcome::ImplicitDeny
+    }
+}
+
+// === the compiled evaluator ===
+
+fn compiled(policies: &[Vec<Stmt>], r: &Req) -> Outcome {
+    let set = StatementSet::new(policies.iter().enumerate().map(|(i, stmts)| {
+        let text = to_json(stmts);
+        let name = format!("p{i}");
+        Arc::new(Policy::parse(&Source::new(&name, &text), PolicyKind::Identity).unwrap())
+    }));
+    let principal = Principal::parse("arn:p:iam::1:user/u").unwrap();
+    let mut ctx = Context::new();
+    for (k, v) in &r.context {
+        ctx.insert(*k, ContextValue::Single((*v).into())).unwrap();
+    }
+    let layers = Layers { identity: Some(&set), ..Layers::default() };
+    let request = Request {
+        principal: &principal,
+        action: r.action,
+        resource: r.resource,
+        resource_account: None,
+        context: &ctx,
+    };
+    evaluate(&layers, &request, &mut Vec::new()).outcome
+}
+
+fn policies() -> impl Strategy<Value = Vec<Vec<Stmt>>> {
+    prop::collection::vec(prop::collection::vec(stmt(), 0..5), 1..4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compiled_agrees_with_the_reference(ps in policies(), r in req()) {
+        prop_assert_eq!(compiled(&ps, &r), reference(&ps, &r));
+    }
+
+    #[test]
+    fn statement_and_policy_order_never_matter(ps in policies(), r in req(), seed in any::<u64>()) {
+        let mut shuffled = ps.clone();
+        shuffled.reverse();
+        for (i, p) in shuffled.iter_mut().enumerate() {
+            let n = p.len().max(1);
+            p.rotate_left((seed as usize + i) % n);
+            p.reverse();
+        }
+        prop_assert_eq!(compiled(&ps, &r), compiled(&shuffled, &r));
+    }
+
+    #[test]
+    fn adding_a_deny_never_turns_a_deny_into_an_allow(ps in policies(), extra in stmt(), r in req()) {
+        let before = compiled(&ps, &r);
+        let mut more = ps.clone();
+        more.push(vec![Stmt { allow: false, ..extra }]);
+        let after = compiled(&more, &r);
+        if before != Outcome::Allow {
+            prop_assert_ne!(after, Outcome::Allow);
+        }
+        if before == Outcome::ExplicitDeny {
+            prop_assert_eq!(after, Outcome::ExplicitDeny);
+        }
+    }
+}
+
+// === no panics ===
+
+fn mutate(text: &str, cuts: &[(usize, u8)]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for &(at, b) in cuts {
+        if bytes.is_empty() {
+            break;
+        }
+        let i = at % bytes.len();
+        match b % 3 {
+            0 => {
+                bytes.remove(i);
+            }
+            1 => bytes.insert(i, b"{}[]\":,*?${}'\\ x0"[usize::from(b) % 17]),
+            _ => bytes[i] = b"{}[]\":,*?${}'\\ x0"[usize::from(b) % 17],
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_parser_never_panics_on_any_text(text in ".{0,200}") {
+        for kind in [PolicyKind::Identity, PolicyKind::Resource, PolicyKind::Scp] {
+            let _ = Policy::parse(&Source::new("fuzz", &text), kind);
+        }
+    }
+
+    #[test]
+    fn the_parser_never_panics_on_broken_policies(ps in prop::collection::vec(stmt(), 1..4), cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        let text = mutate(&to_json(&ps), &cuts);
+        let _ = Policy::parse(&Source::new("fuzz", &text), PolicyKind::Identity);
+        let case = format!(r#"{{"identityPolicies": [{text}], "request": {{"principal": "arn:aws:iam::1:user/u", "action": "a:Get", "resource": "*"}}}}"#);
+        let _ = iamd::simulate::run(&Source::new("fuzz", &case), jiff::Timestamp::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn the_simulator_never_panics_on_broken_cases(cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let base = include_str!("../../examples/simulate/alice-reads-her-document.json");
+        let text = mutate(base, &cuts);
+        let _ = iamd::simulate::run(&Source::new("fuzz", &text), jiff::Timestamp::UNIX_EPOCH);
+    }
+}
