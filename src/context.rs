@@ -53,7 +53,9 @@ struct Entry {
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.entries.iter().map(|e| (&e.name, &e.value))).finish()
+        f.debug_map()
+            .entries(self.entries.iter().map(|e| (&e.name, &e.value)))
+            .finish()
     }
 }
 
@@ -73,13 +75,21 @@ impl Context {
         let folded = fold(&name);
         match self.entries.binary_search_by(|e| (*e.folded).cmp(&folded)) {
             Ok(i) => Err(DuplicateKeyError {
-                first: self.entries.get(i).map(|e| e.name.to_string()).unwrap_or_default(),
+                first: self
+                    .entries
+                    .get(i)
+                    .map(|e| e.name.to_string())
+                    .unwrap_or_default(),
                 second: name,
             }),
             Err(i) => {
                 self.entries.insert(
                     i,
-                    Entry { folded: folded.into(), name: name.into(), value },
+                    Entry {
+                        folded: folded.into(),
+                        name: name.into(),
+                        value,
+                    },
                 );
                 Ok(())
             }
@@ -103,14 +113,21 @@ impl Context {
             }
             Err(i) => self.entries.insert(
                 i,
-                Entry { folded: folded.into(), name: key.into(), value },
+                Entry {
+                    folded: folded.into(),
+                    name: key.into(),
+                    value,
+                },
             ),
         }
     }
 
     /// The values of a key, looked up by its lowercase name.
     pub fn get_folded(&self, folded_key: &str) -> Option<Values<'_>> {
-        let i = self.entries.binary_search_by(|e| (*e.folded).cmp(folded_key)).ok()?;
+        let i = self
+            .entries
+            .binary_search_by(|e| (*e.folded).cmp(folded_key))
+            .ok()?;
         self.entries.get(i).map(|e| match &e.value {
             ContextValue::Single(s) => Values::Single(s),
             ContextValue::Multi(v) => Values::Multi(v),
@@ -173,7 +190,10 @@ pub fn add_request_facts(
         PrincipalKind::Root => put("aws:userid", principal.account().to_owned()),
         _ => {}
     }
-    put("aws:CurrentTime", now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    put(
+        "aws:CurrentTime",
+        now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
     put("aws:EpochTime", now.as_second().to_string());
 }
 
@@ -189,9 +209,12 @@ mod tests {
     #[test]
     fn keys_are_case_insensitive() {
         let mut ctx = Context::new();
-        ctx.insert("aws:SourceIp", ContextValue::Single("1.2.3.4".into())).unwrap();
+        ctx.insert("aws:SourceIp", ContextValue::Single("1.2.3.4".into()))
+            .unwrap();
         assert_eq!(ctx.get("AWS:SOURCEIP"), Some(Values::Single("1.2.3.4")));
-        let err = ctx.insert("aws:sourceip", ContextValue::Single("x".into())).unwrap_err();
+        let err = ctx
+            .insert("aws:sourceip", ContextValue::Single("x".into()))
+            .unwrap_err();
         assert_eq!(err.first, "aws:SourceIp");
         assert!(!ctx.insert_if_absent("aws:SOURCEip", ContextValue::Multi(vec![])));
         ctx.set("aws:sourceIP", ContextValue::Multi(vec![]));
@@ -202,7 +225,8 @@ mod tests {
     #[test]
     fn absent_differs_from_empty() {
         let mut ctx = Context::new();
-        ctx.insert("aws:TagKeys", ContextValue::Multi(vec![])).unwrap();
+        ctx.insert("aws:TagKeys", ContextValue::Multi(vec![]))
+            .unwrap();
         assert_eq!(ctx.get("aws:tagkeys"), Some(Values::Multi(&[])));
         assert_eq!(ctx.get("aws:RequestTag/x"), None);
     }

@@ -42,7 +42,12 @@ impl<'a> Source<'a> {
     pub fn new(name: &'a str, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { name, text, first_line: 1, line_starts }
+        Self {
+            name,
+            text,
+            first_line: 1,
+            line_starts,
+        }
     }
 
     /// The same source, for a text that starts at line `line` of its file
@@ -75,7 +80,9 @@ impl<'a> Source<'a> {
             .get(start..offset)
             .map_or(offset - start, |s| s.chars().count());
         Location {
-            line: u32::try_from(line).unwrap_or(u32::MAX).saturating_add(self.first_line),
+            line: u32::try_from(line)
+                .unwrap_or(u32::MAX)
+                .saturating_add(self.first_line),
             column: u32::try_from(column).unwrap_or(u32::MAX).saturating_add(1),
         }
     }
@@ -155,9 +162,11 @@ pub fn scalar_text<'v>(value: &'v Value<'_>) -> Option<std::borrow::Cow<'v, str>
     match value {
         Value::StringLit(s) => Some(std::borrow::Cow::Borrowed(s.value.as_ref())),
         Value::NumberLit(n) => Some(std::borrow::Cow::Borrowed(n.value)),
-        Value::BooleanLit(b) => {
-            Some(std::borrow::Cow::Borrowed(if b.value { "true" } else { "false" }))
-        }
+        Value::BooleanLit(b) => Some(std::borrow::Cow::Borrowed(if b.value {
+            "true"
+        } else {
+            "false"
+        })),
         _ => None,
     }
 }
@@ -175,12 +184,26 @@ mod tests {
         let one = src.text().find('1').unwrap();
         assert_eq!(src.location(one), Location { line: 2, column: 8 });
         let shifted = Source::new("x", "a\nb").starting_at_line(10);
-        assert_eq!(shifted.location(2), Location { line: 11, column: 1 });
+        assert_eq!(
+            shifted.location(2),
+            Location {
+                line: 11,
+                column: 1
+            }
+        );
     }
 
     #[test]
     fn extensions_are_rejected() {
-        for text in ["{\"a\": 1,}", "{// c\n}", "{'a': 1}", "{a: 1}", "[0x1]", "[+1]", ""] {
+        for text in [
+            "{\"a\": 1,}",
+            "{// c\n}",
+            "{'a': 1}",
+            "{a: 1}",
+            "[0x1]",
+            "[+1]",
+            "",
+        ] {
             assert!(parse(text).is_err(), "{text} should not parse");
         }
         assert!(parse("{\"a\": [1, \"x\", true, null]}").is_ok());
@@ -189,6 +212,9 @@ mod tests {
     #[test]
     fn errors_carry_an_offset() {
         let err = parse("{\n \"a\": }").unwrap_err();
-        assert_eq!(Source::new("f", "{\n \"a\": }").location(err.offset).line, 2);
+        assert_eq!(
+            Source::new("f", "{\n \"a\": }").location(err.offset).line,
+            2
+        );
     }
 }

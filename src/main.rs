@@ -38,8 +38,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Simulate { file, batch, pretty } => {
-            if batch { simulate_batch(&file) } else { simulate_one(&file, pretty) }
+        Command::Simulate {
+            file,
+            batch,
+            pretty,
+        } => {
+            if batch {
+                simulate_batch(&file)
+            } else {
+                simulate_one(&file, pretty)
+            }
         }
     };
     match result {
@@ -52,15 +60,20 @@ fn main() -> ExitCode {
 }
 
 fn display_name(file: &std::path::Path) -> String {
-    if file.as_os_str() == "-" { "<stdin>".to_owned() } else { file.display().to_string() }
+    if file.as_os_str() == "-" {
+        "<stdin>".to_owned()
+    } else {
+        file.display().to_string()
+    }
 }
 
 fn open(file: &std::path::Path) -> io::Result<Box<dyn BufRead>> {
     if file.as_os_str() == "-" {
         Ok(Box::new(io::BufReader::new(io::stdin())))
     } else {
-        let f = std::fs::File::open(file)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot read `{}`: {e}", file.display())))?;
+        let f = std::fs::File::open(file).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot read `{}`: {e}", file.display()))
+        })?;
         Ok(Box::new(io::BufReader::new(f)))
     }
 }
@@ -77,7 +90,11 @@ fn simulate_one(file: &std::path::Path, pretty: bool) -> io::Result<ExitCode> {
         serde_json::to_writer(&mut out, &answer)?;
     }
     writeln!(out)?;
-    Ok(if answer.decision == "Error" { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if answer.decision == "Error" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn simulate_batch(file: &std::path::Path) -> io::Result<ExitCode> {
@@ -97,7 +114,9 @@ fn simulate_batch(file: &std::path::Path) -> io::Result<ExitCode> {
         let text = line.trim_end_matches(['\n', '\r']);
         let answer = if text.trim().is_empty() {
             let e = simulate::CaseError {
-                errors: vec![format!("{name}:{number}: empty line: give one JSON case per line")],
+                errors: vec![format!(
+                    "{name}:{number}: empty line: give one JSON case per line"
+                )],
             };
             simulate::Answer::error(&e)
         } else {

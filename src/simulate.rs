@@ -87,7 +87,12 @@ pub struct MatchedStatement {
 impl Answer {
     /// The answer for a case that could not be read.
     pub fn error(e: &CaseError) -> Self {
-        Self { decision: "Error", matched: None, denied_by: None, errors: Some(e.errors.clone()) }
+        Self {
+            decision: "Error",
+            matched: None,
+            denied_by: None,
+            errors: Some(e.errors.clone()),
+        }
     }
 }
 
@@ -99,13 +104,24 @@ const CASE_KEYS: &[&str] = &[
     "scps",
     "request",
 ];
-const REQUEST_KEYS: &[&str] = &["principal", "action", "resource", "resourceAccount", "context"];
+const REQUEST_KEYS: &[&str] = &[
+    "principal",
+    "action",
+    "resource",
+    "resourceAccount",
+    "context",
+];
 
 impl Case {
     /// Reads a case from its text.
     pub fn parse(source: &Source<'_>, now: jiff::Timestamp) -> Result<Self, CaseError> {
         let value = json::parse(source.text()).map_err(|e| CaseError {
-            errors: vec![format!("{}:{}: invalid JSON: {}", source.name(), source.location(e.offset), e.message)],
+            errors: vec![format!(
+                "{}:{}: invalid JSON: {}",
+                source.name(),
+                source.location(e.offset),
+                e.message
+            )],
         })?;
         Self::from_json(&value, source, now)
     }
@@ -113,8 +129,15 @@ impl Case {
     /// Reads a case from a parsed JSON value of `source`. Principal facts
     /// (`aws:username`, `aws:PrincipalArn`, ...) and the clock's keys are
     /// added to the context unless the case gives them.
-    pub fn from_json(value: &Value<'_>, source: &Source<'_>, now: jiff::Timestamp) -> Result<Self, CaseError> {
-        let mut r = Reader { source, errors: Vec::new() };
+    pub fn from_json(
+        value: &Value<'_>,
+        source: &Source<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<Self, CaseError> {
+        let mut r = Reader {
+            source,
+            errors: Vec::new(),
+        };
         let Some(obj) = r.object(value, "a case") else {
             return Err(CaseError { errors: r.errors });
         };
@@ -143,24 +166,34 @@ impl Case {
                 .elements
                 .iter()
                 .enumerate()
-                .map(|(i, level)| StatementSet::new(r.policy_list(level, PolicyKind::Scp, &format!("scp[{i}]"))))
+                .map(|(i, level)| {
+                    StatementSet::new(r.policy_list(level, PolicyKind::Scp, &format!("scp[{i}]")))
+                })
                 .collect(),
             Some(v) => {
-                r.error(json::start(v), "`scps` is an array of levels (root first), each an array of policies");
+                r.error(
+                    json::start(v),
+                    "`scps` is an array of levels (root first), each an array of policies",
+                );
                 Vec::new()
             }
         };
 
         let mut request = None;
         match get("request") {
-            None => r.error(obj.range.start, "the case has no `request`: add one with `principal`, `action` and `resource`"),
+            None => r.error(
+                obj.range.start,
+                "the case has no `request`: add one with `principal`, `action` and `resource`",
+            ),
             Some(v) => request = r.request(v),
         }
         if !r.errors.is_empty() {
             return Err(CaseError { errors: r.errors });
         }
         let Some((principal, action, resource_arn, resource_account, mut context)) = request else {
-            return Err(CaseError { errors: vec![format!("{}: the request could not be read", source.name())] });
+            return Err(CaseError {
+                errors: vec![format!("{}: the request could not be read", source.name())],
+            });
         };
         context::add_request_facts(&mut context, &principal, now, false);
         Ok(Self {
@@ -254,14 +287,21 @@ type RequestParts = (Principal, String, String, Option<String>, Context);
 
 impl Reader<'_, '_> {
     fn error(&mut self, at: usize, message: impl std::fmt::Display) {
-        self.errors.push(format!("{}:{}: {message}", self.source.name(), self.source.location(at)));
+        self.errors.push(format!(
+            "{}:{}: {message}",
+            self.source.name(),
+            self.source.location(at)
+        ));
     }
 
     fn object<'v, 'a>(&mut self, v: &'v Value<'a>, what: &str) -> Option<&'v Object<'a>> {
         match v {
             Value::Object(o) => Some(o),
             other => {
-                self.error(json::start(other), format!("{what} is a JSON object, found {}", json::type_name(other)));
+                self.error(
+                    json::start(other),
+                    format!("{what} is a JSON object, found {}", json::type_name(other)),
+                );
                 None
             }
         }
@@ -281,7 +321,11 @@ impl Reader<'_, '_> {
                     prop.range.start,
                     format!(
                         "unknown field `{name}` in the {what}: expected {}",
-                        known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ),
                 Some(k) if out.iter().any(|(n, _)| n == k) => {
@@ -293,7 +337,12 @@ impl Reader<'_, '_> {
         out
     }
 
-    fn policy(&mut self, v: &Value<'_>, kind: PolicyKind, default_name: String) -> Option<Arc<Policy>> {
+    fn policy(
+        &mut self,
+        v: &Value<'_>,
+        kind: PolicyKind,
+        default_name: String,
+    ) -> Option<Arc<Policy>> {
         let (name, doc) = match v {
             Value::Object(o)
                 if o.properties.iter().any(|p| p.name.as_str() == "policy")
@@ -318,7 +367,8 @@ impl Reader<'_, '_> {
         match Policy::from_json(doc, self.source, kind, &name, Some(&name)) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
-                self.errors.extend(e.diagnostics.iter().map(ToString::to_string));
+                self.errors
+                    .extend(e.diagnostics.iter().map(ToString::to_string));
                 None
             }
         }
@@ -326,7 +376,13 @@ impl Reader<'_, '_> {
 
     fn policy_list(&mut self, v: &Value<'_>, kind: PolicyKind, prefix: &str) -> Vec<Arc<Policy>> {
         let Value::Array(arr) = v else {
-            self.error(json::start(v), format!("expected an array of policies, found {}", json::type_name(v)));
+            self.error(
+                json::start(v),
+                format!(
+                    "expected an array of policies, found {}",
+                    json::type_name(v)
+                ),
+            );
             return Vec::new();
         };
         arr.elements
@@ -340,7 +396,10 @@ impl Reader<'_, '_> {
         match v {
             Some(Value::StringLit(s)) => Some(s.value.to_string()),
             Some(other) => {
-                self.error(json::start(other), format!("`{what}` is a string, found {}", json::type_name(other)));
+                self.error(
+                    json::start(other),
+                    format!("`{what}` is a string, found {}", json::type_name(other)),
+                );
                 None
             }
             None => {
@@ -371,9 +430,16 @@ impl Reader<'_, '_> {
             }
         });
         if let (Some(a), Some(v)) = (&action, get("action"))
-            && a != "*" && !a.split_once(':').is_some_and(|(s, n)| !s.is_empty() && !n.is_empty()) {
-                self.error(json::start(v), format!("action `{a}` is not `service:Action`"));
-            }
+            && a != "*"
+            && !a
+                .split_once(':')
+                .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty())
+        {
+            self.error(
+                json::start(v),
+                format!("action `{a}` is not `service:Action`"),
+            );
+        }
         let context = match get("context") {
             None => Some(Context::new()),
             Some(v) => self.context(v),
@@ -394,7 +460,13 @@ impl Reader<'_, '_> {
                         match json::scalar_text(e) {
                             Some(t) => values.push(t.into_owned()),
                             None => {
-                                self.error(json::start(e), format!("context key `{key}`: a list holds strings, found {}", json::type_name(e)));
+                                self.error(
+                                    json::start(e),
+                                    format!(
+                                        "context key `{key}`: a list holds strings, found {}",
+                                        json::type_name(e)
+                                    ),
+                                );
                                 ok = false;
                             }
                         }
@@ -440,7 +512,10 @@ mod tests {
         let a = run(&Source::new("c.json", text), now());
         assert_eq!(a.decision, "Allowed");
         let m = &a.matched.unwrap()[0];
-        assert_eq!((m.policy.as_str(), m.sid.as_deref(), m.layer.as_str()), ("Docs", Some("Own"), "identity"));
+        assert_eq!(
+            (m.policy.as_str(), m.sid.as_deref(), m.layer.as_str()),
+            ("Docs", Some("Own"), "identity")
+        );
     }
 
     #[test]
@@ -448,9 +523,25 @@ mod tests {
         let text = "{\"identityPolicies\": [{\"Statement\": {\"Effect\": \"Allow\", \"Action\": \"x\", \"Resource\": \"*\"}}],\n \"request\": {\"principal\": \"bob\", \"action\": \"a:b\", \"resource\": \"*\", \"extra\": 1}}";
         let e = Case::parse(&Source::new("c.json", text), now()).unwrap_err();
         assert_eq!(e.errors.len(), 3, "{e}");
-        assert!(e.errors[0].starts_with("c.json:1:67: policy `identity[0]`: statement 0: action `x` has no service prefix"), "{}", e.errors[0]);
-        assert!(e.errors.iter().any(|x| x.starts_with("c.json:2:") && x.contains("unknown field `extra`")), "{e}");
-        assert!(e.errors.iter().any(|x| x.contains("principal `bob` is not valid")), "{e}");
+        assert!(
+            e.errors[0].starts_with(
+                "c.json:1:67: policy `identity[0]`: statement 0: action `x` has no service prefix"
+            ),
+            "{}",
+            e.errors[0]
+        );
+        assert!(
+            e.errors
+                .iter()
+                .any(|x| x.starts_with("c.json:2:") && x.contains("unknown field `extra`")),
+            "{e}"
+        );
+        assert!(
+            e.errors
+                .iter()
+                .any(|x| x.contains("principal `bob` is not valid")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -458,9 +549,21 @@ mod tests {
         let text = r#"{"request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "a:b",
             "resource": "*", "context": {"aws:EpochTime": "5"}}}"#;
         let c = Case::parse(&Source::new("c.json", text), now()).unwrap();
-        assert_eq!(c.context.get("aws:username"), Some(context::Values::Single("alice")));
-        assert_eq!(c.context.get("aws:PrincipalType"), Some(context::Values::Single("User")));
-        assert_eq!(c.context.get("aws:EpochTime"), Some(context::Values::Single("5")));
-        assert_eq!(c.context.get("aws:CurrentTime"), Some(context::Values::Single("2026-01-01T00:00:00Z")));
+        assert_eq!(
+            c.context.get("aws:username"),
+            Some(context::Values::Single("alice"))
+        );
+        assert_eq!(
+            c.context.get("aws:PrincipalType"),
+            Some(context::Values::Single("User"))
+        );
+        assert_eq!(
+            c.context.get("aws:EpochTime"),
+            Some(context::Values::Single("5"))
+        );
+        assert_eq!(
+            c.context.get("aws:CurrentTime"),
+            Some(context::Values::Single("2026-01-01T00:00:00Z"))
+        );
     }
 }

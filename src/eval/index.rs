@@ -1,10 +1,12 @@
 //! A set of policies' statements, indexed by action so that a decision only
 //! looks at the statements that can be about the request's action.
 
+use std::hash::Hasher as _;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
 
+use crate::arn::Arn;
 use crate::policy::{Policy, Statement};
 
 /// Statements of one or more policies that form one layer of a decision
@@ -13,8 +15,9 @@ use crate::policy::{Policy, Statement};
 #[derive(Debug, Clone, Default)]
 pub struct StatementSet {
     policies: Vec<Arc<Policy>>,
-    /// (policy, statement) positions.
-    entries: Vec<(u32, u32)>,
+    /// Statement positions and prefilters, side by side so that rejecting a
+    /// candidate reads only this array.
+    entries: Vec<Entry>,
     // INVARIANT: for any one action, an entry appears at most once in the
     // union of `exact[action]`, `by_service[service]` and `global`: a
     // statement goes to the most general bucket that its patterns need.
@@ -25,6 +28,117 @@ pub struct StatementSet {
     by_service: FxHashMap<Box<str>, Vec<u32>>,
     /// Statements with `NotAction`, `*`, or a wildcard in a service name.
     global: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    policy: u32,
+    statement: u32,
+    filter: Filter,
+}
+
+/// A necessary condition on the request's resource: the statement's only
+/// resource pattern begins with a literal `partition:service:region:account`
+/// (compared by hash) and up to 8 literal bytes of the resource component.
+/// A candidate that fails it cannot match and is skipped unread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    None,
+    Start {
+        head: u64,
+        prefix: u64,
+        mask: u64,
+        len: u8,
+    },
+}
+
+impl Filter {
+    fn of(st: &Statement) -> Self {
+        match st.resource_literal_start() {
+            Some((head, start)) => {
+                let (prefix, len) = pack(start.as_bytes());
+                Self::Start {
+                    head: hash(head),
+                    prefix,
+                    mask: mask(len),
+                    len,
+                }
+            }
+            None => Self::None,
+        }
+    }
+
+    fn admits(self, probe: &Probe) -> bool {
+        match self {
+            Self::None => true,
+            Self::Start {
+                head,
+                prefix,
+                mask,
+                len,
+            } => {
+                probe.is_arn
+                    && probe.head == head
+                    && probe.len >= len
+                    && probe.prefix & mask == prefix
+            }
+        }
+    }
+}
+
+/// What the prefilters read of a request's resource, computed once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    is_arn: bool,
+    head: u64,
+    prefix: u64,
+    len: u8,
+}
+
+impl Probe {
+    pub(crate) fn new(arn: Option<&Arn<'_>>) -> Self {
+        match arn {
+            Some(a) => {
+                let (prefix, len) = pack(a.parts[5].as_bytes());
+                Self {
+                    is_arn: true,
+                    head: hash(a.head),
+                    prefix,
+                    len,
+                }
+            }
+            None => Self {
+                is_arn: false,
+                head: 0,
+                prefix: 0,
+                len: 0,
+            },
+        }
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(s.as_bytes());
+    h.finish()
+}
+
+/// Up to the first 8 bytes, little-endian, and how many.
+fn pack(bytes: &[u8]) -> (u64, u8) {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    if let (Some(dst), Some(src)) = (buf.get_mut(..n), bytes.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    (u64::from_le_bytes(buf), n as u8)
+}
+
+fn mask(len: u8) -> u64 {
+    if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * u32::from(len))) - 1
+    }
 }
 
 /// Index counts, for logs and benchmarks.
@@ -43,11 +157,18 @@ pub struct IndexStats {
 impl StatementSet {
     /// Indexes the statements of `policies`.
     pub fn new(policies: impl IntoIterator<Item = Arc<Policy>>) -> Self {
-        let mut set = Self { policies: policies.into_iter().collect(), ..Self::default() };
+        let mut set = Self {
+            policies: policies.into_iter().collect(),
+            ..Self::default()
+        };
         for (p, policy) in set.policies.iter().enumerate() {
             for (s, st) in policy.statements().iter().enumerate() {
                 let id = u32::try_from(set.entries.len()).unwrap_or(u32::MAX);
-                set.entries.push((p as u32, s as u32));
+                set.entries.push(Entry {
+                    policy: p as u32,
+                    statement: s as u32,
+                    filter: Filter::of(st),
+                });
                 place(st, id, &mut set.exact, &mut set.by_service, &mut set.global);
             }
         }
@@ -75,31 +196,40 @@ impl StatementSet {
     }
 
     /// Calls `f(policy, statement, action_matched)` for each statement that
-    /// may be about `action`; `action_matched` says the index has already
-    /// matched the action. `action` must be lowercase ASCII where it is
+    /// may be about `action` and the resource that `probe` describes;
+    /// `action_matched` says the index has already matched the action. `action` must be lowercase ASCII where it is
     /// ASCII (see [`lowercase_action`]).
     pub(crate) fn for_each_candidate<'s>(
         &'s self,
         folded_action: &str,
+        probe: &Probe,
         mut f: impl FnMut(u32, &'s Statement, bool),
     ) {
         let mut visit = |ids: &[u32], matched: bool| {
             for &id in ids {
-                if let Some(&(p, s)) = self.entries.get(id as usize)
-                    && let Some(st) =
-                        self.policies.get(p as usize).and_then(|pol| pol.statements().get(s as usize))
-                    {
-                        f(p, st, matched);
-                    }
+                let Some(e) = self.entries.get(id as usize) else {
+                    continue;
+                };
+                if !e.filter.admits(probe) {
+                    continue;
+                }
+                if let Some(st) = self
+                    .policies
+                    .get(e.policy as usize)
+                    .and_then(|p| p.statements().get(e.statement as usize))
+                {
+                    f(e.policy, st, matched);
+                }
             }
         };
         if let Some(ids) = self.exact.get(folded_action) {
             visit(ids, true);
         }
         if let Some((service, _)) = folded_action.split_once(':')
-            && let Some(ids) = self.by_service.get(service) {
-                visit(ids, false);
-            }
+            && let Some(ids) = self.by_service.get(service)
+        {
+            visit(ids, false);
+        }
         visit(&self.global, false);
     }
 }
@@ -140,8 +270,10 @@ fn place(
         if in_svc.iter().any(|n| wild(n)) {
             by_service.entry(svc.into()).or_default().push(id);
         } else {
-            let mut keys: Vec<String> =
-                in_svc.iter().map(|n| format!("{svc}:{}", n.to_ascii_lowercase())).collect();
+            let mut keys: Vec<String> = in_svc
+                .iter()
+                .map(|n| format!("{svc}:{}", n.to_ascii_lowercase()))
+                .collect();
             keys.sort();
             keys.dedup();
             for k in keys {

@@ -120,11 +120,17 @@ pub struct Decision {
 
 impl Decision {
     fn allow() -> Self {
-        Self { outcome: Outcome::Allow, implicit_deny_layer: None }
+        Self {
+            outcome: Outcome::Allow,
+            implicit_deny_layer: None,
+        }
     }
 
     fn implicit(layer: Layer) -> Self {
-        Self { outcome: Outcome::ImplicitDeny, implicit_deny_layer: Some(layer) }
+        Self {
+            outcome: Outcome::ImplicitDeny,
+            implicit_deny_layer: Some(layer),
+        }
     }
 }
 
@@ -148,7 +154,8 @@ struct Scan {
 struct Input<'r> {
     req: &'r Request<'r>,
     folded_action: &'r str,
-    arn: Option<[&'r str; 6]>,
+    arn: Option<arn::Arn<'r>>,
+    probe: index::Probe,
     has_boundary: bool,
 }
 
@@ -156,14 +163,20 @@ struct Input<'r> {
 /// determining statements: the matching `Deny` statements of an explicit
 /// deny, the matching identity and resource `Allow` statements of an allow,
 /// nothing for an implicit deny.
-pub fn evaluate(layers: &Layers<'_>, req: &Request<'_>, matched: &mut Vec<Determining>) -> Decision {
+pub fn evaluate(
+    layers: &Layers<'_>,
+    req: &Request<'_>,
+    matched: &mut Vec<Determining>,
+) -> Decision {
     matched.clear();
     let mut buf = [0u8; 128];
     let folded = index::lowercase_action(req.action, &mut buf);
+    let arn = arn::Arn::parse(req.resource);
     let input = Input {
         req,
         folded_action: &folded,
-        arn: arn::split(req.resource),
+        arn,
+        probe: index::Probe::new(arn.as_ref()),
         has_boundary: layers.boundary.is_some(),
     };
     let kind = req.principal.kind();
@@ -181,18 +194,40 @@ pub fn evaluate(layers: &Layers<'_>, req: &Request<'_>, matched: &mut Vec<Determ
             }
         }
     }
-    let resource = layers.resource.map(|s| scan(s, Layer::Resource, &input, true, matched));
-    let identity = layers.identity.map(|s| scan(s, Layer::Identity, &input, true, matched));
-    let boundary = layers.boundary.map(|s| scan(s, Layer::Boundary, &input, false, matched));
-    let session = layers.session.map(|s| scan(s, Layer::Session, &input, false, matched));
-    any_deny |= [resource, identity, boundary, session].iter().flatten().any(|r| r.deny);
+    let resource = layers
+        .resource
+        .map(|s| scan(s, Layer::Resource, &input, true, matched));
+    let identity = layers
+        .identity
+        .map(|s| scan(s, Layer::Identity, &input, true, matched));
+    let boundary = layers
+        .boundary
+        .map(|s| scan(s, Layer::Boundary, &input, false, matched));
+    let session = layers
+        .session
+        .map(|s| scan(s, Layer::Session, &input, false, matched));
+    any_deny |= [resource, identity, boundary, session]
+        .iter()
+        .flatten()
+        .any(|r| r.deny);
 
     if any_deny {
         matched.retain(|d| d.effect == Effect::Deny);
-        return Decision { outcome: Outcome::ExplicitDeny, implicit_deny_layer: None };
+        return Decision {
+            outcome: Outcome::ExplicitDeny,
+            implicit_deny_layer: None,
+        };
     }
     matched.retain(|d| d.effect == Effect::Allow);
-    let decision = decide(req, scp_missing, resource, identity, boundary, session);
+    let decision = decide(
+        req,
+        input.arn.as_ref(),
+        scp_missing,
+        resource,
+        identity,
+        boundary,
+        session,
+    );
     if decision.outcome != Outcome::Allow {
         matched.clear();
     }
@@ -201,6 +236,7 @@ pub fn evaluate(layers: &Layers<'_>, req: &Request<'_>, matched: &mut Vec<Determ
 
 fn decide(
     req: &Request<'_>,
+    arn: Option<&arn::Arn<'_>>,
     scp_missing: Option<Layer>,
     resource: Option<Scan>,
     identity: Option<Scan>,
@@ -244,7 +280,7 @@ fn decide(
     let resource_account = req
         .resource_account
         .filter(|a| !a.is_empty())
-        .or_else(|| arn::split(req.resource).map(|a| a[4]).filter(|a| !a.is_empty()));
+        .or_else(|| arn.map(|a| a.parts[4]).filter(|a| !a.is_empty()));
     let same_account = p.account().is_empty() || resource_account.is_none_or(|a| a == p.account());
 
     if !same_account {
@@ -264,7 +300,7 @@ fn decide(
         },
         Some(Grant::Account) => own(),
         None => {
-            if resource_policy_required(req) {
+            if resource_policy_required(req.action, arn) {
                 return Decision::implicit(Layer::Resource);
             }
             own()
@@ -274,13 +310,18 @@ fn decide(
 
 /// Role trust policies (and KMS key policies) must allow the principal
 /// themselves: without their allow, identity policies grant nothing.
-fn resource_policy_required(req: &Request<'_>) -> bool {
-    let Some([_, _, service, _, _, resource]) = arn::split(req.resource) else {
+fn resource_policy_required(action: &str, arn: Option<&arn::Arn<'_>>) -> bool {
+    let Some(arn::Arn {
+        parts: [_, _, service, _, _, resource],
+        ..
+    }) = arn
+    else {
         return false;
     };
+    let service = *service;
     let trust = service == "iam"
         && resource.starts_with("role/")
-        && TRUST_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(req.action));
+        && TRUST_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(action));
     trust || service == "kms"
 }
 
@@ -293,32 +334,41 @@ fn scan(
 ) -> Scan {
     let mut out = Scan::default();
     let req = input.req;
-    set.for_each_candidate(input.folded_action, |policy, st, action_matched| {
-        if !action_matched && !st.matches_action(req.action) {
-            return;
-        }
-        if !st.matches_resource(input.arn.as_ref(), req.context) {
-            return;
-        }
-        let grant = match principal_match(st, req.principal, input.has_boundary) {
-            PrincipalMatch::No => return,
-            PrincipalMatch::Yes(g) => g,
-        };
-        if !st.conditions_hold(req.context) {
-            return;
-        }
-        let effect = st.effect();
-        match effect {
-            Effect::Deny => out.deny = true,
-            Effect::Allow => {
-                out.allow = true;
-                out.grant = out.grant.max(grant);
+    set.for_each_candidate(
+        input.folded_action,
+        &input.probe,
+        |policy, st, action_matched| {
+            if !action_matched && !st.matches_action(req.action) {
+                return;
             }
-        }
-        if effect == Effect::Deny || record_allows {
-            matched.push(Determining { layer, policy, statement: st.index(), effect });
-        }
-    });
+            if !st.matches_resource(input.arn.as_ref(), req.context) {
+                return;
+            }
+            let grant = match principal_match(st, req.principal, input.has_boundary) {
+                PrincipalMatch::No => return,
+                PrincipalMatch::Yes(g) => g,
+            };
+            if !st.conditions_hold(req.context) {
+                return;
+            }
+            let effect = st.effect();
+            match effect {
+                Effect::Deny => out.deny = true,
+                Effect::Allow => {
+                    out.allow = true;
+                    out.grant = out.grant.max(grant);
+                }
+            }
+            if effect == Effect::Deny || record_allows {
+                matched.push(Determining {
+                    layer,
+                    policy,
+                    statement: st.index(),
+                    effect,
+                });
+            }
+        },
+    );
     out
 }
 

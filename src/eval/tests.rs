@@ -11,10 +11,21 @@ fn set(kind: PolicyKind, docs: &[&str]) -> StatementSet {
     }))
 }
 
-fn decide(layers: &Layers<'_>, principal: &str, action: &str, resource: &str) -> (Decision, Vec<Determining>) {
+fn decide(
+    layers: &Layers<'_>,
+    principal: &str,
+    action: &str,
+    resource: &str,
+) -> (Decision, Vec<Determining>) {
     let p = Principal::parse(principal).unwrap();
     let ctx = Context::new();
-    let req = Request { principal: &p, action, resource, resource_account: None, context: &ctx };
+    let req = Request {
+        principal: &p,
+        action,
+        resource,
+        resource_account: None,
+        context: &ctx,
+    };
     let mut out = Vec::new();
     let d = evaluate(layers, &req, &mut out);
     (d, out)
@@ -39,7 +50,9 @@ fn the_index_visits_each_candidate_once() {
     assert_eq!(stats.services, 1);
     assert_eq!(stats.global, 2);
     let mut seen = Vec::new();
-    s.for_each_candidate("s3:getobject", |_, st, _| seen.push(st.index()));
+    s.for_each_candidate("s3:getobject", &index::Probe::new(None), |_, st, _| {
+        seen.push(st.index())
+    });
     seen.sort();
     assert_eq!(seen, vec![0, 2, 3]);
 }
@@ -53,11 +66,32 @@ fn explicit_deny_wins_and_reports_the_deny() {
             r#"{"Statement":{"Sid":"NoDelete","Effect":"Deny","Action":"docs:Delete*","Resource":"*"}}"#,
         ],
     );
-    let layers = Layers { identity: Some(&id), ..Layers::default() };
-    let (d, m) = decide(&layers, ALICE, "docs:DeleteDocument", "arn:acme:docs:eu-1:111122223333:doc/1");
+    let layers = Layers {
+        identity: Some(&id),
+        ..Layers::default()
+    };
+    let (d, m) = decide(
+        &layers,
+        ALICE,
+        "docs:DeleteDocument",
+        "arn:acme:docs:eu-1:111122223333:doc/1",
+    );
     assert_eq!(d.outcome, Outcome::ExplicitDeny);
-    assert_eq!(m, vec![Determining { layer: Layer::Identity, policy: 1, statement: 0, effect: Effect::Deny }]);
-    let (d, m) = decide(&layers, ALICE, "docs:GetDocument", "arn:acme:docs:eu-1:111122223333:doc/1");
+    assert_eq!(
+        m,
+        vec![Determining {
+            layer: Layer::Identity,
+            policy: 1,
+            statement: 0,
+            effect: Effect::Deny
+        }]
+    );
+    let (d, m) = decide(
+        &layers,
+        ALICE,
+        "docs:GetDocument",
+        "arn:acme:docs:eu-1:111122223333:doc/1",
+    );
     assert_eq!(d.outcome, Outcome::Allow);
     assert_eq!(m.len(), 1);
     let (d, m) = decide(&layers, ALICE, "files:GetFile", "*");
@@ -67,18 +101,73 @@ fn explicit_deny_wins_and_reports_the_deny() {
 
 #[test]
 fn root_is_allowed_by_default_but_not_past_an_scp() {
-    let scps = [set(PolicyKind::Scp, &[r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#])];
-    let layers = Layers { scps: &scps, ..Layers::default() };
-    let (d, _) = decide(&layers, "arn:aws:iam::111122223333:root", "s3:GetObject", "*");
+    let scps = [set(
+        PolicyKind::Scp,
+        &[r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#],
+    )];
+    let layers = Layers {
+        scps: &scps,
+        ..Layers::default()
+    };
+    let (d, _) = decide(
+        &layers,
+        "arn:aws:iam::111122223333:root",
+        "s3:GetObject",
+        "*",
+    );
     assert_eq!(d.outcome, Outcome::Allow);
-    let (d, _) = decide(&layers, "arn:aws:iam::111122223333:root", "ec2:RunInstances", "*");
+    let (d, _) = decide(
+        &layers,
+        "arn:aws:iam::111122223333:root",
+        "ec2:RunInstances",
+        "*",
+    );
     assert_eq!(d, Decision::implicit(Layer::Scp(0)));
 }
 
 #[test]
 fn lowercase_action_folds_without_allocating_when_it_fits() {
     let mut buf = [0u8; 128];
-    assert!(matches!(index::lowercase_action("S3:GetObject", &mut buf), std::borrow::Cow::Borrowed("s3:getobject")));
+    assert!(matches!(
+        index::lowercase_action("S3:GetObject", &mut buf),
+        std::borrow::Cow::Borrowed("s3:getobject")
+    ));
     let long = "s".repeat(200);
-    assert!(matches!(index::lowercase_action(&long, &mut buf), std::borrow::Cow::Owned(_)));
+    assert!(matches!(
+        index::lowercase_action(&long, &mut buf),
+        std::borrow::Cow::Owned(_)
+    ));
+}
+
+#[test]
+fn the_prefilter_skips_only_statements_that_cannot_match() {
+    let s = set(
+        PolicyKind::Identity,
+        &[r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"d:Get","Resource":"arn:a:d:r:1:doc/team1/*"},
+            {"Effect":"Allow","Action":"d:Get","Resource":"arn:a:d:r:1:doc/a-very-long-literal/*"},
+            {"Effect":"Allow","Action":"d:Get","Resource":"arn:a:d:*:1:doc/x"},
+            {"Effect":"Allow","Action":"d:Get","Resource":"arn:a:d:r:1:${aws:username}"},
+            {"Effect":"Allow","Action":"d:Get","NotResource":"arn:a:d:r:1:doc/team1/*"},
+            {"Effect":"Allow","Action":"d:Get","Resource":["arn:a:d:r:1:doc/team1/*","*"]}
+        ]}"#],
+    );
+    let seen = |resource: &str| {
+        let arn = crate::arn::Arn::parse(resource);
+        let mut seen = Vec::new();
+        s.for_each_candidate("d:get", &index::Probe::new(arn.as_ref()), |_, st, _| {
+            seen.push(st.index())
+        });
+        seen.sort();
+        seen
+    };
+    assert_eq!(seen("arn:a:d:r:1:doc/team1/x"), vec![0, 2, 3, 4, 5]);
+    assert_eq!(
+        seen("arn:a:d:r:1:doc/a-very-long-literal/x"),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(seen("arn:a:d:r:1:doc/a-very-"), vec![1, 2, 3, 4, 5]);
+    assert_eq!(seen("arn:a:d:r:1:doc/"), vec![2, 3, 4, 5]);
+    assert_eq!(seen("arn:a:d:r:2:doc/team1/x"), vec![2, 4, 5]);
+    assert_eq!(seen("not-an-arn"), vec![2, 4, 5]);
 }

@@ -30,16 +30,17 @@ pub(crate) fn compile(
     let mut sids: Vec<&str> = Vec::new();
     for (index, s) in raw.statements.iter().enumerate() {
         if let Some(sid) = &s.sid
-            && !sid.v.is_empty() {
-                if sids.contains(&sid.v.as_str()) {
-                    problems.add(
+            && !sid.v.is_empty()
+        {
+            if sids.contains(&sid.v.as_str()) {
+                problems.add(
                         sid.at,
                         Some(index),
                         format!("`Sid` `{}` is used by an earlier statement: statement ids must be unique in a policy", sid.v),
                     );
-                }
-                sids.push(&sid.v);
             }
+            sids.push(&sid.v);
+        }
         if let Some(st) = statement(s, index, kind, variables, problems) {
             statements.push(st);
         }
@@ -58,19 +59,28 @@ fn statement(
     let before = problems.len();
     let effect = match &s.effect {
         None => {
-            problems.add(s.at, st, "the statement has no `Effect`: add `\"Effect\": \"Allow\"` or `\"Deny\"`");
+            problems.add(
+                s.at,
+                st,
+                "the statement has no `Effect`: add `\"Effect\": \"Allow\"` or `\"Deny\"`",
+            );
             None
         }
         Some(e) => match e.v.as_str() {
             "Allow" => Some(Effect::Allow),
             "Deny" => Some(Effect::Deny),
             other => {
-                let hint = if other.eq_ignore_ascii_case("allow") || other.eq_ignore_ascii_case("deny") {
-                    " (the value is case-sensitive)"
-                } else {
-                    ""
-                };
-                problems.add(e.at, st, format!("`Effect` is `Allow` or `Deny`, found `{other}`{hint}"));
+                let hint =
+                    if other.eq_ignore_ascii_case("allow") || other.eq_ignore_ascii_case("deny") {
+                        " (the value is case-sensitive)"
+                    } else {
+                        ""
+                    };
+                problems.add(
+                    e.at,
+                    st,
+                    format!("`Effect` is `Allow` or `Deny`, found `{other}`{hint}"),
+                );
                 None
             }
         },
@@ -78,11 +88,19 @@ fn statement(
 
     let actions = match (&s.action, &s.not_action) {
         (Some(_), Some(n)) => {
-            problems.add(n.at, st, "a statement has `Action` or `NotAction`, not both");
+            problems.add(
+                n.at,
+                st,
+                "a statement has `Action` or `NotAction`, not both",
+            );
             None
         }
         (None, None) => {
-            problems.add(s.at, st, "the statement has no `Action` or `NotAction`: add the actions it is about");
+            problems.add(
+                s.at,
+                st,
+                "the statement has no `Action` or `NotAction`: add the actions it is about",
+            );
             None
         }
         (Some(a), None) => actions(a, false, "Action", st, problems),
@@ -91,7 +109,11 @@ fn statement(
 
     let resources = match (&s.resource, &s.not_resource) {
         (Some(_), Some(n)) => {
-            problems.add(n.at, st, "a statement has `Resource` or `NotResource`, not both");
+            problems.add(
+                n.at,
+                st,
+                "a statement has `Resource` or `NotResource`, not both",
+            );
             None
         }
         (None, None) => {
@@ -110,7 +132,11 @@ fn statement(
 
     let principals = match (&s.principal, &s.not_principal) {
         (Some(p), None) | (None, Some(p)) if kind != PolicyKind::Resource => {
-            let what = if s.principal.is_some() { "Principal" } else { "NotPrincipal" };
+            let what = if s.principal.is_some() {
+                "Principal"
+            } else {
+                "NotPrincipal"
+            };
             problems.add(
                 p.at,
                 st,
@@ -119,7 +145,11 @@ fn statement(
             None
         }
         (Some(_), Some(n)) => {
-            problems.add(n.at, st, "a statement has `Principal` or `NotPrincipal`, not both");
+            problems.add(
+                n.at,
+                st,
+                "a statement has `Principal` or `NotPrincipal`, not both",
+            );
             None
         }
         (None, None) => {
@@ -152,7 +182,11 @@ fn statement(
     }
     Some(Statement {
         index: u32::try_from(index).unwrap_or(u32::MAX),
-        sid: s.sid.as_ref().filter(|s| !s.v.is_empty()).map(|s| s.v.as_str().into()),
+        sid: s
+            .sid
+            .as_ref()
+            .filter(|s| !s.v.is_empty())
+            .map(|s| s.v.as_str().into()),
         effect: effect?,
         actions: actions?,
         resources,
@@ -169,10 +203,18 @@ fn actions(
     problems: &mut Problems,
 ) -> Option<Actions> {
     if list.v.is_empty() {
-        problems.add(list.at, st, format!("`{what}` is empty: list at least one action"));
+        problems.add(
+            list.at,
+            st,
+            format!("`{what}` is empty: list at least one action"),
+        );
         return None;
     }
-    let syntax = Syntax { wildcards: true, variables: false, fold: true };
+    let syntax = Syntax {
+        wildcards: true,
+        variables: false,
+        fold: true,
+    };
     let mut patterns = Vec::with_capacity(list.v.len());
     for a in &list.v {
         if a.v != "*" {
@@ -194,7 +236,11 @@ fn actions(
         }
     }
     let texts = list.v.iter().map(|a| a.v.as_str().into()).collect();
-    Some(Actions { negated, patterns: patterns.into(), texts })
+    Some(Actions {
+        negated,
+        patterns: patterns.into(),
+        texts,
+    })
 }
 
 fn resources(
@@ -206,10 +252,18 @@ fn resources(
     problems: &mut Problems,
 ) -> Option<Resources> {
     if list.v.is_empty() {
-        problems.add(list.at, st, format!("`{what}` is empty: list at least one resource ARN, or `*`"));
+        problems.add(
+            list.at,
+            st,
+            format!("`{what}` is empty: list at least one resource ARN, or `*`"),
+        );
         return None;
     }
-    let syntax = ArnSyntax { variables, variables_anywhere: false, literal_service: true };
+    let syntax = ArnSyntax {
+        variables,
+        variables_anywhere: false,
+        literal_service: true,
+    };
     let mut patterns = Vec::with_capacity(list.v.len());
     for r in &list.v {
         if r.v == "*" {
@@ -221,7 +275,10 @@ fn resources(
             Err(e) => problems.add(r.at, st, format!("resource `{}`: {e}", r.v)),
         }
     }
-    Some(Resources { negated, patterns: patterns.into() })
+    Some(Resources {
+        negated,
+        patterns: patterns.into(),
+    })
 }
 
 fn conditions(
@@ -240,7 +297,14 @@ fn conditions(
             }
         };
         if op.keys.is_empty() {
-            problems.add(op.name.at, st, format!("condition operator `{}` has no keys: remove it or add a key", op.name.v));
+            problems.add(
+                op.name.at,
+                st,
+                format!(
+                    "condition operator `{}` has no keys: remove it or add a key",
+                    op.name.v
+                ),
+            );
         }
         for (key, values) in &op.keys {
             if !valid_key(&key.v) {
@@ -265,5 +329,6 @@ fn conditions(
 }
 
 fn valid_key(key: &str) -> bool {
-    key.split_once(':').is_some_and(|(p, n)| !p.is_empty() && !n.is_empty())
+    key.split_once(':')
+        .is_some_and(|(p, n)| !p.is_empty() && !n.is_empty())
 }

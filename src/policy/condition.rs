@@ -71,8 +71,16 @@ pub(crate) struct Operator {
 const OPERATORS: &[(&str, Base, bool)] = &[
     ("StringEquals", Base::StringEquals, false),
     ("StringNotEquals", Base::StringEquals, true),
-    ("StringEqualsIgnoreCase", Base::StringEqualsIgnoreCase, false),
-    ("StringNotEqualsIgnoreCase", Base::StringEqualsIgnoreCase, true),
+    (
+        "StringEqualsIgnoreCase",
+        Base::StringEqualsIgnoreCase,
+        false,
+    ),
+    (
+        "StringNotEqualsIgnoreCase",
+        Base::StringEqualsIgnoreCase,
+        true,
+    ),
     ("StringLike", Base::StringLike, false),
     ("StringNotLike", Base::StringLike, true),
     ("NumericEquals", Base::Numeric(Cmp::Eq), false),
@@ -122,13 +130,22 @@ impl Operator {
                 "`{name}` is not an operator: `Null` takes no `IfExists` suffix and no `ForAllValues:`/`ForAnyValue:` qualifier"
             ));
         }
-        Ok(Self { base, negated, if_exists, qualifier })
+        Ok(Self {
+            base,
+            negated,
+            if_exists,
+            qualifier,
+        })
     }
 
     fn accepts_variables(self) -> bool {
         matches!(
             self.base,
-            Base::StringEquals | Base::StringEqualsIgnoreCase | Base::StringLike | Base::Arn | Base::Bool
+            Base::StringEquals
+                | Base::StringEqualsIgnoreCase
+                | Base::StringLike
+                | Base::Arn
+                | Base::Bool
         )
     }
 }
@@ -149,7 +166,9 @@ fn unknown_operator(name: &str) -> String {
         .collect();
     candidates.extend(prefixed);
     match candidates.iter().find(|c| c.to_ascii_lowercase() == lower) {
-        Some(c) => format!("unknown condition operator `{name}`: operator names are case-sensitive, write `{c}`"),
+        Some(c) => format!(
+            "unknown condition operator `{name}`: operator names are case-sensitive, write `{c}`"
+        ),
         None => format!(
             "unknown condition operator `{name}`: see the operator list in docs/semantics.md (e.g. `StringEquals`, `ArnLike`, `IpAddress`, `ForAnyValue:StringLike`)"
         ),
@@ -187,7 +206,9 @@ impl Condition {
     ) -> Result<Self, String> {
         let vars = variables && op.accepts_variables();
         if values.is_empty() {
-            return Err(format!("condition key `{key}` has no values: give at least one"));
+            return Err(format!(
+                "condition key `{key}` has no values: give at least one"
+            ));
         }
         let no_vars_hint = |v: &str| {
             if variables && v.contains("${") {
@@ -287,7 +308,11 @@ impl Condition {
                     .collect::<Result<_, _>>()?,
             ),
         };
-        Ok(Self { op, key: crate::context::fold(key).into(), operands })
+        Ok(Self {
+            op,
+            key: crate::context::fold(key).into(),
+            operands,
+        })
     }
 
     /// Evaluates the condition against the request context.
@@ -328,20 +353,24 @@ impl Condition {
         match &self.operands {
             Operands::Strings(pats) => pats.iter().any(|p| p.matches(v, ctx)),
             Operands::Arns(pats) => {
-                crate::arn::split(v).is_some_and(|parts| pats.iter().any(|p| p.matches(&parts, ctx)))
+                crate::arn::Arn::parse(v).is_some_and(|a| pats.iter().any(|p| p.matches(&a, ctx)))
             }
             Operands::Numbers(ns) => {
-                let Base::Numeric(cmp) = self.op.base else { return false };
+                let Base::Numeric(cmp) = self.op.base else {
+                    return false;
+                };
                 DecimalRef::parse(v).is_some_and(|x| ns.iter().any(|n| cmp.holds(x.cmp_owned(n))))
             }
             Operands::Dates(ds) => {
-                let Base::Date(cmp) = self.op.base else { return false };
+                let Base::Date(cmp) = self.op.base else {
+                    return false;
+                };
                 parse_date(v).is_some_and(|t| ds.iter().any(|d| cmp.holds(t.cmp(d))))
             }
             Operands::Binary(bs) => bs.iter().any(|b| **b == *v),
-            Operands::Ips(nets) => {
-                v.parse::<IpAddr>().is_ok_and(|ip| nets.iter().any(|n| n.contains(&ip)))
-            }
+            Operands::Ips(nets) => v
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| nets.iter().any(|n| n.contains(&ip))),
             Operands::Null(_) => false,
         }
     }
@@ -398,7 +427,11 @@ pub(crate) struct Decimal {
 impl Decimal {
     fn parse(v: &str) -> Option<Self> {
         let d = DecimalRef::parse(v)?;
-        Some(Self { neg: d.neg, int: d.int.into(), frac: d.frac.into() })
+        Some(Self {
+            neg: d.neg,
+            int: d.int.into(),
+            frac: d.frac.into(),
+        })
     }
 }
 

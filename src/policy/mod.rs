@@ -111,11 +111,19 @@ impl Policy {
         let raw = raw::read_policy(value, &mut problems);
         let (version, statements) = compile::compile(&raw, kind, &mut problems);
         if !problems.is_empty() {
-            let sids: Vec<Option<String>> =
-                raw.statements.iter().map(|s| s.sid.as_ref().map(|s| s.v.clone())).collect();
+            let sids: Vec<Option<String>> = raw
+                .statements
+                .iter()
+                .map(|s| s.sid.as_ref().map(|s| s.v.clone()))
+                .collect();
             return Err(problems.into_error(source, label, &sids));
         }
-        Ok(Self { name: name.into(), kind, version, statements: statements.into() })
+        Ok(Self {
+            name: name.into(),
+            kind,
+            version,
+            statements: statements.into(),
+        })
     }
 
     /// The policy's name.
@@ -194,16 +202,26 @@ impl Statement {
     /// Whether the statement is about `action` (`Action` or `NotAction`).
     pub fn matches_action(&self, action: &str) -> bool {
         let empty = Context::new();
-        let hit = self.actions.patterns.iter().any(|p| p.matches(action, &empty));
+        let hit = self
+            .actions
+            .patterns
+            .iter()
+            .any(|p| p.matches(action, &empty));
         hit != self.actions.negated
     }
 
     /// Whether the statement is about the request's resource (`Resource`,
     /// `NotResource`, or neither: the resource the policy is attached to).
-    /// `arn` is the resource split with [`crate::arn::split`], `None` when the
-    /// resource is not an ARN (then only `*` matches it).
-    pub(crate) fn matches_resource(&self, arn: Option<&[&str; 6]>, ctx: &Context) -> bool {
-        let Some(r) = &self.resources else { return true };
+    /// `arn` is the parsed resource, `None` when the resource is not an ARN
+    /// (then only `*` matches it).
+    pub(crate) fn matches_resource(
+        &self,
+        arn: Option<&crate::arn::Arn<'_>>,
+        ctx: &Context,
+    ) -> bool {
+        let Some(r) = &self.resources else {
+            return true;
+        };
         let hit = r.patterns.iter().any(|p| match p {
             ResourcePattern::Any => true,
             ResourcePattern::Arn(p) => arn.is_some_and(|a| p.matches(a, ctx)),
@@ -211,6 +229,23 @@ impl Statement {
         // An entry with an unresolved variable matches no resource, so under
         // `NotResource` it leaves no resource out (docs/semantics.md).
         hit != r.negated
+    }
+
+    /// When the statement names exactly one resource ARN pattern (no
+    /// `NotResource`): its literal `partition:service:region:account` and the
+    /// literal start of its resource component. Every resource the statement
+    /// is about begins with these.
+    pub(crate) fn resource_literal_start(&self) -> Option<(&str, &str)> {
+        match &self.resources {
+            Some(Resources {
+                negated: false,
+                patterns,
+            }) => match &patterns[..] {
+                [ResourcePattern::Arn(p)] => p.literal_start(),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Whether every condition holds.

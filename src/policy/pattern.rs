@@ -2,6 +2,7 @@
 //! variables (`${aws:username}`), each pattern sorted at compile time into the
 //! cheapest way to match it.
 
+use crate::arn::Arn;
 use crate::context::{Context, Values};
 
 /// The most policy variables one value may hold.
@@ -72,7 +73,10 @@ pub(crate) enum PatternError {
 impl std::fmt::Display for PatternError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::EmptyVariable => write!(f, "empty policy variable `${{}}`: name a key, as in `${{aws:username}}`"),
+            Self::EmptyVariable => write!(
+                f,
+                "empty policy variable `${{}}`: name a key, as in `${{aws:username}}`"
+            ),
             Self::BadVariable(v) => write!(
                 f,
                 "invalid policy variable `${{{v}}}`: write `${{key}}` or `${{key, 'default'}}`"
@@ -92,24 +96,26 @@ impl Pattern {
         let mut lit = String::new();
         let mut rest = text;
         while let Some(c) = rest.chars().next() {
-            if syntax.variables && rest.starts_with("${")
-                && let Some(end) = rest.find('}') {
-                    let inner = rest.get(2..end).unwrap_or_default();
-                    rest = rest.get(end + 1..).unwrap_or_default();
-                    match inner {
-                        "*" | "?" | "$" => lit.push_str(inner),
-                        _ => {
-                            let var = parse_variable(inner)?;
-                            if variables.len() >= MAX_VARIABLES {
-                                return Err(PatternError::TooManyVariables);
-                            }
-                            flush(&mut lit, &mut pieces, syntax.fold);
-                            pieces.push(Piece::Var(variables.len() as u8));
-                            variables.push(var);
+            if syntax.variables
+                && rest.starts_with("${")
+                && let Some(end) = rest.find('}')
+            {
+                let inner = rest.get(2..end).unwrap_or_default();
+                rest = rest.get(end + 1..).unwrap_or_default();
+                match inner {
+                    "*" | "?" | "$" => lit.push_str(inner),
+                    _ => {
+                        let var = parse_variable(inner)?;
+                        if variables.len() >= MAX_VARIABLES {
+                            return Err(PatternError::TooManyVariables);
                         }
+                        flush(&mut lit, &mut pieces, syntax.fold);
+                        pieces.push(Piece::Var(variables.len() as u8));
+                        variables.push(var);
                     }
-                    continue;
                 }
+                continue;
+            }
             rest = rest.get(c.len_utf8()..).unwrap_or_default();
             match c {
                 '*' if syntax.wildcards => {
@@ -143,6 +149,18 @@ impl Pattern {
         }
     }
 
+    /// The literal text every match starts with (case-sensitive patterns
+    /// only; empty when the pattern starts with a wildcard or a variable).
+    pub(crate) fn literal_prefix(&self) -> Option<&str> {
+        if self.fold {
+            return None;
+        }
+        match self.pieces.first() {
+            Some(Piece::Lit(s)) => Some(s),
+            _ => Some(""),
+        }
+    }
+
     /// Whether the pattern holds policy variables.
     pub(crate) fn has_variables(&self) -> bool {
         !self.variables.is_empty()
@@ -156,7 +174,9 @@ impl Pattern {
             Strategy::Exact(s) => eq(text, s, self.fold),
             Strategy::Prefix(s) => {
                 text.len() >= s.len()
-                    && text.get(..s.len()).is_some_and(|head| eq(head, s, self.fold))
+                    && text
+                        .get(..s.len())
+                        .is_some_and(|head| eq(head, s, self.fold))
             }
             Strategy::Suffix(s) => {
                 text.len() >= s.len()
@@ -173,7 +193,14 @@ impl Pattern {
                         None => return false,
                     }
                 }
-                glob(&Resolved { pieces: &self.pieces, resolved: &resolved }, text, self.fold)
+                glob(
+                    &Resolved {
+                        pieces: &self.pieces,
+                        resolved: &resolved,
+                    },
+                    text,
+                    self.fold,
+                )
             }
         }
     }
@@ -208,7 +235,10 @@ fn parse_variable(inner: &str) -> Result<Variable, PatternError> {
             PatternError::BadVariable(inner.to_owned())
         });
     }
-    if key.chars().any(|c| c.is_whitespace() || c == '$' || c == '{') {
+    if key
+        .chars()
+        .any(|c| c.is_whitespace() || c == '$' || c == '{')
+    {
         return Err(PatternError::BadVariable(inner.to_owned()));
     }
     Ok(Variable {
@@ -249,14 +279,14 @@ fn choose_strategy(pieces: &[Piece], fold: bool) -> Strategy {
     }
 }
 
+/// Compares with a literal of the `Exact`, `Prefix` or `Suffix` strategies,
+/// which are ASCII when folded (see `choose_strategy`).
 fn eq(text: &str, lit: &str, fold: bool) -> bool {
-    if !fold {
-        return text == lit;
+    if fold {
+        text.eq_ignore_ascii_case(lit)
+    } else {
+        text == lit
     }
-    if text.is_ascii() && lit.is_ascii() {
-        return text.eq_ignore_ascii_case(lit);
-    }
-    lit_at(text, 0, lit, true) == Some(text.len())
 }
 
 // === glob matching ===
@@ -295,7 +325,9 @@ impl<'a> Pieces<'a> for Resolved<'a> {
         match self.pieces.get(i) {
             Some(Piece::Lit(s)) => P::Lit(s),
             Some(Piece::One) => P::One,
-            Some(Piece::Var(v)) => P::Lit(self.resolved.get(usize::from(*v)).copied().unwrap_or("")),
+            Some(Piece::Var(v)) => {
+                P::Lit(self.resolved.get(usize::from(*v)).copied().unwrap_or(""))
+            }
             Some(Piece::Star) | None => P::Star,
         }
     }
@@ -306,7 +338,11 @@ impl<'a> Pieces<'a> for Resolved<'a> {
 /// their leftmost match, which is enough for `*` and `?` patterns.
 fn glob<'a>(p: &impl Pieces<'a>, text: &str, fold: bool) -> bool {
     let n = p.len();
-    let next_star = |from: usize| (from..n).find(|&i| matches!(p.get(i), P::Star)).unwrap_or(n);
+    let next_star = |from: usize| {
+        (from..n)
+            .find(|&i| matches!(p.get(i), P::Star))
+            .unwrap_or(n)
+    };
     let first_end = next_star(0);
     let Some(mut pos) = group_at(p, 0, first_end, text, 0, fold) else {
         return false;
@@ -321,7 +357,8 @@ fn glob<'a>(p: &impl Pieces<'a>, text: &str, fold: bool) -> bool {
             if start == n {
                 return true;
             }
-            return starts(text, pos).any(|s| group_at(p, start, end, text, s, fold) == Some(text.len()));
+            return starts(text, pos)
+                .any(|s| group_at(p, start, end, text, s, fold) == Some(text.len()));
         }
         if start < end {
             match starts(text, pos).find_map(|s| group_at(p, start, end, text, s, fold)) {
@@ -390,6 +427,8 @@ mod tests;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ArnPattern {
     parts: [Pattern; 5],
+    /// `partition:service:region:account` when all four are literal.
+    head: Option<Box<str>>,
 }
 
 /// Why an ARN pattern is not valid.
@@ -445,8 +484,16 @@ impl ArnPattern {
             return Err(ArnPatternError::WildcardInService);
         }
         let head_vars = syntax.variables && syntax.variables_anywhere;
-        let head = Syntax { wildcards: true, variables: head_vars, fold: false };
-        let tail = Syntax { wildcards: true, variables: syntax.variables, fold: false };
+        let head = Syntax {
+            wildcards: true,
+            variables: head_vars,
+            fold: false,
+        };
+        let tail = Syntax {
+            wildcards: true,
+            variables: syntax.variables,
+            fold: false,
+        };
         let part = |t: &str, s| Pattern::new(t, s).map_err(ArnPatternError::Part);
         let parts = [
             part(partition, head)?,
@@ -457,21 +504,49 @@ impl ArnPattern {
         ];
         if syntax.variables
             && !syntax.variables_anywhere
-            && [partition, service, region, account].iter().any(|p| has_variable(p))
+            && [partition, service, region, account]
+                .iter()
+                .any(|p| has_variable(p))
         {
             return Err(ArnPatternError::VariableOutsideResource);
         }
-        Ok(Self { parts })
+        let head = match [&parts[0], &parts[1], &parts[2], &parts[3]].map(Pattern::as_literal) {
+            [Some(a), Some(b), Some(c), Some(d)] => Some(format!("{a}:{b}:{c}:{d}").into()),
+            _ => None,
+        };
+        Ok(Self { parts, head })
     }
 
-    /// Matches an ARN already split with [`crate::arn::split`].
-    pub(crate) fn matches(&self, arn: &[&str; 6], ctx: &Context) -> bool {
-        self.parts.iter().zip(arn.iter().skip(1)).all(|(p, t)| p.matches(t, ctx))
+    /// `partition:service:region:account` when those are literal, and the
+    /// literal text the resource component starts with: what every match
+    /// must begin with, for the evaluator's prefilter.
+    pub(crate) fn literal_start(&self) -> Option<(&str, &str)> {
+        Some((self.head.as_deref()?, self.parts[4].literal_prefix()?))
+    }
+
+    /// Matches a parsed ARN. The resource component, the most selective,
+    /// is compared first.
+    pub(crate) fn matches(&self, arn: &Arn<'_>, ctx: &Context) -> bool {
+        let [p0, p1, p2, p3, p4] = &self.parts;
+        let [_, t0, t1, t2, t3, t4] = arn.parts;
+        if !p4.matches(t4, ctx) {
+            return false;
+        }
+        match &self.head {
+            Some(head) => arn.head == &**head,
+            None => {
+                p0.matches(t0, ctx)
+                    && p1.matches(t1, ctx)
+                    && p2.matches(t2, ctx)
+                    && p3.matches(t3, ctx)
+            }
+        }
     }
 }
 
 fn has_variable(text: &str) -> bool {
-    text.find("${").is_some_and(|i| text.get(i..).is_some_and(|t| t.contains('}')))
+    text.find("${")
+        .is_some_and(|i| text.get(i..).is_some_and(|t| t.contains('}')))
 }
 
 /// Splits an ARN pattern at its first five colons, skipping colons inside

@@ -42,7 +42,10 @@ impl Principals {
         st: Option<usize>,
         problems: &mut Problems,
     ) -> Option<Self> {
-        let mut p = Self { negated, ..Self::default() };
+        let mut p = Self {
+            negated,
+            ..Self::default()
+        };
         let entries = match &raw.v {
             RawPrincipal::Any => {
                 p.any = true;
@@ -51,15 +54,28 @@ impl Principals {
             RawPrincipal::Map(entries) => entries,
         };
         if entries.is_empty() {
-            problems.add(raw.at, st, "the principal element is empty: name at least one principal");
+            problems.add(
+                raw.at,
+                st,
+                "the principal element is empty: name at least one principal",
+            );
         }
         for (ty, values) in entries {
             if values.is_empty() {
-                problems.add(ty.at, st, format!("principal type `{}` lists no principals", ty.v));
+                problems.add(
+                    ty.at,
+                    st,
+                    format!("principal type `{}` lists no principals", ty.v),
+                );
             }
             for v in values {
                 let text = v.v.as_str();
-                if text == "*" && matches!(ty.v.as_str(), "AWS" | "Service" | "Federated" | "CanonicalUser") {
+                if text == "*"
+                    && matches!(
+                        ty.v.as_str(),
+                        "AWS" | "Service" | "Federated" | "CanonicalUser"
+                    )
+                {
                     p.any |= ty.v == "AWS";
                     if ty.v != "AWS" {
                         problems.add(v.at, st, format!("`*` is allowed only as `\"Principal\": \"*\"` or `{{\"AWS\": \"*\"}}`, not under `{}`", ty.v));
@@ -86,9 +102,15 @@ impl Principals {
                     other => {
                         let hint = match TYPES.iter().find(|t| t.eq_ignore_ascii_case(other)) {
                             Some(t) => format!("write `{t}`"),
-                            None => "use `AWS`, `Service`, `Federated` or `CanonicalUser`".to_owned(),
+                            None => {
+                                "use `AWS`, `Service`, `Federated` or `CanonicalUser`".to_owned()
+                            }
                         };
-                        problems.add(ty.at, st, format!("unknown principal type `{other}`: {hint}"));
+                        problems.add(
+                            ty.at,
+                            st,
+                            format!("unknown principal type `{other}`: {hint}"),
+                        );
                         break;
                     }
                 }
@@ -108,7 +130,11 @@ impl Principals {
             PrincipalKind::Service => has(&self.services, who.name()).then_some(Grant::Direct),
             kind => {
                 if has(&self.arns, who.arn()) {
-                    return Some(if kind == PrincipalKind::Role { Grant::Role } else { Grant::Direct });
+                    return Some(if kind == PrincipalKind::Role {
+                        Grant::Role
+                    } else {
+                        Grant::Direct
+                    });
                 }
                 if who.role_arn().is_some_and(|r| has(&self.arns, r)) {
                     return Some(Grant::Role);
@@ -149,7 +175,9 @@ fn aws_principal(text: &str) -> Result<AwsPrincipal<'_>, &'static str> {
         return Ok(AwsPrincipal::Account(text));
     }
     let Some([_, _, service, _, account, resource]) = arn::split(text) else {
-        return Err("expected `*`, an account id, or the ARN of an account root, user, role, role session or federated user");
+        return Err(
+            "expected `*`, an account id, or the ARN of an account root, user, role, role session or federated user",
+        );
     };
     if account.is_empty() {
         return Err("the ARN has no account id");
@@ -157,9 +185,9 @@ fn aws_principal(text: &str) -> Result<AwsPrincipal<'_>, &'static str> {
     match (service, resource) {
         ("iam", "root") => Ok(AwsPrincipal::Account(account)),
         ("iam", r) if r.starts_with("user/") || r.starts_with("role/") => Ok(AwsPrincipal::Arn),
-        ("iam", r) if r.starts_with("group/") => {
-            Err("groups cannot be principals: name the users, or grant through the group's own policies")
-        }
+        ("iam", r) if r.starts_with("group/") => Err(
+            "groups cannot be principals: name the users, or grant through the group's own policies",
+        ),
         ("sts", r) if r.starts_with("assumed-role/") || r.starts_with("federated-user/") => {
             Ok(AwsPrincipal::Arn)
         }

@@ -71,7 +71,10 @@ pub(crate) fn read_policy(value: &Value<'_>, problems: &mut Problems) -> RawPoli
         problems.add(
             json::start(value),
             None,
-            format!("a policy document is a JSON object, found {}", json::type_name(value)),
+            format!(
+                "a policy document is a JSON object, found {}",
+                json::type_name(value)
+            ),
         );
         return policy;
     };
@@ -105,7 +108,11 @@ pub(crate) fn read_policy(value: &Value<'_>, problems: &mut Problems) -> RawPoli
         }
     }
     if !saw_statement {
-        problems.add(obj.range.start, None, "the policy has no `Statement` element: add one");
+        problems.add(
+            obj.range.start,
+            None,
+            "the policy has no `Statement` element: add one",
+        );
     }
     policy
 }
@@ -128,7 +135,10 @@ fn read_statement(value: &Value<'_>, index: usize, problems: &mut Problems) -> R
         problems.add(
             at,
             Some(index),
-            format!("a statement is a JSON object, found {}", json::type_name(value)),
+            format!(
+                "a statement is a JSON object, found {}",
+                json::type_name(value)
+            ),
         );
         return s;
     };
@@ -181,7 +191,11 @@ fn fields<'o, 'a>(
 }
 
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn string(
@@ -191,7 +205,10 @@ fn string(
     problems: &mut Problems,
 ) -> Option<Spanned<String>> {
     match v {
-        Value::StringLit(s) => Some(Spanned { v: s.value.to_string(), at: s.range.start }),
+        Value::StringLit(s) => Some(Spanned {
+            v: s.value.to_string(),
+            at: s.range.start,
+        }),
         _ => {
             problems.add(
                 json::start(v),
@@ -218,7 +235,10 @@ fn string_list(
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         match item {
-            Value::StringLit(s) => out.push(Spanned { v: s.value.to_string(), at: s.range.start }),
+            Value::StringLit(s) => out.push(Spanned {
+                v: s.value.to_string(),
+                at: s.range.start,
+            }),
             _ => problems.add(
                 json::start(item),
                 statement,
@@ -247,7 +267,10 @@ fn scalar_list(
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         match json::scalar_text(item) {
-            Some(text) => out.push(Spanned { v: text.into_owned(), at: json::start(item) }),
+            Some(text) => out.push(Spanned {
+                v: text.into_owned(),
+                at: json::start(item),
+            }),
             None => problems.add(
                 json::start(item),
                 statement,
@@ -269,21 +292,37 @@ fn principal(
 ) -> Option<Spanned<RawPrincipal>> {
     let at = json::start(v);
     match v {
-        Value::StringLit(s) if s.value == "*" => Some(Spanned { v: RawPrincipal::Any, at }),
+        Value::StringLit(s) if s.value == "*" => Some(Spanned {
+            v: RawPrincipal::Any,
+            at,
+        }),
         Value::Object(obj) => {
             let mut entries: Vec<(Spanned<String>, Vec<Spanned<String>>)> = Vec::new();
             for prop in &obj.properties {
                 let name = prop.name.as_str();
                 if entries.iter().any(|(n, _)| n.v == name) {
-                    problems.add(prop.range.start, statement, format!("`{name}` appears twice in `{what}`: keep one"));
+                    problems.add(
+                        prop.range.start,
+                        statement,
+                        format!("`{name}` appears twice in `{what}`: keep one"),
+                    );
                     continue;
                 }
                 let values = string_list(&prop.value, what, statement, problems)
                     .map(|l| l.v)
                     .unwrap_or_default();
-                entries.push((Spanned { v: name.to_owned(), at: prop.range.start }, values));
+                entries.push((
+                    Spanned {
+                        v: name.to_owned(),
+                        at: prop.range.start,
+                    },
+                    values,
+                ));
             }
-            Some(Spanned { v: RawPrincipal::Map(entries), at })
+            Some(Spanned {
+                v: RawPrincipal::Map(entries),
+                at,
+            })
         }
         _ => {
             problems.add(
@@ -345,15 +384,26 @@ fn condition(
                 problems.add(
                     kp.range.start,
                     statement,
-                    format!("condition key `{key}` appears twice under `{name}`: list its values once"),
+                    format!(
+                        "condition key `{key}` appears twice under `{name}`: list its values once"
+                    ),
                 );
                 continue;
             }
             let values = scalar_list(&kp.value, key, statement, problems);
-            entries.push((Spanned { v: key.to_owned(), at: kp.range.start }, values));
+            entries.push((
+                Spanned {
+                    v: key.to_owned(),
+                    at: kp.range.start,
+                },
+                values,
+            ));
         }
         ops.push(RawOperator {
-            name: Spanned { v: name.to_owned(), at: prop.range.start },
+            name: Spanned {
+                v: name.to_owned(),
+                at: prop.range.start,
+            },
             keys: entries,
         });
     }

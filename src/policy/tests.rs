@@ -5,7 +5,12 @@ fn parse(text: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
 }
 
 fn errors(text: &str, kind: PolicyKind) -> Vec<String> {
-    parse(text, kind).unwrap_err().diagnostics.iter().map(ToString::to_string).collect()
+    parse(text, kind)
+        .unwrap_err()
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
@@ -34,10 +39,28 @@ fn every_problem_is_reported_with_its_place() {
     let errs = errors(text, PolicyKind::Identity);
     assert_eq!(errs.len(), 5, "{errs:#?}");
     assert!(errs[0].starts_with("p.json:4:28: statement 0 (`A`): `Effect` is `Allow` or `Deny`, found `allow` (the value is case-sensitive)"), "{}", errs[0]);
-    assert!(errs[1].starts_with("p.json:5:46: statement 1 (`B`): action `GetObject` has no service prefix"), "{}", errs[1]);
-    assert!(errs[2].starts_with("p.json:5:71: statement 1 (`B`): resource `bucket`: not an ARN"), "{}", errs[2]);
-    assert!(errs[3].contains("statement 2 (`A`): `Sid` `A` is used by an earlier statement"), "{}", errs[3]);
-    assert!(errs[4].contains("unknown condition operator `StringEqual`"), "{}", errs[4]);
+    assert!(
+        errs[1].starts_with(
+            "p.json:5:46: statement 1 (`B`): action `GetObject` has no service prefix"
+        ),
+        "{}",
+        errs[1]
+    );
+    assert!(
+        errs[2].starts_with("p.json:5:71: statement 1 (`B`): resource `bucket`: not an ARN"),
+        "{}",
+        errs[2]
+    );
+    assert!(
+        errs[3].contains("statement 2 (`A`): `Sid` `A` is used by an earlier statement"),
+        "{}",
+        errs[3]
+    );
+    assert!(
+        errs[4].contains("unknown condition operator `StringEqual`"),
+        "{}",
+        errs[4]
+    );
 }
 
 #[test]
@@ -52,27 +75,49 @@ fn duplicate_keys_are_errors() {
         r#"{"Statement":{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"},"Bool":{"aws:SecureTransport":"false"}}}}"#,
         PolicyKind::Identity,
     );
-    assert!(errs[0].contains("condition operator `Bool` appears twice"), "{}", errs[0]);
+    assert!(
+        errs[0].contains("condition operator `Bool` appears twice"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
 fn element_rules_depend_on_the_policy_kind() {
-    let with_principal = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"a:b","Resource":"*"}}"#;
-    assert!(errors(with_principal, PolicyKind::Identity)[0].contains("`Principal` is not allowed in an identity policy"));
-    assert!(errors(with_principal, PolicyKind::Scp)[0].contains("`Principal` is not allowed in a service control policy"));
+    let with_principal =
+        r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"a:b","Resource":"*"}}"#;
+    assert!(
+        errors(with_principal, PolicyKind::Identity)[0]
+            .contains("`Principal` is not allowed in an identity policy")
+    );
+    assert!(
+        errors(with_principal, PolicyKind::Scp)[0]
+            .contains("`Principal` is not allowed in a service control policy")
+    );
     assert!(parse(with_principal, PolicyKind::Resource).is_ok());
     let no_principal = r#"{"Statement":{"Effect":"Allow","Action":"a:b"}}"#;
     assert!(errors(no_principal, PolicyKind::Resource)[0].contains("has no `Principal`"));
-    assert!(errors(no_principal, PolicyKind::Identity)[0].contains("has no `Resource` or `NotResource`"));
-    let not_principal_allow = r#"{"Statement":{"Effect":"Allow","NotPrincipal":{"AWS":"111122223333"},"Action":"a:b"}}"#;
-    assert!(errors(not_principal_allow, PolicyKind::Resource)[0].contains("`NotPrincipal` is supported only with"));
+    assert!(
+        errors(no_principal, PolicyKind::Identity)[0]
+            .contains("has no `Resource` or `NotResource`")
+    );
+    let not_principal_allow =
+        r#"{"Statement":{"Effect":"Allow","NotPrincipal":{"AWS":"111122223333"},"Action":"a:b"}}"#;
+    assert!(
+        errors(not_principal_allow, PolicyKind::Resource)[0]
+            .contains("`NotPrincipal` is supported only with")
+    );
 }
 
 #[test]
 fn invalid_json_names_the_place() {
     let errs = errors("{\n  \"Statement\": [\n}", PolicyKind::Identity);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("p.json:3:1: invalid JSON"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("p.json:3:1: invalid JSON"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]

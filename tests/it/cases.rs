@@ -94,20 +94,42 @@ fn load() -> Vec<Built> {
                 let request = serde_json::to_string(&Value::Object(request)).unwrap();
                 let text = match &group.policies_json {
                     Some(raw) => {
-                        assert!(group.policies.is_empty(), "{file}: `policies` and `policiesJson` together");
-                        let body = raw.trim().strip_suffix('}').expect("policiesJson is an object");
-                        let sep = if body.trim_end().ends_with('{') { "" } else { "," };
+                        assert!(
+                            group.policies.is_empty(),
+                            "{file}: `policies` and `policiesJson` together"
+                        );
+                        let body = raw
+                            .trim()
+                            .strip_suffix('}')
+                            .expect("policiesJson is an object");
+                        let sep = if body.trim_end().ends_with('{') {
+                            ""
+                        } else {
+                            ","
+                        };
                         format!("{body}{sep} \"request\": {request}}}")
                     }
                     None => {
-                        let layers = serde_json::to_string(&Value::Object(group.policies.clone())).unwrap();
+                        let layers =
+                            serde_json::to_string(&Value::Object(group.policies.clone())).unwrap();
                         let body = layers.strip_suffix('}').unwrap();
                         let sep = if group.policies.is_empty() { "" } else { "," };
                         format!("{body}{sep}\"request\": {request}}}")
                     }
                 };
-                let covers = group.covers.iter().chain(e.covers.iter()).cloned().collect();
-                out.push(Built { file: file.clone(), name: e.name.clone(), covers, text, expect: e });
+                let covers = group
+                    .covers
+                    .iter()
+                    .chain(e.covers.iter())
+                    .cloned()
+                    .collect();
+                out.push(Built {
+                    file: file.clone(),
+                    name: e.name.clone(),
+                    covers,
+                    text,
+                    expect: e,
+                });
             }
         }
     }
@@ -124,19 +146,36 @@ fn every_case_gets_its_expected_answer() {
     let mut names = BTreeSet::new();
     let mut failures = Vec::new();
     for c in &cases {
-        assert!(names.insert((c.file.clone(), c.name.clone())), "{}: duplicate case name `{}`", c.file, c.name);
-        assert!(!c.covers.is_empty(), "{}: `{}` cites no checklist item", c.file, c.name);
+        assert!(
+            names.insert((c.file.clone(), c.name.clone())),
+            "{}: duplicate case name `{}`",
+            c.file,
+            c.name
+        );
+        assert!(
+            !c.covers.is_empty(),
+            "{}: `{}` cites no checklist item",
+            c.file,
+            c.name
+        );
         let answer = simulate::run(&Source::new(&c.name, &c.text), now());
         let mut problems = Vec::new();
         if answer.decision != c.expect.expect {
-            problems.push(format!("decision {} (expected {})", answer.decision, c.expect.expect));
+            problems.push(format!(
+                "decision {} (expected {})",
+                answer.decision, c.expect.expect
+            ));
         }
         if let Some(want) = &c.expect.matched {
             let got: BTreeSet<String> = answer
                 .matched
                 .iter()
                 .flatten()
-                .map(|m| m.sid.clone().unwrap_or_else(|| format!("{}#{}", m.policy, m.statement)))
+                .map(|m| {
+                    m.sid
+                        .clone()
+                        .unwrap_or_else(|| format!("{}#{}", m.policy, m.statement))
+                })
                 .collect();
             let want: BTreeSet<String> = want.iter().cloned().collect();
             if got != want {
@@ -145,7 +184,10 @@ fn every_case_gets_its_expected_answer() {
         }
         if let Some(layer) = &c.expect.denied_by {
             if answer.denied_by.as_deref() != Some(layer.as_str()) {
-                problems.push(format!("denied by {:?} (expected {layer})", answer.denied_by));
+                problems.push(format!(
+                    "denied by {:?} (expected {layer})",
+                    answer.denied_by
+                ));
             }
         }
         if let Some(needle) = &c.expect.error_contains {
@@ -163,24 +205,40 @@ fn every_case_gets_its_expected_answer() {
             failures.push(format!("{} / {}: {}", c.file, c.name, problems.join("; ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
-    assert!(cases.len() >= 400, "the corpus has {} cases; keep at least 400", cases.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(
+        cases.len() >= 400,
+        "the corpus has {} cases; keep at least 400",
+        cases.len()
+    );
 }
 
 /// The checklist of `docs/semantics.md`, and items no case can show.
 const CHECKLIST: &[&str] = &[
     "G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9", "G10", "G11", "G12", "M1", "M2", "M3",
     "M4", "M5", "M6", "C0", "C1", "C1b", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10",
-    "C11", "C12", "C13", "C14", "C15", "V1", "V2", "V3", "V4", "V5", "V6", "E0", "E1", "E2",
-    "E3", "E4", "E5", "E6", "E7", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "D1", "D2", "D3",
-    "D4", "D5", "D6", "D7",
+    "C11", "C12", "C13", "C14", "C15", "V1", "V2", "V3", "V4", "V5", "V6", "E0", "E1", "E2", "E3",
+    "E4", "E5", "E6", "E7", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "D1", "D2", "D3", "D4", "D5",
+    "D6", "D7",
 ];
 
 /// Items that are not a property of a decision, with the reason.
 const NOT_DECISIONS: &[(&str, &str)] = &[
-    ("E7", "one request names one resource: a caller asks once per resource (docs/semantics.md)"),
+    (
+        "E7",
+        "one request names one resource: a caller asks once per resource (docs/semantics.md)",
+    ),
     ("R7", "console role switching is not an API decision"),
-    ("G11", "iamd accepts any Unicode text in policies; a validator warning is planned"),
+    (
+        "G11",
+        "iamd accepts any Unicode text in policies; a validator warning is planned",
+    ),
 ];
 
 #[test]
@@ -189,8 +247,15 @@ fn every_checklist_item_is_covered() {
     let mut sides: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for c in &cases {
         for id in &c.covers {
-            assert!(CHECKLIST.contains(&id.as_str()), "{} / {}: unknown checklist id `{id}`", c.file, c.name);
-            let e = sides.entry(CHECKLIST.iter().find(|x| **x == id).unwrap()).or_default();
+            assert!(
+                CHECKLIST.contains(&id.as_str()),
+                "{} / {}: unknown checklist id `{id}`",
+                c.file,
+                c.name
+            );
+            let e = sides
+                .entry(CHECKLIST.iter().find(|x| **x == id).unwrap())
+                .or_default();
             if c.expect.expect == "Allowed" {
                 e.0 += 1;
             } else {
@@ -208,5 +273,9 @@ fn every_checklist_item_is_covered() {
             missing.push(format!("{id}: {pos} allowed, {neg} denied or rejected"));
         }
     }
-    assert!(missing.is_empty(), "checklist items without cases on both sides:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "checklist items without cases on both sides:\n{}",
+        missing.join("\n")
+    );
 }

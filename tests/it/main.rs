@@ -1,4 +1,10 @@
 //! iamd's integration tests, one binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly on the first surprise"
+)]
 
 mod cases;
 mod managed_policies;

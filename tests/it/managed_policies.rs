@@ -36,7 +36,12 @@ fn all_managed_policies_compile_with_their_statement_counts() {
             Err(e) => failures.push(e.to_string()),
         }
     }
-    assert!(failures.is_empty(), "{} policies failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} policies failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(compiled, 1523);
 }
 
@@ -44,7 +49,7 @@ fn all_managed_policies_compile_with_their_statement_counts() {
 fn administrator_access_allows_everything_and_read_only_does_not_write() {
     use iamd::arn::Principal;
     use iamd::context::Context;
-    use iamd::eval::{evaluate, Layers, Outcome, Request, StatementSet};
+    use iamd::eval::{Layers, Outcome, Request, StatementSet, evaluate};
     use std::sync::Arc;
 
     let load = |name: &str| {
@@ -54,13 +59,35 @@ fn administrator_access_allows_everything_and_read_only_does_not_write() {
     let alice = Principal::parse("arn:aws:iam::111122223333:user/alice").unwrap();
     let ctx = Context::new();
     let decide = |set: &StatementSet, action: &str, resource: &str| {
-        let layers = Layers { identity: Some(set), ..Layers::default() };
-        let req = Request { principal: &alice, action, resource, resource_account: None, context: &ctx };
+        let layers = Layers {
+            identity: Some(set),
+            ..Layers::default()
+        };
+        let req = Request {
+            principal: &alice,
+            action,
+            resource,
+            resource_account: None,
+            context: &ctx,
+        };
         evaluate(&layers, &req, &mut Vec::new()).outcome
     };
     let admin = StatementSet::new([load("AdministratorAccess")]);
-    assert_eq!(decide(&admin, "iam:DeleteUser", "arn:aws:iam::111122223333:user/bob"), Outcome::Allow);
+    assert_eq!(
+        decide(
+            &admin,
+            "iam:DeleteUser",
+            "arn:aws:iam::111122223333:user/bob"
+        ),
+        Outcome::Allow
+    );
     let s3_read = StatementSet::new([load("AmazonS3ReadOnlyAccess")]);
-    assert_eq!(decide(&s3_read, "s3:GetObject", "arn:aws:s3:::bucket/key"), Outcome::Allow);
-    assert_eq!(decide(&s3_read, "s3:PutObject", "arn:aws:s3:::bucket/key"), Outcome::ImplicitDeny);
+    assert_eq!(
+        decide(&s3_read, "s3:GetObject", "arn:aws:s3:::bucket/key"),
+        Outcome::Allow
+    );
+    assert_eq!(
+        decide(&s3_read, "s3:PutObject", "arn:aws:s3:::bucket/key"),
+        Outcome::ImplicitDeny
+    );
 }

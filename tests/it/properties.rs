@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use iamd::arn::Principal;
 use iamd::context::{Context, ContextValue};
-use iamd::eval::{evaluate, Layers, Outcome, Request, StatementSet};
+use iamd::eval::{Layers, Outcome, Request, StatementSet, evaluate};
 use iamd::json::Source;
 use iamd::policy::{Policy, PolicyKind};
 
@@ -25,8 +25,19 @@ struct Stmt {
     condition: Option<(&'static str, &'static str, Vec<&'static str>)>,
 }
 
-const ACTIONS: &[&str] = &["*", "a:*", "a:Get*", "a:G?t", "a:get", "b:Put", "b:*Item", "*:Get", "A:GET"];
-const REQUEST_ACTIONS: &[&str] = &["a:Get", "a:get", "a:GetItem", "a:Got", "b:Put", "b:PutItem", "c:Get", "A:GETITEM"];
+const ACTIONS: &[&str] = &[
+    "*", "a:*", "a:Get*", "a:G?t", "a:get", "b:Put", "b:*Item", "*:Get", "A:GET",
+];
+const REQUEST_ACTIONS: &[&str] = &[
+    "a:Get",
+    "a:get",
+    "a:GetItem",
+    "a:Got",
+    "b:Put",
+    "b:PutItem",
+    "c:Get",
+    "A:GETITEM",
+];
 const RESOURCES: &[&str] = &[
     "*",
     "arn:p:s:r:1:doc/*",
@@ -44,7 +55,12 @@ const REQUEST_RESOURCES: &[&str] = &[
     "arn:p:t:r:1:doc/x",
     "arn:p:s:r:1:other",
 ];
-const OPERATORS: &[&str] = &["StringEquals", "StringNotEquals", "StringLike", "StringNotLike"];
+const OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringLike",
+    "StringNotLike",
+];
 const KEYS: &[&str] = &["k:a", "k:b"];
 const VALUES: &[&str] = &["x", "y", "x*", "?"];
 const REQUEST_VALUES: &[&str] = &["x", "y", "xy", "z", "?"];
@@ -65,14 +81,16 @@ fn stmt() -> impl Strategy<Value = Stmt> {
             ),
         ),
     )
-        .prop_map(|(allow, not_action, actions, not_resource, resources, condition)| Stmt {
-            allow,
-            not_action,
-            actions,
-            not_resource,
-            resources,
-            condition,
-        })
+        .prop_map(
+            |(allow, not_action, actions, not_resource, resources, condition)| Stmt {
+                allow,
+                not_action,
+                actions,
+                not_resource,
+                resources,
+                condition,
+            },
+        )
 }
 
 fn to_json(stmts: &[Stmt]) -> String {
@@ -80,11 +98,28 @@ fn to_json(stmts: &[Stmt]) -> String {
         .iter()
         .map(|s| {
             let mut o = serde_json::Map::new();
-            o.insert("Effect".into(), (if s.allow { "Allow" } else { "Deny" }).into());
-            o.insert((if s.not_action { "NotAction" } else { "Action" }).into(), s.actions.clone().into());
-            o.insert((if s.not_resource { "NotResource" } else { "Resource" }).into(), s.resources.clone().into());
+            o.insert(
+                "Effect".into(),
+                (if s.allow { "Allow" } else { "Deny" }).into(),
+            );
+            o.insert(
+                (if s.not_action { "NotAction" } else { "Action" }).into(),
+                s.actions.clone().into(),
+            );
+            o.insert(
+                (if s.not_resource {
+                    "NotResource"
+                } else {
+                    "Resource"
+                })
+                .into(),
+                s.resources.clone().into(),
+            );
             if let Some((op, key, values)) = &s.condition {
-                o.insert("Condition".into(), serde_json::json!({ *op: { *key: values } }));
+                o.insert(
+                    "Condition".into(),
+                    serde_json::json!({ *op: { *key: values } }),
+                );
             }
             serde_json::Value::Object(o)
         })
@@ -103,12 +138,22 @@ fn req() -> impl Strategy<Value = Req> {
     (
         prop::sample::select(REQUEST_ACTIONS),
         prop::sample::select(REQUEST_RESOURCES),
-        prop::collection::vec((prop::sample::select(KEYS), prop::sample::select(REQUEST_VALUES)), 0..2),
+        prop::collection::vec(
+            (
+                prop::sample::select(KEYS),
+                prop::sample::select(REQUEST_VALUES),
+            ),
+            0..2,
+        ),
     )
         .prop_map(|(action, resource, mut context)| {
             context.sort();
             context.dedup_by_key(|(k, _)| *k);
-            Req { action, resource, context }
+            Req {
+                action,
+                resource,
+                context,
+            }
         })
 }
 
@@ -125,7 +170,10 @@ fn glob(p: &[char], t: &[char]) -> bool {
 }
 
 fn glob_str(p: &str, t: &str) -> bool {
-    glob(&p.chars().collect::<Vec<_>>(), &t.chars().collect::<Vec<_>>())
+    glob(
+        &p.chars().collect::<Vec<_>>(),
+        &t.chars().collect::<Vec<_>>(),
+    )
 }
 
 fn ref_action(pattern: &str, action: &str) -> bool {
@@ -144,7 +192,11 @@ fn ref_resource(pattern: &str, resource: &str) -> bool {
 fn ref_condition(op: &str, key: &str, values: &[&str], r: &Req) -> bool {
     let got = r.context.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     let like = op.contains("Like");
-    let hit = |v: &str| values.iter().any(|p| if like { glob_str(p, v) } else { *p == v });
+    let hit = |v: &str| {
+        values
+            .iter()
+            .any(|p| if like { glob_str(p, v) } else { *p == v })
+    };
     match (op.contains("Not"), got) {
         (false, None) => false,
         (true, None) => true,
@@ -156,7 +208,10 @@ fn ref_condition(op: &str, key: &str, values: &[&str], r: &Req) -> bool {
 fn ref_applies(s: &Stmt, r: &Req) -> bool {
     let action = s.actions.iter().any(|p| ref_action(p, r.action)) != s.not_action;
     let resource = s.resources.iter().any(|p| ref_resource(p, r.resource)) != s.not_resource;
-    let condition = s.condition.as_ref().is_none_or(|(op, key, values)| ref_condition(op, key, values, r));
+    let condition = s
+        .condition
+        .as_ref()
+        .is_none_or(|(op, key, values)| ref_condition(op, key, values, r));
     action && resource && condition
 }
 
@@ -184,7 +239,10 @@ fn compiled(policies: &[Vec<Stmt>], r: &Req) -> Outcome {
     for (k, v) in &r.context {
         ctx.insert(*k, ContextValue::Single((*v).into())).unwrap();
     }
-    let layers = Layers { identity: Some(&set), ..Layers::default() };
+    let layers = Layers {
+        identity: Some(&set),
+        ..Layers::default()
+    };
     let request = Request {
         principal: &principal,
         action: r.action,

@@ -27,7 +27,11 @@ fn operator_names() {
     assert!(Operator::parse("ForAllValues:Null").is_err());
     let err = Operator::parse("stringequals").unwrap_err();
     assert!(err.contains("write `StringEquals`"), "{err}");
-    assert!(Operator::parse("StringMatches").unwrap_err().contains("unknown condition operator"));
+    assert!(
+        Operator::parse("StringMatches")
+            .unwrap_err()
+            .contains("unknown condition operator")
+    );
 }
 
 #[test]
@@ -47,15 +51,29 @@ fn decimals_compare_exactly() {
     // Not a number: no match, and the negated operator matches.
     assert!(!c.eval(&ctx(&[("k:n", one("zero"))])));
     assert!(cond("NumericNotEquals", "k:n", &["0"]).eval(&ctx(&[("k:n", one("zero"))])));
-    assert!(Condition::new(Operator::parse("NumericEquals").unwrap(), "k:n", &["1e3"], true).is_err());
+    assert!(
+        Condition::new(
+            Operator::parse("NumericEquals").unwrap(),
+            "k:n",
+            &["1e3"],
+            true
+        )
+        .is_err()
+    );
 }
 
 #[test]
 fn dates_compare_as_instants() {
     assert_eq!(parse_date("2026-01-01"), parse_date("2026-01-01T00:00:00Z"));
-    assert_eq!(parse_date("2026-01-01T00:00:00"), parse_date("2026-01-01T00:00:00Z"));
+    assert_eq!(
+        parse_date("2026-01-01T00:00:00"),
+        parse_date("2026-01-01T00:00:00Z")
+    );
     assert_eq!(parse_date("1767225600"), parse_date("2026-01-01T00:00:00Z"));
-    assert_eq!(parse_date("2026-01-01T01:00:00+01:00"), parse_date("2026-01-01T00:00:00Z"));
+    assert_eq!(
+        parse_date("2026-01-01T01:00:00+01:00"),
+        parse_date("2026-01-01T00:00:00Z")
+    );
     assert!(parse_date("1767225600.5").unwrap() > parse_date("1767225600").unwrap());
     assert_eq!(parse_date("yesterday"), None);
     let c = cond("DateLessThan", "aws:CurrentTime", &["2026-01-01T00:00:00Z"]);
@@ -88,14 +106,27 @@ fn binary_compares_base64_text() {
     let c = cond("BinaryEquals", "k:b", &["QmluYXJ5VmFsdWVJbkJhc2U2NA=="]);
     assert!(c.eval(&ctx(&[("k:b", one("QmluYXJ5VmFsdWVJbkJhc2U2NA=="))])));
     assert!(!c.eval(&ctx(&[("k:b", one("QmluYXJ5"))])));
-    assert!(Condition::new(Operator::parse("BinaryEquals").unwrap(), "k:b", &["%%%"], true).is_err());
+    assert!(
+        Condition::new(
+            Operator::parse("BinaryEquals").unwrap(),
+            "k:b",
+            &["%%%"],
+            true
+        )
+        .is_err()
+    );
 }
 
 #[test]
 fn bool_values_are_checked() {
     assert!(
-        Condition::new(Operator::parse("Bool").unwrap(), "aws:SecureTransport", &["yes"], true)
-            .is_err()
+        Condition::new(
+            Operator::parse("Bool").unwrap(),
+            "aws:SecureTransport",
+            &["yes"],
+            true
+        )
+        .is_err()
     );
     let c = cond("Bool", "aws:SecureTransport", &["TRUE"]);
     assert!(c.eval(&ctx(&[("aws:SecureTransport", one("true"))])));

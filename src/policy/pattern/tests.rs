@@ -1,9 +1,21 @@
 use super::*;
 use crate::context::ContextValue;
 
-const LIKE: Syntax = Syntax { wildcards: true, variables: true, fold: false };
-const EQUALS: Syntax = Syntax { wildcards: false, variables: true, fold: false };
-const ACTION: Syntax = Syntax { wildcards: true, variables: false, fold: true };
+const LIKE: Syntax = Syntax {
+    wildcards: true,
+    variables: true,
+    fold: false,
+};
+const EQUALS: Syntax = Syntax {
+    wildcards: false,
+    variables: true,
+    fold: false,
+};
+const ACTION: Syntax = Syntax {
+    wildcards: true,
+    variables: false,
+    fold: true,
+};
 
 fn m(pattern: &str, syntax: Syntax, text: &str) -> bool {
     m_ctx(pattern, syntax, text, &Context::new())
@@ -66,20 +78,28 @@ fn folding_ignores_case() {
 #[test]
 fn variables_resolve_from_the_context() {
     let mut ctx = Context::new();
-    ctx.insert("aws:username", ContextValue::Single("alice".into())).unwrap();
-    ctx.insert("aws:TagKeys", ContextValue::Multi(vec!["a".into()])).unwrap();
+    ctx.insert("aws:username", ContextValue::Single("alice".into()))
+        .unwrap();
+    ctx.insert("aws:TagKeys", ContextValue::Multi(vec!["a".into()]))
+        .unwrap();
     assert!(m_ctx("home/${aws:username}/*", LIKE, "home/alice/x", &ctx));
     assert!(m_ctx("home/${AWS:UserName}/*", LIKE, "home/alice/x", &ctx));
     assert!(!m_ctx("home/${aws:username}/*", LIKE, "home/bob/x", &ctx));
     // A substituted value is literal: its `*` is no wildcard.
     let mut star = Context::new();
-    star.insert("aws:username", ContextValue::Single("*".into())).unwrap();
+    star.insert("aws:username", ContextValue::Single("*".into()))
+        .unwrap();
     assert!(!m_ctx("home/${aws:username}", LIKE, "home/bob", &star));
     assert!(m_ctx("home/${aws:username}", LIKE, "home/*", &star));
     // No value, no default: no match.
     assert!(!m_ctx("t/${aws:PrincipalTag/team}", LIKE, "t/", &ctx));
     // Default.
-    assert!(m_ctx("t/${aws:PrincipalTag/team, 'all'}", LIKE, "t/all", &ctx));
+    assert!(m_ctx(
+        "t/${aws:PrincipalTag/team, 'all'}",
+        LIKE,
+        "t/all",
+        &ctx
+    ));
     // Multivalued keys are not variables.
     assert!(!m_ctx("${aws:TagKeys}", LIKE, "a", &ctx));
     assert!(m_ctx("${aws:TagKeys, 'd'}", LIKE, "d", &ctx));
@@ -96,7 +116,11 @@ fn special_variables_are_literal_characters() {
 
 #[test]
 fn variables_are_literal_where_the_syntax_says_so() {
-    let literal = Syntax { wildcards: true, variables: false, fold: false };
+    let literal = Syntax {
+        wildcards: true,
+        variables: false,
+        fold: false,
+    };
     assert!(m("home/${aws:username}", literal, "home/${aws:username}"));
     // An unterminated `${` is literal text.
     assert!(m("a${b", LIKE, "a${b"));
@@ -105,41 +129,102 @@ fn variables_are_literal_where_the_syntax_says_so() {
 #[test]
 fn bad_variables_are_errors() {
     assert_eq!(Pattern::new("${}", LIKE), Err(PatternError::EmptyVariable));
-    assert!(matches!(Pattern::new("${a, b}", LIKE), Err(PatternError::BadVariable(_))));
-    assert!(matches!(Pattern::new("${a b}", LIKE), Err(PatternError::BadVariable(_))));
+    assert!(matches!(
+        Pattern::new("${a, b}", LIKE),
+        Err(PatternError::BadVariable(_))
+    ));
+    assert!(matches!(
+        Pattern::new("${a b}", LIKE),
+        Err(PatternError::BadVariable(_))
+    ));
     let many = "${a}".repeat(MAX_VARIABLES + 1);
-    assert_eq!(Pattern::new(&many, LIKE), Err(PatternError::TooManyVariables));
+    assert_eq!(
+        Pattern::new(&many, LIKE),
+        Err(PatternError::TooManyVariables)
+    );
 }
 
-const RESOURCE: ArnSyntax = ArnSyntax { variables: true, variables_anywhere: false, literal_service: true };
-const ARN_CONDITION: ArnSyntax = ArnSyntax { variables: true, variables_anywhere: true, literal_service: false };
+const RESOURCE: ArnSyntax = ArnSyntax {
+    variables: true,
+    variables_anywhere: false,
+    literal_service: true,
+};
+const ARN_CONDITION: ArnSyntax = ArnSyntax {
+    variables: true,
+    variables_anywhere: true,
+    literal_service: false,
+};
 
 fn arn(pattern: &str, syntax: ArnSyntax, text: &str, ctx: &Context) -> bool {
     let p = ArnPattern::new(pattern, syntax).unwrap();
-    crate::arn::split(text).is_some_and(|parts| p.matches(&parts, ctx))
+    crate::arn::Arn::parse(text).is_some_and(|a| p.matches(&a, ctx))
 }
 
 #[test]
 fn arn_patterns_match_per_component() {
     let ctx = Context::new();
     let p = "arn:aws:someservice:*:111122223333:finance/*";
-    assert!(!arn(p, ARN_CONDITION, "arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt", &ctx));
-    assert!(arn(p, ARN_CONDITION, "arn:aws:someservice:us-east-2:111122223333:finance/document.txt", &ctx));
+    assert!(!arn(
+        p,
+        ARN_CONDITION,
+        "arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt",
+        &ctx
+    ));
+    assert!(arn(
+        p,
+        ARN_CONDITION,
+        "arn:aws:someservice:us-east-2:111122223333:finance/document.txt",
+        &ctx
+    ));
     // The resource component is one component: `*` spans `/` and `:`.
-    assert!(arn("arn:aws:s3:::b/*", RESOURCE, "arn:aws:s3:::b/x/y:z", &ctx));
+    assert!(arn(
+        "arn:aws:s3:::b/*",
+        RESOURCE,
+        "arn:aws:s3:::b/x/y:z",
+        &ctx
+    ));
     // Case-sensitive.
-    assert!(!arn("arn:aws:docs:::doc/Alice", RESOURCE, "arn:aws:docs:::doc/alice", &ctx));
-    assert!(!arn("arn:AWS:docs:::doc/a", RESOURCE, "arn:aws:docs:::doc/a", &ctx));
+    assert!(!arn(
+        "arn:aws:docs:::doc/Alice",
+        RESOURCE,
+        "arn:aws:docs:::doc/alice",
+        &ctx
+    ));
+    assert!(!arn(
+        "arn:AWS:docs:::doc/a",
+        RESOURCE,
+        "arn:aws:docs:::doc/a",
+        &ctx
+    ));
     // Empty components match only empty components.
-    assert!(!arn("arn:aws:s3:::b", RESOURCE, "arn:aws:s3:us-east-1::b", &ctx));
-    assert!(arn("arn:aws:s3:*::b", RESOURCE, "arn:aws:s3:us-east-1::b", &ctx));
+    assert!(!arn(
+        "arn:aws:s3:::b",
+        RESOURCE,
+        "arn:aws:s3:us-east-1::b",
+        &ctx
+    ));
+    assert!(arn(
+        "arn:aws:s3:*::b",
+        RESOURCE,
+        "arn:aws:s3:us-east-1::b",
+        &ctx
+    ));
 }
 
 #[test]
 fn arn_pattern_errors() {
-    assert_eq!(ArnPattern::new("arn:aws:s3", RESOURCE), Err(ArnPatternError::NotAnArn));
-    assert_eq!(ArnPattern::new("bucket/*", RESOURCE), Err(ArnPatternError::NotAnArn));
-    assert_eq!(ArnPattern::new("arn:aws:s*:::b", RESOURCE), Err(ArnPatternError::WildcardInService));
+    assert_eq!(
+        ArnPattern::new("arn:aws:s3", RESOURCE),
+        Err(ArnPatternError::NotAnArn)
+    );
+    assert_eq!(
+        ArnPattern::new("bucket/*", RESOURCE),
+        Err(ArnPatternError::NotAnArn)
+    );
+    assert_eq!(
+        ArnPattern::new("arn:aws:s*:::b", RESOURCE),
+        Err(ArnPatternError::WildcardInService)
+    );
     assert_eq!(
         ArnPattern::new("arn:aws:s3::${aws:PrincipalAccount}:b", RESOURCE),
         Err(ArnPatternError::VariableOutsideResource)
@@ -150,7 +235,11 @@ fn arn_pattern_errors() {
 #[test]
 fn arn_condition_variables_may_hold_colons() {
     let mut ctx = Context::new();
-    ctx.insert("aws:PrincipalAccount", ContextValue::Single("111122223333".into())).unwrap();
+    ctx.insert(
+        "aws:PrincipalAccount",
+        ContextValue::Single("111122223333".into()),
+    )
+    .unwrap();
     assert!(arn(
         "arn:aws:iam::${aws:PrincipalAccount}:role/x",
         ARN_CONDITION,
