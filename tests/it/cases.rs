@@ -182,13 +182,13 @@ fn every_case_gets_its_expected_answer() {
                 problems.push(format!("matched {got:?} (expected {want:?})"));
             }
         }
-        if let Some(layer) = &c.expect.denied_by {
-            if answer.denied_by.as_deref() != Some(layer.as_str()) {
-                problems.push(format!(
-                    "denied by {:?} (expected {layer})",
-                    answer.denied_by
-                ));
-            }
+        if let Some(layer) = &c.expect.denied_by
+            && answer.denied_by.as_deref() != Some(layer.as_str())
+        {
+            problems.push(format!(
+                "denied by {:?} (expected {layer})",
+                answer.denied_by
+            ));
         }
         if let Some(needle) = &c.expect.error_contains {
             let errors = answer.errors.clone().unwrap_or_default().join("\n");
@@ -196,10 +196,10 @@ fn every_case_gets_its_expected_answer() {
                 problems.push(format!("errors {errors:?} do not contain {needle:?}"));
             }
         }
-        if c.expect.expect != "Error" {
-            if let Some(errors) = &answer.errors {
-                problems.push(format!("unexpected errors {errors:?}"));
-            }
+        if c.expect.expect != "Error"
+            && let Some(errors) = &answer.errors
+        {
+            problems.push(format!("unexpected errors {errors:?}"));
         }
         if !problems.is_empty() {
             failures.push(format!("{} / {}: {}", c.file, c.name, problems.join("; ")));

@@ -280,7 +280,7 @@ proptest! {
     #[test]
     fn adding_a_deny_never_turns_a_deny_into_an_allow(ps in policies(), extra in stmt(), r in req()) {
         let before = compiled(&ps, &r);
-        let mut more = ps.clone();
+        let mut more = ps;
         more.push(vec![Stmt { allow: false, ..extra }]);
         let after = compiled(&more, &r);
         if before != Outcome::Allow {
