@@ -7,5 +7,6 @@
 )]
 
 mod cases;
+mod cli;
 mod managed_policies;
 mod properties;
