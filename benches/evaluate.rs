@@ -56,16 +56,18 @@ fn fifty_candidates() -> StatementSet {
     StatementSet::new([policy("fifty", &text)])
 }
 
-/// 10,000 statements over 500 services, of which a handful are about the
-/// request's action: the index keeps the others out of the decision.
-fn large() -> StatementSet {
+/// `n` statements over `n / 20` services, in policies of 100 statements:
+/// every action has about 20 candidates whatever `n` is, and the index keeps
+/// the other statements out of the decision.
+fn large(n: usize) -> StatementSet {
+    let services = n / 20;
     let mut policies = Vec::new();
-    for p in 0..100 {
+    for p in 0..n / 100 {
         let mut stmts = Vec::new();
         for s in 0..100 {
-            let svc = (p * 100 + s) % 500;
+            let svc = (p * 100 + s) % services;
             stmts.push(format!(
-                r#"{{"Effect":"Allow","Action":["svc{svc}:Get*","svc{svc}:Put{s}"],"Resource":"arn:acme:svc{svc}:eu-1:123456789012:thing/{s}/*"}}"#
+                r#"{{"Effect":"Allow","Action":["svc{svc}:Get*","svc{svc}:Put{s}"],"Resource":"arn:acme:svc{svc}:eu-1:123456789012:thing/{p}/*"}}"#
             ));
         }
         let text = format!(
@@ -97,45 +99,49 @@ fn bench_evaluate(c: &mut Criterion) {
     let ctx = context();
     let small = small();
     let fifty = fifty_candidates();
-    let large = large();
-    let mut out = Vec::with_capacity(16);
-    let cases: [(&str, &StatementSet, &str, &str, Outcome); 5] = [
+    let sizes = [1_000, 10_000, 100_000].map(|n| (n, large(n)));
+    let mut out = Vec::with_capacity(32);
+    let mut cases: Vec<(String, &StatementSet, &str, &str, Outcome)> = vec![
         (
-            "small/allow",
+            "small/allow".into(),
             &small,
             "docs:GetDocument",
             "arn:acme:docs:eu-1:123456789012:doc/alice/1",
             Outcome::Allow,
         ),
         (
-            "small/implicit-deny",
+            "small/implicit-deny".into(),
             &small,
             "files:GetFile",
             "arn:acme:files:eu-1:123456789012:f/1",
             Outcome::ImplicitDeny,
         ),
         (
-            "fifty-candidates/allow",
+            "fifty-candidates/allow".into(),
             &fifty,
             "docs:GetDocument",
             "arn:acme:docs:eu-1:123456789012:doc/alice/1",
             Outcome::Allow,
         ),
-        (
-            "large-10k/allow",
-            &large,
-            "svc42:GetThing",
-            "arn:acme:svc42:eu-1:123456789012:thing/42/x",
-            Outcome::Allow,
-        ),
-        (
-            "large-10k/implicit-deny",
-            &large,
-            "svc42:DeleteThing",
-            "arn:acme:svc42:eu-1:123456789012:thing/42/x",
-            Outcome::ImplicitDeny,
-        ),
     ];
+    for (n, set) in &sizes {
+        // Policy 0 holds one statement of `svc42` (statement 42): one of
+        // the ~20 candidates matches the resource, the others are filtered.
+        cases.push((
+            format!("statements-{n}/allow"),
+            set,
+            "svc42:GetThing",
+            "arn:acme:svc42:eu-1:123456789012:thing/0/x",
+            Outcome::Allow,
+        ));
+        cases.push((
+            format!("statements-{n}/implicit-deny"),
+            set,
+            "svc42:DeleteThing",
+            "arn:acme:svc42:eu-1:123456789012:thing/0/x",
+            Outcome::ImplicitDeny,
+        ));
+    }
     let mut group = c.benchmark_group("evaluate");
     for (name, set, action, resource, want) in cases {
         let layers = Layers {

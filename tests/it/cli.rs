@@ -12,18 +12,36 @@ fn iamd(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn json(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
 fn simulate_decides_the_bundled_example() {
-    let out = iamd(&["simulate", "examples/simulate/alice-reads-her-document.json"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = iamd(
+        &[
+            "simulate",
+            "examples/simulate/alice-reads-her-document.json",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer = &json(&out)[0];
     assert_eq!(answer["decision"], "Allowed");
     assert_eq!(answer["matched"][0]["sid"], "ReadOwnDocuments");
@@ -32,11 +50,20 @@ fn simulate_decides_the_bundled_example() {
 
 #[test]
 fn simulate_reports_errors_with_a_non_zero_exit() {
-    let out = iamd(&["simulate", "-"], r#"{"request": {"principal": "alice", "action": "a:b", "resource": "*"}}"#);
+    let out = iamd(
+        &["simulate", "-"],
+        r#"{"request": {"principal": "alice", "action": "a:b", "resource": "*"}}"#,
+    );
     assert_eq!(out.status.code(), Some(1));
     let answer = &json(&out)[0];
     assert_eq!(answer["decision"], "Error");
-    assert!(answer["errors"][0].as_str().unwrap().starts_with("<stdin>:1:27: principal `alice` is not valid"), "{answer}");
+    assert!(
+        answer["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("<stdin>:1:27: principal `alice` is not valid"),
+        "{answer}"
+    );
     let missing = iamd(&["simulate", "no/such/file.json"], "");
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read `no/such/file.json`"));
@@ -51,10 +78,25 @@ fn batch_answers_each_line_in_order() {
     let out = iamd(&["simulate", "--batch"], &input);
     assert_eq!(out.status.code(), Some(1));
     let answers = json(&out);
-    let decisions: Vec<&str> = answers.iter().map(|a| a["decision"].as_str().unwrap()).collect();
+    let decisions: Vec<&str> = answers
+        .iter()
+        .map(|a| a["decision"].as_str().unwrap())
+        .collect();
     assert_eq!(decisions, ["Allowed", "Error", "Error", "ImplicitlyDenied"]);
-    assert!(answers[1]["errors"][0].as_str().unwrap().starts_with("<stdin>:2:"), "{}", answers[1]);
-    assert!(answers[2]["errors"][0].as_str().unwrap().contains("<stdin>:3: empty line"));
+    assert!(
+        answers[1]["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("<stdin>:2:"),
+        "{}",
+        answers[1]
+    );
+    assert!(
+        answers[2]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("<stdin>:3: empty line")
+    );
     assert_eq!(answers[3]["deniedBy"], "identity");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 4 cases could not be decided"));
 }
