@@ -1,4 +1,13 @@
-//! iamd
+#![doc = include_str!("../README.md")]
+//!
+//! # Crate layout
+//!
+//! Policy text flows one way: [`json`] (strict parse with positions) →
+//! [`policy`] (raw elements, then compiled statements, with every error at
+//! once) → [`eval::StatementSet`] (indexed by action) → [`eval::evaluate`]
+//! (synchronous, allocation-free). [`simulate`] reads `iamd simulate` cases.
+//! See `docs/architecture.md`.
+
 pub mod arn;
 pub mod context;
 pub mod eval;

@@ -1,5 +1,5 @@
 //! The policy language: JSON policy documents read into raw types with
-//! source locations ([`raw`]), then compiled ([`compile`]) into statements
+//! source locations (`raw`), then compiled (`compile`) into statements
 //! whose patterns and condition operands are ready to match.
 
 pub(crate) mod compile;
