@@ -56,8 +56,13 @@ fn statement(
     problems: &mut Problems,
 ) -> Option<Statement> {
     let st = Some(index);
+    if !s.is_object {
+        return None;
+    }
     let before = problems.len();
+    let missing = |name: &str| !s.seen.contains(&name);
     let effect = match &s.effect {
+        None if !missing("Effect") => None,
         None => {
             problems.add(
                 s.at,
@@ -117,7 +122,7 @@ fn statement(
             None
         }
         (None, None) => {
-            if kind != PolicyKind::Resource {
+            if kind != PolicyKind::Resource && missing("Resource") && missing("NotResource") {
                 problems.add(
                     s.at,
                     st,
@@ -153,7 +158,7 @@ fn statement(
             None
         }
         (None, None) => {
-            if kind == PolicyKind::Resource {
+            if kind == PolicyKind::Resource && missing("Principal") && missing("NotPrincipal") {
                 problems.add(
                     s.at,
                     st,

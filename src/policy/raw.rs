@@ -25,6 +25,12 @@ pub(crate) struct RawPolicy {
 #[derive(Debug)]
 pub(crate) struct RawStatement {
     pub at: usize,
+    /// Whether the statement is a JSON object (otherwise it was reported and
+    /// there is nothing more to say about it).
+    pub is_object: bool,
+    /// The elements present, valid or not: a missing element is reported
+    /// only when it is really missing.
+    pub seen: Vec<&'static str>,
     pub sid: Option<Spanned<String>>,
     pub effect: Option<Spanned<String>>,
     pub principal: Option<Spanned<RawPrincipal>>,
@@ -121,6 +127,8 @@ fn read_statement(value: &Value<'_>, index: usize, problems: &mut Problems) -> R
     let at = json::start(value);
     let mut s = RawStatement {
         at,
+        is_object: false,
+        seen: Vec::new(),
         sid: None,
         effect: None,
         principal: None,
@@ -142,8 +150,10 @@ fn read_statement(value: &Value<'_>, index: usize, problems: &mut Problems) -> R
         );
         return s;
     };
+    s.is_object = true;
     let st = Some(index);
     for (name, v) in fields(obj, STATEMENT_KEYS, st, "statement", problems) {
+        s.seen.push(name);
         match name {
             "Sid" => s.sid = string(v, "Sid", st, problems),
             "Effect" => s.effect = string(v, "Effect", st, problems),

@@ -142,3 +142,32 @@ fn unknown_elements_get_a_hint() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn a_bad_element_is_reported_once() {
+    let errs = errors(
+        r#"{"Statement":[{"Effect":5,"Action":"a:b","Resource":"*"}, "x"]}"#,
+        PolicyKind::Identity,
+    );
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].contains("statement 0: `Effect` is a string, found a number"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].contains("statement 1: a statement is a JSON object, found a string"),
+        "{}",
+        errs[1]
+    );
+    let errs = errors(
+        r#"{"Statement":{"Effect":"Allow","Principal":5,"Action":"a:b"}}"#,
+        PolicyKind::Resource,
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("`Principal` is `\"*\"` or an object"),
+        "{}",
+        errs[0]
+    );
+}
