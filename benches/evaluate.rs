@@ -144,17 +144,8 @@ fn bench_evaluate(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("evaluate");
     for (name, set, action, resource, want) in cases {
-        let layers = Layers {
-            identity: Some(set),
-            ..Layers::default()
-        };
-        let req = Request {
-            principal: &alice,
-            action,
-            resource,
-            resource_account: None,
-            context: &ctx,
-        };
+        let layers = Layers::identity(set);
+        let req = Request::new(&alice, action, resource, &ctx);
         assert_eq!(evaluate(&layers, &req, &mut out).outcome, want, "{name}");
         group.bench_function(name, |b| {
             b.iter(|| evaluate(black_box(&layers), black_box(&req), &mut out))
@@ -165,17 +156,13 @@ fn bench_evaluate(c: &mut Criterion) {
         "aws:MultiFactorAuthPresent",
         ContextValue::Single("false".into()),
     );
-    let layers = Layers {
-        identity: Some(&small),
-        ..Layers::default()
-    };
-    let req = Request {
-        principal: &alice,
-        action: "docs:DeleteDocument",
-        resource: "arn:acme:docs:eu-1:123456789012:doc/alice/1",
-        resource_account: None,
-        context: &no_mfa,
-    };
+    let layers = Layers::identity(&small);
+    let req = Request::new(
+        &alice,
+        "docs:DeleteDocument",
+        "arn:acme:docs:eu-1:123456789012:doc/alice/1",
+        &no_mfa,
+    );
     assert_eq!(
         evaluate(&layers, &req, &mut out).outcome,
         Outcome::ExplicitDeny

@@ -45,19 +45,24 @@ impl<'a> Arn<'a> {
             }
             i += 1;
         }
-        let [a, b, c, d, e] = cuts;
         Some(Self {
-            parts: [
-                text.get(..a)?,
-                text.get(a + 1..b)?,
-                text.get(b + 1..c)?,
-                text.get(c + 1..d)?,
-                text.get(d + 1..e)?,
-                text.get(e + 1..)?,
-            ],
-            head: text.get(a + 1..e)?,
+            parts: cut_at(text, cuts)?,
+            head: text.get(cuts[0] + 1..cuts[4])?,
         })
     }
+}
+
+/// Cuts `text` at the byte positions of its first five colons.
+pub(crate) fn cut_at(text: &str, cuts: [usize; 5]) -> Option<[&str; 6]> {
+    let [a, b, c, d, e] = cuts;
+    Some([
+        text.get(..a)?,
+        text.get(a + 1..b)?,
+        text.get(b + 1..c)?,
+        text.get(c + 1..d)?,
+        text.get(d + 1..e)?,
+        text.get(e + 1..)?,
+    ])
 }
 
 /// What kind of principal makes a request.

@@ -39,6 +39,25 @@ pub struct Request<'a> {
     pub context: &'a Context,
 }
 
+impl<'a> Request<'a> {
+    /// A request whose resource belongs to the account in its ARN (or to the
+    /// principal's account when the ARN names none).
+    pub fn new(
+        principal: &'a Principal,
+        action: &'a str,
+        resource: &'a str,
+        context: &'a Context,
+    ) -> Self {
+        Self {
+            principal,
+            action,
+            resource,
+            resource_account: None,
+            context,
+        }
+    }
+}
+
 /// The policies that apply to a request, by layer. An absent layer does not
 /// limit the decision (no boundary, no session policy, no SCPs).
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,6 +74,17 @@ pub struct Layers<'a> {
     pub session: Option<&'a StatementSet>,
     /// SCPs by level, from the organization root down to the account.
     pub scps: &'a [StatementSet],
+}
+
+impl<'a> Layers<'a> {
+    /// Only identity policies: no resource policy, boundary, session policy
+    /// or SCP.
+    pub fn identity(set: &'a StatementSet) -> Self {
+        Self {
+            identity: Some(set),
+            ..Self::default()
+        }
+    }
 }
 
 /// A layer of the decision.

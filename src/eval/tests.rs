@@ -19,13 +19,7 @@ fn decide(
 ) -> (Decision, Vec<Determining>) {
     let p = Principal::parse(principal).unwrap();
     let ctx = Context::new();
-    let req = Request {
-        principal: &p,
-        action,
-        resource,
-        resource_account: None,
-        context: &ctx,
-    };
+    let req = Request::new(&p, action, resource, &ctx);
     let mut out = Vec::new();
     let d = evaluate(layers, &req, &mut out);
     (d, out)
@@ -66,10 +60,7 @@ fn explicit_deny_wins_and_reports_the_deny() {
             r#"{"Statement":{"Sid":"NoDelete","Effect":"Deny","Action":"docs:Delete*","Resource":"*"}}"#,
         ],
     );
-    let layers = Layers {
-        identity: Some(&id),
-        ..Layers::default()
-    };
+    let layers = Layers::identity(&id);
     let (d, m) = decide(
         &layers,
         ALICE,

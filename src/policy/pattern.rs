@@ -576,13 +576,5 @@ fn split_arn_pattern(text: &str, variables: bool) -> Option<[&str; 6]> {
     if found < 5 {
         return None;
     }
-    let [a, b, c, d, e] = cuts;
-    Some([
-        text.get(..a)?,
-        text.get(a + 1..b)?,
-        text.get(b + 1..c)?,
-        text.get(c + 1..d)?,
-        text.get(d + 1..e)?,
-        text.get(e + 1..)?,
-    ])
+    crate::arn::cut_at(text, cuts)
 }

@@ -59,17 +59,8 @@ fn administrator_access_allows_everything_and_read_only_does_not_write() {
     let alice = Principal::parse("arn:aws:iam::111122223333:user/alice").unwrap();
     let ctx = Context::new();
     let decide = |set: &StatementSet, action: &str, resource: &str| {
-        let layers = Layers {
-            identity: Some(set),
-            ..Layers::default()
-        };
-        let req = Request {
-            principal: &alice,
-            action,
-            resource,
-            resource_account: None,
-            context: &ctx,
-        };
+        let layers = Layers::identity(set);
+        let req = Request::new(&alice, action, resource, &ctx);
         evaluate(&layers, &req, &mut Vec::new()).outcome
     };
     let admin = StatementSet::new([load("AdministratorAccess")]);

@@ -239,17 +239,8 @@ fn compiled(policies: &[Vec<Stmt>], r: &Req) -> Outcome {
     for (k, v) in &r.context {
         ctx.insert(*k, ContextValue::Single((*v).into())).unwrap();
     }
-    let layers = Layers {
-        identity: Some(&set),
-        ..Layers::default()
-    };
-    let request = Request {
-        principal: &principal,
-        action: r.action,
-        resource: r.resource,
-        resource_account: None,
-        context: &ctx,
-    };
+    let layers = Layers::identity(&set);
+    let request = Request::new(&principal, r.action, r.resource, &ctx);
     evaluate(&layers, &request, &mut Vec::new()).outcome
 }
 
