@@ -393,12 +393,16 @@ pub(crate) fn parse_date(v: &str) -> Option<Timestamp> {
     if let Some(d) = DecimalRef::parse(v) {
         let secs: i64 = d.int.parse().ok()?;
         let secs = if d.neg { -secs } else { secs };
-        let mut frac = String::with_capacity(9);
-        frac.push_str(d.frac.get(..d.frac.len().min(9))?);
-        while frac.len() < 9 {
-            frac.push('0');
+        // Nanoseconds from up to nine fraction digits, without allocating:
+        // dates are compared on the hot path.
+        let digits = d.frac.get(..d.frac.len().min(9))?;
+        let mut nanos: i32 = 0;
+        for b in digits.bytes() {
+            nanos = nanos * 10 + i32::from(b - b'0');
         }
-        let nanos: i32 = frac.parse().ok()?;
+        for _ in digits.len()..9 {
+            nanos *= 10;
+        }
         let nanos = if d.neg { -nanos } else { nanos };
         return Timestamp::new(secs, nanos).ok();
     }

@@ -75,6 +75,14 @@ fn dates_compare_as_instants() {
         parse_date("2026-01-01T00:00:00Z")
     );
     assert!(parse_date("1767225600.5").unwrap() > parse_date("1767225600").unwrap());
+    assert_eq!(
+        parse_date("1767225600.25").unwrap(),
+        parse_date("2026-01-01T00:00:00.25Z").unwrap()
+    );
+    assert_eq!(
+        parse_date("-1.5").unwrap(),
+        parse_date("1969-12-31T23:59:58.5Z").unwrap()
+    );
     assert_eq!(parse_date("yesterday"), None);
     let c = cond("DateLessThan", "aws:CurrentTime", &["2026-01-01T00:00:00Z"]);
     assert!(c.eval(&ctx(&[("aws:currenttime", one("1767225599"))])));
