@@ -9,6 +9,7 @@
 //! See `docs/architecture.md`.
 
 pub mod arn;
+pub mod bundle;
 pub mod context;
 pub mod eval;
 pub mod json;

@@ -126,6 +126,13 @@ impl Policy {
         })
     }
 
+    /// The same policy under another name (a managed policy is named after
+    /// its file's stem, not its path).
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// The policy's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -1,0 +1,823 @@
+//! Reading a bundle directory: files, digest, validation, compilation.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use super::raw::{RawAccount, RawDocument, RawGroup, RawLimits, RawResource, RawRole, RawUser};
+use super::{Bundle, BundleError, BundleStats, Entity, Limits, Revision, resource_pattern};
+use crate::arn::{Principal, is_account_id};
+use crate::eval::StatementSet;
+use crate::json::Source;
+use crate::policy::{Policy, PolicyKind};
+
+/// Loads and compiles the bundle in `dir`.
+pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+    BundleFiles::read(dir)?.compile()
+}
+
+// === files ===
+
+/// A bundle's files, read once (relative path to text): what a reloader
+/// digests to see whether anything changed before compiling.
+#[derive(Debug, Clone)]
+pub struct BundleFiles {
+    dir: PathBuf,
+    texts: BTreeMap<String, String>,
+}
+
+type Files = BundleFiles;
+
+const TOP: &[&str] = &["bundle", "users", "groups", "roles", "resources"];
+
+impl BundleFiles {
+    /// Reads the bundle's files from `dir`.
+    pub fn read(dir: &Path) -> Result<Self, BundleError> {
+        let fail = |m: String| BundleError {
+            diagnostics: vec![m],
+        };
+        let meta = std::fs::metadata(dir).map_err(|e| {
+            fail(format!(
+                "{}: cannot read the bundle directory: {e}",
+                dir.display()
+            ))
+        })?;
+        if !meta.is_dir() {
+            return Err(fail(format!(
+                "{}: not a directory: a bundle is a directory with `bundle.yaml`",
+                dir.display()
+            )));
+        }
+        let mut texts = BTreeMap::new();
+        let mut problems = Vec::new();
+        for name in TOP {
+            let found: Vec<String> = ["yaml", "yml", "json"]
+                .iter()
+                .map(|ext| format!("{name}.{ext}"))
+                .filter(|f| dir.join(f).is_file())
+                .collect();
+            if found.len() > 1 {
+                problems.push(format!(
+                    "{}: {} give the same part of the bundle: keep one",
+                    dir.display(),
+                    found.join(" and ")
+                ));
+            }
+            for f in found {
+                read_into(dir, &f, &mut texts, &mut problems);
+            }
+        }
+        for sub in ["policies", "scps"] {
+            let d = dir.join(sub);
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.') && n.ends_with(".json"))
+                .collect();
+            names.sort();
+            for n in names {
+                read_into(dir, &format!("{sub}/{n}"), &mut texts, &mut problems);
+            }
+        }
+        if !texts.keys().any(|k| k.starts_with("bundle.")) {
+            problems.push(format!("{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)", dir.display()));
+        }
+        if !problems.is_empty() {
+            return Err(BundleError {
+                diagnostics: problems,
+            });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            texts,
+        })
+    }
+
+    /// Compiles the files into a bundle, reporting every problem.
+    pub fn compile(&self) -> Result<Bundle, BundleError> {
+        Loader {
+            files: self,
+            problems: Vec::new(),
+        }
+        .compile(self.digest())
+    }
+
+    /// SHA-256 over every file's relative path and contents, in path order,
+    /// as lowercase hex.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (path, text) in &self.texts {
+            h.update((path.len() as u64).to_le_bytes());
+            h.update(path.as_bytes());
+            h.update((text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn top(&self, name: &str) -> Option<(&str, &str)> {
+        ["yaml", "yml", "json"].iter().find_map(|ext| {
+            let key = format!("{name}.{ext}");
+            self.texts
+                .get_key_value(key.as_str())
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        })
+    }
+
+    fn under<'a>(&'a self, sub: &'a str) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> + 'a {
+        self.texts.iter().filter_map(move |(k, v)| {
+            let name = k
+                .strip_prefix(sub)?
+                .strip_prefix('/')?
+                .strip_suffix(".json")?;
+            Some((k.as_str(), name, v.as_str()))
+        })
+    }
+}
+
+fn read_into(
+    dir: &Path,
+    rel: &str,
+    texts: &mut BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    match std::fs::read(dir.join(rel)) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => {
+                texts.insert(rel.to_owned(), t);
+            }
+            Err(_) => problems.push(format!("{rel}: not UTF-8 text")),
+        },
+        Err(e) => problems.push(format!("{rel}: cannot read: {e}")),
+    }
+}
+
+// === loading ===
+
+struct Loader<'f> {
+    files: &'f Files,
+    problems: Vec<String>,
+}
+
+fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
+    format!("{file}:{}:{}", loc.line(), loc.column())
+}
+
+/// A policy attached by reference, with where the reference is.
+type Ref<'r> = &'r Spanned<String>;
+
+impl Loader<'_> {
+    fn parse_yaml<T: DeserializeOwned>(&mut self, part: &str) -> Option<(String, T)> {
+        let (file, text) = self.files.top(part)?;
+        let options = serde_saphyr::options! {};
+        match serde_saphyr::from_str_with_options::<T>(text, options) {
+            Ok(v) => Some((file.to_owned(), v)),
+            Err(e) => {
+                let at = e
+                    .location()
+                    .map_or_else(|| format!("{file}"), |l| yaml_at(file, &l));
+                let msg = e.to_string();
+                let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+                self.problems.push(format!("{at}: {first}"));
+                None
+            }
+        }
+    }
+
+    fn compile(mut self, digest: String) -> Result<Bundle, BundleError> {
+        let account = self.parse_yaml::<RawAccount>("bundle");
+        let users: Vec<RawUser> = self.parse_yaml("users").map(|(_, v)| v).unwrap_or_default();
+        let groups: Vec<RawGroup> = self
+            .parse_yaml("groups")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let roles: Vec<RawRole> = self.parse_yaml("roles").map(|(_, v)| v).unwrap_or_default();
+        let resources: Vec<RawResource> = self
+            .parse_yaml("resources")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let files = |part: &str| {
+            self.files
+                .top(part)
+                .map(|(f, _)| f.to_owned())
+                .unwrap_or_else(|| format!("{part}.yaml"))
+        };
+        let (users_file, groups_file, roles_file, resources_file) = (
+            files("users"),
+            files("groups"),
+            files("roles"),
+            files("resources"),
+        );
+
+        let Some((account_file, account)) = account else {
+            return Err(BundleError {
+                diagnostics: self.problems,
+            });
+        };
+        let limits = limits(&account.limits);
+        let account_id = account.account.value.clone();
+        if !is_account_id(&account_id) {
+            self.problems.push(format!(
+                "{}: account `{account_id}` is not a 12-digit account id",
+                yaml_at(&account_file, &account.account.referenced)
+            ));
+        }
+        let partition = account
+            .partition
+            .as_ref()
+            .map_or_else(|| "aws".to_owned(), |p| p.value.clone());
+
+        // Managed policies and SCPs: one document per file, compiled once.
+        let mut managed: FxHashMap<String, (Arc<Policy>, usize)> = FxHashMap::default();
+        let mut managed_lower: FxHashMap<String, String> = FxHashMap::default();
+        for (file, name, text) in self.files.under("policies") {
+            if let Some(prev) = managed_lower.insert(name.to_lowercase(), name.to_owned()) {
+                self.problems.push(format!("{file}: managed policy `{name}` has the same name as `{prev}` (names are case-insensitive)"));
+            }
+            if let Some(p) = self.policy_file(
+                file,
+                name,
+                text,
+                PolicyKind::Identity,
+                Some(limits.managed_policy_size),
+                "managedPolicySize",
+            ) {
+                let statements = p.statements().len();
+                managed.insert(name.to_owned(), (p, statements));
+            }
+        }
+        let mut scp_docs: FxHashMap<String, Arc<Policy>> = FxHashMap::default();
+        for (file, name, text) in self.files.under("scps") {
+            if let Some(p) = self.policy_file(file, name, text, PolicyKind::Scp, None, "") {
+                scp_docs.insert(name.to_owned(), p);
+            }
+        }
+        let lookup = |this: &mut Self, file: &str, r: Ref<'_>| -> Option<Arc<Policy>> {
+            let name = this.managed_name(file, r, &account_id, &partition)?;
+            match managed.get(name) {
+                Some((p, _)) => Some(p.clone()),
+                None => {
+                    let hint = match managed_lower.get(&name.to_lowercase()) {
+                        Some(n) => format!("did you mean `{n}`?"),
+                        None => format!("add `policies/{name}.json`"),
+                    };
+                    this.problems.push(format!(
+                        "{}: unknown managed policy `{}`: {hint}",
+                        yaml_at(file, &r.referenced),
+                        r.value
+                    ));
+                    None
+                }
+            }
+        };
+
+        // SCP levels.
+        let mut scps = Vec::new();
+        for level in &account.organization {
+            let mut docs = Vec::new();
+            for name in &level.value {
+                match scp_docs.get(&name.value) {
+                    Some(p) => docs.push(p.clone()),
+                    None => self.problems.push(format!(
+                        "{}: unknown SCP `{}`: add `scps/{}.json`",
+                        yaml_at(&account_file, &name.referenced),
+                        name.value,
+                        name.value
+                    )),
+                }
+            }
+            if level.value.is_empty() {
+                self.problems.push(format!(
+                    "{}: an organization level lists no SCP: every level must allow, so an empty level denies everything; list at least one",
+                    yaml_at(&account_file, &level.referenced)
+                ));
+            }
+            scps.push(StatementSet::new(docs));
+        }
+
+        // Groups.
+        let mut group_names: FxHashMap<String, String> = FxHashMap::default();
+        let mut group_policies: FxHashMap<String, Vec<Arc<Policy>>> = FxHashMap::default();
+        for g in &groups {
+            self.name(&groups_file, &g.name, "group", 128, &mut group_names);
+            self.path(&groups_file, g.path.as_ref());
+            if g.policies.len() > limits.group_attached_policies {
+                self.problems.push(format!(
+                    "{}: group `{}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per group; raise `limits.groupAttachedPolicies`)",
+                    yaml_at(&groups_file, &g.name.referenced), g.name.value, g.policies.len(), limits.group_attached_policies
+                ));
+            }
+            let mut docs: Vec<Arc<Policy>> = g
+                .policies
+                .iter()
+                .filter_map(|r| lookup(&mut self, &groups_file, r))
+                .collect();
+            docs.extend(self.inline(
+                &groups_file,
+                &g.name.value,
+                "group",
+                &g.inline,
+                limits.group_inline_size,
+                "groupInlineSize",
+            ));
+            group_policies.insert(g.name.value.clone(), docs);
+        }
+
+        // Users.
+        let mut entities: FxHashMap<Box<str>, Arc<Entity>> = FxHashMap::default();
+        let mut user_names: FxHashMap<String, String> = FxHashMap::default();
+        for u in &users {
+            self.name(&users_file, &u.name, "user", 64, &mut user_names);
+            let path = self.path(&users_file, u.path.as_ref());
+            let at = yaml_at(&users_file, &u.name.referenced);
+            let who = &u.name.value;
+            if u.groups.len() > limits.groups_per_user {
+                self.problems.push(format!("{at}: user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user));
+            }
+            if u.policies.len() > limits.attached_policies {
+                self.problems.push(format!("{at}: user `{who}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per user; raise `limits.attachedPolicies`)", u.policies.len(), limits.attached_policies));
+            }
+            self.tags(&at, who, &u.tags, limits.tags);
+            let mut docs: Vec<Arc<Policy>> = u
+                .policies
+                .iter()
+                .filter_map(|r| lookup(&mut self, &users_file, r))
+                .collect();
+            docs.extend(self.inline(
+                &users_file,
+                who,
+                "user",
+                &u.inline,
+                limits.user_inline_size,
+                "userInlineSize",
+            ));
+            for g in &u.groups {
+                match group_policies.get(&g.value) {
+                    Some(p) => docs.extend(p.iter().cloned()),
+                    None => {
+                        let hint = match group_names.get(&g.value.to_lowercase()) {
+                            Some(n) => format!(
+                                "did you mean `{n}`? (group names are case-insensitive in IAM but written as defined)"
+                            ),
+                            None => format!("define it in {groups_file}"),
+                        };
+                        self.problems.push(format!(
+                            "{}: user `{who}` is in unknown group `{}`: {hint}",
+                            yaml_at(&users_file, &g.referenced),
+                            g.value
+                        ));
+                    }
+                }
+            }
+            let boundary = u
+                .boundary
+                .as_ref()
+                .and_then(|r| lookup(&mut self, &users_file, r))
+                .map(|p| StatementSet::new([p]));
+            let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
+            if let Ok(principal) = Principal::parse(&arn) {
+                let tags = u.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                entities.insert(
+                    format!("user/{who}").into(),
+                    Arc::new(Entity {
+                        principal,
+                        identity: StatementSet::new(docs),
+                        boundary,
+                        tags,
+                    }),
+                );
+            }
+        }
+
+        // Roles, and their trust policies as the roles' resource policies.
+        let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> = FxHashMap::default();
+        let mut role_names: FxHashMap<String, String> = FxHashMap::default();
+        for r in &roles {
+            self.name(&roles_file, &r.name, "role", 64, &mut role_names);
+            let path = self.path(&roles_file, r.path.as_ref());
+            let at = yaml_at(&roles_file, &r.name.referenced);
+            let who = &r.name.value;
+            if r.policies.len() > limits.attached_policies {
+                self.problems.push(format!("{at}: role `{who}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per role; raise `limits.attachedPolicies`)", r.policies.len(), limits.attached_policies));
+            }
+            if let Some(d) = &r.max_session_duration {
+                if !(3600..=43200).contains(&d.value) {
+                    self.problems.push(format!("{}: role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", yaml_at(&roles_file, &d.referenced), d.value));
+                }
+            }
+            self.tags(&at, who, &r.tags, limits.tags);
+            let mut docs: Vec<Arc<Policy>> = r
+                .policies
+                .iter()
+                .filter_map(|p| lookup(&mut self, &roles_file, p))
+                .collect();
+            docs.extend(self.inline(
+                &roles_file,
+                who,
+                "role",
+                &r.inline,
+                limits.role_inline_size,
+                "roleInlineSize",
+            ));
+            let boundary = r
+                .boundary
+                .as_ref()
+                .and_then(|p| lookup(&mut self, &roles_file, p))
+                .map(|p| StatementSet::new([p]));
+            let trust = self.document(
+                &roles_file,
+                &r.trust,
+                &format!("trust policy of role `{who}`"),
+                PolicyKind::Resource,
+                Some((limits.trust_policy_size, "trustPolicySize")),
+            );
+            let arn = format!("arn:{partition}:iam::{account_id}:role{path}{who}");
+            if let Some(trust) = trust {
+                let set = Arc::new(StatementSet::new([trust]));
+                exact_resources.insert(arn.as_str().into(), set.clone());
+                // Sessions name the role without its path.
+                exact_resources.insert(
+                    format!("arn:{partition}:iam::{account_id}:role/{who}").into(),
+                    set,
+                );
+            }
+            if let Ok(principal) = Principal::parse(&arn) {
+                let tags = r.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                entities.insert(
+                    format!("role/{who}").into(),
+                    Arc::new(Entity {
+                        principal,
+                        identity: StatementSet::new(docs),
+                        boundary,
+                        tags,
+                    }),
+                );
+            }
+        }
+
+        // Resource-based policies.
+        let mut pattern_resources = Vec::new();
+        let mut resource_policies = 0;
+        for (i, res) in resources.iter().enumerate() {
+            let at = yaml_at(&resources_file, &res.resource.referenced);
+            let text = &res.resource.value;
+            let label = format!("resource policy of `{text}`");
+            let Some(doc) = self.document(
+                &resources_file,
+                &res.policy,
+                &label,
+                PolicyKind::Resource,
+                None,
+            ) else {
+                continue;
+            };
+            resource_policies += 1;
+            let set = Arc::new(StatementSet::new([doc]));
+            if text.contains('*') || text.contains('?') {
+                match resource_pattern(text) {
+                    Ok(p) => pattern_resources.push((p, set)),
+                    Err(e) => self.problems.push(format!("{at}: resource `{text}`: {e}")),
+                }
+            } else if crate::arn::Arn::parse(text).is_none() {
+                self.problems.push(format!("{at}: resource `{text}` is not an ARN: write `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`"));
+            } else if exact_resources.insert(text.as_str().into(), set).is_some() {
+                self.problems.push(format!("{at}: resource `{text}` already has a policy (entry {i} repeats it, or it is a role with a trust policy): a resource has one policy"));
+            }
+        }
+
+        if !self.problems.is_empty() {
+            return Err(BundleError {
+                diagnostics: self.problems,
+            });
+        }
+        let statements = managed.values().map(|(_, n)| n).sum::<usize>()
+            + entities
+                .values()
+                .map(|e| e.identity.stats().statements)
+                .sum::<usize>();
+        let stats = BundleStats {
+            users: users.len(),
+            groups: groups.len(),
+            roles: roles.len(),
+            managed_policies: managed.len(),
+            resource_policies,
+            statements,
+        };
+        let root_arn = format!("arn:{partition}:iam::{account_id}:root");
+        let root = Principal::parse(&root_arn).map_err(|e| BundleError {
+            diagnostics: vec![e.to_string()],
+        })?;
+        Ok(Bundle {
+            revision: Revision {
+                digest,
+                label: account.revision.clone(),
+            },
+            account: account_id,
+            partition,
+            entities,
+            root: Arc::new(Entity {
+                principal: root,
+                identity: StatementSet::default(),
+                boundary: None,
+                tags: Vec::new(),
+            }),
+            exact_resources,
+            pattern_resources,
+            scps,
+            stats,
+        })
+    }
+
+    /// The managed policy name a reference names: `Name`, or the ARN
+    /// `arn:PARTITION:iam::ACCOUNT:policy/PATH/Name` (the bundle's account or
+    /// `aws` for AWS managed policies).
+    fn managed_name<'r>(
+        &mut self,
+        file: &str,
+        r: Ref<'r>,
+        account: &str,
+        partition: &str,
+    ) -> Option<&'r str> {
+        let text = r.value.as_str();
+        if !text.starts_with("arn:") {
+            return Some(text);
+        }
+        match crate::arn::split(text) {
+            Some([_, p, "iam", "", acct, res])
+                if p == partition && (acct == account || acct == "aws") =>
+            {
+                if let Some(rest) = res.strip_prefix("policy/") {
+                    return rest.rsplit('/').next();
+                }
+            }
+            _ => {}
+        }
+        self.problems.push(format!(
+            "{}: `{text}` is not a managed policy of this bundle: write its name, or `arn:{partition}:iam::{account}:policy/NAME` (`arn:{partition}:iam::aws:policy/NAME` for an AWS managed policy)",
+            yaml_at(file, &r.referenced)
+        ));
+        None
+    }
+
+    fn name(
+        &mut self,
+        file: &str,
+        name: &Spanned<String>,
+        what: &str,
+        max: usize,
+        seen: &mut FxHashMap<String, String>,
+    ) {
+        let at = yaml_at(file, &name.referenced);
+        let n = &name.value;
+        let valid = !n.is_empty()
+            && n.len() <= max
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+        if !valid {
+            self.problems.push(format!(
+                "{at}: {what} name `{n}` is not valid: 1 to {max} letters, digits and `+=,.@_-`"
+            ));
+        }
+        if let Some(prev) = seen.insert(n.to_lowercase(), n.clone()) {
+            self.problems.push(format!("{at}: {what} `{n}` is defined twice (as `{prev}` before; IAM names are case-insensitive): keep one"));
+        }
+    }
+
+    /// A path (`/`, `/engineering/`); returns it, `/` when absent.
+    fn path(&mut self, file: &str, path: Option<&Spanned<String>>) -> String {
+        let Some(p) = path else { return "/".to_owned() };
+        let v = &p.value;
+        let valid = v.starts_with('/')
+            && v.ends_with('/')
+            && v.len() <= 512
+            && v.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c));
+        if !valid {
+            self.problems.push(format!(
+                "{}: path `{v}` is not valid: it starts and ends with `/` (e.g. `/engineering/`)",
+                yaml_at(file, &p.referenced)
+            ));
+        }
+        v.clone()
+    }
+
+    fn tags(&mut self, at: &str, who: &str, tags: &BTreeMap<String, String>, max: usize) {
+        if tags.len() > max {
+            self.problems.push(format!("{at}: `{who}` has {} tags; the limit is {max} (AWS quota: tags per user or role; raise `limits.tags`)", tags.len()));
+        }
+        for (k, v) in tags {
+            if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+                self.problems.push(format!(
+                    "{at}: `{who}`: tag `{k}`: keys have 1 to 128 characters, values at most 256"
+                ));
+            }
+        }
+    }
+
+    fn inline(
+        &mut self,
+        file: &str,
+        who: &str,
+        what: &str,
+        inline: &BTreeMap<String, RawDocument>,
+        max: usize,
+        limit_name: &str,
+    ) -> Vec<Arc<Policy>> {
+        let mut out = Vec::new();
+        let mut total = 0;
+        let mut first = None;
+        for (name, doc) in inline {
+            first.get_or_insert(&doc.referenced);
+            if name.is_empty()
+                || name
+                    .chars()
+                    .any(|c| c.is_whitespace() || "\\/*?".contains(c))
+            {
+                self.problems.push(format!("{}: inline policy name `{name}` is not valid: no white space and none of `\\ / * ?`", yaml_at(file, &doc.referenced)));
+            }
+            let label = format!("inline policy `{name}` of {what} `{who}`");
+            if let Some((p, size)) = self.document_sized(file, doc, &label, PolicyKind::Identity) {
+                total += size;
+                out.push(p);
+            }
+        }
+        if total > max {
+            if let Some(loc) = first {
+                self.problems.push(format!(
+                    "{}: the inline policies of {what} `{who}` have {total} characters (white space not counted); the limit is {max} (AWS quota: inline policy size per {what}; raise `limits.{limit_name}`)",
+                    yaml_at(file, loc)
+                ));
+            }
+        }
+        out
+    }
+
+    fn document(
+        &mut self,
+        file: &str,
+        doc: &RawDocument,
+        label: &str,
+        kind: PolicyKind,
+        limit: Option<(usize, &str)>,
+    ) -> Option<Arc<Policy>> {
+        let (p, size) = self.document_sized(file, doc, label, kind)?;
+        if let Some((max, name)) = limit {
+            if size > max {
+                self.problems.push(format!(
+                    "{}: the {label} has {size} characters (white space not counted); the limit is {max} (raise `limits.{name}`)",
+                    yaml_at(file, &doc.referenced)
+                ));
+            }
+        }
+        Some(p)
+    }
+
+    /// A document given inline (a mapping, compiled from its JSON form; errors
+    /// point at the mapping's line) or as a path to a JSON file in the bundle.
+    fn document_sized(
+        &mut self,
+        file: &str,
+        doc: &RawDocument,
+        label: &str,
+        kind: PolicyKind,
+    ) -> Option<(Arc<Policy>, usize)> {
+        let at = yaml_at(file, &doc.referenced);
+        match &doc.value {
+            serde_json::Value::String(path) => {
+                let rel = match safe_relative(path) {
+                    Some(r) => r,
+                    None => {
+                        self.problems.push(format!(
+                            "{at}: {label}: `{path}` must be a path inside the bundle directory"
+                        ));
+                        return None;
+                    }
+                };
+                let text = match std::fs::read_to_string(self.files.dir.join(&rel)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.problems
+                            .push(format!("{at}: {label}: cannot read `{path}`: {e}"));
+                        return None;
+                    }
+                };
+                let size = size_without_whitespace(&text);
+                match Policy::parse(&Source::new(path, &text), kind) {
+                    Ok(p) => Some((Arc::new(p), size)),
+                    Err(e) => {
+                        self.problems
+                            .extend(e.diagnostics.iter().map(|d| format!("{d} ({label})")));
+                        None
+                    }
+                }
+            }
+            serde_json::Value::Object(_) => {
+                let text = doc.value.to_string();
+                let size = size_without_whitespace(&text);
+                match Policy::parse(&Source::new(label, &text), kind) {
+                    Ok(p) => Some((Arc::new(p), size)),
+                    Err(e) => {
+                        for d in &e.diagnostics {
+                            let st = d
+                                .statement
+                                .as_ref()
+                                .map(|s| format!("{s}: "))
+                                .unwrap_or_default();
+                            self.problems
+                                .push(format!("{at}: {label}: {st}{}", d.message));
+                        }
+                        None
+                    }
+                }
+            }
+            other => {
+                self.problems.push(format!("{at}: {label}: expected a policy document (a mapping) or the path of a JSON file, found {other}"));
+                None
+            }
+        }
+    }
+
+    fn policy_file(
+        &mut self,
+        file: &str,
+        name: &str,
+        text: &str,
+        kind: PolicyKind,
+        max: Option<usize>,
+        limit_name: &str,
+    ) -> Option<Arc<Policy>> {
+        let size = size_without_whitespace(text);
+        let policy = match Policy::parse(&Source::new(file, text), kind) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems
+                    .extend(e.diagnostics.iter().map(ToString::to_string));
+                return None;
+            }
+        };
+        if let Some(max) = max {
+            if size > max {
+                self.problems.push(format!(
+                    "{file}:1:1: managed policy `{name}` has {size} characters (white space not counted); the limit is {max} (AWS quota: managed policy size; raise `limits.{limit_name}`)"
+                ));
+            }
+        }
+        // The policy is known by its name, not its file.
+        Some(Arc::new(policy.with_name(name)))
+    }
+}
+
+fn limits(raw: &RawLimits) -> Limits {
+    let d = Limits::default();
+    Limits {
+        managed_policy_size: raw.managed_policy_size.unwrap_or(d.managed_policy_size),
+        user_inline_size: raw.user_inline_size.unwrap_or(d.user_inline_size),
+        group_inline_size: raw.group_inline_size.unwrap_or(d.group_inline_size),
+        role_inline_size: raw.role_inline_size.unwrap_or(d.role_inline_size),
+        trust_policy_size: raw.trust_policy_size.unwrap_or(d.trust_policy_size),
+        attached_policies: raw.attached_policies.unwrap_or(d.attached_policies),
+        group_attached_policies: raw
+            .group_attached_policies
+            .unwrap_or(d.group_attached_policies),
+        groups_per_user: raw.groups_per_user.unwrap_or(d.groups_per_user),
+        tags: raw.tags.unwrap_or(d.tags),
+    }
+}
+
+/// Characters of a JSON document, white space outside strings not counted.
+fn size_without_whitespace(text: &str) -> usize {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut n = 0;
+    for c in text.chars() {
+        if in_string {
+            n += 1;
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !c.is_whitespace() {
+            n += 1;
+            in_string = c == '"';
+        }
+    }
+    n
+}
+
+/// A relative path that stays inside the bundle directory.
+fn safe_relative(path: &str) -> Option<PathBuf> {
+    let p = Path::new(path);
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| p.to_owned())
+}
