@@ -186,6 +186,12 @@ impl Loader<'_> {
                     .map_or_else(|| format!("{file}"), |l| yaml_at(file, &l));
                 let msg = e.to_string();
                 let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+                // The message repeats the place that `at` already gives.
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+                    Some((_, rest)) => rest,
+                    None => first,
+                };
                 self.problems.push(format!("{at}: {first}"));
                 None
             }

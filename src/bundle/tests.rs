@@ -61,3 +61,126 @@ fn the_example_bundle_loads() {
             .is_some()
     );
 }
+
+/// Writes a bundle from (path, text) pairs into a temporary directory.
+fn write(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<String> {
+    let dir = write(files);
+    load(dir.path()).unwrap_err().diagnostics
+}
+
+const ACCOUNT: (&str, &str) = ("bundle.yaml", "account: \"123456789012\"\n");
+const READ: (&str, &str) = (
+    "policies/Read.json",
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"docs:Get*","Resource":"*"}]}"#,
+);
+
+#[test]
+fn every_problem_is_reported_with_file_and_line() {
+    let errs = errors(&[
+        ACCOUNT,
+        READ,
+        ("users.yaml", "- name: alice\n  groups: [devs]\n  policies: [Reed]\n- name: Alice\n- name: bad name\n"),
+        ("groups.yaml", "- name: developers\n  policies: [Read]\n"),
+        (
+            "roles.yaml",
+            "- name: app\n  trust:\n    Statement:\n      - Effect: Allow\n        Action: sts:AssumeRole\n",
+        ),
+        ("resources.yaml", "- resource: doc/1\n  policy:\n    Statement: {Effect: Allow, Principal: '*', Action: 'docs:Get'}\n"),
+    ]);
+    let want = [
+        "users.yaml:2:12: user `alice` is in unknown group `devs`",
+        "users.yaml:3:14: unknown managed policy `Reed`: add `policies/Reed.json`",
+        "users.yaml:4:9: user `Alice` is defined twice (as `alice` before; IAM names are case-insensitive)",
+        "users.yaml:5:9: user name `bad name` is not valid",
+        "roles.yaml:3:5: trust policy of role `app`: statement 0: the statement has no `Principal`",
+        "resources.yaml:1:13: resource `doc/1` is not an ARN",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+    }
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+}
+
+#[test]
+fn policy_files_report_their_own_lines() {
+    let errs = errors(&[ACCOUNT, ("policies/Bad.json", "{\n  \"Statement\": {\n    \"Effect\": \"Alow\", \"Action\": \"a:b\", \"Resource\": \"*\"}\n}")]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("policies/Bad.json:3:15: statement 0: `Effect` is `Allow` or `Deny`"), "{}", errs[0]);
+}
+
+#[test]
+fn yaml_errors_have_a_place() {
+    let errs = errors(&[ACCOUNT, ("users.yaml", "- name: alice\n  grops: [x]\n")]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("users.yaml:2:3: "), "{}", errs[0]);
+    assert_eq!(
+        errs[0],
+        "users.yaml:2:3: unknown field `grops`, expected one of name, path, groups, policies, inline, boundary, tags"
+    );
+    let errs = errors(&[ACCOUNT, ("users.yaml", "- name: alice\n  name: bob\n")]);
+    assert!(errs[0].starts_with("users.yaml:2:"), "{}", errs[0]);
+}
+
+#[test]
+fn a_bundle_needs_its_account() {
+    let errs = errors(&[("users.yaml", "[]")]);
+    assert!(errs[0].contains("no `bundle.yaml`"), "{errs:?}");
+    let errs = errors(&[("bundle.yaml", "account: \"12\"\n")]);
+    assert!(errs[0].starts_with("bundle.yaml:1:10: account `12` is not a 12-digit account id"), "{errs:?}");
+    let errs = errors(&[("bundle.yaml", "account: \"123456789012\"\n"), ("bundle.json", "{}")]);
+    assert!(errs[0].contains("bundle.yaml and bundle.json give the same part of the bundle"), "{errs:?}");
+}
+
+#[test]
+fn limits_mirror_aws_quotas_and_can_be_raised() {
+    let users = "- name: alice\n  policies: [Read, Read, Read]\n  tags: {a: '1', b: '2'}\n";
+    let strict = "account: \"123456789012\"\nlimits: {attachedPolicies: 2, tags: 1}\n";
+    let errs = errors(&[("bundle.yaml", strict), READ, ("users.yaml", users)]);
+    assert!(errs.iter().any(|e| e.contains("attaches 3 managed policies; the limit is 2 (AWS quota: managed policies per user; raise `limits.attachedPolicies`)")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("has 2 tags; the limit is 1")), "{errs:#?}");
+    let dir = write(&[ACCOUNT, READ, ("users.yaml", users)]);
+    assert!(load(dir.path()).is_ok());
+    let big = format!(
+        r#"{{"Statement":[{{"Effect":"Allow","Action":"docs:Get","Resource":"arn:a:docs:::{}"}}]}}"#,
+        "x".repeat(7000)
+    );
+    let errs = errors(&[ACCOUNT, ("policies/Big.json", &big)]);
+    assert!(errs[0].contains("managed policy `Big` has 7081 characters (white space not counted); the limit is 6144"), "{errs:#?}");
+}
+
+#[test]
+fn managed_policies_by_name_or_arn() {
+    let dir = write(&[
+        ACCOUNT,
+        READ,
+        ("users.yaml", "- name: a\n  policies: [arn:aws:iam::123456789012:policy/team/Read]\n- name: b\n  policies: [arn:aws:iam::aws:policy/Read]\n"),
+    ]);
+    assert!(load(dir.path()).is_ok());
+    let errs = errors(&[ACCOUNT, READ, ("users.yaml", "- name: a\n  policies: [arn:aws:iam::999999999999:policy/Read, read]\n")]);
+    assert!(errs[0].contains("is not a managed policy of this bundle"), "{errs:#?}");
+    assert!(errs[1].contains("unknown managed policy `read`: did you mean `Read`?"), "{errs:#?}");
+}
+
+#[test]
+fn the_digest_follows_the_content() {
+    let dir = write(&[ACCOUNT, READ]);
+    let a = BundleFiles::read(dir.path()).unwrap().digest();
+    assert_eq!(a, BundleFiles::read(dir.path()).unwrap().digest());
+    std::fs::write(dir.path().join("users.yaml"), "[]").unwrap();
+    let b = BundleFiles::read(dir.path()).unwrap().digest();
+    assert_ne!(a, b);
+    // Files the bundle does not read do not count.
+    std::fs::write(dir.path().join("NOTES.md"), "x").unwrap();
+    std::fs::create_dir(dir.path().join("..2026_11_28")).unwrap();
+    assert_eq!(b, BundleFiles::read(dir.path()).unwrap().digest());
+}
