@@ -32,6 +32,10 @@ enum Command {
         /// Pretty-print the answer (single case only).
         #[arg(long, conflicts_with = "batch")]
         pretty: bool,
+        /// Decide against this bundle directory: cases give only the
+        /// `request` (and optionally a `sessionPolicy`).
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
     },
 }
 
@@ -42,11 +46,23 @@ fn main() -> ExitCode {
             file,
             batch,
             pretty,
+            bundle,
         } => {
+            let bundle = match bundle.as_deref().map(iamd::bundle::load).transpose() {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("iamd: the bundle does not load:\n{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let decide = |source: &Source<'_>, now| match &bundle {
+                Some(b) => simulate::run_bundle(source, b, now),
+                None => simulate::run(source, now),
+            };
             if batch {
-                simulate_batch(&file)
+                simulate_batch(&file, decide)
             } else {
-                simulate_one(&file, pretty)
+                simulate_one(&file, pretty, decide)
             }
         }
     };
@@ -78,11 +94,15 @@ fn open(file: &std::path::Path) -> io::Result<Box<dyn BufRead>> {
     }
 }
 
-fn simulate_one(file: &std::path::Path, pretty: bool) -> io::Result<ExitCode> {
+fn simulate_one(
+    file: &std::path::Path,
+    pretty: bool,
+    decide: impl Fn(&Source<'_>, jiff::Timestamp) -> simulate::Answer,
+) -> io::Result<ExitCode> {
     let mut text = String::new();
     open(file)?.read_to_string(&mut text)?;
     let name = display_name(file);
-    let answer = simulate::run(&Source::new(&name, &text), jiff::Timestamp::now());
+    let answer = decide(&Source::new(&name, &text), jiff::Timestamp::now());
     let mut out = io::stdout().lock();
     if pretty {
         serde_json::to_writer_pretty(&mut out, &answer)?;
@@ -97,7 +117,10 @@ fn simulate_one(file: &std::path::Path, pretty: bool) -> io::Result<ExitCode> {
     })
 }
 
-fn simulate_batch(file: &std::path::Path) -> io::Result<ExitCode> {
+fn simulate_batch(
+    file: &std::path::Path,
+    decide: impl Fn(&Source<'_>, jiff::Timestamp) -> simulate::Answer,
+) -> io::Result<ExitCode> {
     let name = display_name(file);
     let mut input = open(file)?;
     let mut out = BufWriter::new(io::stdout().lock());
@@ -120,7 +143,7 @@ fn simulate_batch(file: &std::path::Path) -> io::Result<ExitCode> {
             };
             simulate::Answer::error(&e)
         } else {
-            simulate::run(&Source::new(&name, text).starting_at_line(number), now)
+            decide(&Source::new(&name, text).starting_at_line(number), now)
         };
         if answer.decision == "Error" {
             failures += 1;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::arn::Principal;
+use crate::bundle::Bundle;
 use crate::context::{self, Context, ContextValue};
 use crate::eval::{self, Decision, Determining, Layer, Layers, Outcome, Request, StatementSet};
 use crate::json::{self, Object, Source, Value};
@@ -62,6 +63,9 @@ pub struct Answer {
     /// `resource`, `boundary`, `session`, `scp[N]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denied_by: Option<String>,
+    /// Why, when no statement says it: an unknown principal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// For `Error`, what is wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<String>>,
@@ -91,6 +95,7 @@ impl Answer {
             decision: "Error",
             matched: None,
             denied_by: None,
+            reason: None,
             errors: Some(e.errors.clone()),
         }
     }
@@ -187,14 +192,28 @@ impl Case {
             ),
             Some(v) => request = r.request(v),
         }
+        let principal = request
+            .as_ref()
+            .and_then(|q| match Principal::parse(&q.principal) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    r.error(q.principal_at, e);
+                    None
+                }
+            });
+        let (Some(principal), Some(req)) = (principal, request) else {
+            return Err(CaseError { errors: r.errors });
+        };
         if !r.errors.is_empty() {
             return Err(CaseError { errors: r.errors });
         }
-        let Some((principal, action, resource_arn, resource_account, mut context)) = request else {
-            return Err(CaseError {
-                errors: vec![format!("{}: the request could not be read", source.name())],
-            });
-        };
+        let RequestParts {
+            action,
+            resource: resource_arn,
+            resource_account,
+            mut context,
+            ..
+        } = req;
         context::add_request_facts(&mut context, &principal, now, false);
         Ok(Self {
             identity,
@@ -210,63 +229,75 @@ impl Case {
         })
     }
 
-    /// Decides the case; `matched` is scratch space for the determining
-    /// statements.
-    pub fn decide(&self, matched: &mut Vec<Determining>) -> Decision {
-        let layers = Layers {
+    fn layers(&self) -> Layers<'_> {
+        Layers {
             identity: self.identity.as_ref(),
             resource: self.resource.as_ref(),
             boundary: self.boundary.as_ref(),
             session: self.session.as_ref(),
             scps: &self.scps,
-        };
-        let req = Request {
+        }
+    }
+
+    /// Decides the case; `matched` is scratch space for the determining
+    /// statements.
+    pub fn decide(&self, matched: &mut Vec<Determining>) -> Decision {
+        eval::evaluate(&self.layers(), &self.request(), matched)
+    }
+
+    fn request(&self) -> Request<'_> {
+        Request {
             principal: &self.principal,
             action: &self.action,
             resource: &self.resource_arn,
             resource_account: self.resource_account.as_deref(),
             context: &self.context,
-        };
-        eval::evaluate(&layers, &req, matched)
+        }
     }
 
     /// Decides the case and names the determining statements.
     pub fn answer(&self) -> Answer {
-        let mut matched = Vec::new();
-        let d = self.decide(&mut matched);
-        let decision = match d.outcome {
-            Outcome::Allow => "Allowed",
-            Outcome::ExplicitDeny => "ExplicitlyDenied",
-            Outcome::ImplicitDeny => "ImplicitlyDenied",
-        };
-        Answer {
-            decision,
-            matched: Some(matched.iter().map(|m| self.describe(m)).collect()),
-            denied_by: d.implicit_deny_layer.map(|l| l.to_string()),
-            errors: None,
-        }
+        answer(&self.layers(), &self.request())
     }
+}
 
-    fn describe(&self, m: &Determining) -> MatchedStatement {
-        let set = match m.layer {
-            Layer::Identity => self.identity.as_ref(),
-            Layer::Resource => self.resource.as_ref(),
-            Layer::Boundary => self.boundary.as_ref(),
-            Layer::Session => self.session.as_ref(),
-            Layer::Scp(level) => self.scps.get(usize::from(level)),
-        };
-        let policy = set.and_then(|s| s.policies().get(m.policy as usize));
-        let sid = policy
-            .and_then(|p| p.statements().get(m.statement as usize))
-            .and_then(|s| s.sid())
-            .map(str::to_owned);
-        MatchedStatement {
-            policy: policy.map(|p| p.name().to_owned()).unwrap_or_default(),
-            layer: m.layer.to_string(),
-            statement: m.statement,
-            sid,
-            effect: m.effect.to_string(),
-        }
+/// Decides `req` against `layers` and names the determining statements.
+fn answer(layers: &Layers<'_>, req: &Request<'_>) -> Answer {
+    let mut matched = Vec::new();
+    let d = eval::evaluate(layers, req, &mut matched);
+    let decision = match d.outcome {
+        Outcome::Allow => "Allowed",
+        Outcome::ExplicitDeny => "ExplicitlyDenied",
+        Outcome::ImplicitDeny => "ImplicitlyDenied",
+    };
+    Answer {
+        decision,
+        matched: Some(matched.iter().map(|m| describe(layers, m)).collect()),
+        denied_by: d.implicit_deny_layer.map(|l| l.to_string()),
+        reason: None,
+        errors: None,
+    }
+}
+
+fn describe(layers: &Layers<'_>, m: &Determining) -> MatchedStatement {
+    let set = match m.layer {
+        Layer::Identity => layers.identity,
+        Layer::Resource => layers.resource,
+        Layer::Boundary => layers.boundary,
+        Layer::Session => layers.session,
+        Layer::Scp(level) => layers.scps.get(usize::from(level)),
+    };
+    let policy = set.and_then(|s| s.policies().get(m.policy as usize));
+    let sid = policy
+        .and_then(|p| p.statements().get(m.statement as usize))
+        .and_then(|s| s.sid())
+        .map(str::to_owned);
+    MatchedStatement {
+        policy: policy.map(|p| p.name().to_owned()).unwrap_or_default(),
+        layer: m.layer.to_string(),
+        statement: m.statement,
+        sid,
+        effect: m.effect.to_string(),
     }
 }
 
@@ -278,12 +309,94 @@ pub fn run(source: &Source<'_>, now: jiff::Timestamp) -> Answer {
     }
 }
 
+const BUNDLE_CASE_KEYS: &[&str] = &["sessionPolicy", "request"];
+
+/// Decides one case against a bundle: the case gives the `request` (the
+/// principal by ARN or as `user/NAME`, `role/NAME`) and optionally a
+/// `sessionPolicy`; the bundle gives every other layer and the principal's
+/// tags. An unknown principal is denied, with the reason.
+pub fn run_bundle(source: &Source<'_>, bundle: &Bundle, now: jiff::Timestamp) -> Answer {
+    let value = match json::parse(source.text()) {
+        Ok(v) => v,
+        Err(e) => {
+            let errors = vec![format!(
+                "{}:{}: invalid JSON: {}",
+                source.name(),
+                source.location(e.offset),
+                e.message
+            )];
+            return Answer::error(&CaseError { errors });
+        }
+    };
+    let mut r = Reader {
+        source,
+        errors: Vec::new(),
+    };
+    let Some(obj) = r.object(&value, "a case") else {
+        return Answer::error(&CaseError { errors: r.errors });
+    };
+    let fields = r.fields(
+        obj,
+        BUNDLE_CASE_KEYS,
+        "case (the bundle gives the policies)",
+    );
+    let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let session = get("sessionPolicy")
+        .and_then(|v| r.policy(v, PolicyKind::Session, "session".into()))
+        .map(|p| StatementSet::new([p]));
+    let request = match get("request") {
+        None => {
+            r.error(
+                obj.range.start,
+                "the case has no `request`: add one with `principal`, `action` and `resource`",
+            );
+            None
+        }
+        Some(v) => r.request(v),
+    };
+    let Some(mut req) = request.filter(|_| r.errors.is_empty()) else {
+        return Answer::error(&CaseError { errors: r.errors });
+    };
+    let Some(resolved) = bundle.resolve(&req.principal) else {
+        return Answer {
+            decision: "ImplicitlyDenied",
+            matched: Some(Vec::new()),
+            denied_by: Some("principal".into()),
+            reason: Some(format!(
+                "principal `{}` is not in the bundle",
+                req.principal
+            )),
+            errors: None,
+        };
+    };
+    context::add_request_facts(&mut req.context, &resolved.principal, now, false);
+    bundle.add_principal_tags(resolved.entity, &mut req.context, false);
+    let layers = bundle.layers(&resolved, &req.resource, session.as_ref());
+    let request = Request {
+        principal: &resolved.principal,
+        action: &req.action,
+        resource: &req.resource,
+        resource_account: req.resource_account.as_deref(),
+        context: &req.context,
+    };
+    answer(&layers, &request)
+}
+
 struct Reader<'s, 'a> {
     source: &'s Source<'a>,
     errors: Vec<String>,
 }
 
-type RequestParts = (Principal, String, String, Option<String>, Context);
+/// A request as read: the principal's text (and where it is) is resolved
+/// by the mode, against inline policies or a bundle.
+struct RequestParts {
+    principal: String,
+    principal_at: usize,
+    action: String,
+    resource: String,
+    resource_account: Option<String>,
+    context: Context,
+}
 
 impl Reader<'_, '_> {
     fn error(&mut self, at: usize, message: impl std::fmt::Display) {
@@ -421,14 +534,7 @@ impl Reader<'_, '_> {
             None => None,
             some => self.string(some, "resourceAccount", at),
         };
-        let principal = principal_text.and_then(|t| match Principal::parse(&t) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                let at = get("principal").map_or(at, json::start);
-                self.error(at, e);
-                None
-            }
-        });
+        let principal_at = get("principal").map_or(at, json::start);
         if let (Some(a), Some(v)) = (&action, get("action"))
             && a != "*"
             && !a
@@ -444,7 +550,14 @@ impl Reader<'_, '_> {
             None => Some(Context::new()),
             Some(v) => self.context(v),
         };
-        Some((principal?, action?, resource?, resource_account, context?))
+        Some(RequestParts {
+            principal: principal_text?,
+            principal_at,
+            action: action?,
+            resource: resource?,
+            resource_account,
+            context: context?,
+        })
     }
 
     fn context(&mut self, v: &Value<'_>) -> Option<Context> {

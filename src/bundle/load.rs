@@ -1,7 +1,7 @@
 //! Reading a bundle directory: files, digest, validation, compilation.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -72,7 +72,7 @@ impl BundleFiles {
                 read_into(dir, &f, &mut texts, &mut problems);
             }
         }
-        for sub in ["policies", "scps"] {
+        for sub in ["policies", "scps", "documents"] {
             let d = dir.join(sub);
             let Ok(entries) = std::fs::read_dir(&d) else {
                 continue;
@@ -99,6 +99,11 @@ impl BundleFiles {
             dir: dir.to_owned(),
             texts,
         })
+    }
+
+    /// The directory the files were read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Compiles the files into a bundle, reporting every problem.
@@ -183,7 +188,7 @@ impl Loader<'_> {
             Err(e) => {
                 let at = e
                     .location()
-                    .map_or_else(|| format!("{file}"), |l| yaml_at(file, &l));
+                    .map_or_else(|| file.to_string(), |l| yaml_at(file, &l));
                 let msg = e.to_string();
                 let first = msg.lines().next().unwrap_or("invalid YAML").trim();
                 // The message repeats the place that `at` already gives.
@@ -414,10 +419,10 @@ impl Loader<'_> {
             if r.policies.len() > limits.attached_policies {
                 self.problems.push(format!("{at}: role `{who}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per role; raise `limits.attachedPolicies`)", r.policies.len(), limits.attached_policies));
             }
-            if let Some(d) = &r.max_session_duration {
-                if !(3600..=43200).contains(&d.value) {
-                    self.problems.push(format!("{}: role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", yaml_at(&roles_file, &d.referenced), d.value));
-                }
+            if let Some(d) = &r.max_session_duration
+                && !(3600..=43200).contains(&d.value)
+            {
+                self.problems.push(format!("{}: role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", yaml_at(&roles_file, &d.referenced), d.value));
             }
             self.tags(&at, who, &r.tags, limits.tags);
             let mut docs: Vec<Arc<Policy>> = r
@@ -441,7 +446,10 @@ impl Loader<'_> {
             let trust = self.document(
                 &roles_file,
                 &r.trust,
-                &format!("trust policy of role `{who}`"),
+                (
+                    &format!("role/{who}#trust"),
+                    &format!("trust policy of role `{who}`"),
+                ),
                 PolicyKind::Resource,
                 Some((limits.trust_policy_size, "trustPolicySize")),
             );
@@ -479,7 +487,7 @@ impl Loader<'_> {
             let Some(doc) = self.document(
                 &resources_file,
                 &res.policy,
-                &label,
+                (&format!("resource/{text}"), &label),
                 PolicyKind::Resource,
                 None,
             ) else {
@@ -524,11 +532,19 @@ impl Loader<'_> {
         Ok(Bundle {
             revision: Revision {
                 digest,
-                label: account.revision.clone(),
+                label: account.revision,
             },
             account: account_id,
             partition,
             entities,
+            outsider: Arc::new(Entity {
+                principal: Principal::parse("*").map_err(|e| BundleError {
+                    diagnostics: vec![e.to_string()],
+                })?,
+                identity: StatementSet::default(),
+                boundary: None,
+                tags: Vec::new(),
+            }),
             root: Arc::new(Entity {
                 principal: root,
                 identity: StatementSet::default(),
@@ -649,18 +665,21 @@ impl Loader<'_> {
                 self.problems.push(format!("{}: inline policy name `{name}` is not valid: no white space and none of `\\ / * ?`", yaml_at(file, &doc.referenced)));
             }
             let label = format!("inline policy `{name}` of {what} `{who}`");
-            if let Some((p, size)) = self.document_sized(file, doc, &label, PolicyKind::Identity) {
+            let policy_name = format!("{what}/{who}#{name}");
+            if let Some((p, size)) =
+                self.document_sized(file, doc, (&policy_name, &label), PolicyKind::Identity)
+            {
                 total += size;
                 out.push(p);
             }
         }
-        if total > max {
-            if let Some(loc) = first {
-                self.problems.push(format!(
+        if total > max
+            && let Some(loc) = first
+        {
+            self.problems.push(format!(
                     "{}: the inline policies of {what} `{who}` have {total} characters (white space not counted); the limit is {max} (AWS quota: inline policy size per {what}; raise `limits.{limit_name}`)",
                     yaml_at(file, loc)
                 ));
-            }
         }
         out
     }
@@ -669,18 +688,18 @@ impl Loader<'_> {
         &mut self,
         file: &str,
         doc: &RawDocument,
-        label: &str,
+        (name, label): (&str, &str),
         kind: PolicyKind,
         limit: Option<(usize, &str)>,
     ) -> Option<Arc<Policy>> {
-        let (p, size) = self.document_sized(file, doc, label, kind)?;
-        if let Some((max, name)) = limit {
-            if size > max {
-                self.problems.push(format!(
+        let (p, size) = self.document_sized(file, doc, (name, label), kind)?;
+        if let Some((max, name)) = limit
+            && size > max
+        {
+            self.problems.push(format!(
                     "{}: the {label} has {size} characters (white space not counted); the limit is {max} (raise `limits.{name}`)",
                     yaml_at(file, &doc.referenced)
                 ));
-            }
         }
         Some(p)
     }
@@ -691,32 +710,26 @@ impl Loader<'_> {
         &mut self,
         file: &str,
         doc: &RawDocument,
-        label: &str,
+        (name, label): (&str, &str),
         kind: PolicyKind,
     ) -> Option<(Arc<Policy>, usize)> {
         let at = yaml_at(file, &doc.referenced);
         match &doc.value {
             serde_json::Value::String(path) => {
-                let rel = match safe_relative(path) {
-                    Some(r) => r,
-                    None => {
-                        self.problems.push(format!(
-                            "{at}: {label}: `{path}` must be a path inside the bundle directory"
-                        ));
-                        return None;
-                    }
+                let Some(text) = self
+                    .files
+                    .texts
+                    .get(path.as_str())
+                    .filter(|_| path.starts_with("documents/"))
+                else {
+                    self.problems.push(format!(
+                        "{at}: {label}: `{path}` is not a file of the bundle: give the policy inline, or as `documents/NAME.json`"
+                    ));
+                    return None;
                 };
-                let text = match std::fs::read_to_string(self.files.dir.join(&rel)) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        self.problems
-                            .push(format!("{at}: {label}: cannot read `{path}`: {e}"));
-                        return None;
-                    }
-                };
-                let size = size_without_whitespace(&text);
-                match Policy::parse(&Source::new(path, &text), kind) {
-                    Ok(p) => Some((Arc::new(p), size)),
+                let size = size_without_whitespace(text);
+                match Policy::parse(&Source::new(path, text), kind) {
+                    Ok(p) => Some((Arc::new(p.with_name(name)), size)),
                     Err(e) => {
                         self.problems
                             .extend(e.diagnostics.iter().map(|d| format!("{d} ({label})")));
@@ -727,7 +740,7 @@ impl Loader<'_> {
             serde_json::Value::Object(_) => {
                 let text = doc.value.to_string();
                 let size = size_without_whitespace(&text);
-                match Policy::parse(&Source::new(label, &text), kind) {
+                match Policy::parse(&Source::new(name, &text), kind) {
                     Ok(p) => Some((Arc::new(p), size)),
                     Err(e) => {
                         for d in &e.diagnostics {
@@ -768,12 +781,12 @@ impl Loader<'_> {
                 return None;
             }
         };
-        if let Some(max) = max {
-            if size > max {
-                self.problems.push(format!(
+        if let Some(max) = max
+            && size > max
+        {
+            self.problems.push(format!(
                     "{file}:1:1: managed policy `{name}` has {size} characters (white space not counted); the limit is {max} (AWS quota: managed policy size; raise `limits.{limit_name}`)"
                 ));
-            }
         }
         // The policy is known by its name, not its file.
         Some(Arc::new(policy.with_name(name)))
@@ -818,12 +831,4 @@ fn size_without_whitespace(text: &str) -> usize {
         }
     }
     n
-}
-
-/// A relative path that stays inside the bundle directory.
-fn safe_relative(path: &str) -> Option<PathBuf> {
-    let p = Path::new(path);
-    p.components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then(|| p.to_owned())
 }

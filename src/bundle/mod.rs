@@ -154,6 +154,9 @@ pub struct Bundle {
     /// `user/NAME`, `role/NAME` to the entity.
     entities: FxHashMap<Box<str>, Arc<Entity>>,
     root: Arc<Entity>,
+    /// Callers with no identity policies here: anonymous callers and
+    /// services, allowed only by resource-based policies.
+    outsider: Arc<Entity>,
     /// Exact resource ARNs to their policy; trust policies by role ARN.
     exact_resources: FxHashMap<Box<str>, Arc<StatementSet>>,
     /// Resource patterns, in file order: the first that matches applies.
@@ -201,8 +204,10 @@ impl Bundle {
     /// Finds a request's principal: a user or role ARN (with its path), a
     /// role session ARN (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`),
     /// the account's root (`arn:aws:iam::ACCOUNT:root` or the account id), or
-    /// a short form `user/NAME`, `role/NAME`. `None` for anything else: the
-    /// caller denies, never errors.
+    /// a short form `user/NAME`, `role/NAME`; or an anonymous caller (`*`) or
+    /// a service (`ec2.amazonaws.com`), which have no policies of their own.
+    /// `None` for anything else (another account's principal, an unknown
+    /// name): the caller denies, never errors.
     pub fn resolve(&self, text: &str) -> Option<Resolved<'_>> {
         if let Some(entity) = self.entities.get(text) {
             return Some(Resolved {
@@ -211,6 +216,12 @@ impl Bundle {
             });
         }
         let p = Principal::parse(text).ok()?;
+        if matches!(p.kind(), PrincipalKind::Anonymous | PrincipalKind::Service) {
+            return Some(Resolved {
+                entity: &self.outsider,
+                principal: p,
+            });
+        }
         if p.account() != self.account || p.partition() != self.partition {
             return None;
         }

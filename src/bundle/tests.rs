@@ -89,13 +89,19 @@ fn every_problem_is_reported_with_file_and_line() {
     let errs = errors(&[
         ACCOUNT,
         READ,
-        ("users.yaml", "- name: alice\n  groups: [devs]\n  policies: [Reed]\n- name: Alice\n- name: bad name\n"),
+        (
+            "users.yaml",
+            "- name: alice\n  groups: [devs]\n  policies: [Reed]\n- name: Alice\n- name: bad name\n",
+        ),
         ("groups.yaml", "- name: developers\n  policies: [Read]\n"),
         (
             "roles.yaml",
             "- name: app\n  trust:\n    Statement:\n      - Effect: Allow\n        Action: sts:AssumeRole\n",
         ),
-        ("resources.yaml", "- resource: doc/1\n  policy:\n    Statement: {Effect: Allow, Principal: '*', Action: 'docs:Get'}\n"),
+        (
+            "resources.yaml",
+            "- resource: doc/1\n  policy:\n    Statement: {Effect: Allow, Principal: '*', Action: 'docs:Get'}\n",
+        ),
     ]);
     let want = [
         "users.yaml:2:12: user `alice` is in unknown group `devs`",
@@ -106,16 +112,29 @@ fn every_problem_is_reported_with_file_and_line() {
         "resources.yaml:1:13: resource `doc/1` is not an ARN",
     ];
     for w in want {
-        assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(w)),
+            "missing {w:?} in {errs:#?}"
+        );
     }
     assert_eq!(errs.len(), want.len(), "{errs:#?}");
 }
 
 #[test]
 fn policy_files_report_their_own_lines() {
-    let errs = errors(&[ACCOUNT, ("policies/Bad.json", "{\n  \"Statement\": {\n    \"Effect\": \"Alow\", \"Action\": \"a:b\", \"Resource\": \"*\"}\n}")]);
+    let errs = errors(&[
+        ACCOUNT,
+        (
+            "policies/Bad.json",
+            "{\n  \"Statement\": {\n    \"Effect\": \"Alow\", \"Action\": \"a:b\", \"Resource\": \"*\"}\n}",
+        ),
+    ]);
     assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert!(errs[0].starts_with("policies/Bad.json:3:15: statement 0: `Effect` is `Allow` or `Deny`"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("policies/Bad.json:3:15: statement 0: `Effect` is `Allow` or `Deny`"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -136,9 +155,18 @@ fn a_bundle_needs_its_account() {
     let errs = errors(&[("users.yaml", "[]")]);
     assert!(errs[0].contains("no `bundle.yaml`"), "{errs:?}");
     let errs = errors(&[("bundle.yaml", "account: \"12\"\n")]);
-    assert!(errs[0].starts_with("bundle.yaml:1:10: account `12` is not a 12-digit account id"), "{errs:?}");
-    let errs = errors(&[("bundle.yaml", "account: \"123456789012\"\n"), ("bundle.json", "{}")]);
-    assert!(errs[0].contains("bundle.yaml and bundle.json give the same part of the bundle"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("bundle.yaml:1:10: account `12` is not a 12-digit account id"),
+        "{errs:?}"
+    );
+    let errs = errors(&[
+        ("bundle.yaml", "account: \"123456789012\"\n"),
+        ("bundle.json", "{}"),
+    ]);
+    assert!(
+        errs[0].contains("bundle.yaml and bundle.json give the same part of the bundle"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -147,7 +175,11 @@ fn limits_mirror_aws_quotas_and_can_be_raised() {
     let strict = "account: \"123456789012\"\nlimits: {attachedPolicies: 2, tags: 1}\n";
     let errs = errors(&[("bundle.yaml", strict), READ, ("users.yaml", users)]);
     assert!(errs.iter().any(|e| e.contains("attaches 3 managed policies; the limit is 2 (AWS quota: managed policies per user; raise `limits.attachedPolicies`)")), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("has 2 tags; the limit is 1")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("has 2 tags; the limit is 1")),
+        "{errs:#?}"
+    );
     let dir = write(&[ACCOUNT, READ, ("users.yaml", users)]);
     assert!(load(dir.path()).is_ok());
     let big = format!(
@@ -155,7 +187,12 @@ fn limits_mirror_aws_quotas_and_can_be_raised() {
         "x".repeat(7000)
     );
     let errs = errors(&[ACCOUNT, ("policies/Big.json", &big)]);
-    assert!(errs[0].contains("managed policy `Big` has 7081 characters (white space not counted); the limit is 6144"), "{errs:#?}");
+    assert!(
+        errs[0].contains(
+            "managed policy `Big` has 7081 characters (white space not counted); the limit is 6144"
+        ),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -163,12 +200,28 @@ fn managed_policies_by_name_or_arn() {
     let dir = write(&[
         ACCOUNT,
         READ,
-        ("users.yaml", "- name: a\n  policies: [arn:aws:iam::123456789012:policy/team/Read]\n- name: b\n  policies: [arn:aws:iam::aws:policy/Read]\n"),
+        (
+            "users.yaml",
+            "- name: a\n  policies: [arn:aws:iam::123456789012:policy/team/Read]\n- name: b\n  policies: [arn:aws:iam::aws:policy/Read]\n",
+        ),
     ]);
     assert!(load(dir.path()).is_ok());
-    let errs = errors(&[ACCOUNT, READ, ("users.yaml", "- name: a\n  policies: [arn:aws:iam::999999999999:policy/Read, read]\n")]);
-    assert!(errs[0].contains("is not a managed policy of this bundle"), "{errs:#?}");
-    assert!(errs[1].contains("unknown managed policy `read`: did you mean `Read`?"), "{errs:#?}");
+    let errs = errors(&[
+        ACCOUNT,
+        READ,
+        (
+            "users.yaml",
+            "- name: a\n  policies: [arn:aws:iam::999999999999:policy/Read, read]\n",
+        ),
+    ]);
+    assert!(
+        errs[0].contains("is not a managed policy of this bundle"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].contains("unknown managed policy `read`: did you mean `Read`?"),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -183,4 +236,55 @@ fn the_digest_follows_the_content() {
     std::fs::write(dir.path().join("NOTES.md"), "x").unwrap();
     std::fs::create_dir(dir.path().join("..2026_11_28")).unwrap();
     assert_eq!(b, BundleFiles::read(dir.path()).unwrap().digest());
+}
+
+#[test]
+fn documents_are_given_inline_or_by_path() {
+    let role = "- name: app\n  trust: documents/app-trust.json\n  inline:\n    extra: documents/extra.json\n";
+    let trust = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}}"#;
+    let extra = r#"{"Statement":{"Sid":"X","Effect":"Allow","Action":"docs:Get","Resource":"*"}}"#;
+    let dir = write(&[
+        ACCOUNT,
+        ("roles.yaml", role),
+        ("documents/app-trust.json", trust),
+        ("documents/extra.json", extra),
+    ]);
+    let b = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let app = b.resolve("role/app").unwrap();
+    assert_eq!(app.entity.identity().policies()[0].name(), "role/app#extra");
+    assert!(
+        b.resource_policy("arn:aws:iam::123456789012:role/app")
+            .is_some()
+    );
+    // The referenced files are part of the digest.
+    let before = b.revision().digest.clone();
+    std::fs::write(
+        dir.path().join("documents/extra.json"),
+        extra.replace("docs:Get", "docs:List"),
+    )
+    .unwrap();
+    assert_ne!(load(dir.path()).unwrap().revision().digest, before);
+    // Errors in a referenced file name that file's lines.
+    std::fs::write(
+        dir.path().join("documents/extra.json"),
+        "{\"Statement\": 1}",
+    )
+    .unwrap();
+    let errs = load(dir.path()).unwrap_err().diagnostics;
+    assert!(
+        errs[0].starts_with(
+            "documents/extra.json:1:15: `Statement` is an object or an array of objects"
+        ),
+        "{errs:#?}"
+    );
+    let errs = errors(&[
+        ACCOUNT,
+        ("roles.yaml", "- name: app\n  trust: ../etc/passwd\n"),
+    ]);
+    assert!(
+        errs[0].contains(
+            "is not a file of the bundle: give the policy inline, or as `documents/NAME.json`"
+        ),
+        "{errs:#?}"
+    );
 }

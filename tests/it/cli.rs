@@ -100,3 +100,34 @@ fn batch_answers_each_line_in_order() {
     assert_eq!(answers[3]["deniedBy"], "identity");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 4 cases could not be decided"));
 }
+
+#[test]
+fn simulate_against_a_bundle() {
+    let lines = [
+        r#"{"request": {"principal": "user/alice", "action": "docs:GetDocument", "resource": "arn:acme:docs:eu-1:123456789012:doc/1", "context": {"docs:Team": "docs"}}}"#,
+        r#"{"request": {"principal": "user/nobody", "action": "docs:GetDocument", "resource": "*"}}"#,
+    ];
+    let out = iamd(
+        &["simulate", "--bundle", "examples/bundle", "--batch"],
+        &(lines.join("\n") + "\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers = json(&out);
+    assert_eq!(answers[0]["decision"], "Allowed");
+    assert_eq!(answers[1]["decision"], "ImplicitlyDenied");
+    assert_eq!(
+        answers[1]["reason"],
+        "principal `user/nobody` is not in the bundle"
+    );
+    let broken = iamd(&["simulate", "--bundle", "src"], lines[0]);
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("no `bundle.yaml`"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+}

@@ -6,6 +6,7 @@
     reason = "a test fails loudly on the first surprise"
 )]
 
+mod bundle;
 mod cases;
 mod cli;
 mod managed_policies;
