@@ -14,4 +14,5 @@ pub mod context;
 pub mod eval;
 pub mod json;
 pub mod policy;
+pub mod reload;
 pub mod simulate;

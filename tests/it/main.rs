@@ -11,3 +11,4 @@ mod cases;
 mod cli;
 mod managed_policies;
 mod properties;
+mod reload;

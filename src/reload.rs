@@ -1,0 +1,352 @@
+//! Hot reload: the live bundle behind one `ArcSwap`, a reloader that is its
+//! only writer, and a watcher thread that tells the reloader when the bundle
+//! directory may have changed.
+//!
+//! The reloader always runs read → digest → (unchanged? stop) → validate →
+//! compile → publish. A bundle that fails never replaces the live one: the
+//! last good bundle keeps serving, and the failure, with every error, goes to
+//! the logs and to [`Status`]. Before the first good bundle there is no
+//! bundle at all, and callers deny.
+//!
+//! The watcher only says "something may have changed": it watches the
+//! directory (recursively) and its parent, so that Kubernetes' `..data`
+//! symlink swap, an editor's rename-into-place and a deleted-then-recreated
+//! directory are all seen; it debounces bursts of events, re-adds its watches
+//! after each burst, checks the digest on a timer as a backstop for missed
+//! events, and reloads on `SIGHUP`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use jiff::Timestamp;
+use notify::{RecursiveMode, Watcher as _};
+
+use crate::bundle::{Bundle, BundleFiles, BundleStats, Revision};
+
+/// The live bundle, and what the reloader has to say about it.
+#[derive(Debug, Default)]
+pub struct Store {
+    live: ArcSwapOption<Bundle>,
+    status: ArcSwap<Status>,
+}
+
+impl Store {
+    /// An empty store: no bundle, so every decision is a deny.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The live bundle, if any. The guard is for the stack of one decision;
+    /// readers never block and always see one whole bundle.
+    pub fn bundle(&self) -> Guard<Option<Arc<Bundle>>> {
+        self.live.load()
+    }
+
+    /// The reloader's report.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.load_full()
+    }
+}
+
+/// What the reloader reports: the live bundle, the last failure, counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The bundle being served.
+    pub live: Option<Live>,
+    /// The last reload that failed, with every error, until a good one.
+    pub last_failure: Option<Failure>,
+    /// Reloads by result.
+    pub reloads: ReloadCounts,
+}
+
+/// The bundle being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    /// Its revision.
+    pub revision: Revision,
+    /// When it was published.
+    pub loaded_at: Timestamp,
+    /// The directory it came from.
+    pub source: PathBuf,
+    /// What it holds.
+    pub stats: BundleStats,
+}
+
+/// A reload that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// When.
+    pub at: Timestamp,
+    /// The digest of the rejected files (none when they could not be read).
+    pub digest: Option<String>,
+    /// Every error, one line each.
+    pub errors: Vec<String>,
+}
+
+/// Reloads by result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadCounts {
+    /// A new bundle was published.
+    pub loaded: u64,
+    /// The files had not changed.
+    pub unchanged: u64,
+    /// The files were rejected (the live bundle stayed).
+    pub failed: u64,
+}
+
+/// What asked for a reload, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The first load.
+    Start,
+    /// A file system event.
+    Event,
+    /// The periodic digest check.
+    Timer,
+    /// `SIGHUP`.
+    Signal,
+}
+
+/// The result of one reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new bundle is live.
+    Loaded(Revision),
+    /// Nothing changed (or the same rejected files again).
+    Unchanged,
+    /// The files were rejected; the previous bundle, if any, stays live.
+    Failed(Vec<String>),
+}
+
+/// Loads the bundle directory into a [`Store`]: the store's only writer.
+#[derive(Debug)]
+pub struct Reloader {
+    dir: PathBuf,
+    store: Arc<Store>,
+    live_digest: Option<String>,
+    rejected: Option<(Option<String>, Vec<String>)>,
+}
+
+impl Reloader {
+    /// A reloader of `dir` into `store`.
+    pub fn new(dir: &Path, store: Arc<Store>) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            store,
+            live_digest: None,
+            rejected: None,
+        }
+    }
+
+    /// The directory it reloads.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the directory and publishes its bundle if it changed and is good.
+    pub fn reload(&mut self, trigger: Trigger) -> Outcome {
+        let files = match BundleFiles::read(&self.dir) {
+            Ok(f) => f,
+            Err(e) => return self.reject(trigger, None, e.diagnostics),
+        };
+        let digest = files.digest();
+        if self.live_digest.as_deref() == Some(digest.as_str()) {
+            self.count(|c| c.unchanged += 1);
+            return Outcome::Unchanged;
+        }
+        if let Some((Some(d), _)) = &self.rejected
+            && *d == digest
+        {
+            // The same rejected files: already reported.
+            self.count(|c| c.unchanged += 1);
+            return Outcome::Unchanged;
+        }
+        let started = Instant::now();
+        match files.compile() {
+            Ok(bundle) => {
+                let revision = bundle.revision().clone();
+                let stats = bundle.stats();
+                self.store.live.store(Some(Arc::new(bundle)));
+                self.live_digest = Some(digest);
+                self.rejected = None;
+                tracing::info!(
+                    revision = %revision,
+                    ?trigger,
+                    users = stats.users,
+                    roles = stats.roles,
+                    statements = stats.statements,
+                    compile_ms = started.elapsed().as_millis() as u64,
+                    "bundle loaded"
+                );
+                let live = Live {
+                    revision: revision.clone(),
+                    loaded_at: Timestamp::now(),
+                    source: self.dir.clone(),
+                    stats,
+                };
+                self.update(|s| {
+                    s.live = Some(live);
+                    s.last_failure = None;
+                    s.reloads.loaded += 1;
+                });
+                Outcome::Loaded(revision)
+            }
+            Err(e) => self.reject(trigger, Some(digest), e.diagnostics),
+        }
+    }
+
+    fn reject(&mut self, trigger: Trigger, digest: Option<String>, errors: Vec<String>) -> Outcome {
+        let again = self
+            .rejected
+            .as_ref()
+            .is_some_and(|(d, e)| *d == digest && *e == errors);
+        if again {
+            self.count(|c| c.unchanged += 1);
+            return Outcome::Unchanged;
+        }
+        let keeping = self.store.bundle().as_ref().map_or_else(
+            || "no bundle: every request is denied".to_owned(),
+            |b| format!("keeping revision {}", b.revision()),
+        );
+        tracing::warn!(
+            dir = %self.dir.display(),
+            ?trigger,
+            errors = errors.len(),
+            "bundle rejected ({keeping}):\n{}",
+            errors.join("\n")
+        );
+        self.rejected = Some((digest.clone(), errors.clone()));
+        let failure = Failure {
+            at: Timestamp::now(),
+            digest,
+            errors: errors.clone(),
+        };
+        self.update(|s| {
+            s.last_failure = Some(failure);
+            s.reloads.failed += 1;
+        });
+        Outcome::Failed(errors)
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ReloadCounts)) {
+        self.update(|s| f(&mut s.reloads));
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Status)) {
+        let mut next = (*self.store.status.load_full()).clone();
+        f(&mut next);
+        self.store.status.store(Arc::new(next));
+    }
+}
+
+/// How the watcher works.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchOptions {
+    /// Wait for this long without events before reloading.
+    pub debounce: Duration,
+    /// Check the digest this often, events or not (a backstop for missed
+    /// events and file systems without them).
+    pub poll_interval: Duration,
+    /// Use file system events (off: the timer alone).
+    pub events: bool,
+    /// Reload on `SIGHUP`.
+    pub sighup: bool,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self {
+            debounce: Duration::from_millis(200),
+            poll_interval: Duration::from_secs(10),
+            events: true,
+            sighup: true,
+        }
+    }
+}
+
+/// A running watcher thread; dropping it stops the thread.
+#[derive(Debug)]
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a thread that reloads `reloader`'s directory when it may have
+/// changed. Call [`Reloader::reload`] once first for the initial load.
+pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<Watcher> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut fs_watcher = if options.events {
+        let tx = tx.clone();
+        let w = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+            let _ = tx.send(());
+        })
+        .map_err(std::io::Error::other)?;
+        Some(w)
+    } else {
+        None
+    };
+    let hup = Arc::new(AtomicBool::new(false));
+    if options.sighup {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let dir = reloader.dir().to_owned();
+    let parent = dir.parent().map(Path::to_owned);
+    let add_watches = move |w: &mut Option<notify::RecommendedWatcher>| {
+        if let Some(w) = w {
+            if let Some(p) = &parent {
+                let _ = w.watch(p, RecursiveMode::NonRecursive);
+            }
+            let _ = w.watch(&dir, RecursiveMode::Recursive);
+        }
+    };
+    add_watches(&mut fs_watcher);
+    let thread = std::thread::Builder::new()
+        .name("iamd-reload".into())
+        .spawn(move || {
+            let tick = Duration::from_millis(100).min(options.poll_interval);
+            let mut next_poll = Instant::now() + options.poll_interval;
+            while !stopping.load(Ordering::Relaxed) {
+                match rx.recv_timeout(tick) {
+                    Ok(()) => {
+                        // Consume events until the directory is quiet.
+                        while rx.recv_timeout(options.debounce).is_ok() {}
+                        // Files and directories may have been replaced: watch
+                        // the new ones.
+                        add_watches(&mut fs_watcher);
+                        reloader.reload(Trigger::Event);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(tick),
+                }
+                if hup.swap(false, Ordering::Relaxed) {
+                    reloader.reload(Trigger::Signal);
+                }
+                if Instant::now() >= next_poll {
+                    add_watches(&mut fs_watcher);
+                    reloader.reload(Trigger::Timer);
+                    next_poll = Instant::now() + options.poll_interval;
+                }
+            }
+            drop(tx);
+        })?;
+    Ok(Watcher {
+        stop,
+        thread: Some(thread),
+    })
+}

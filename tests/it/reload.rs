@@ -1,0 +1,307 @@
+//! Hot reload with real files in temporary directories: the reloader's
+//! rules (last good kept, unchanged is a no-op, fail closed before the first
+//! good bundle), the watcher's triggers (edit, rename-into-place, Kubernetes
+//! `..data` symlink swap, rapid writes, deleted directory, SIGHUP, the timer),
+//! and readers that never see a mix of two bundles.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use iamd::arn::Principal;
+use iamd::context::Context;
+use iamd::eval::{Outcome, Request, evaluate};
+use iamd::reload::{self, Outcome as Reload, Reloader, Store, Trigger, WatchOptions};
+
+const ACCOUNT: &str = "account: \"123456789012\"\n";
+
+/// A bundle whose single user `alice` may do `docs:<verb>` (and nothing
+/// else), and whose revision label is `verb`.
+fn files(verb: &str) -> Vec<(String, String)> {
+    vec![
+        ("bundle.yaml".into(), format!("{ACCOUNT}revision: {verb}\n")),
+        (
+            "users.yaml".into(),
+            format!(
+                "- name: alice\n  inline:\n    p:\n      Statement: {{Effect: Allow, Action: 'docs:{verb}', Resource: '*'}}\n"
+            ),
+        ),
+    ]
+}
+
+fn write_all(dir: &Path, files: &[(String, String)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+/// The live revision label, if any.
+fn label(store: &Store) -> Option<String> {
+    store
+        .bundle()
+        .as_ref()
+        .and_then(|b| b.revision().label.clone())
+}
+
+/// Waits (at most 20 s: a bound against hanging, not a timing goal) until
+/// the live label is `want`.
+fn wait_for(store: &Store, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while label(store).as_deref() != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "still {:?}, waiting for {want}; status {:?}",
+            label(store),
+            store.status()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn options() -> WatchOptions {
+    WatchOptions {
+        debounce: Duration::from_millis(50),
+        poll_interval: Duration::from_secs(3600),
+        events: true,
+        sighup: false,
+    }
+}
+
+#[test]
+fn the_last_good_bundle_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    // No directory yet: a failure, and no bundle (every request denied).
+    assert!(matches!(r.reload(Trigger::Start), Reload::Failed(_)));
+    assert!(store.bundle().is_none());
+    assert!(
+        store.status().last_failure.as_ref().unwrap().errors[0]
+            .contains("cannot read the bundle directory")
+    );
+    write_all(&dir, &files("GetDocument"));
+    assert!(matches!(r.reload(Trigger::Event), Reload::Loaded(_)));
+    assert_eq!(label(&store).as_deref(), Some("GetDocument"));
+    assert_eq!(r.reload(Trigger::Timer), Reload::Unchanged);
+    // A broken bundle: rejected with every error, the last good one stays.
+    std::fs::write(
+        dir.join("users.yaml"),
+        "- name: alice\n  groups: [nope]\n  policies: [Missing]\n",
+    )
+    .unwrap();
+    match r.reload(Trigger::Event) {
+        Reload::Failed(errors) => assert_eq!(errors.len(), 2, "{errors:#?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(label(&store).as_deref(), Some("GetDocument"));
+    let status = store.status();
+    assert_eq!(
+        status.live.as_ref().unwrap().revision.label.as_deref(),
+        Some("GetDocument")
+    );
+    assert_eq!(status.last_failure.as_ref().unwrap().errors.len(), 2);
+    // The same broken files again: reported once.
+    assert_eq!(r.reload(Trigger::Timer), Reload::Unchanged);
+    assert_eq!(store.status().reloads.failed, 2);
+    // Fixed: picked up, the failure cleared.
+    write_all(&dir, &files("ListDocuments"));
+    assert!(matches!(r.reload(Trigger::Event), Reload::Loaded(_)));
+    assert_eq!(label(&store).as_deref(), Some("ListDocuments"));
+    assert!(store.status().last_failure.is_none());
+    assert_eq!(store.status().reloads.loaded, 2);
+}
+
+#[test]
+fn edits_are_picked_up_by_the_watcher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("A"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let _w = reload::watch(r, options()).unwrap();
+    wait_for(&store, "A");
+    // Edit in place.
+    write_all(&dir, &files("B"));
+    wait_for(&store, "B");
+    // Rename into place, as editors do.
+    let tmpfile = dir.join(".users.yaml.swp");
+    std::fs::write(&tmpfile, &files("C")[1].1).unwrap();
+    std::fs::write(dir.join("bundle.yaml"), format!("{ACCOUNT}revision: C\n")).unwrap();
+    std::fs::rename(&tmpfile, dir.join("users.yaml")).unwrap();
+    wait_for(&store, "C");
+    // A broken write keeps C; the fix after it is picked up.
+    std::fs::write(dir.join("users.yaml"), "- name: [").unwrap();
+    std::fs::write(
+        dir.join("bundle.yaml"),
+        format!("{ACCOUNT}revision: broken\n"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.status().last_failure.is_none() {
+        assert!(Instant::now() < deadline, "the broken bundle was not seen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(label(&store).as_deref(), Some("C"));
+    write_all(&dir, &files("D"));
+    wait_for(&store, "D");
+    // Rapid successive writes end on the final content.
+    for i in 0..30 {
+        write_all(&dir, &files(&format!("Rapid{i}")));
+    }
+    wait_for(&store, "Rapid29");
+}
+
+#[test]
+fn a_deleted_and_recreated_directory_is_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("A"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let _w = reload::watch(r, options()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.status().last_failure.is_none() {
+        assert!(Instant::now() < deadline, "the deletion was not seen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        label(&store).as_deref(),
+        Some("A"),
+        "the last good bundle keeps serving"
+    );
+    write_all(&dir, &files("B"));
+    wait_for(&store, "B");
+}
+
+/// Lays out a bundle as the kubelet does for a ConfigMap volume: the files
+/// live in a timestamped directory, `..data` links to it, and each file name
+/// is a link through `..data`. An update writes a new directory and swaps
+/// `..data` atomically.
+fn configmap_update(dir: &Path, version: &str, files: &[(String, String)]) {
+    let real = dir.join(format!("..{version}"));
+    write_all(&real, files);
+    let tmp_link = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(format!("..{version}"), &tmp_link).unwrap();
+    std::fs::rename(&tmp_link, dir.join("..data")).unwrap();
+    for (name, _) in files {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(PathBuf::from("..data").join(name), &link).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_configmap_symlink_swap_is_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    std::fs::create_dir_all(&dir).unwrap();
+    configmap_update(&dir, "2026_11_28_01", &files("A"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
+    let _w = reload::watch(r, options()).unwrap();
+    configmap_update(&dir, "2026_11_28_02", &files("B"));
+    std::fs::remove_dir_all(dir.join("..2026_11_28_01")).unwrap();
+    wait_for(&store, "B");
+}
+
+#[test]
+fn the_timer_and_sighup_reload_without_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("A"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let polling = WatchOptions {
+        events: false,
+        poll_interval: Duration::from_millis(100),
+        ..options()
+    };
+    let w = reload::watch(r, polling).unwrap();
+    write_all(&dir, &files("B"));
+    wait_for(&store, "B");
+    drop(w);
+
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let on_signal = WatchOptions {
+        events: false,
+        poll_interval: Duration::from_secs(3600),
+        sighup: true,
+        ..options()
+    };
+    let _w = reload::watch(r, on_signal).unwrap();
+    write_all(&dir, &files("C"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        label(&store).as_deref(),
+        Some("B"),
+        "no event, no timer: nothing reloads yet"
+    );
+    signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+    wait_for(&store, "C");
+}
+
+#[test]
+fn readers_never_see_a_mix_of_two_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let verbs = ["GetDocument", "PutDocument"];
+    write_all(&dir, &files(verbs[0]));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, stop, answers) = (store.clone(), stop.clone(), answers.clone());
+            std::thread::spawn(move || {
+                let ctx = Context::new();
+                let mut matched = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let guard = store.bundle();
+                    let bundle = guard.as_ref().expect("a bundle is live throughout");
+                    let who = bundle.resolve("user/alice").unwrap();
+                    let p: &Principal = &who.principal;
+                    let verb = bundle.revision().label.clone().unwrap();
+                    for action in ["docs:GetDocument", "docs:PutDocument"] {
+                        let req = Request::new(p, action, "*", &ctx);
+                        let d = evaluate(&bundle.layers(&who, "*", None), &req, &mut matched);
+                        // Every answer comes from exactly the revision read.
+                        let want = if action.ends_with(&verb) {
+                            Outcome::Allow
+                        } else {
+                            Outcome::ImplicitDeny
+                        };
+                        assert_eq!(d.outcome, want, "revision {verb}, {action}");
+                        answers.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for i in 1..=300 {
+        write_all(&dir, &files(verbs[i % 2]));
+        assert!(
+            matches!(r.reload(Trigger::Event), Reload::Loaded(_)),
+            "swap {i}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    assert_eq!(store.status().reloads.loaded, 301);
+    assert!(answers.load(Ordering::Relaxed) > 0);
+}
