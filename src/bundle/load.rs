@@ -29,6 +29,8 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
 pub struct BundleFiles {
     dir: PathBuf,
     texts: BTreeMap<String, String>,
+    /// The bundle is one `aws iam get-account-authorization-details` file.
+    aws: bool,
 }
 
 type Files = BundleFiles;
@@ -47,6 +49,21 @@ impl BundleFiles {
                 dir.display()
             ))
         })?;
+        if meta.is_file() {
+            // The output of `aws iam get-account-authorization-details`.
+            let text = std::fs::read_to_string(dir)
+                .map_err(|e| fail(format!("{}: cannot read: {e}", dir.display())))?;
+            let name = dir.file_name().map_or_else(
+                || "details.json".into(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let parent = dir.parent().map_or_else(PathBuf::new, Path::to_owned);
+            return Ok(Self {
+                dir: parent,
+                texts: BTreeMap::from([(name, text)]),
+                aws: true,
+            });
+        }
         if !meta.is_dir() {
             return Err(fail(format!(
                 "{}: not a directory: a bundle is a directory with `bundle.yaml`",
@@ -98,6 +115,7 @@ impl BundleFiles {
         Ok(Self {
             dir: dir.to_owned(),
             texts,
+            aws: false,
         })
     }
 
@@ -108,11 +126,24 @@ impl BundleFiles {
 
     /// Compiles the files into a bundle, reporting every problem.
     pub fn compile(&self) -> Result<Bundle, BundleError> {
-        Loader {
+        let mut loader = Loader {
             files: self,
             problems: Vec::new(),
+        };
+        let parts = if self.aws {
+            self.texts
+                .iter()
+                .next()
+                .and_then(|(file, text)| super::aws::parts(file, text, &mut loader.problems))
+        } else {
+            loader.parts()
+        };
+        match parts {
+            Some(parts) => loader.build(parts, self.digest()),
+            None => Err(BundleError {
+                diagnostics: loader.problems,
+            }),
         }
-        .compile(self.digest())
     }
 
     /// SHA-256 over every file's relative path and contents, in path order,
@@ -167,12 +198,39 @@ fn read_into(
 
 // === loading ===
 
+/// A managed policy or SCP document: its file, name and JSON text, and for
+/// documents embedded in a larger file (AWS import), where they are.
+pub(crate) struct DocumentSource {
+    pub file: String,
+    pub name: String,
+    pub text: String,
+    pub at: Option<String>,
+}
+
+/// Everything a bundle is made of, read and parsed, before validation.
+pub(crate) struct Parts {
+    pub account_file: String,
+    pub account: RawAccount,
+    pub users_file: String,
+    pub users: Vec<RawUser>,
+    pub groups_file: String,
+    pub groups: Vec<RawGroup>,
+    pub roles_file: String,
+    pub roles: Vec<RawRole>,
+    pub resources_file: String,
+    pub resources: Vec<RawResource>,
+    pub managed: Vec<DocumentSource>,
+    pub scps: Vec<DocumentSource>,
+    /// The bundle is an AWS export (hints name its lists, not files).
+    pub aws: bool,
+}
+
 struct Loader<'f> {
     files: &'f Files,
     problems: Vec<String>,
 }
 
-fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
+pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
     format!("{file}:{}:{}", loc.line(), loc.column())
 }
 
@@ -203,36 +261,71 @@ impl Loader<'_> {
         }
     }
 
-    fn compile(mut self, digest: String) -> Result<Bundle, BundleError> {
+    /// Reads the directory format's files.
+    fn parts(&mut self) -> Option<Parts> {
         let account = self.parse_yaml::<RawAccount>("bundle");
-        let users: Vec<RawUser> = self.parse_yaml("users").map(|(_, v)| v).unwrap_or_default();
-        let groups: Vec<RawGroup> = self
+        let users = self.parse_yaml("users").map(|(_, v)| v).unwrap_or_default();
+        let groups = self
             .parse_yaml("groups")
             .map(|(_, v)| v)
             .unwrap_or_default();
-        let roles: Vec<RawRole> = self.parse_yaml("roles").map(|(_, v)| v).unwrap_or_default();
-        let resources: Vec<RawResource> = self
+        let roles = self.parse_yaml("roles").map(|(_, v)| v).unwrap_or_default();
+        let resources = self
             .parse_yaml("resources")
             .map(|(_, v)| v)
             .unwrap_or_default();
-        let files = |part: &str| {
+        let file = |part: &str| {
             self.files
                 .top(part)
                 .map(|(f, _)| f.to_owned())
                 .unwrap_or_else(|| format!("{part}.yaml"))
         };
-        let (users_file, groups_file, roles_file, resources_file) = (
-            files("users"),
-            files("groups"),
-            files("roles"),
-            files("resources"),
-        );
-
-        let Some((account_file, account)) = account else {
-            return Err(BundleError {
-                diagnostics: self.problems,
-            });
+        let docs = |sub: &str| {
+            self.files
+                .under(sub)
+                .map(|(file, name, text)| DocumentSource {
+                    file: file.to_owned(),
+                    name: name.to_owned(),
+                    text: text.to_owned(),
+                    at: None,
+                })
+                .collect()
         };
+        let (account_file, account) = account?;
+        Some(Parts {
+            account_file,
+            account,
+            users_file: file("users"),
+            users,
+            groups_file: file("groups"),
+            groups,
+            roles_file: file("roles"),
+            roles,
+            resources_file: file("resources"),
+            resources,
+            managed: docs("policies"),
+            scps: docs("scps"),
+            aws: false,
+        })
+    }
+
+    /// Validates and compiles the parts: every problem is collected.
+    pub(crate) fn build(mut self, parts: Parts, digest: String) -> Result<Bundle, BundleError> {
+        let Parts {
+            account_file,
+            account,
+            users_file,
+            users,
+            groups_file,
+            groups,
+            roles_file,
+            roles,
+            resources_file,
+            resources,
+            managed: managed_docs,
+            scps: scp_sources,
+            aws,
+        } = parts;
         let limits = limits(&account.limits);
         let account_id = account.account.value.clone();
         if !is_account_id(&account_id) {
@@ -249,14 +342,14 @@ impl Loader<'_> {
         // Managed policies and SCPs: one document per file, compiled once.
         let mut managed: FxHashMap<String, (Arc<Policy>, usize)> = FxHashMap::default();
         let mut managed_lower: FxHashMap<String, String> = FxHashMap::default();
-        for (file, name, text) in self.files.under("policies") {
+        for doc in &managed_docs {
+            let (file, name) = (&doc.file, &doc.name);
             if let Some(prev) = managed_lower.insert(name.to_lowercase(), name.to_owned()) {
-                self.problems.push(format!("{file}: managed policy `{name}` has the same name as `{prev}` (names are case-insensitive)"));
+                let at = doc.at.as_deref().unwrap_or(file);
+                self.problems.push(format!("{at}: managed policy `{name}` has the same name as `{prev}` (names are case-insensitive)"));
             }
             if let Some(p) = self.policy_file(
-                file,
-                name,
-                text,
+                doc,
                 PolicyKind::Identity,
                 Some(limits.managed_policy_size),
                 "managedPolicySize",
@@ -266,9 +359,9 @@ impl Loader<'_> {
             }
         }
         let mut scp_docs: FxHashMap<String, Arc<Policy>> = FxHashMap::default();
-        for (file, name, text) in self.files.under("scps") {
-            if let Some(p) = self.policy_file(file, name, text, PolicyKind::Scp, None, "") {
-                scp_docs.insert(name.to_owned(), p);
+        for doc in &scp_sources {
+            if let Some(p) = self.policy_file(doc, PolicyKind::Scp, None, "") {
+                scp_docs.insert(doc.name.clone(), p);
             }
         }
         let lookup = |this: &mut Self, file: &str, r: Ref<'_>| -> Option<Arc<Policy>> {
@@ -278,6 +371,7 @@ impl Loader<'_> {
                 None => {
                     let hint = match managed_lower.get(&name.to_lowercase()) {
                         Some(n) => format!("did you mean `{n}`?"),
+                        None if aws => "the export's `Policies` does not hold it (export without a `--filter` that leaves it out)".to_owned(),
                         None => format!("add `policies/{name}.json`"),
                     };
                     this.problems.push(format!(
@@ -378,6 +472,9 @@ impl Loader<'_> {
                             Some(n) => format!(
                                 "did you mean `{n}`? (group names are case-insensitive in IAM but written as defined)"
                             ),
+                            None if aws => {
+                                "the export's `GroupDetailList` does not hold it".to_owned()
+                            }
                             None => format!("define it in {groups_file}"),
                         };
                         self.problems.push(format!(
@@ -765,28 +862,49 @@ impl Loader<'_> {
 
     fn policy_file(
         &mut self,
-        file: &str,
-        name: &str,
-        text: &str,
+        doc: &DocumentSource,
         kind: PolicyKind,
         max: Option<usize>,
         limit_name: &str,
     ) -> Option<Arc<Policy>> {
+        let DocumentSource {
+            file,
+            name,
+            text,
+            at,
+        } = doc;
         let size = size_without_whitespace(text);
         let policy = match Policy::parse(&Source::new(file, text), kind) {
             Ok(p) => p,
             Err(e) => {
-                self.problems
-                    .extend(e.diagnostics.iter().map(ToString::to_string));
+                match at {
+                    // Embedded: the text's own lines mean nothing to the
+                    // author; name the policy's place in the file.
+                    Some(at) => {
+                        for d in &e.diagnostics {
+                            let st = d
+                                .statement
+                                .as_ref()
+                                .map(|s| format!("{s}: "))
+                                .unwrap_or_default();
+                            self.problems
+                                .push(format!("{at}: managed policy `{name}`: {st}{}", d.message));
+                        }
+                    }
+                    None => self
+                        .problems
+                        .extend(e.diagnostics.iter().map(ToString::to_string)),
+                }
                 return None;
             }
         };
         if let Some(max) = max
             && size > max
         {
+            let at = at.clone().unwrap_or_else(|| format!("{file}:1:1"));
             self.problems.push(format!(
-                    "{file}:1:1: managed policy `{name}` has {size} characters (white space not counted); the limit is {max} (AWS quota: managed policy size; raise `limits.{limit_name}`)"
-                ));
+                "{at}: managed policy `{name}` has {size} characters (white space not counted); the limit is {max} (AWS quota: managed policy size; raise `limits.{limit_name}`)"
+            ));
         }
         // The policy is known by its name, not its file.
         Some(Arc::new(policy.with_name(name)))

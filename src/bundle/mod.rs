@@ -7,6 +7,7 @@
 //! read → digest → parse → validate → compile; any error stops the load, and
 //! every error is reported, each with its file and line.
 
+mod aws;
 mod load;
 mod raw;
 

@@ -6,6 +6,7 @@
     reason = "a test fails loudly on the first surprise"
 )]
 
+mod aws_import;
 mod bundle;
 mod cases;
 mod cli;
