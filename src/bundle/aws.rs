@@ -124,7 +124,7 @@ struct Version {
 /// Reads `text` (the file `file`) into bundle parts; problems go to
 /// `problems`.
 pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Option<Parts> {
-    let details: Details = match serde_saphyr::from_str(text) {
+    let details: Details = match serde_saphyr::from_str_with_options(text, super::load::yaml_options()) {
         Ok(d) => d,
         Err(e) => {
             let at = e

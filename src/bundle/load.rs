@@ -230,6 +230,17 @@ struct Loader<'f> {
     problems: Vec<String>,
 }
 
+/// YAML limits sized for bundles of 100,000 users and more, still bounded
+/// (anchors and aliases keep the parser's defaults against YAML bombs).
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_reader_input_bytes = Some(1 << 30);
+    budget.max_events = 400_000_000;
+    budget.max_nodes = 200_000_000;
+    budget.max_total_scalar_bytes = 1 << 30;
+    serde_saphyr::options! { budget: Some(budget) }
+}
+
 pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
     format!("{file}:{}:{}", loc.line(), loc.column())
 }
@@ -240,8 +251,7 @@ type Ref<'r> = &'r Spanned<String>;
 impl Loader<'_> {
     fn parse_yaml<T: DeserializeOwned>(&mut self, part: &str) -> Option<(String, T)> {
         let (file, text) = self.files.top(part)?;
-        let options = serde_saphyr::options! {};
-        match serde_saphyr::from_str_with_options::<T>(text, options) {
+        match serde_saphyr::from_str_with_options::<T>(text, yaml_options()) {
             Ok(v) => Some((file.to_owned(), v)),
             Err(e) => {
                 let at = e

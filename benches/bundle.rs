@@ -1,0 +1,181 @@
+//! Bundle scale: load-plus-compile time, peak memory and decision latency
+//! for synthetic bundles of 100, 10,000 and 100,000 users (with groups,
+//! roles and about 10 policies each), and how soon a changed file is served.
+//!
+//! Run: `cargo bench --bench bundle` (each size runs in a child process so
+//! that its peak memory is its own). Results in `docs/benchmarks.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark fails loudly")]
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use iamd::bundle;
+use iamd::context::Context;
+use iamd::eval::{Outcome, Request, evaluate};
+use iamd::reload::{self, Reloader, Store, Trigger, WatchOptions};
+
+const MANAGED: usize = 200;
+const GROUPS: usize = 50;
+
+/// Writes a synthetic bundle of `users` users (and `users / 10` roles) to
+/// `dir`: each user is in 2 groups (3 managed policies each), attaches 2
+/// managed policies and has 1 inline policy, with a team tag; each role has
+/// a trust policy and 3 managed policies.
+fn generate(dir: &Path, users: usize) {
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("bundle.yaml"), "account: \"123456789012\"\nrevision: synthetic\n").unwrap();
+    for p in 0..MANAGED {
+        let mut stmts = Vec::new();
+        for s in 0..5 {
+            let svc = (p * 5 + s) % 40;
+            stmts.push(format!(
+                r#"{{"Sid":"S{s}","Effect":"Allow","Action":["svc{svc}:Get*","svc{svc}:List*","svc{svc}:Put{s}"],"Resource":"arn:acme:svc{svc}:eu-1:123456789012:thing/{p}/*","Condition":{{"StringEquals":{{"aws:PrincipalTag/team":"team{}"}},"Bool":{{"aws:SecureTransport":"true"}}}}}}"#,
+                p % 20
+            ));
+        }
+        let doc = format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, stmts.join(","));
+        std::fs::write(dir.join(format!("policies/P{p}.json")), doc).unwrap();
+    }
+    let mut groups = String::new();
+    for g in 0..GROUPS {
+        writeln!(groups, "- name: g{g}\n  policies: [P{}, P{}, P{}]", (g * 3) % MANAGED, (g * 3 + 1) % MANAGED, (g * 3 + 2) % MANAGED).unwrap();
+    }
+    std::fs::write(dir.join("groups.yaml"), groups).unwrap();
+    let mut out = String::with_capacity(users * 400);
+    for u in 0..users {
+        writeln!(
+            out,
+            "- name: user{u}\n  groups: [g{}, g{}]\n  policies: [P{}, P{}]\n  tags: {{team: team{}}}\n  inline:\n    own:\n      Version: \"2012-10-17\"\n      Statement:\n        - {{Effect: Allow, Action: 'docs:*', Resource: 'arn:acme:docs:eu-1:123456789012:doc/${{aws:username}}/*'}}\n        - {{Effect: Deny, Action: 'docs:Delete*', Resource: '*', Condition: {{BoolIfExists: {{aws:MultiFactorAuthPresent: 'false'}}}}}}",
+            u % GROUPS,
+            (u + 7) % GROUPS,
+            (u * 7) % MANAGED,
+            (u * 11 + 3) % MANAGED,
+            u % 20
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("users.yaml"), out).unwrap();
+    let mut roles = String::new();
+    for r in 0..(users / 10).max(1) {
+        writeln!(
+            roles,
+            "- name: role{r}\n  policies: [P{}, P{}, P{}]\n  trust:\n    Statement:\n      - {{Effect: Allow, Principal: {{AWS: arn:aws:iam::123456789012:user/user{r}}}, Action: 'sts:AssumeRole'}}",
+            r % MANAGED,
+            (r + 1) % MANAGED,
+            (r + 2) % MANAGED
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("roles.yaml"), roles).unwrap();
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One size, in this process: prints one line of results.
+fn measure(users: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    generate(&dir, users);
+    let bytes: u64 = ["users.yaml", "groups.yaml", "roles.yaml"].iter().map(|f| std::fs::metadata(dir.join(f)).unwrap().len()).sum();
+    let base = peak_rss_kib();
+    let started = Instant::now();
+    let b = bundle::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let load = started.elapsed();
+    let peak = peak_rss_kib().saturating_sub(base);
+    let stats = b.stats();
+    // Decision latency: resolve the principal, then decide; users in turn.
+    let mut ctx = Context::new();
+    ctx.insert("aws:SecureTransport", iamd::context::ContextValue::Single("true".into())).unwrap();
+    let names: Vec<String> = (0..1000).map(|i| format!("user/user{}", (i * 7919) % users)).collect();
+    let resolved: Vec<_> = names.iter().map(|n| b.resolve(n).unwrap()).collect();
+    let mut tagged: Vec<Context> = Vec::new();
+    for r in &resolved {
+        let mut c = ctx.clone();
+        b.add_principal_tags(r.entity, &mut c, true);
+        tagged.push(c);
+    }
+    let resource = "arn:acme:svc3:eu-1:123456789012:thing/0/x";
+    let mut matched = Vec::with_capacity(16);
+    let mut allowed = 0u64;
+    let rounds = 200;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for (i, name) in names.iter().enumerate() {
+            let r = b.resolve(name).unwrap();
+            let req = Request::new(&r.principal, "svc3:GetThing", resource, &tagged[i]);
+            let d = evaluate(&b.layers(&r, resource, None), &req, &mut matched);
+            allowed += u64::from(d.outcome == Outcome::Allow);
+        }
+    }
+    let per = started.elapsed().as_nanos() as f64 / (rounds * names.len()) as f64;
+    println!(
+        "| {users} | {} | {} | {:.1} MB | {} ms | {} MiB | {per:.0} ns | {} |",
+        stats.roles,
+        stats.statements,
+        bytes as f64 / 1e6,
+        load.as_millis(),
+        peak / 1024,
+        allowed * 100 / (rounds * names.len()) as u64
+    );
+}
+
+/// How soon a changed file is served: write, then wait for the new revision.
+fn reload_latency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    generate(&dir, 10_000);
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let _w = reload::watch(r, WatchOptions { sighup: false, ..WatchOptions::default() }).unwrap();
+    let mut samples = Vec::new();
+    for i in 0..5 {
+        std::fs::write(dir.join("bundle.yaml"), format!("account: \"123456789012\"\nrevision: change{i}\n")).unwrap();
+        let started = Instant::now();
+        loop {
+            let live = store.bundle().as_ref().and_then(|b| b.revision().label.clone());
+            if live.as_deref() == Some(&format!("change{i}")) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the change was not served");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        samples.push(started.elapsed().as_millis());
+    }
+    samples.sort();
+    println!("reload of a 10,000-user bundle after a file change (debounce 200 ms): median {} ms, max {} ms (5 changes)", samples[2], samples[4]);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--size") {
+        measure(args[i + 1].parse().unwrap());
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        // `cargo test --benches` asks the harness for its list: nothing to run.
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--test");
+    let sizes: &[usize] = if quick { &[100] } else { &[100, 10_000, 100_000] };
+    println!("| users | roles | statements | YAML | load + compile | peak memory | decision | allowed % |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let me = std::env::current_exe().unwrap();
+    for n in sizes {
+        let status = Command::new(&me).args(["--size", &n.to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+    if !quick {
+        reload_latency();
+    }
+}
