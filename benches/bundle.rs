@@ -4,7 +4,12 @@
 //!
 //! Run: `cargo bench --bench bundle` (each size runs in a child process so
 //! that its peak memory is its own). Results in `docs/benchmarks.md`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark fails loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark fails loudly"
+)]
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -25,7 +30,11 @@ const GROUPS: usize = 50;
 /// a trust policy and 3 managed policies.
 fn generate(dir: &Path, users: usize) {
     std::fs::create_dir_all(dir.join("policies")).unwrap();
-    std::fs::write(dir.join("bundle.yaml"), "account: \"123456789012\"\nrevision: synthetic\n").unwrap();
+    std::fs::write(
+        dir.join("bundle.yaml"),
+        "account: \"123456789012\"\nrevision: synthetic\n",
+    )
+    .unwrap();
     for p in 0..MANAGED {
         let mut stmts = Vec::new();
         for s in 0..5 {
@@ -35,12 +44,22 @@ fn generate(dir: &Path, users: usize) {
                 p % 20
             ));
         }
-        let doc = format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, stmts.join(","));
+        let doc = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+            stmts.join(",")
+        );
         std::fs::write(dir.join(format!("policies/P{p}.json")), doc).unwrap();
     }
     let mut groups = String::new();
     for g in 0..GROUPS {
-        writeln!(groups, "- name: g{g}\n  policies: [P{}, P{}, P{}]", (g * 3) % MANAGED, (g * 3 + 1) % MANAGED, (g * 3 + 2) % MANAGED).unwrap();
+        writeln!(
+            groups,
+            "- name: g{g}\n  policies: [P{}, P{}, P{}]",
+            (g * 3) % MANAGED,
+            (g * 3 + 1) % MANAGED,
+            (g * 3 + 2) % MANAGED
+        )
+        .unwrap();
     }
     std::fs::write(dir.join("groups.yaml"), groups).unwrap();
     let mut out = String::with_capacity(users * 400);
@@ -86,7 +105,10 @@ fn measure(users: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     generate(&dir, users);
-    let bytes: u64 = ["users.yaml", "groups.yaml", "roles.yaml"].iter().map(|f| std::fs::metadata(dir.join(f)).unwrap().len()).sum();
+    let bytes: u64 = ["users.yaml", "groups.yaml", "roles.yaml"]
+        .iter()
+        .map(|f| std::fs::metadata(dir.join(f)).unwrap().len())
+        .sum();
     let base = peak_rss_kib();
     let started = Instant::now();
     let b = bundle::load(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -95,8 +117,14 @@ fn measure(users: usize) {
     let stats = b.stats();
     // Decision latency: resolve the principal, then decide; users in turn.
     let mut ctx = Context::new();
-    ctx.insert("aws:SecureTransport", iamd::context::ContextValue::Single("true".into())).unwrap();
-    let names: Vec<String> = (0..1000).map(|i| format!("user/user{}", (i * 7919) % users)).collect();
+    ctx.insert(
+        "aws:SecureTransport",
+        iamd::context::ContextValue::Single("true".into()),
+    )
+    .unwrap();
+    let names: Vec<String> = (0..1000)
+        .map(|i| format!("user/user{}", (i * 7919) % users))
+        .collect();
     let resolved: Vec<_> = names.iter().map(|n| b.resolve(n).unwrap()).collect();
     let mut tagged: Vec<Context> = Vec::new();
     for r in &resolved {
@@ -137,23 +165,43 @@ fn reload_latency() {
     let store = Store::new();
     let mut r = Reloader::new(&dir, store.clone());
     r.reload(Trigger::Start);
-    let _w = reload::watch(r, WatchOptions { sighup: false, ..WatchOptions::default() }).unwrap();
+    let _w = reload::watch(
+        r,
+        WatchOptions {
+            sighup: false,
+            ..WatchOptions::default()
+        },
+    )
+    .unwrap();
     let mut samples = Vec::new();
     for i in 0..5 {
-        std::fs::write(dir.join("bundle.yaml"), format!("account: \"123456789012\"\nrevision: change{i}\n")).unwrap();
+        std::fs::write(
+            dir.join("bundle.yaml"),
+            format!("account: \"123456789012\"\nrevision: change{i}\n"),
+        )
+        .unwrap();
         let started = Instant::now();
         loop {
-            let live = store.bundle().as_ref().and_then(|b| b.revision().label.clone());
+            let live = store
+                .bundle()
+                .as_ref()
+                .and_then(|b| b.revision().label.clone());
             if live.as_deref() == Some(&format!("change{i}")) {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "the change was not served");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the change was not served"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         samples.push(started.elapsed().as_millis());
     }
     samples.sort();
-    println!("reload of a 10,000-user bundle after a file change (debounce 200 ms): median {} ms, max {} ms (5 changes)", samples[2], samples[4]);
+    println!(
+        "reload of a 10,000-user bundle after a file change (debounce 100 ms): median {} ms, max {} ms (5 changes)",
+        samples[2], samples[4]
+    );
 }
 
 fn main() {
@@ -167,12 +215,21 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--test");
-    let sizes: &[usize] = if quick { &[100] } else { &[100, 10_000, 100_000] };
-    println!("| users | roles | statements | YAML | load + compile | peak memory | decision | allowed % |");
+    let sizes: &[usize] = if quick {
+        &[100]
+    } else {
+        &[100, 10_000, 100_000]
+    };
+    println!(
+        "| users | roles | statements | YAML | load + compile | peak memory | decision | allowed % |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let me = std::env::current_exe().unwrap();
     for n in sizes {
-        let status = Command::new(&me).args(["--size", &n.to_string()]).status().unwrap();
+        let status = Command::new(&me)
+            .args(["--size", &n.to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
     if !quick {

@@ -261,7 +261,7 @@ pub struct WatchOptions {
 impl Default for WatchOptions {
     fn default() -> Self {
         Self {
-            debounce: Duration::from_millis(200),
+            debounce: Duration::from_millis(100),
             poll_interval: Duration::from_secs(10),
             events: true,
             sighup: true,

@@ -124,20 +124,21 @@ struct Version {
 /// Reads `text` (the file `file`) into bundle parts; problems go to
 /// `problems`.
 pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Option<Parts> {
-    let details: Details = match serde_saphyr::from_str_with_options(text, super::load::yaml_options()) {
-        Ok(d) => d,
-        Err(e) => {
-            let at = e
-                .location()
-                .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid JSON").trim();
-            problems.push(format!(
+    let details: Details =
+        match serde_saphyr::from_str_with_options(text, super::load::yaml_options()) {
+            Ok(d) => d,
+            Err(e) => {
+                let at = e
+                    .location()
+                    .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
+                let msg = e.to_string();
+                let first = msg.lines().next().unwrap_or("invalid JSON").trim();
+                problems.push(format!(
                 "{at}: {first} (expected the output of `aws iam get-account-authorization-details`)"
             ));
-            return None;
-        }
-    };
+                return None;
+            }
+        };
     // The account and partition, from the first ARN of the file.
     let first_arn = details
         .user_detail_list

@@ -1,143 +1,55 @@
-//! A set of policies' statements, indexed by action so that a decision only
-//! looks at the statements that can be about the request's action.
+//! The policies of one layer of a decision, each with its own action index
+//! (see `policy::index`), so that a decision only looks at the statements
+//! that can be about the request's action.
 
-use std::hash::Hasher as _;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 
-use crate::arn::Arn;
+use crate::policy::index::{Filter, place};
 use crate::policy::{Policy, Statement};
 
-/// Statements of one or more policies that form one layer of a decision
-/// (a principal's identity policies, a resource policy, an SCP level, ...),
-/// with an index by action.
+pub(crate) use crate::policy::index::Probe;
+
+/// Above this many policies, a set gets an index of its own over all its
+/// statements: probing each policy's index costs a lookup per policy, a
+/// merged index one per set. Typical principals (a few managed and inline
+/// policies, a few groups) stay below and share their policies' indexes.
+const MERGE_ABOVE: usize = 12;
+
+/// The policies that form one layer of a decision (a principal's identity
+/// policies, a resource policy, an SCP level, ...). Building one costs a
+/// vector of `Arc`s: each policy carries its own index, shared by every set
+/// it is in.
 #[derive(Debug, Clone, Default)]
 pub struct StatementSet {
     policies: Vec<Arc<Policy>>,
-    /// Statement positions and prefilters, side by side so that rejecting a
-    /// candidate reads only this array.
-    entries: Vec<Entry>,
-    // INVARIANT: for any one action, an entry appears at most once in the
-    // union of `exact[action]`, `by_service[service]` and `global`: a
-    // statement goes to the most general bucket that its patterns need.
-    /// Lowercase `service:action` to statements whose patterns for that
-    /// service are all literal: the action is already matched.
+    merged: Option<Box<MergedIndex>>,
+}
+
+/// One index over the statements of many policies.
+#[derive(Debug, Clone, Default)]
+struct MergedIndex {
+    /// (policy, statement, prefilter) by entry.
+    entries: Vec<(u32, u32, Filter)>,
+    // INVARIANT: as for `PolicyIndex`, an entry appears at most once among
+    // the buckets an action reaches.
     exact: FxHashMap<Box<str>, Vec<u32>>,
-    /// Lowercase service to statements with a wildcard action in it.
     by_service: FxHashMap<Box<str>, Vec<u32>>,
-    /// Statements with `NotAction`, `*`, or a wildcard in a service name.
     global: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    policy: u32,
-    statement: u32,
-    filter: Filter,
-}
-
-/// A necessary condition on the request's resource: the statement's only
-/// resource pattern begins with a literal `partition:service:region:account`
-/// (compared by hash) and up to 8 literal bytes of the resource component.
-/// A candidate that fails it cannot match and is skipped unread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Filter {
-    None,
-    Start {
-        head: u64,
-        prefix: u64,
-        mask: u64,
-        len: u8,
-    },
-}
-
-impl Filter {
-    fn of(st: &Statement) -> Self {
-        match st.resource_literal_start() {
-            Some((head, start)) => {
-                let (prefix, len) = pack(start.as_bytes());
-                Self::Start {
-                    head: hash(head),
-                    prefix,
-                    mask: mask(len),
-                    len,
-                }
-            }
-            None => Self::None,
-        }
-    }
-
-    fn admits(self, probe: &Probe) -> bool {
-        match self {
-            Self::None => true,
-            Self::Start {
-                head,
-                prefix,
-                mask,
-                len,
-            } => {
-                probe.is_arn
-                    && probe.head == head
-                    && probe.len >= len
-                    && probe.prefix & mask == prefix
+impl MergedIndex {
+    fn build(policies: &[Arc<Policy>]) -> Self {
+        let mut m = Self::default();
+        for (p, policy) in policies.iter().enumerate() {
+            for (s, st) in policy.statements().iter().enumerate() {
+                let id = u32::try_from(m.entries.len()).unwrap_or(u32::MAX);
+                m.entries.push((p as u32, s as u32, Filter::of(st)));
+                place(st, id, &mut m.exact, &mut m.by_service, &mut m.global);
             }
         }
-    }
-}
-
-/// What the prefilters read of a request's resource, computed once.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Probe {
-    is_arn: bool,
-    head: u64,
-    prefix: u64,
-    len: u8,
-}
-
-impl Probe {
-    pub(crate) fn new(arn: Option<&Arn<'_>>) -> Self {
-        match arn {
-            Some(a) => {
-                let (prefix, len) = pack(a.parts[5].as_bytes());
-                Self {
-                    is_arn: true,
-                    head: hash(a.head),
-                    prefix,
-                    len,
-                }
-            }
-            None => Self {
-                is_arn: false,
-                head: 0,
-                prefix: 0,
-                len: 0,
-            },
-        }
-    }
-}
-
-fn hash(s: &str) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(s.as_bytes());
-    h.finish()
-}
-
-/// Up to the first 8 bytes, little-endian, and how many.
-fn pack(bytes: &[u8]) -> (u64, u8) {
-    let mut buf = [0u8; 8];
-    let n = bytes.len().min(8);
-    if let (Some(dst), Some(src)) = (buf.get_mut(..n), bytes.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    (u64::from_le_bytes(buf), n as u8)
-}
-
-fn mask(len: u8) -> u64 {
-    if len >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * u32::from(len))) - 1
+        m
     }
 }
 
@@ -146,38 +58,32 @@ fn mask(len: u8) -> u64 {
 pub struct IndexStats {
     /// Statements in the set.
     pub statements: usize,
-    /// Distinct literal actions.
+    /// Distinct literal actions, summed over the policies.
     pub exact_actions: usize,
-    /// Services with wildcard actions.
+    /// Services with wildcard actions, summed over the policies.
     pub services: usize,
     /// Statements checked for every action.
     pub global: usize,
 }
 
 impl StatementSet {
-    /// Indexes the statements of `policies`.
+    /// The set of `policies`.
     pub fn new(policies: impl IntoIterator<Item = Arc<Policy>>) -> Self {
-        let mut set = Self {
-            policies: policies.into_iter().collect(),
-            ..Self::default()
-        };
-        for (p, policy) in set.policies.iter().enumerate() {
-            for (s, st) in policy.statements().iter().enumerate() {
-                let id = u32::try_from(set.entries.len()).unwrap_or(u32::MAX);
-                set.entries.push(Entry {
-                    policy: p as u32,
-                    statement: s as u32,
-                    filter: Filter::of(st),
-                });
-                place(st, id, &mut set.exact, &mut set.by_service, &mut set.global);
-            }
-        }
-        set
+        let policies: Vec<Arc<Policy>> = policies.into_iter().collect();
+        let merged =
+            (policies.len() > MERGE_ABOVE).then(|| Box::new(MergedIndex::build(&policies)));
+        Self { policies, merged }
     }
 
     /// The policies, in the order given.
     pub fn policies(&self) -> &[Arc<Policy>] {
         &self.policies
+    }
+
+    /// Whether the set has an index of its own (more than a dozen policies)
+    /// rather than its policies' indexes.
+    pub fn is_merged(&self) -> bool {
+        self.merged.is_some()
     }
 
     /// Whether the set has no policy.
@@ -187,98 +93,61 @@ impl StatementSet {
 
     /// Index counts.
     pub fn stats(&self) -> IndexStats {
-        IndexStats {
-            statements: self.entries.len(),
-            exact_actions: self.exact.len(),
-            services: self.by_service.len(),
-            global: self.global.len(),
+        let mut s = IndexStats::default();
+        for p in &self.policies {
+            let (exact, services, global) = p.index().counts();
+            s.statements += p.statements().len();
+            s.exact_actions += exact;
+            s.services += services;
+            s.global += global;
         }
+        s
     }
 
     /// Calls `f(policy, statement, action_matched)` for each statement that
     /// may be about `action` and the resource that `probe` describes;
-    /// `action_matched` says the index has already matched the action. `action` must be lowercase ASCII where it is
-    /// ASCII (see [`lowercase_action`]).
+    /// `policy` is the statement's policy's position in the set, and
+    /// `action_matched` says the index has already matched the action.
+    /// `folded_action` must be lowercase ASCII where it is ASCII (see
+    /// [`lowercase_action`]).
     pub(crate) fn for_each_candidate<'s>(
         &'s self,
         folded_action: &str,
         probe: &Probe,
         mut f: impl FnMut(u32, &'s Statement, bool),
     ) {
-        let mut visit = |ids: &[u32], matched: bool| {
-            for &id in ids {
-                let Some(e) = self.entries.get(id as usize) else {
-                    continue;
-                };
-                if !e.filter.admits(probe) {
-                    continue;
+        let service = folded_action.split_once(':').map(|(s, _)| s);
+        if let Some(m) = &self.merged {
+            let mut visit = |ids: &[u32], matched: bool| {
+                for &id in ids {
+                    let Some(&(p, s, filter)) = m.entries.get(id as usize) else {
+                        continue;
+                    };
+                    if !filter.admits(probe) {
+                        continue;
+                    }
+                    if let Some(st) = self
+                        .policies
+                        .get(p as usize)
+                        .and_then(|pol| pol.statements().get(s as usize))
+                    {
+                        f(p, st, matched);
+                    }
                 }
-                if let Some(st) = self
-                    .policies
-                    .get(e.policy as usize)
-                    .and_then(|p| p.statements().get(e.statement as usize))
-                {
-                    f(e.policy, st, matched);
-                }
+            };
+            if let Some(ids) = m.exact.get(folded_action) {
+                visit(ids, true);
             }
-        };
-        if let Some(ids) = self.exact.get(folded_action) {
-            visit(ids, true);
-        }
-        if let Some((service, _)) = folded_action.split_once(':')
-            && let Some(ids) = self.by_service.get(service)
-        {
-            visit(ids, false);
-        }
-        visit(&self.global, false);
-    }
-}
-
-fn place(
-    st: &Statement,
-    id: u32,
-    exact: &mut FxHashMap<Box<str>, Vec<u32>>,
-    by_service: &mut FxHashMap<Box<str>, Vec<u32>>,
-    global: &mut Vec<u32>,
-) {
-    let texts = &st.actions.texts;
-    let split: Vec<Option<(&str, &str)>> = texts.iter().map(|t| t.split_once(':')).collect();
-    let wild = |s: &str| s.contains('*') || s.contains('?');
-    // Non-ASCII names fold by Unicode rules in the pattern, not by the ASCII
-    // folding of the index key: leave them to the slow path.
-    if st.actions.negated
-        || texts.iter().any(|t| !t.is_ascii())
-        || split.iter().any(|p| p.is_none_or(|(svc, _)| wild(svc)))
-    {
-        global.push(id);
-        return;
-    }
-    let mut services: Vec<String> = Vec::new();
-    for (svc, _) in split.iter().flatten() {
-        let svc = svc.to_ascii_lowercase();
-        if !services.contains(&svc) {
-            services.push(svc);
-        }
-    }
-    for svc in services {
-        let in_svc: Vec<&str> = split
-            .iter()
-            .flatten()
-            .filter(|(s, _)| s.eq_ignore_ascii_case(&svc))
-            .map(|(_, name)| *name)
-            .collect();
-        if in_svc.iter().any(|n| wild(n)) {
-            by_service.entry(svc.into()).or_default().push(id);
-        } else {
-            let mut keys: Vec<String> = in_svc
-                .iter()
-                .map(|n| format!("{svc}:{}", n.to_ascii_lowercase()))
-                .collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                exact.entry(k.into()).or_default().push(id);
+            if let Some(ids) = service.and_then(|s| m.by_service.get(s)) {
+                visit(ids, false);
             }
+            visit(&m.global, false);
+            return;
+        }
+        for (i, p) in self.policies.iter().enumerate() {
+            let mut g = |st: &'s Statement, matched: bool| f(i as u32, st, matched);
+            p.index()
+                .for_each_candidate(p.statements(), folded_action, service, probe, &mut g);
         }
     }
 }

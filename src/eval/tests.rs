@@ -162,3 +162,37 @@ fn the_prefilter_skips_only_statements_that_cannot_match() {
     assert_eq!(seen("arn:a:d:r:2:doc/team1/x"), vec![2, 4, 5]);
     assert_eq!(seen("not-an-arn"), vec![2, 4, 5]);
 }
+
+#[test]
+fn merged_and_per_policy_indexes_find_the_same_candidates() {
+    let docs: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":["s{}:Get*","s{}:Put"],"Resource":"arn:a:s:r:1:t/{i}/*"}},{{"Effect":"Deny","NotAction":"x:*","Resource":"*"}}]}}"#,
+                i % 3,
+                i % 4
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let merged = set(PolicyKind::Identity, &refs);
+    assert!(merged.is_merged());
+    let few = |range: std::ops::Range<usize>| set(PolicyKind::Identity, &refs[range]);
+    for action in ["s1:getthing", "s0:put", "x:any", "s3:put"] {
+        for resource in ["arn:a:s:r:1:t/4/x", "arn:a:s:r:1:t/13/x", "*"] {
+            let probe = index::Probe::new(crate::arn::Arn::parse(resource).as_ref());
+            let mut all = Vec::new();
+            merged.for_each_candidate(action, &probe, |p, st, m| all.push((p, st.index(), m)));
+            all.sort();
+            let mut parts = Vec::new();
+            for (offset, part) in [(0, few(0..10)), (10, few(10..20))] {
+                assert!(!part.is_merged());
+                part.for_each_candidate(action, &probe, |p, st, m| {
+                    parts.push((p + offset, st.index(), m))
+                });
+            }
+            parts.sort();
+            assert_eq!(all, parts, "{action} {resource}");
+        }
+    }
+}

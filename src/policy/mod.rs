@@ -5,6 +5,7 @@
 pub(crate) mod compile;
 pub(crate) mod condition;
 mod error;
+pub(crate) mod index;
 pub(crate) mod pattern;
 pub(crate) mod principal;
 pub(crate) mod raw;
@@ -83,6 +84,7 @@ pub struct Policy {
     kind: PolicyKind,
     version: Option<Version>,
     statements: Box<[Statement]>,
+    index: index::PolicyIndex,
 }
 
 impl Policy {
@@ -118,11 +120,13 @@ impl Policy {
                 .collect();
             return Err(problems.into_error(source, label, &sids));
         }
+        let index = index::PolicyIndex::build(&statements);
         Ok(Self {
             name: name.into(),
             kind,
             version,
             statements: statements.into(),
+            index,
         })
     }
 
@@ -151,6 +155,11 @@ impl Policy {
     /// The statements, in document order.
     pub fn statements(&self) -> &[Statement] {
         &self.statements
+    }
+
+    /// The action index.
+    pub(crate) fn index(&self) -> &index::PolicyIndex {
+        &self.index
     }
 }
 
