@@ -5,7 +5,11 @@
 //!
 //! Run: `cargo bench --bench cache`. The answer is in `docs/benchmarks.md`:
 //! a hit costs more than the decision it would save, so iamd has no cache.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark fails loudly"
+)]
 
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -30,7 +34,15 @@ fn generate(dir: &std::path::Path, users: usize) {
     }
     let mut out = String::new();
     for u in 0..users {
-        writeln!(out, "- name: user{u}\n  policies: [P{}, P{}, P{}]\n  tags: {{team: team{}}}", u % 100, (u + 1) % 100, (u + 2) % 100, u % 10).unwrap();
+        writeln!(
+            out,
+            "- name: user{u}\n  policies: [P{}, P{}, P{}]\n  tags: {{team: team{}}}",
+            u % 100,
+            (u + 1) % 100,
+            (u + 2) % 100,
+            u % 10
+        )
+        .unwrap();
     }
     std::fs::write(dir.join("users.yaml"), out).unwrap();
 }
@@ -57,8 +69,10 @@ fn bench(c: &mut Criterion) {
         .map(|i| {
             let name = format!("user/user{}", (i * 37) % 10_000);
             let mut ctx = Context::new();
-            ctx.insert("aws:SecureTransport", ContextValue::Single("true".into())).unwrap();
-            ctx.insert("aws:SourceIp", ContextValue::Single("203.0.113.7".into())).unwrap();
+            ctx.insert("aws:SecureTransport", ContextValue::Single("true".into()))
+                .unwrap();
+            ctx.insert("aws:SourceIp", ContextValue::Single("203.0.113.7".into()))
+                .unwrap();
             b.add_principal_tags(b.resolve(&name).unwrap().entity, &mut ctx, true);
             (name, ctx)
         })
@@ -69,7 +83,11 @@ fn bench(c: &mut Criterion) {
     let mut matched = Vec::with_capacity(16);
     for (name, ctx) in &requests {
         let r = b.resolve(name).unwrap();
-        let d = evaluate(&b.layers(&r, resource, None), &Request::new(&r.principal, action, resource, ctx), &mut matched);
+        let d = evaluate(
+            &b.layers(&r, resource, None),
+            &Request::new(&r.principal, action, resource, ctx),
+            &mut matched,
+        );
         cache.insert(key(&revision, name, action, resource, ctx), d.outcome);
     }
     let mut group = c.benchmark_group("cache");
@@ -79,14 +97,20 @@ fn bench(c: &mut Criterion) {
             i = (i + 1) % requests.len();
             let (name, ctx) = &requests[i];
             let r = b.resolve(name).unwrap();
-            evaluate(black_box(&b.layers(&r, resource, None)), &Request::new(&r.principal, action, resource, ctx), &mut matched)
+            evaluate(
+                black_box(&b.layers(&r, resource, None)),
+                &Request::new(&r.principal, action, resource, ctx),
+                &mut matched,
+            )
         })
     });
     group.bench_function("moka hit (hash request + get)", |bch| {
         bch.iter(|| {
             i = (i + 1) % requests.len();
             let (name, ctx) = &requests[i];
-            cache.get(&key(&revision, black_box(name), action, resource, ctx)).unwrap()
+            cache
+                .get(&key(&revision, black_box(name), action, resource, ctx))
+                .unwrap()
         })
     });
     group.finish();

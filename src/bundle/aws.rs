@@ -199,7 +199,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             .collect::<BTreeMap<_, _>>()
     };
 
-    let users = details
+    let users: Vec<RawUser> = details
         .user_detail_list
         .iter()
         .map(|u| RawUser {
@@ -215,7 +215,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             tags: tags(&u.tags),
         })
         .collect();
-    let groups = details
+    let groups: Vec<RawGroup> = details
         .group_detail_list
         .iter()
         .map(|g| RawGroup {
@@ -225,7 +225,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             inline: inline(&g.group_policy_list, problems),
         })
         .collect();
-    let roles = details
+    let roles: Vec<RawRole> = details
         .role_detail_list
         .iter()
         .map(|r| RawRole {
@@ -272,13 +272,9 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             organization: Vec::new(),
             limits: RawLimits::default(),
         },
-        users_file: file.to_owned(),
-        users,
-        groups_file: file.to_owned(),
-        groups,
-        roles_file: file.to_owned(),
-        roles,
-        resources_file: file.to_owned(),
+        users: users.into_iter().map(|u| (file.to_owned(), u)).collect(),
+        groups: groups.into_iter().map(|g| (file.to_owned(), g)).collect(),
+        roles: roles.into_iter().map(|r| (file.to_owned(), r)).collect(),
         resources: Vec::new(),
         managed,
         scps: Vec::new(),

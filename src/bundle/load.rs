@@ -89,6 +89,23 @@ impl BundleFiles {
                 read_into(dir, &f, &mut texts, &mut problems);
             }
         }
+        for part in ["users", "groups", "roles", "resources"] {
+            let d = dir.join(format!("{part}.d"));
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| {
+                    !n.starts_with('.') && [".yaml", ".yml", ".json"].iter().any(|x| n.ends_with(x))
+                })
+                .collect();
+            names.sort();
+            for n in names {
+                read_into(dir, &format!("{part}.d/{n}"), &mut texts, &mut problems);
+            }
+        }
         for sub in ["policies", "scps", "documents"] {
             let d = dir.join(sub);
             let Ok(entries) = std::fs::read_dir(&d) else {
@@ -211,14 +228,11 @@ pub(crate) struct DocumentSource {
 pub(crate) struct Parts {
     pub account_file: String,
     pub account: RawAccount,
-    pub users_file: String,
-    pub users: Vec<RawUser>,
-    pub groups_file: String,
-    pub groups: Vec<RawGroup>,
-    pub roles_file: String,
-    pub roles: Vec<RawRole>,
-    pub resources_file: String,
-    pub resources: Vec<RawResource>,
+    /// Each entry with the file it came from.
+    pub users: Vec<(String, RawUser)>,
+    pub groups: Vec<(String, RawGroup)>,
+    pub roles: Vec<(String, RawRole)>,
+    pub resources: Vec<(String, RawResource)>,
     pub managed: Vec<DocumentSource>,
     pub scps: Vec<DocumentSource>,
     /// The bundle is an AWS export (hints name its lists, not files).
@@ -251,12 +265,16 @@ type Ref<'r> = &'r Spanned<String>;
 impl Loader<'_> {
     fn parse_yaml<T: DeserializeOwned>(&mut self, part: &str) -> Option<(String, T)> {
         let (file, text) = self.files.top(part)?;
+        self.parse_file(file, text).map(|v| (file.to_owned(), v))
+    }
+
+    fn parse_file<T: DeserializeOwned>(&mut self, file: &str, text: &str) -> Option<T> {
         match serde_saphyr::from_str_with_options::<T>(text, yaml_options()) {
-            Ok(v) => Some((file.to_owned(), v)),
+            Ok(v) => Some(v),
             Err(e) => {
                 let at = e
                     .location()
-                    .map_or_else(|| file.to_string(), |l| yaml_at(file, &l));
+                    .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
                 let msg = e.to_string();
                 let first = msg.lines().next().unwrap_or("invalid YAML").trim();
                 // The message repeats the place that `at` already gives.
@@ -271,25 +289,34 @@ impl Loader<'_> {
         }
     }
 
+    /// The entries of a list part: its top-level file, then the files of
+    /// `PART.d/` in name order, each entry with its file.
+    fn list<T: DeserializeOwned>(&mut self, part: &str) -> Vec<(String, T)> {
+        let files = self.files;
+        let mut out = Vec::new();
+        let prefix = format!("{part}.d/");
+        let sources = files.top(part).into_iter().chain(
+            files
+                .texts
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        for (file, text) in sources {
+            if let Some(items) = self.parse_file::<Vec<T>>(file, text) {
+                out.extend(items.into_iter().map(|i| (file.to_owned(), i)));
+            }
+        }
+        out
+    }
+
     /// Reads the directory format's files.
     fn parts(&mut self) -> Option<Parts> {
         let account = self.parse_yaml::<RawAccount>("bundle");
-        let users = self.parse_yaml("users").map(|(_, v)| v).unwrap_or_default();
-        let groups = self
-            .parse_yaml("groups")
-            .map(|(_, v)| v)
-            .unwrap_or_default();
-        let roles = self.parse_yaml("roles").map(|(_, v)| v).unwrap_or_default();
-        let resources = self
-            .parse_yaml("resources")
-            .map(|(_, v)| v)
-            .unwrap_or_default();
-        let file = |part: &str| {
-            self.files
-                .top(part)
-                .map(|(f, _)| f.to_owned())
-                .unwrap_or_else(|| format!("{part}.yaml"))
-        };
+        let users = self.list("users");
+        let groups = self.list("groups");
+        let roles = self.list("roles");
+        let resources = self.list("resources");
         let docs = |sub: &str| {
             self.files
                 .under(sub)
@@ -305,13 +332,9 @@ impl Loader<'_> {
         Some(Parts {
             account_file,
             account,
-            users_file: file("users"),
             users,
-            groups_file: file("groups"),
             groups,
-            roles_file: file("roles"),
             roles,
-            resources_file: file("resources"),
             resources,
             managed: docs("policies"),
             scps: docs("scps"),
@@ -324,13 +347,9 @@ impl Loader<'_> {
         let Parts {
             account_file,
             account,
-            users_file,
             users,
-            groups_file,
             groups,
-            roles_file,
             roles,
-            resources_file,
             resources,
             managed: managed_docs,
             scps: scp_sources,
@@ -421,7 +440,8 @@ impl Loader<'_> {
         // Groups.
         let mut group_names: FxHashMap<String, String> = FxHashMap::default();
         let mut group_policies: FxHashMap<String, Vec<Arc<Policy>>> = FxHashMap::default();
-        for g in &groups {
+        for (groups_file, g) in &groups {
+            let groups_file = groups_file.as_str();
             self.name(&groups_file, &g.name, "group", 128, &mut group_names);
             self.path(&groups_file, g.path.as_ref());
             if g.policies.len() > limits.group_attached_policies {
@@ -449,7 +469,8 @@ impl Loader<'_> {
         // Users.
         let mut entities: FxHashMap<Box<str>, Arc<Entity>> = FxHashMap::default();
         let mut user_names: FxHashMap<String, String> = FxHashMap::default();
-        for u in &users {
+        for (users_file, u) in &users {
+            let users_file = users_file.as_str();
             self.name(&users_file, &u.name, "user", 64, &mut user_names);
             let path = self.path(&users_file, u.path.as_ref());
             let at = yaml_at(&users_file, &u.name.referenced);
@@ -485,7 +506,7 @@ impl Loader<'_> {
                             None if aws => {
                                 "the export's `GroupDetailList` does not hold it".to_owned()
                             }
-                            None => format!("define it in {groups_file}"),
+                            None => "define it in groups.yaml or groups.d/".to_owned(),
                         };
                         self.problems.push(format!(
                             "{}: user `{who}` is in unknown group `{}`: {hint}",
@@ -518,7 +539,8 @@ impl Loader<'_> {
         // Roles, and their trust policies as the roles' resource policies.
         let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> = FxHashMap::default();
         let mut role_names: FxHashMap<String, String> = FxHashMap::default();
-        for r in &roles {
+        for (roles_file, r) in &roles {
+            let roles_file = roles_file.as_str();
             self.name(&roles_file, &r.name, "role", 64, &mut role_names);
             let path = self.path(&roles_file, r.path.as_ref());
             let at = yaml_at(&roles_file, &r.name.referenced);
@@ -587,7 +609,8 @@ impl Loader<'_> {
         // Resource-based policies.
         let mut pattern_resources = Vec::new();
         let mut resource_policies = 0;
-        for (i, res) in resources.iter().enumerate() {
+        for (i, (resources_file, res)) in resources.iter().enumerate() {
+            let resources_file = resources_file.as_str();
             let at = yaml_at(&resources_file, &res.resource.referenced);
             let text = &res.resource.value;
             let label = format!("resource policy of `{text}`");

@@ -288,3 +288,40 @@ fn documents_are_given_inline_or_by_path() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn large_bundles_split_lists_across_files() {
+    let dir = write(&[
+        ACCOUNT,
+        READ,
+        ("users.yaml", "- name: alice\n"),
+        ("users.d/team-a.yaml", "- name: bob\n  policies: [Read]\n"),
+        ("users.d/team-b.json", r#"[{"name": "carol"}]"#),
+        (
+            "groups.d/all.yaml",
+            "- name: everyone\n  policies: [Read]\n",
+        ),
+        ("users.d/notes.txt", "not a bundle file"),
+    ]);
+    let b = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((b.stats().users, b.stats().groups), (3, 1));
+    assert!(b.resolve("user/carol").is_some());
+    let errs = errors(&[
+        ACCOUNT,
+        ("users.yaml", "- name: alice\n"),
+        (
+            "users.d/b.yaml",
+            "- name: dave\n- name: ALICE\n  groups: [nope]\n",
+        ),
+    ]);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("users.d/b.yaml:2:9: user `ALICE` is defined twice")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("users.d/b.yaml:3:12: user `ALICE` is in unknown group `nope`")),
+        "{errs:#?}"
+    );
+}
