@@ -442,21 +442,21 @@ impl Loader<'_> {
         let mut group_policies: FxHashMap<String, Vec<Arc<Policy>>> = FxHashMap::default();
         for (groups_file, g) in &groups {
             let groups_file = groups_file.as_str();
-            self.name(&groups_file, &g.name, "group", 128, &mut group_names);
-            self.path(&groups_file, g.path.as_ref());
+            self.name(groups_file, &g.name, "group", 128, &mut group_names);
+            self.path(groups_file, g.path.as_ref());
             if g.policies.len() > limits.group_attached_policies {
                 self.problems.push(format!(
                     "{}: group `{}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per group; raise `limits.groupAttachedPolicies`)",
-                    yaml_at(&groups_file, &g.name.referenced), g.name.value, g.policies.len(), limits.group_attached_policies
+                    yaml_at(groups_file, &g.name.referenced), g.name.value, g.policies.len(), limits.group_attached_policies
                 ));
             }
             let mut docs: Vec<Arc<Policy>> = g
                 .policies
                 .iter()
-                .filter_map(|r| lookup(&mut self, &groups_file, r))
+                .filter_map(|r| lookup(&mut self, groups_file, r))
                 .collect();
             docs.extend(self.inline(
-                &groups_file,
+                groups_file,
                 &g.name.value,
                 "group",
                 &g.inline,
@@ -471,9 +471,9 @@ impl Loader<'_> {
         let mut user_names: FxHashMap<String, String> = FxHashMap::default();
         for (users_file, u) in &users {
             let users_file = users_file.as_str();
-            self.name(&users_file, &u.name, "user", 64, &mut user_names);
-            let path = self.path(&users_file, u.path.as_ref());
-            let at = yaml_at(&users_file, &u.name.referenced);
+            self.name(users_file, &u.name, "user", 64, &mut user_names);
+            let path = self.path(users_file, u.path.as_ref());
+            let at = yaml_at(users_file, &u.name.referenced);
             let who = &u.name.value;
             if u.groups.len() > limits.groups_per_user {
                 self.problems.push(format!("{at}: user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user));
@@ -485,10 +485,10 @@ impl Loader<'_> {
             let mut docs: Vec<Arc<Policy>> = u
                 .policies
                 .iter()
-                .filter_map(|r| lookup(&mut self, &users_file, r))
+                .filter_map(|r| lookup(&mut self, users_file, r))
                 .collect();
             docs.extend(self.inline(
-                &users_file,
+                users_file,
                 who,
                 "user",
                 &u.inline,
@@ -510,7 +510,7 @@ impl Loader<'_> {
                         };
                         self.problems.push(format!(
                             "{}: user `{who}` is in unknown group `{}`: {hint}",
-                            yaml_at(&users_file, &g.referenced),
+                            yaml_at(users_file, &g.referenced),
                             g.value
                         ));
                     }
@@ -519,7 +519,7 @@ impl Loader<'_> {
             let boundary = u
                 .boundary
                 .as_ref()
-                .and_then(|r| lookup(&mut self, &users_file, r))
+                .and_then(|r| lookup(&mut self, users_file, r))
                 .map(|p| StatementSet::new([p]));
             let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
             if let Ok(principal) = Principal::parse(&arn) {
@@ -541,9 +541,9 @@ impl Loader<'_> {
         let mut role_names: FxHashMap<String, String> = FxHashMap::default();
         for (roles_file, r) in &roles {
             let roles_file = roles_file.as_str();
-            self.name(&roles_file, &r.name, "role", 64, &mut role_names);
-            let path = self.path(&roles_file, r.path.as_ref());
-            let at = yaml_at(&roles_file, &r.name.referenced);
+            self.name(roles_file, &r.name, "role", 64, &mut role_names);
+            let path = self.path(roles_file, r.path.as_ref());
+            let at = yaml_at(roles_file, &r.name.referenced);
             let who = &r.name.value;
             if r.policies.len() > limits.attached_policies {
                 self.problems.push(format!("{at}: role `{who}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per role; raise `limits.attachedPolicies`)", r.policies.len(), limits.attached_policies));
@@ -551,16 +551,16 @@ impl Loader<'_> {
             if let Some(d) = &r.max_session_duration
                 && !(3600..=43200).contains(&d.value)
             {
-                self.problems.push(format!("{}: role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", yaml_at(&roles_file, &d.referenced), d.value));
+                self.problems.push(format!("{}: role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", yaml_at(roles_file, &d.referenced), d.value));
             }
             self.tags(&at, who, &r.tags, limits.tags);
             let mut docs: Vec<Arc<Policy>> = r
                 .policies
                 .iter()
-                .filter_map(|p| lookup(&mut self, &roles_file, p))
+                .filter_map(|p| lookup(&mut self, roles_file, p))
                 .collect();
             docs.extend(self.inline(
-                &roles_file,
+                roles_file,
                 who,
                 "role",
                 &r.inline,
@@ -570,10 +570,10 @@ impl Loader<'_> {
             let boundary = r
                 .boundary
                 .as_ref()
-                .and_then(|p| lookup(&mut self, &roles_file, p))
+                .and_then(|p| lookup(&mut self, roles_file, p))
                 .map(|p| StatementSet::new([p]));
             let trust = self.document(
-                &roles_file,
+                roles_file,
                 &r.trust,
                 (
                     &format!("role/{who}#trust"),
@@ -611,11 +611,11 @@ impl Loader<'_> {
         let mut resource_policies = 0;
         for (i, (resources_file, res)) in resources.iter().enumerate() {
             let resources_file = resources_file.as_str();
-            let at = yaml_at(&resources_file, &res.resource.referenced);
+            let at = yaml_at(resources_file, &res.resource.referenced);
             let text = &res.resource.value;
             let label = format!("resource policy of `{text}`");
             let Some(doc) = self.document(
-                &resources_file,
+                resources_file,
                 &res.policy,
                 (&format!("resource/{text}"), &label),
                 PolicyKind::Resource,
