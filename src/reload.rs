@@ -307,6 +307,9 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
     let stopping = stop.clone();
     let dir = reloader.dir().to_owned();
     let parent = dir.parent().map(Path::to_owned);
+    // A path that does not exist (a directory being replaced) cannot be
+    // watched: not an error, the parent's watch sees it come back, and the
+    // next burst of events or the timer adds its watch again.
     let add_watches = move |w: &mut Option<notify::RecommendedWatcher>| {
         if let Some(w) = w {
             if let Some(p) = &parent {

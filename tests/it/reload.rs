@@ -305,3 +305,60 @@ fn readers_never_see_a_mix_of_two_bundles() {
     assert_eq!(store.status().reloads.loaded, 301);
     assert!(answers.load(Ordering::Relaxed) > 0);
 }
+
+/// Collects what the reloader logs.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn loads_and_rejections_are_logged_with_every_error() {
+    let logs = Logs::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("GetDocument"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        r.reload(Trigger::Start);
+        std::fs::write(
+            dir.join("users.yaml"),
+            "- name: alice\n  groups: [nope]\n  policies: [Missing]\n",
+        )
+        .unwrap();
+        r.reload(Trigger::Event);
+    });
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("INFO")
+            && text.contains("bundle loaded")
+            && text.contains("revision=GetDocument (sha256:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARN") && text.contains("bundle rejected (keeping revision GetDocument"),
+        "{text}"
+    );
+    assert!(
+        text.contains("users.yaml:2:12: user `alice` is in unknown group `nope`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("users.yaml:3:14: unknown managed policy `Missing`"),
+        "{text}"
+    );
+}
