@@ -331,8 +331,7 @@ fn loads_and_rejections_are_logged_with_every_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     write_all(&dir, &files("GetDocument"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
+    let mut r = Reloader::new(&dir, Store::new());
     tracing::subscriber::with_default(subscriber, || {
         r.reload(Trigger::Start);
         std::fs::write(
