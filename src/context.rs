@@ -197,6 +197,24 @@ pub fn add_request_facts(
     put("aws:EpochTime", now.as_second().to_string());
 }
 
+/// The keys that [`add_request_facts`] sets and the principal's tags
+/// (`aws:PrincipalTag/*`): a server removes what the caller gave for them
+/// before it adds its own, so that a caller cannot claim a fact (a tag the
+/// principal does not have, `aws:username` for a role).
+pub fn strip_request_facts(ctx: &mut Context) {
+    const FACTS: &[&str] = &[
+        "aws:principalarn",
+        "aws:principalaccount",
+        "aws:principaltype",
+        "aws:username",
+        "aws:userid",
+        "aws:currenttime",
+        "aws:epochtime",
+    ];
+    ctx.entries
+        .retain(|e| !FACTS.contains(&&*e.folded) && !e.folded.starts_with("aws:principaltag/"));
+}
+
 /// Folds a key name for lookups.
 pub(crate) fn fold(key: &str) -> String {
     key.to_lowercase()

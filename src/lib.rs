@@ -15,4 +15,5 @@ pub mod eval;
 pub mod json;
 pub mod policy;
 pub mod reload;
+pub mod server;
 pub mod simulate;

@@ -19,6 +19,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: serve iamd.v1.Authorizer (and grpc.health.v1,
+    /// reflection) over the bundle, reloading it when it changes.
+    Serve(ServeArgs),
+    /// Ask a running daemon one question and print the answer.
+    Authorize(AuthorizeArgs),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate {
@@ -39,9 +44,69 @@ enum Command {
     },
 }
 
+/// `iamd serve` options; each flag can also be set by its environment
+/// variable.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The bundle: a directory, or an `aws iam get-account-authorization-details` file.
+    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH")]
+    bundle: PathBuf,
+    /// gRPC address: `HOST:PORT` or `unix:PATH`.
+    #[arg(long, env = "IAMD_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: iamd::server::Listen,
+    /// Most requests in one AuthorizeBatch.
+    #[arg(long, env = "IAMD_MAX_BATCH", default_value_t = 1000)]
+    max_batch: usize,
+    /// Largest message, in bytes, either way.
+    #[arg(long, env = "IAMD_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Seconds between digest checks of the bundle (a backstop for missed
+    /// file events).
+    #[arg(long, env = "IAMD_POLL_INTERVAL", default_value_t = 10)]
+    poll_interval: u64,
+    /// Log format.
+    #[arg(long, env = "IAMD_LOG_FORMAT", value_enum, default_value = "human")]
+    log_format: LogFormat,
+    /// Least severe level logged: error, warn, info, debug or trace.
+    #[arg(long, env = "IAMD_LOG_LEVEL", default_value = "info")]
+    log_level: tracing_subscriber::filter::LevelFilter,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `iamd authorize` options.
+#[derive(Debug, clap::Args)]
+struct AuthorizeArgs {
+    /// The daemon: `http://HOST:PORT` (or `HOST:PORT`).
+    #[arg(long, env = "IAMD_ADDR", default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// Who asks: an ARN or `user/NAME`, `role/NAME`.
+    #[arg(long)]
+    principal: String,
+    /// `service:Action`.
+    #[arg(long)]
+    action: String,
+    /// The resource ARN (or `*`).
+    #[arg(long, default_value = "*")]
+    resource: String,
+    /// A context key: `KEY=VALUE`; give a key twice or more for a
+    /// multivalued key.
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    context: Vec<String>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => return serve(args),
+        Command::Authorize(args) => return authorize(args),
         Command::Simulate {
             file,
             batch,
@@ -157,4 +222,198 @@ fn simulate_batch(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("iamd")
+        .build()
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(args.log_level)
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr);
+    let installed = match args.log_format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(e) = installed {
+        eprintln!("iamd: cannot set up logging: {e}");
+        return ExitCode::from(2);
+    }
+    let store = iamd::reload::Store::new();
+    let mut reloader = iamd::reload::Reloader::new(&args.bundle, store.clone());
+    if let iamd::reload::Outcome::Failed(_) = reloader.reload(iamd::reload::Trigger::Start) {
+        tracing::warn!(
+            "starting without a bundle: every request is denied (UNAVAILABLE) until one loads"
+        );
+    }
+    let options = iamd::reload::WatchOptions {
+        poll_interval: std::time::Duration::from_secs(args.poll_interval.max(1)),
+        ..iamd::reload::WatchOptions::default()
+    };
+    let _watcher = match iamd::reload::watch(reloader, options) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("cannot watch the bundle: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let limits = iamd::server::Limits {
+        max_batch: args.max_batch,
+        max_message_bytes: args.max_message_bytes,
+    };
+    let listen = args.listen;
+    let result = rt.block_on(async move {
+        tracing::info!(listen = %listen, "serving iamd.v1.Authorizer");
+        iamd::server::serve(&listen, store, limits, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT: the server then stops accepting, drains
+/// in-flight calls and returns.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+    }
+}
+
+fn authorize(args: AuthorizeArgs) -> ExitCode {
+    use iamd::server::pb;
+    let mut context: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for kv in &args.context {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("iamd: `--context {kv}`: write `KEY=VALUE`");
+            return ExitCode::from(2);
+        };
+        context.entry(k.to_owned()).or_default().push(v.to_owned());
+    }
+    let context = context
+        .into_iter()
+        .map(|(k, mut v)| {
+            let kind = if v.len() == 1 {
+                pb::context_value::Kind::Single(v.remove(0))
+            } else {
+                pb::context_value::Kind::Multi(pb::StringList { values: v })
+            };
+            (k, pb::ContextValue { kind: Some(kind) })
+        })
+        .collect();
+    let request = pb::AuthorizeRequest {
+        principal: args.principal,
+        action: args.action,
+        resource: args.resource,
+        context,
+        resource_account: String::new(),
+    };
+    let addr = if args.addr.contains("://") {
+        args.addr.clone()
+    } else {
+        format!("http://{}", args.addr)
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iamd: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let answer = rt.block_on(async move {
+        let mut client = pb::authorizer_client::AuthorizerClient::connect(addr.clone())
+            .await
+            .map_err(|e| format!("cannot reach the daemon at `{addr}`: {e}"))?;
+        client
+            .authorize(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    });
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print_answer(&answer, args.json);
+    ExitCode::SUCCESS
+}
+
+fn print_answer(a: &iamd::server::pb::AuthorizeResponse, json: bool) {
+    use iamd::server::pb;
+    let decision = pb::Decision::try_from(a.decision).unwrap_or(pb::Decision::Unspecified);
+    let name = match decision {
+        pb::Decision::Allow => "ALLOW",
+        pb::Decision::ExplicitDeny => "EXPLICIT_DENY",
+        pb::Decision::ImplicitDeny => "IMPLICIT_DENY",
+        pb::Decision::Unspecified => "UNSPECIFIED",
+    };
+    if json {
+        let determining: Vec<serde_json::Value> = a
+            .determining
+            .iter()
+            .map(|d| {
+                serde_json::json!({"policy": d.policy, "layer": d.layer, "statement": d.index, "sid": d.sid,
+                    "effect": if d.effect == pb::Effect::Deny as i32 { "Deny" } else { "Allow" }})
+            })
+            .collect();
+        let v = serde_json::json!({"decision": name, "revision": a.revision, "determining": determining,
+            "deniedBy": a.denied_by, "reason": a.reason});
+        println!("{v}");
+        return;
+    }
+    println!("{name}  (bundle {})", a.revision);
+    for d in &a.determining {
+        let effect = if d.effect == pb::Effect::Deny as i32 {
+            "Deny"
+        } else {
+            "Allow"
+        };
+        let sid = if d.sid.is_empty() {
+            String::new()
+        } else {
+            format!(" `{}`", d.sid)
+        };
+        println!(
+            "  {effect} by {} statement {}{sid} ({})",
+            d.policy, d.index, d.layer
+        );
+    }
+    if !a.denied_by.is_empty() && a.denied_by != "principal" {
+        println!("  no allow in the {} layer", a.denied_by);
+    }
+    if !a.reason.is_empty() {
+        println!("  {}", a.reason);
+    }
 }

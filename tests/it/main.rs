@@ -10,6 +10,7 @@ mod aws_import;
 mod bundle;
 mod cases;
 mod cli;
+mod daemon;
 mod managed_policies;
 mod properties;
 mod reload;

@@ -1,0 +1,149 @@
+//! Protobuf to engine and back.
+
+use crate::bundle::Bundle;
+use crate::context::{self, Context, ContextValue};
+use crate::eval::{self, Determining, Layer, Layers, Outcome, Request};
+use crate::policy::Effect;
+use crate::reload::Status as ReloadStatus;
+
+use super::pb;
+
+/// A request the server cannot decide, with what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRequest(pub String);
+
+/// Decides one request against `bundle`.
+pub(crate) fn decide(
+    bundle: &Bundle,
+    req: &pb::AuthorizeRequest,
+    now: jiff::Timestamp,
+) -> Result<pb::AuthorizeResponse, InvalidRequest> {
+    let bad = |m: String| Err(InvalidRequest(m));
+    if req.principal.is_empty() {
+        return bad("`principal` is empty: give an ARN or `user/NAME`, `role/NAME`".into());
+    }
+    if req.action != "*"
+        && !req
+            .action
+            .split_once(':')
+            .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty())
+    {
+        return bad(format!(
+            "`action` `{}` is not `service:Action` (e.g. `docs:GetDocument`)",
+            req.action
+        ));
+    }
+    if req.resource.is_empty() {
+        return bad("`resource` is empty: give the resource's ARN, or `*`".into());
+    }
+    let mut ctx = Context::new();
+    for (key, value) in &req.context {
+        let value = match &value.kind {
+            Some(pb::context_value::Kind::Single(s)) => ContextValue::Single(s.clone()),
+            Some(pb::context_value::Kind::Multi(list)) => ContextValue::Multi(list.values.clone()),
+            None => {
+                return bad(format!(
+                    "context key `{key}` has no value: set `single`, or `multi` (possibly empty)"
+                ));
+            }
+        };
+        if key.is_empty() {
+            return bad("a context key is empty".into());
+        }
+        ctx.insert(key.as_str(), value)
+            .map_err(|e| InvalidRequest(e.to_string()))?;
+    }
+    let revision = bundle.revision().to_string();
+    let Some(resolved) = bundle.resolve(&req.principal) else {
+        return Ok(pb::AuthorizeResponse {
+            decision: pb::Decision::ImplicitDeny.into(),
+            revision,
+            determining: Vec::new(),
+            denied_by: "principal".into(),
+            reason: format!("principal `{}` is not in the bundle", req.principal),
+        });
+    };
+    // The server knows the principal's facts better than the caller.
+    context::strip_request_facts(&mut ctx);
+    context::add_request_facts(&mut ctx, &resolved.principal, now, true);
+    bundle.add_principal_tags(resolved.entity, &mut ctx, true);
+    let layers = bundle.layers(&resolved, &req.resource, None);
+    let request = Request {
+        principal: &resolved.principal,
+        action: &req.action,
+        resource: &req.resource,
+        resource_account: Some(req.resource_account.as_str()).filter(|a| !a.is_empty()),
+        context: &ctx,
+    };
+    let mut matched = Vec::new();
+    let d = eval::evaluate(&layers, &request, &mut matched);
+    let decision = match d.outcome {
+        Outcome::Allow => pb::Decision::Allow,
+        Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
+        Outcome::ImplicitDeny => pb::Decision::ImplicitDeny,
+    };
+    Ok(pb::AuthorizeResponse {
+        decision: decision.into(),
+        revision,
+        determining: matched.iter().map(|m| determining(&layers, m)).collect(),
+        denied_by: d
+            .implicit_deny_layer
+            .map(|l| l.to_string())
+            .unwrap_or_default(),
+        reason: String::new(),
+    })
+}
+
+fn determining(layers: &Layers<'_>, m: &Determining) -> pb::DeterminingStatement {
+    let set = match m.layer {
+        Layer::Identity => layers.identity,
+        Layer::Resource => layers.resource,
+        Layer::Boundary => layers.boundary,
+        Layer::Session => layers.session,
+        Layer::Scp(level) => layers.scps.get(usize::from(level)),
+    };
+    let policy = set.and_then(|s| s.policies().get(m.policy as usize));
+    let sid = policy
+        .and_then(|p| p.statements().get(m.statement as usize))
+        .and_then(|s| s.sid())
+        .unwrap_or_default();
+    pb::DeterminingStatement {
+        policy: policy.map(|p| p.name().to_owned()).unwrap_or_default(),
+        layer: m.layer.to_string(),
+        index: m.statement,
+        sid: sid.to_owned(),
+        effect: match m.effect {
+            Effect::Allow => pb::Effect::Allow,
+            Effect::Deny => pb::Effect::Deny,
+        }
+        .into(),
+    }
+}
+
+/// The reloader's status as `GetStatus` reports it.
+pub(crate) fn status(serving: bool, s: &ReloadStatus) -> pb::GetStatusResponse {
+    pb::GetStatusResponse {
+        serving,
+        live: s.live.as_ref().map(|l| pb::LiveBundle {
+            revision: l.revision.to_string(),
+            digest: l.revision.digest.clone(),
+            loaded_at: l.loaded_at.to_string(),
+            source: l.source.display().to_string(),
+            users: l.stats.users as u64,
+            groups: l.stats.groups as u64,
+            roles: l.stats.roles as u64,
+            managed_policies: l.stats.managed_policies as u64,
+            resource_policies: l.stats.resource_policies as u64,
+            statements: l.stats.statements as u64,
+        }),
+        last_failure: s.last_failure.as_ref().map(|f| pb::ReloadFailure {
+            at: f.at.to_string(),
+            errors: f.errors.clone(),
+        }),
+        reloads: Some(pb::ReloadCounts {
+            loaded: s.reloads.loaded,
+            unchanged: s.reloads.unchanged,
+            failed: s.reloads.failed,
+        }),
+    }
+}

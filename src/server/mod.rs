@@ -1,0 +1,260 @@
+//! The gRPC daemon: `iamd.v1.Authorizer` over the live bundle, with
+//! `grpc.health.v1` (`NOT_SERVING` until a bundle is live) and reflection.
+//!
+//! The handlers only convert: protobuf in, [`crate::eval::evaluate`] on the
+//! bundle read from the [`Store`] for this one call, protobuf out. Errors map
+//! to `tonic::Status` in [`status`] only.
+
+mod convert;
+pub mod status;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::{Request, Response, Status};
+
+use crate::reload::Store;
+
+/// Generated protobuf and gRPC types of `iamd.v1`.
+pub mod pb {
+    #![allow(missing_docs, unreachable_pub, reason = "generated code")]
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        clippy::allow_attributes_without_reason,
+        reason = "generated code"
+    )]
+    tonic::include_proto!("iamd.v1");
+
+    /// The encoded descriptor set of `iamd.v1`, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("iamd_descriptor");
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address (`127.0.0.1:50051`).
+    Tcp(SocketAddr),
+    /// A Unix domain socket (`unix:/run/iamd.sock`).
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("`unix:` needs a socket path, as in `unix:/run/iamd.sock`".into());
+            }
+            return Ok(Self::Unix(path.into()));
+        }
+        s.parse::<SocketAddr>().map(Self::Tcp).map_err(|_| {
+            format!("`{s}` is not an address: write `127.0.0.1:50051`, `[::1]:50051` or `unix:/run/iamd.sock`")
+        })
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(a) => a.fmt(f),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// What the gRPC service may be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests in one `AuthorizeBatch`.
+    pub max_batch: usize,
+    /// Bytes in one message, either way.
+    pub max_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch: 1_000,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The `iamd.v1.Authorizer` service.
+#[derive(Debug, Clone)]
+pub struct AuthorizerService {
+    store: Arc<Store>,
+    limits: Limits,
+}
+
+impl AuthorizerService {
+    /// A service answering from `store`.
+    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+        Self { store, limits }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::authorizer_server::Authorizer for AuthorizerService {
+    async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let guard = self.store.bundle();
+        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
+        let now = jiff::Timestamp::now();
+        convert::decide(bundle, request.get_ref(), now)
+            .map(Response::new)
+            .map_err(status::invalid)
+    }
+
+    async fn authorize_batch(
+        &self,
+        request: Request<pb::AuthorizeBatchRequest>,
+    ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+        let requests = &request.get_ref().requests;
+        if requests.len() > self.limits.max_batch {
+            return Err(Status::invalid_argument(format!(
+                "the batch has {} requests; the server accepts at most {} (split it, or raise `max_batch`)",
+                requests.len(),
+                self.limits.max_batch
+            )));
+        }
+        let guard = self.store.bundle();
+        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
+        let now = jiff::Timestamp::now();
+        let mut responses = Vec::with_capacity(requests.len());
+        for (i, r) in requests.iter().enumerate() {
+            let answer = convert::decide(bundle, r, now).map_err(|e| {
+                status::invalid(crate::server::convert::InvalidRequest(format!(
+                    "requests[{i}]: {}",
+                    e.0
+                )))
+            })?;
+            responses.push(answer);
+        }
+        Ok(Response::new(pb::AuthorizeBatchResponse { responses }))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let serving = self.store.bundle().is_some();
+        Ok(Response::new(convert::status(
+            serving,
+            &self.store.status(),
+        )))
+    }
+}
+
+/// Serves on `listen` until `shutdown` completes, then drains in-flight
+/// calls. Health is `NOT_SERVING` until `store` holds a bundle.
+pub async fn serve(
+    listen: &Listen,
+    store: Arc<Store>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    match listen {
+        Listen::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
+            serve_tcp(listener, store, limits, shutdown).await
+        }
+        Listen::Unix(path) => {
+            // A stale socket from a previous run would make bind fail.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+                let _ = std::fs::remove_file(path);
+            }
+            let listener = tokio::net::UnixListener::bind(path)
+                .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
+            router(store, limits)
+                .await?
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+                .await
+                .map_err(ServeError::Transport)
+        }
+    }
+}
+
+/// Serves on a bound TCP listener (tests bind `127.0.0.1:0`).
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    router(store, limits)
+        .await?
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(ServeError::Transport)
+}
+
+async fn router(
+    store: Arc<Store>,
+    limits: Limits,
+) -> Result<tonic::transport::server::Router, ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    type Server = pb::authorizer_server::AuthorizerServer<AuthorizerService>;
+    reporter.set_not_serving::<Server>().await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    // Health follows the store: SERVING once a bundle is live.
+    let watched = store.clone();
+    tokio::spawn(async move {
+        let mut serving = false;
+        loop {
+            let now = watched.bundle().is_some();
+            if now != serving {
+                serving = now;
+                let s = if now {
+                    tonic_health::ServingStatus::Serving
+                } else {
+                    tonic_health::ServingStatus::NotServing
+                };
+                reporter.set_service_status("", s).await;
+                reporter
+                    .set_service_status(<Server as tonic::server::NamedService>::NAME, s)
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let authorizer =
+        pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(store, limits))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+    Ok(tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(authorizer))
+}
+
+/// The server could not start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener could not be bound.
+    #[error("cannot listen on `{0}`: {1}")]
+    Bind(String, #[source] std::io::Error),
+    /// The reflection service could not be built.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(String),
+    /// The transport failed.
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[source] tonic::transport::Error),
+}

@@ -1,0 +1,17 @@
+//! The one place where errors become gRPC statuses.
+
+use tonic::Status;
+
+use super::convert::InvalidRequest;
+
+/// No bundle is live: the daemon fails closed.
+pub fn no_bundle() -> Status {
+    Status::unavailable(
+        "no policy bundle is loaded: every request is denied until one loads (GetStatus shows the last failure)",
+    )
+}
+
+/// A malformed request.
+pub fn invalid(e: InvalidRequest) -> Status {
+    Status::invalid_argument(e.0)
+}

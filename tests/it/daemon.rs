@@ -1,0 +1,483 @@
+//! The daemon end to end: a real server on an ephemeral port (and a Unix
+//! socket), called with the generated client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iamd::reload::{Reloader, Store, Trigger};
+use iamd::server::{self, Limits, pb};
+use pb::authorizer_client::AuthorizerClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle")
+}
+
+/// A running server and what it serves.
+struct Daemon {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), server::ServeError>>,
+}
+
+impl Daemon {
+    async fn start(store: Arc<Store>, limits: Limits) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(server::serve_tcp(listener, store, limits, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn with_example() -> Self {
+        let store = Store::new();
+        Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+        Self::start(store, Limits::default()).await
+    }
+
+    async fn client(&self) -> AuthorizerClient<Channel> {
+        AuthorizerClient::connect(self.addr.clone()).await.unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn req(
+    principal: &str,
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> pb::AuthorizeRequest {
+    pb::AuthorizeRequest {
+        principal: principal.into(),
+        action: action.into(),
+        resource: resource.into(),
+        context: context
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    pb::ContextValue {
+                        kind: Some(pb::context_value::Kind::Single((*v).into())),
+                    },
+                )
+            })
+            .collect(),
+        resource_account: String::new(),
+    }
+}
+
+const DOC: &str = "arn:acme:docs:eu-1:123456789012:doc/guide";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allow_and_both_denies() {
+    let d = Daemon::with_example().await;
+    let mut c = d.client().await;
+    let a = c
+        .authorize(req(
+            "user/alice",
+            "docs:GetDocument",
+            DOC,
+            &[("docs:Team", "docs")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::Allow);
+    assert!(
+        a.revision.starts_with("docs-team-2026-11-28 (sha256:"),
+        "{}",
+        a.revision
+    );
+    assert_eq!(a.determining[0].policy, "DocsRead");
+    assert_eq!(a.determining[0].sid, "ReadTeamDocuments");
+    assert_eq!(a.determining[0].effect(), pb::Effect::Allow);
+    let a = c
+        .authorize(req(
+            "user/bob",
+            "docs:DeleteDocument",
+            DOC,
+            &[("aws:MultiFactorAuthPresent", "false")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::ExplicitDeny);
+    assert_eq!(
+        (
+            a.determining[0].policy.as_str(),
+            a.determining[0].layer.as_str()
+        ),
+        ("RequireMfaForDelete", "identity")
+    );
+    let a = c
+        .authorize(req("user/alice", "files:GetFile", "*", &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (a.decision(), a.denied_by.as_str()),
+        (pb::Decision::ImplicitDeny, "identity")
+    );
+    assert!(a.determining.is_empty());
+    let a = c
+        .authorize(req("user/mallory", "docs:GetDocument", DOC, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (a.decision(), a.denied_by.as_str()),
+        (pb::Decision::ImplicitDeny, "principal")
+    );
+    assert_eq!(a.reason, "principal `user/mallory` is not in the bundle");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callers_cannot_claim_principal_facts() {
+    let d = Daemon::with_example().await;
+    let mut c = d.client().await;
+    // alice's team is `docs`: a caller claiming `search` does not get it.
+    let claimed = [("docs:Team", "search"), ("AWS:PRINCIPALTAG/Team", "search")];
+    let a = c
+        .authorize(req("user/alice", "docs:GetDocument", DOC, &claimed))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
+    // A tag alice does not have at all is dropped too.
+    let a = c
+        .authorize(req(
+            "user/alice",
+            "docs:PutDocument",
+            "arn:acme:docs:eu-1:123456789012:doc/audit/1",
+            &[("aws:PrincipalTag/team", "security")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        a.decision(),
+        pb::Decision::ExplicitDeny,
+        "the SCP still sees alice's real team"
+    );
+    // aws:username is alice's, whatever the caller says.
+    let a = c
+        .authorize(req(
+            "user/alice",
+            "docs:PutDocument",
+            "arn:acme:docs:eu-1:123456789012:doc/drafts/bob/1",
+            &[("aws:username", "bob")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_answer_in_order_within_the_cap() {
+    let store = Store::new();
+    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let d = Daemon::start(
+        store,
+        Limits {
+            max_batch: 3,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut c = d.client().await;
+    let batch = pb::AuthorizeBatchRequest {
+        requests: vec![
+            req(
+                "user/alice",
+                "docs:GetDocument",
+                DOC,
+                &[("docs:Team", "docs")],
+            ),
+            req("user/alice", "files:GetFile", "*", &[]),
+            req("user/bob", "docs:PurgeDocuments", DOC, &[]),
+        ],
+    };
+    let r = c.authorize_batch(batch.clone()).await.unwrap().into_inner();
+    let got: Vec<_> = r.responses.iter().map(|a| a.decision()).collect();
+    assert_eq!(
+        got,
+        [
+            pb::Decision::Allow,
+            pb::Decision::ImplicitDeny,
+            pb::Decision::ExplicitDeny
+        ]
+    );
+    let mut too_many = batch.clone();
+    too_many.requests.push(req("user/alice", "a:b", "*", &[]));
+    let e = c.authorize_batch(too_many).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("the batch has 4 requests; the server accepts at most 3"),
+        "{}",
+        e.message()
+    );
+    let mut bad = batch;
+    bad.requests[1].action = "GetFile".into();
+    let e = c.authorize_batch(bad).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .starts_with("requests[1]: `action` `GetFile` is not `service:Action`"),
+        "{}",
+        e.message()
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_are_invalid_arguments() {
+    let d = Daemon::with_example().await;
+    let mut c = d.client().await;
+    let cases = [
+        (req("", "docs:Get", "*", &[]), "`principal` is empty"),
+        (
+            req("user/alice", "docs", "*", &[]),
+            "`action` `docs` is not `service:Action`",
+        ),
+        (
+            req("user/alice", "docs:Get", "", &[]),
+            "`resource` is empty",
+        ),
+        (
+            req(
+                "user/alice",
+                "docs:Get",
+                "*",
+                &[("aws:SourceIp", "1.2.3.4"), ("AWS:SOURCEIP", "5.6.7.8")],
+            ),
+            "is the same key as",
+        ),
+    ];
+    for (r, want) in cases {
+        let e = c.authorize(r).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{want}");
+        assert!(e.message().contains(want), "{} / {want}", e.message());
+    }
+    let mut no_value = req("user/alice", "docs:Get", "*", &[]);
+    no_value
+        .context
+        .insert("docs:x".into(), pb::ContextValue { kind: None });
+    let e = c.authorize(no_value).await.unwrap_err();
+    assert!(
+        e.message().contains("context key `docs:x` has no value"),
+        "{}",
+        e.message()
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_messages_are_refused() {
+    let store = Store::new();
+    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let d = Daemon::start(
+        store,
+        Limits {
+            max_message_bytes: 1024,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut c = d.client().await;
+    let big = req(
+        "user/alice",
+        "docs:GetDocument",
+        &format!("arn:acme:docs:eu-1:123456789012:doc/{}", "x".repeat(4096)),
+        &[],
+    );
+    let e = c.authorize(big).await.unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let store = Store::new();
+    let mut reloader = Reloader::new(&dir, store.clone());
+    reloader.reload(Trigger::Start);
+    let d = Daemon::start(store, Limits::default()).await;
+    let mut c = d.client().await;
+    let e = c
+        .authorize(req("user/alice", "docs:GetDocument", DOC, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    assert!(
+        e.message().contains("no policy bundle is loaded"),
+        "{}",
+        e.message()
+    );
+    let mut health = HealthClient::new(
+        Channel::from_shared(d.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let check = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    assert_eq!(
+        health.check(check("")).await.unwrap().into_inner().status(),
+        ServingStatus::NotServing
+    );
+    let status = c
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.serving);
+    assert!(status.last_failure.unwrap().errors[0].contains("cannot read the bundle directory"));
+    // The bundle appears: the next calls are served from it.
+    copy_dir(&example(), &dir);
+    assert!(matches!(
+        reloader.reload(Trigger::Event),
+        iamd::reload::Outcome::Loaded(_)
+    ));
+    let a = c
+        .authorize(req(
+            "user/alice",
+            "docs:GetDocument",
+            DOC,
+            &[("docs:Team", "docs")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::Allow);
+    let mut serving = ServingStatus::NotServing;
+    for _ in 0..200 {
+        serving = health
+            .check(check("iamd.v1.Authorizer"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        if serving == ServingStatus::Serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(serving, ServingStatus::Serving);
+    let status = c
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.serving);
+    let live = status.live.unwrap();
+    assert_eq!((live.users, live.roles, live.groups), (2, 1, 2));
+    assert_eq!(live.digest.len(), 64);
+    assert!(status.last_failure.is_none());
+    assert_eq!(status.reloads.unwrap().loaded, 1);
+    // A change is seen by the next call.
+    std::fs::write(
+        dir.join("groups.yaml"),
+        "- name: developers\n- name: admins\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        reloader.reload(Trigger::Event),
+        iamd::reload::Outcome::Loaded(_)
+    ));
+    let a = c
+        .authorize(req(
+            "user/alice",
+            "docs:GetDocument",
+            DOC,
+            &[("docs:Team", "docs")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
+    d.stop().await;
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unix_sockets_serve_too() {
+    use hyper_util::rt::TokioIo;
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("iamd.sock");
+    let store = Store::new();
+    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listen = server::Listen::Unix(sock.clone());
+    let task = tokio::spawn(async move {
+        server::serve(&listen, store, Limits::default(), async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    for _ in 0..200 {
+        if sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let path = sock.clone();
+    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await
+        .unwrap();
+    let mut c = AuthorizerClient::new(channel);
+    let a = c
+        .authorize(req(
+            "user/alice",
+            "docs:GetDocument",
+            DOC,
+            &[("docs:Team", "docs")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::Allow);
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
