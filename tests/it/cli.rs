@@ -131,3 +131,80 @@ fn simulate_against_a_bundle() {
         String::from_utf8_lossy(&broken.stderr)
     );
 }
+
+#[test]
+fn serve_then_authorize_then_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args([
+            "serve",
+            "--bundle",
+            "examples/bundle",
+            "--listen",
+            &addr,
+            "--log-format",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ask = |extra: &[&str]| {
+        let mut args = vec![
+            "authorize",
+            "--addr",
+            &addr,
+            "--principal",
+            "user/alice",
+            "--action",
+            "docs:GetDocument",
+        ];
+        args.extend_from_slice(&["--resource", "arn:acme:docs:eu-1:123456789012:doc/x"]);
+        args.extend_from_slice(extra);
+        iamd(&args, "")
+    };
+    // Wait (bounded) for the daemon to accept calls.
+    let mut out = ask(&["--context", "docs:Team=docs"]);
+    for _ in 0..100 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        out = ask(&["--context", "docs:Team=docs"]);
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.starts_with("ALLOW  (bundle docs-team-2026-11-28 (sha256:"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Allow by DocsRead statement 0 `ReadTeamDocuments` (identity)"),
+        "{text}"
+    );
+    let out = ask(&["--context", "docs:Team=other", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["decision"], "IMPLICIT_DENY");
+    assert_eq!(answer["deniedBy"], "identity");
+    // SIGTERM: drain and exit 0.
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut logs = String::new();
+    std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("\"message\":\"bundle loaded\""), "{logs}");
+    assert!(logs.contains("SIGTERM: draining"), "{logs}");
+}
