@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::arn::Principal;
 use crate::bundle::Bundle;
 use crate::context::{self, Context, ContextValue};
-use crate::eval::{self, Decision, Determining, Layer, Layers, Outcome, Request, StatementSet};
+use crate::eval::{self, Decision, Determining, Layers, Outcome, Request, StatementSet};
 use crate::json::{self, Object, Source, Value};
 use crate::policy::{Policy, PolicyKind};
 
@@ -280,20 +280,10 @@ fn answer(layers: &Layers<'_>, req: &Request<'_>) -> Answer {
 }
 
 fn describe(layers: &Layers<'_>, m: &Determining) -> MatchedStatement {
-    let set = match m.layer {
-        Layer::Identity => layers.identity,
-        Layer::Resource => layers.resource,
-        Layer::Boundary => layers.boundary,
-        Layer::Session => layers.session,
-        Layer::Scp(level) => layers.scps.get(usize::from(level)),
-    };
-    let policy = set.and_then(|s| s.policies().get(m.policy as usize));
-    let sid = policy
-        .and_then(|p| p.statements().get(m.statement as usize))
-        .and_then(|s| s.sid())
-        .map(str::to_owned);
+    let found = layers.statement(m);
+    let sid = found.and_then(|(_, s)| s.sid()).map(str::to_owned);
     MatchedStatement {
-        policy: policy.map(|p| p.name().to_owned()).unwrap_or_default(),
+        policy: found.map(|(p, _)| p.name().to_owned()).unwrap_or_default(),
         layer: m.layer.to_string(),
         statement: m.statement,
         sid,

@@ -85,6 +85,23 @@ impl<'a> Layers<'a> {
             ..Self::default()
         }
     }
+
+    /// The set of one layer.
+    pub fn set(&self, layer: Layer) -> Option<&'a StatementSet> {
+        match layer {
+            Layer::Identity => self.identity,
+            Layer::Resource => self.resource,
+            Layer::Boundary => self.boundary,
+            Layer::Session => self.session,
+            Layer::Scp(level) => self.scps.get(usize::from(level)),
+        }
+    }
+
+    /// The policy and statement a determining statement points at.
+    pub fn statement(&self, m: &Determining) -> Option<(&'a crate::policy::Policy, &'a Statement)> {
+        let policy = self.set(m.layer)?.policies().get(m.policy as usize)?;
+        Some((policy, policy.statements().get(m.statement as usize)?))
+    }
 }
 
 /// A layer of the decision.

@@ -2,7 +2,7 @@
 
 use crate::bundle::Bundle;
 use crate::context::{self, Context, ContextValue};
-use crate::eval::{self, Determining, Layer, Layers, Outcome, Request};
+use crate::eval::{self, Determining, Layers, Outcome, Request};
 use crate::policy::Effect;
 use crate::reload::Status as ReloadStatus;
 
@@ -95,23 +95,15 @@ pub(crate) fn decide(
 }
 
 fn determining(layers: &Layers<'_>, m: &Determining) -> pb::DeterminingStatement {
-    let set = match m.layer {
-        Layer::Identity => layers.identity,
-        Layer::Resource => layers.resource,
-        Layer::Boundary => layers.boundary,
-        Layer::Session => layers.session,
-        Layer::Scp(level) => layers.scps.get(usize::from(level)),
-    };
-    let policy = set.and_then(|s| s.policies().get(m.policy as usize));
-    let sid = policy
-        .and_then(|p| p.statements().get(m.statement as usize))
-        .and_then(|s| s.sid())
-        .unwrap_or_default();
+    let found = layers.statement(m);
     pb::DeterminingStatement {
-        policy: policy.map(|p| p.name().to_owned()).unwrap_or_default(),
+        policy: found.map(|(p, _)| p.name().to_owned()).unwrap_or_default(),
         layer: m.layer.to_string(),
         index: m.statement,
-        sid: sid.to_owned(),
+        sid: found
+            .and_then(|(_, s)| s.sid())
+            .unwrap_or_default()
+            .to_owned(),
         effect: match m.effect {
             Effect::Allow => pb::Effect::Allow,
             Effect::Deny => pb::Effect::Deny,
