@@ -60,6 +60,13 @@ struct ServeArgs {
     /// Largest message, in bytes, either way.
     #[arg(long, env = "IAMD_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_message_bytes: usize,
+    /// Calls handled at once, over all connections (more wait their turn).
+    #[arg(long, env = "IAMD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    max_concurrent_requests: usize,
+    /// The longest a call may take, in milliseconds (a shorter client
+    /// deadline wins).
+    #[arg(long, env = "IAMD_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    request_timeout_ms: u64,
     /// Seconds between digest checks of the bundle (a backstop for missed
     /// file events).
     #[arg(long, env = "IAMD_POLL_INTERVAL", default_value_t = 10)]
