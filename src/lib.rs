@@ -10,6 +10,7 @@
 
 pub mod arn;
 pub mod bundle;
+pub mod config;
 pub mod context;
 pub mod eval;
 pub mod json;

@@ -44,45 +44,45 @@ enum Command {
     },
 }
 
-/// `iamd serve` options; each flag can also be set by its environment
-/// variable.
+/// `iamd serve` options. Each flag can also be set by its environment
+/// variable; both override the configuration file, which overrides the
+/// defaults shown.
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// A YAML configuration file (docs/operations.md).
+    #[arg(long, env = "IAMD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The bundle: a directory, or an `aws iam get-account-authorization-details` file.
     #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH")]
-    bundle: PathBuf,
-    /// gRPC address: `HOST:PORT` or `unix:PATH`.
-    #[arg(long, env = "IAMD_LISTEN", default_value = "127.0.0.1:50051")]
-    listen: iamd::server::Listen,
-    /// Most requests in one AuthorizeBatch.
-    #[arg(long, env = "IAMD_MAX_BATCH", default_value_t = 1000)]
-    max_batch: usize,
-    /// Largest message, in bytes, either way.
-    #[arg(long, env = "IAMD_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
-    max_message_bytes: usize,
-    /// Calls handled at once, over all connections (more wait their turn).
-    #[arg(long, env = "IAMD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
-    max_concurrent_requests: usize,
-    /// The longest a call may take, in milliseconds (a shorter client
-    /// deadline wins).
-    #[arg(long, env = "IAMD_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
-    request_timeout_ms: u64,
-    /// Seconds between digest checks of the bundle (a backstop for missed
-    /// file events).
-    #[arg(long, env = "IAMD_POLL_INTERVAL", default_value_t = 10)]
-    poll_interval: u64,
-    /// Log format.
-    #[arg(long, env = "IAMD_LOG_FORMAT", value_enum, default_value = "human")]
-    log_format: LogFormat,
-    /// Least severe level logged: error, warn, info, debug or trace.
-    #[arg(long, env = "IAMD_LOG_LEVEL", default_value = "info")]
-    log_level: tracing_subscriber::filter::LevelFilter,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
+    bundle: Option<PathBuf>,
+    /// gRPC address: `HOST:PORT` or `unix:PATH` [default: 127.0.0.1:50051].
+    #[arg(long, env = "IAMD_LISTEN")]
+    listen: Option<String>,
+    /// Most requests in one AuthorizeBatch [default: 1000].
+    #[arg(long, env = "IAMD_MAX_BATCH")]
+    max_batch: Option<usize>,
+    /// Largest message, in bytes, either way [default: 4194304].
+    #[arg(long, env = "IAMD_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
+    /// Calls handled at once, over all connections; more wait their turn
+    /// [default: 1024].
+    #[arg(long, env = "IAMD_MAX_CONCURRENT_REQUESTS")]
+    max_concurrent_requests: Option<usize>,
+    /// The longest a call may take, in milliseconds; a shorter client
+    /// deadline wins [default: 5000].
+    #[arg(long, env = "IAMD_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+    /// Seconds between digest checks of the bundle, a backstop for missed
+    /// file events [default: 10].
+    #[arg(long, env = "IAMD_POLL_INTERVAL")]
+    poll_interval: Option<u64>,
+    /// Log format: `human` or `json` [default: human].
+    #[arg(long, env = "IAMD_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Least severe level logged: error, warn, info, debug or trace
+    /// [default: info].
+    #[arg(long, env = "IAMD_LOG_LEVEL")]
+    log_level: Option<String>,
 }
 
 /// `iamd authorize` options.
@@ -239,12 +239,38 @@ fn runtime() -> io::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    use iamd::config::{self, LogFormat, Overrides, ServeConfig};
+    let file = match args.config.as_deref().map(config::load).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("iamd: the configuration file is not valid:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let overrides = Overrides {
+        bundle: args.bundle,
+        listen: args.listen,
+        max_batch: args.max_batch,
+        max_message_bytes: args.max_message_bytes,
+        max_concurrent_requests: args.max_concurrent_requests,
+        request_timeout_ms: args.request_timeout_ms,
+        poll_interval_seconds: args.poll_interval,
+        log_format: args.log_format,
+        log_level: args.log_level,
+    };
+    let cfg = match ServeConfig::resolve(file, overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("iamd: the configuration is not valid:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
-        .with_max_level(args.log_level)
+        .with_max_level(cfg.log_level)
         .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr);
-    let installed = match args.log_format {
+    let installed = match cfg.log_format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
@@ -253,14 +279,15 @@ fn serve(args: ServeArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let store = iamd::reload::Store::new();
-    let mut reloader = iamd::reload::Reloader::new(&args.bundle, store.clone());
+    let mut reloader = iamd::reload::Reloader::new(&cfg.bundle, store.clone());
     if let iamd::reload::Outcome::Failed(_) = reloader.reload(iamd::reload::Trigger::Start) {
         tracing::warn!(
             "starting without a bundle: every request is denied (UNAVAILABLE) until one loads"
         );
     }
     let options = iamd::reload::WatchOptions {
-        poll_interval: std::time::Duration::from_secs(args.poll_interval.max(1)),
+        poll_interval: cfg.poll_interval,
+        debounce: cfg.debounce,
         ..iamd::reload::WatchOptions::default()
     };
     let _watcher = match iamd::reload::watch(reloader, options) {
@@ -277,11 +304,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let limits = iamd::server::Limits {
-        max_batch: args.max_batch,
-        max_message_bytes: args.max_message_bytes,
-    };
-    let listen = args.listen;
+    let ServeConfig { listen, limits, .. } = cfg;
     let result = rt.block_on(async move {
         tracing::info!(listen = %listen, "serving iamd.v1.Authorizer");
         iamd::server::serve(&listen, store, limits, shutdown_signal()).await

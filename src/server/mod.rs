@@ -75,6 +75,11 @@ pub struct Limits {
     pub max_batch: usize,
     /// Bytes in one message, either way.
     pub max_message_bytes: usize,
+    /// Calls handled at once, over all connections; more wait their turn.
+    pub max_concurrent: usize,
+    /// The longest a call may take, waiting included (a shorter
+    /// `grpc-timeout` from the client wins): past it, `DEADLINE_EXCEEDED`.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -82,6 +87,8 @@ impl Default for Limits {
         Self {
             max_batch: 1_000,
             max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent: 1_024,
+            request_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -199,10 +206,16 @@ pub async fn serve_tcp(
         .map_err(ServeError::Transport)
 }
 
+/// The server stack: a global limit on calls in flight around every service.
+type Stack = tower::layer::util::Stack<
+    tower::limit::GlobalConcurrencyLimitLayer,
+    tower::layer::util::Identity,
+>;
+
 async fn router(
     store: Arc<Store>,
     limits: Limits,
-) -> Result<tonic::transport::server::Router, ServeError> {
+) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     type Server = pb::authorizer_server::AuthorizerServer<AuthorizerService>;
     reporter.set_not_serving::<Server>().await;
@@ -240,6 +253,10 @@ async fn router(
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
     Ok(tonic::transport::Server::builder()
+        .timeout(limits.request_timeout)
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent.max(1),
+        ))
         .add_service(health)
         .add_service(reflection)
         .add_service(authorizer))

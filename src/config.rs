@@ -1,0 +1,300 @@
+//! The daemon's configuration file (`iamd serve --config FILE`): YAML, every
+//! key optional. Flags and environment variables override it; defaults fill
+//! the rest (`ServeConfig::resolve`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::server::{Limits, Listen};
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileConfig {
+    /// The bundle directory or AWS export file.
+    pub bundle: Option<PathBuf>,
+    /// `HOST:PORT` or `unix:PATH`.
+    pub listen: Option<String>,
+    /// gRPC limits.
+    #[serde(default)]
+    pub limits: FileLimits,
+    /// Bundle reloading.
+    #[serde(default)]
+    pub reload: FileReload,
+    /// Logging.
+    #[serde(default)]
+    pub log: FileLog,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileLimits {
+    /// Requests in one `AuthorizeBatch`.
+    pub max_batch: Option<usize>,
+    /// Bytes in one message.
+    pub max_message_bytes: Option<usize>,
+    /// Calls in flight.
+    pub max_concurrent_requests: Option<usize>,
+    /// Milliseconds a call may take.
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// `reload:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileReload {
+    /// Seconds between digest checks.
+    pub poll_interval_seconds: Option<u64>,
+    /// Milliseconds without file events before reloading.
+    pub debounce_ms: Option<u64>,
+}
+
+/// `log:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileLog {
+    /// `human` or `json`.
+    pub format: Option<String>,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: Option<String>,
+}
+
+/// The configuration file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Reads a configuration file.
+pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
+    serde_saphyr::from_str(&text).map_err(|e| {
+        let at = e.location().map_or_else(
+            || name.clone(),
+            |l| format!("{name}:{}:{}", l.line(), l.column()),
+        );
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+            Some((_, rest)) => rest,
+            None => first,
+        };
+        ConfigError(vec![format!("{at}: {first}")])
+    })
+}
+
+/// What the command line and the environment gave (`None`: not given).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--bundle`.
+    pub bundle: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--max-batch`.
+    pub max_batch: Option<usize>,
+    /// `--max-message-bytes`.
+    pub max_message_bytes: Option<usize>,
+    /// `--max-concurrent-requests`.
+    pub max_concurrent_requests: Option<usize>,
+    /// `--request-timeout-ms`.
+    pub request_timeout_ms: Option<u64>,
+    /// `--poll-interval`.
+    pub poll_interval_seconds: Option<u64>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// JSON lines.
+    Json,
+}
+
+/// The daemon's configuration, resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// Where to listen.
+    pub listen: Listen,
+    /// gRPC limits.
+    pub limits: Limits,
+    /// Seconds between digest checks.
+    pub poll_interval: Duration,
+    /// Quiet time before a reload.
+    pub debounce: Duration,
+    /// Log output.
+    pub log_format: LogFormat,
+    /// Least severe level logged.
+    pub log_level: tracing::Level,
+}
+
+impl ServeConfig {
+    /// Flags and environment over the file over the defaults; every problem
+    /// at once.
+    pub fn resolve(file: FileConfig, o: Overrides) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let d = Limits::default();
+        let bundle = o.bundle.or(file.bundle);
+        if bundle.is_none() {
+            problems.push("no bundle: give `--bundle PATH`, `IAMD_BUNDLE` or `bundle:` in the configuration file".to_owned());
+        }
+        let listen_text = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:50051".to_owned());
+        let listen = listen_text
+            .parse::<Listen>()
+            .map_err(|e| problems.push(format!("listen: {e}")))
+            .ok();
+        let positive = |problems: &mut Vec<String>, name: &str, v: usize| {
+            if v == 0 {
+                problems.push(format!("{name} is 0: give a positive number"));
+            }
+            v
+        };
+        let limits = Limits {
+            max_batch: positive(
+                &mut problems,
+                "maxBatch",
+                o.max_batch.or(file.limits.max_batch).unwrap_or(d.max_batch),
+            ),
+            max_message_bytes: positive(
+                &mut problems,
+                "maxMessageBytes",
+                o.max_message_bytes
+                    .or(file.limits.max_message_bytes)
+                    .unwrap_or(d.max_message_bytes),
+            ),
+            max_concurrent: positive(
+                &mut problems,
+                "maxConcurrentRequests",
+                o.max_concurrent_requests
+                    .or(file.limits.max_concurrent_requests)
+                    .unwrap_or(d.max_concurrent),
+            ),
+            request_timeout: Duration::from_millis(positive(
+                &mut problems,
+                "requestTimeoutMs",
+                o.request_timeout_ms
+                    .or(file.limits.request_timeout_ms)
+                    .map_or(d.request_timeout.as_millis() as usize, |v| v as usize),
+            ) as u64),
+        };
+        let poll = o
+            .poll_interval_seconds
+            .or(file.reload.poll_interval_seconds)
+            .unwrap_or(10);
+        let poll = positive(&mut problems, "pollIntervalSeconds", poll as usize) as u64;
+        let debounce = file.reload.debounce_ms.unwrap_or(100);
+        let log_format = match o
+            .log_format
+            .or(file.log.format)
+            .as_deref()
+            .unwrap_or("human")
+        {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                problems.push(format!("log format `{other}`: write `human` or `json`"));
+                LogFormat::Human
+            }
+        };
+        let level_text = o
+            .log_level
+            .or(file.log.level)
+            .unwrap_or_else(|| "info".to_owned());
+        let log_level = level_text.parse::<tracing::Level>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "log level `{level_text}`: write `error`, `warn`, `info`, `debug` or `trace`"
+            ));
+            tracing::Level::INFO
+        });
+        match (bundle, listen) {
+            (Some(bundle), Some(listen)) if problems.is_empty() => Ok(Self {
+                bundle,
+                listen,
+                limits,
+                poll_interval: Duration::from_secs(poll),
+                debounce: Duration::from_millis(debounce),
+                log_format,
+                log_level,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Result<FileConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("iamd.yaml");
+        std::fs::write(&p, text).unwrap();
+        load(&p).map_err(|e| {
+            ConfigError(
+                e.0.iter()
+                    .map(|l| l.replace(&p.display().to_string(), "iamd.yaml"))
+                    .collect(),
+            )
+        })
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let f = file("bundle: /etc/iamd/bundle\nlisten: unix:/run/iamd.sock\nlimits: {maxBatch: 50, requestTimeoutMs: 250}\nlog: {format: json}\n").unwrap();
+        let o = Overrides {
+            max_batch: Some(7),
+            log_level: Some("debug".into()),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(f, o).unwrap();
+        assert_eq!(c.bundle, PathBuf::from("/etc/iamd/bundle"));
+        assert_eq!(c.listen, Listen::Unix("/run/iamd.sock".into()));
+        assert_eq!(c.limits.max_batch, 7);
+        assert_eq!(c.limits.request_timeout, Duration::from_millis(250));
+        assert_eq!(c.limits.max_concurrent, Limits::default().max_concurrent);
+        assert_eq!(
+            (c.log_format, c.log_level),
+            (LogFormat::Json, tracing::Level::DEBUG)
+        );
+        assert_eq!(c.poll_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let f = file("listen: localhost\nlimits: {maxBatch: 0}\nlog: {format: xml, level: loud}\n")
+            .unwrap();
+        let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
+        assert_eq!(e.0.len(), 5, "{e}");
+        assert!(e.0[0].starts_with("no bundle: give `--bundle PATH`"), "{e}");
+        assert!(
+            e.0[1].starts_with("listen: `localhost` is not an address"),
+            "{e}"
+        );
+        assert!(e.0[2].starts_with("maxBatch is 0"), "{e}");
+        assert!(e.0[3].starts_with("log format `xml`"), "{e}");
+        assert!(e.0[4].starts_with("log level `loud`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_name_their_line() {
+        let e = file("bundle: b\nlimits:\n  maxBatches: 3\n").unwrap_err();
+        assert!(
+            e.0[0].starts_with("iamd.yaml:3:3: unknown field `maxBatches`"),
+            "{e}"
+        );
+    }
+}
