@@ -208,3 +208,38 @@ fn serve_then_authorize_then_sigterm() {
     assert!(logs.contains("\"message\":\"bundle loaded\""), "{logs}");
     assert!(logs.contains("SIGTERM: draining"), "{logs}");
 }
+
+#[test]
+fn serve_refuses_a_bad_configuration_with_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("iamd.yaml");
+    std::fs::write(&cfg, "listen: nowhere\nlimits: {maxBatch: 0}\n").unwrap();
+    let out = iamd(
+        &[
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--log-level",
+            "loud",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "no bundle: give `--bundle PATH`",
+        "listen: `nowhere` is not an address",
+        "maxBatch is 0",
+        "log level `loud`",
+    ] {
+        assert!(err.contains(want), "{want} in {err}");
+    }
+    std::fs::write(&cfg, "bundle: examples/bundle\nlimit: {}\n").unwrap();
+    let out = iamd(&["serve", "--config", cfg.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("iamd.yaml:2:1: unknown field `limit`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
