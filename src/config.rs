@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub bundle: Option<PathBuf>,
     /// `HOST:PORT` or `unix:PATH`.
     pub listen: Option<String>,
+    /// The admin HTTP listener's `HOST:PORT`.
+    pub admin_listen: Option<String>,
     /// gRPC limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -95,6 +97,8 @@ pub struct Overrides {
     pub bundle: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
     /// `--max-batch`.
     pub max_batch: Option<usize>,
     /// `--max-message-bytes`.
@@ -127,6 +131,8 @@ pub struct ServeConfig {
     pub bundle: PathBuf,
     /// Where to listen.
     pub listen: Listen,
+    /// Where the admin HTTP endpoints listen.
+    pub admin_listen: std::net::SocketAddr,
     /// gRPC limits.
     pub limits: Limits,
     /// Seconds between digest checks.
@@ -156,6 +162,18 @@ impl ServeConfig {
         let listen = listen_text
             .parse::<Listen>()
             .map_err(|e| problems.push(format!("listen: {e}")))
+            .ok();
+        let admin_text = o
+            .admin_listen
+            .or(file.admin_listen)
+            .unwrap_or_else(|| "127.0.0.1:9464".to_owned());
+        let admin_listen = admin_text
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                problems.push(format!(
+                    "adminListen: `{admin_text}` is not an address: write `127.0.0.1:9464`"
+                ))
+            })
             .ok();
         let positive = |problems: &mut Vec<String>, name: &str, v: usize| {
             if v == 0 {
@@ -220,10 +238,11 @@ impl ServeConfig {
             ));
             tracing::Level::INFO
         });
-        match (bundle, listen) {
-            (Some(bundle), Some(listen)) if problems.is_empty() => Ok(Self {
+        match (bundle, listen, admin_listen) {
+            (Some(bundle), Some(listen), Some(admin_listen)) if problems.is_empty() => Ok(Self {
                 bundle,
                 listen,
+                admin_listen,
                 limits,
                 poll_interval: Duration::from_secs(poll),
                 debounce: Duration::from_millis(debounce),

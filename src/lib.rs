@@ -8,6 +8,7 @@
 //! (synchronous, allocation-free). [`simulate`] reads `iamd simulate` cases.
 //! See `docs/architecture.md`.
 
+pub mod admin;
 pub mod arn;
 pub mod bundle;
 pub mod config;

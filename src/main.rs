@@ -58,6 +58,10 @@ struct ServeArgs {
     /// gRPC address: `HOST:PORT` or `unix:PATH` [default: 127.0.0.1:50051].
     #[arg(long, env = "IAMD_LISTEN")]
     listen: Option<String>,
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`, `/status`)
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, env = "IAMD_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// Most requests in one AuthorizeBatch [default: 1000].
     #[arg(long, env = "IAMD_MAX_BATCH")]
     max_batch: Option<usize>,
@@ -250,6 +254,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let overrides = Overrides {
         bundle: args.bundle,
         listen: args.listen,
+        admin_listen: args.admin_listen,
         max_batch: args.max_batch,
         max_message_bytes: args.max_message_bytes,
         max_concurrent_requests: args.max_concurrent_requests,
@@ -304,10 +309,34 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ServeConfig { listen, limits, .. } = cfg;
+    let ServeConfig {
+        listen,
+        admin_listen,
+        limits,
+        ..
+    } = cfg;
     let result = rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let metrics = iamd::admin::Metrics::new(store.clone());
+        let admin = iamd::admin::bind(admin_listen)
+            .await
+            .map_err(|e| iamd::server::ServeError::Bind(admin_listen.to_string(), e))?;
+        tracing::info!(listen = %admin_listen, "serving /metrics, /healthz, /readyz, /status");
+        tokio::spawn(iamd::admin::serve(
+            admin,
+            store.clone(),
+            metrics.clone(),
+            stopped(stop_rx.clone()),
+        ));
         tracing::info!(listen = %listen, "serving iamd.v1.Authorizer");
-        iamd::server::serve(&listen, store, limits, shutdown_signal()).await
+        iamd::server::serve(&listen, store, limits, metrics, stopped(stop_rx)).await
     });
     match result {
         Ok(()) => {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::{Request, Response, Status};
 
+use crate::admin::Metrics;
 use crate::reload::Store;
 
 /// Generated protobuf and gRPC types of `iamd.v1`.
@@ -98,12 +99,39 @@ impl Default for Limits {
 pub struct AuthorizerService {
     store: Arc<Store>,
     limits: Limits,
+    metrics: Arc<Metrics>,
 }
 
 impl AuthorizerService {
     /// A service answering from `store`.
-    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
-        Self { store, limits }
+    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            limits,
+            metrics,
+        }
+    }
+
+    /// Decides one request and counts it.
+    fn decide(
+        &self,
+        bundle: &crate::bundle::Bundle,
+        r: &pb::AuthorizeRequest,
+        now: jiff::Timestamp,
+    ) -> Result<pb::AuthorizeResponse, convert::InvalidRequest> {
+        let started = std::time::Instant::now();
+        let answer = convert::decide(bundle, r, now)?;
+        let outcome = match answer.decision() {
+            _ if answer.denied_by == "principal" => None,
+            pb::Decision::Allow => Some(crate::eval::Outcome::Allow),
+            pb::Decision::ExplicitDeny => Some(crate::eval::Outcome::ExplicitDeny),
+            pb::Decision::ImplicitDeny | pb::Decision::Unspecified => {
+                Some(crate::eval::Outcome::ImplicitDeny)
+            }
+        };
+        self.metrics
+            .decision(outcome, started.elapsed().as_secs_f64());
+        Ok(answer)
     }
 }
 
@@ -116,7 +144,7 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         let guard = self.store.bundle();
         let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
         let now = jiff::Timestamp::now();
-        convert::decide(bundle, request.get_ref(), now)
+        self.decide(bundle, request.get_ref(), now)
             .map(Response::new)
             .map_err(status::invalid)
     }
@@ -133,12 +161,13 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
                 self.limits.max_batch
             )));
         }
+        self.metrics.batch(requests.len());
         let guard = self.store.bundle();
         let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
         let now = jiff::Timestamp::now();
         let mut responses = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
-            let answer = convert::decide(bundle, r, now).map_err(|e| {
+            let answer = self.decide(bundle, r, now).map_err(|e| {
                 status::invalid(crate::server::convert::InvalidRequest(format!(
                     "requests[{i}]: {}",
                     e.0
@@ -167,6 +196,7 @@ pub async fn serve(
     listen: &Listen,
     store: Arc<Store>,
     limits: Limits,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     match listen {
@@ -174,7 +204,7 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
-            serve_tcp(listener, store, limits, shutdown).await
+            serve_tcp(listener, store, limits, metrics, shutdown).await
         }
         Listen::Unix(path) => {
             // A stale socket from a previous run would make bind fail.
@@ -183,7 +213,7 @@ pub async fn serve(
             }
             let listener = tokio::net::UnixListener::bind(path)
                 .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
-            router(store, limits)
+            router(store, limits, metrics)
                 .await?
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
                 .await
@@ -197,9 +227,10 @@ pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     store: Arc<Store>,
     limits: Limits,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    router(store, limits)
+    router(store, limits, metrics)
         .await?
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
@@ -215,6 +246,7 @@ type Stack = tower::layer::util::Stack<
 async fn router(
     store: Arc<Store>,
     limits: Limits,
+    metrics: Arc<Metrics>,
 ) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     type Server = pb::authorizer_server::AuthorizerServer<AuthorizerService>;
@@ -248,10 +280,11 @@ async fn router(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let authorizer =
-        pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(store, limits))
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+    let authorizer = pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(
+        store, limits, metrics,
+    ))
+    .max_decoding_message_size(limits.max_message_bytes)
+    .max_encoding_message_size(limits.max_message_bytes);
     Ok(tonic::transport::Server::builder()
         .timeout(limits.request_timeout)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(

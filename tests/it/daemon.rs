@@ -27,7 +27,8 @@ impl Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(server::serve_tcp(listener, store, limits, async {
+        let metrics = iamd::admin::Metrics::new(store.clone());
+        let task = tokio::spawn(server::serve_tcp(listener, store, limits, metrics, async {
             let _ = rx.await;
         }));
         Self {
@@ -443,8 +444,9 @@ async fn unix_sockets_serve_too() {
     Reloader::new(&example(), store.clone()).reload(Trigger::Start);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let listen = server::Listen::Unix(sock.clone());
+    let metrics = iamd::admin::Metrics::new(store.clone());
     let task = tokio::spawn(async move {
-        server::serve(&listen, store, Limits::default(), async {
+        server::serve(&listen, store, Limits::default(), metrics, async {
             let _ = rx.await;
         })
         .await
@@ -518,4 +520,122 @@ async fn reflection_lists_the_services() {
         assert!(names.iter().any(|n| n == want), "{names:?}");
     }
     d.stop().await;
+}
+
+/// GET over plain HTTP/1.1: status code and body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: iamd\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let code = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_endpoints_report_metrics_health_and_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let store = Store::new();
+    let mut reloader = Reloader::new(&dir, store.clone());
+    reloader.reload(Trigger::Start);
+    let metrics = iamd::admin::Metrics::new(store.clone());
+    let admin = iamd::admin::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(iamd::admin::serve(
+        admin,
+        store.clone(),
+        metrics.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let (grpc_tx, grpc_rx) = tokio::sync::oneshot::channel::<()>();
+    let grpc = tokio::spawn(server::serve_tcp(
+        listener,
+        store.clone(),
+        Limits::default(),
+        metrics,
+        async {
+            let _ = grpc_rx.await;
+        },
+    ));
+
+    assert_eq!(get(admin_addr, "/healthz").await.0, 200);
+    assert_eq!(
+        get(admin_addr, "/readyz").await,
+        (503, "no bundle loaded\n".to_owned())
+    );
+    let (_, m) = get(admin_addr, "/metrics").await;
+    assert!(
+        m.contains("iamd_serving 0")
+            && m.contains("iamd_reloads_total{result=\"failed\"} 1")
+            && m.contains("iamd_reload_failing 1"),
+        "{m}"
+    );
+
+    copy_dir(&example(), &dir);
+    reloader.reload(Trigger::Event);
+    assert_eq!(get(admin_addr, "/readyz").await.0, 200);
+    let mut c = AuthorizerClient::connect(addr).await.unwrap();
+    c.authorize(req(
+        "user/alice",
+        "docs:GetDocument",
+        DOC,
+        &[("docs:Team", "docs")],
+    ))
+    .await
+    .unwrap();
+    c.authorize(req("user/alice", "files:GetFile", "*", &[]))
+        .await
+        .unwrap();
+    c.authorize(req("user/nobody", "files:GetFile", "*", &[]))
+        .await
+        .unwrap();
+    let batch = pb::AuthorizeBatchRequest {
+        requests: vec![req("user/bob", "docs:PurgeDocuments", DOC, &[]); 3],
+    };
+    c.authorize_batch(batch).await.unwrap();
+    let (_, m) = get(admin_addr, "/metrics").await;
+    for want in [
+        "iamd_decisions_total{outcome=\"allow\"} 1",
+        "iamd_decisions_total{outcome=\"implicit_deny\"} 1",
+        "iamd_decisions_total{outcome=\"unknown_principal\"} 1",
+        "iamd_decisions_total{outcome=\"explicit_deny\"} 3",
+        "iamd_decision_duration_seconds_count 6",
+        "iamd_batch_size_count 1",
+        "iamd_serving 1",
+        "iamd_reloads_total{result=\"loaded\"} 1",
+        "iamd_reload_failing 0",
+        "iamd_bundle_info{digest=\"",
+        "label=\"docs-team-2026-11-28\"} 1",
+        "# EOF",
+    ] {
+        assert!(m.contains(want), "{want} in\n{m}");
+    }
+    let (code, status) = get(admin_addr, "/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["serving"], true);
+    assert_eq!(status["live"]["users"], 2);
+    assert_eq!(status["reloads"]["failed"], 1);
+    assert_eq!(get(admin_addr, "/nope").await.0, 404);
+    let _ = tx.send(());
+    let _ = grpc_tx.send(());
+    admin_task.await.unwrap();
+    grpc.await.unwrap().unwrap();
 }
