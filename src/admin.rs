@@ -21,6 +21,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::decision_log::DecisionLog;
 use crate::eval::Outcome;
 use crate::reload::Store;
 
@@ -41,18 +42,25 @@ struct OutcomeLabels {
     outcome: OutcomeValue,
 }
 
-/// What the daemon counts.
+/// What the daemon counts, and the decision log it writes to, if any.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     decisions: Family<OutcomeLabels, Counter>,
     latency: Histogram,
     batch_sizes: Histogram,
+    log: Option<Arc<DecisionLog>>,
 }
 
 impl Metrics {
     /// The metrics of a daemon serving from `store`.
     pub fn new(store: Arc<Store>) -> Arc<Self> {
+        Self::with_decision_log(store, None)
+    }
+
+    /// The metrics of a daemon serving from `store` and logging its
+    /// decisions to `log`.
+    pub fn with_decision_log(store: Arc<Store>, log: Option<Arc<DecisionLog>>) -> Arc<Self> {
         let mut registry = Registry::default();
         let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register("iamd_decisions", "Decisions by outcome", decisions.clone());
@@ -69,12 +77,13 @@ impl Metrics {
             "Requests per AuthorizeBatch call",
             batch_sizes.clone(),
         );
-        registry.register_collector(Box::new(StoreCollector(store)));
+        registry.register_collector(Box::new(StoreCollector(store, log.clone())));
         Arc::new(Self {
             registry,
             decisions,
             latency,
             batch_sizes,
+            log,
         })
     }
 
@@ -90,6 +99,18 @@ impl Metrics {
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.latency.observe(seconds);
+    }
+
+    /// Writes one decision to the decision log, if there is one.
+    pub fn log(
+        &self,
+        req: &crate::server::pb::AuthorizeRequest,
+        answer: &crate::server::pb::AuthorizeResponse,
+        trace_id: Option<&str>,
+    ) {
+        if let Some(log) = &self.log {
+            log.record(req, answer, trace_id);
+        }
     }
 
     /// Counts one batch.
@@ -109,7 +130,7 @@ impl Metrics {
 
 /// The bundle and the reloader, read at each scrape.
 #[derive(Debug)]
-struct StoreCollector(Arc<Store>);
+struct StoreCollector(Arc<Store>, Option<Arc<DecisionLog>>);
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
@@ -131,6 +152,15 @@ impl Collector for StoreCollector {
             encoder.encode_descriptor("iamd_reloads", "Bundle reloads by result", None, kind)?;
         for (result, n) in reloads {
             ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+        }
+        if let Some(log) = &self.1 {
+            let dropped = ConstCounter::new(log.dropped());
+            dropped.encode(encoder.encode_descriptor(
+                "iamd_decision_log_dropped",
+                "Decision log records dropped because the writer fell behind",
+                None,
+                dropped.metric_type(),
+            )?)?;
         }
         let failing = ConstGauge::new(i64::from(status.last_failure.is_some()));
         failing.encode(encoder.encode_descriptor(

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::server::{Limits, Listen};
 
 /// The file as written.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FileConfig {
     /// The bundle directory or AWS export file.
@@ -28,6 +28,26 @@ pub struct FileConfig {
     /// Logging.
     #[serde(default)]
     pub log: FileLog,
+    /// The decision log (off when absent).
+    #[serde(default)]
+    pub decision_log: Option<FileDecisionLog>,
+}
+
+/// `decisionLog:`.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileDecisionLog {
+    /// A file (appended) or `stdout`.
+    pub path: Option<String>,
+    /// The fraction of decisions logged, 0 to 1.
+    pub sample_rate: Option<f64>,
+    /// Log denies only.
+    pub denies_only: Option<bool>,
+    /// Context keys whose values are masked.
+    #[serde(default)]
+    pub mask_keys: Vec<String>,
+    /// Records waiting to be written before records are dropped.
+    pub queue: Option<usize>,
 }
 
 /// `limits:`.
@@ -91,7 +111,7 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 }
 
 /// What the command line and the environment gave (`None`: not given).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Overrides {
     /// `--bundle`.
     pub bundle: Option<PathBuf>,
@@ -113,6 +133,14 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--decision-log`.
+    pub decision_log: Option<String>,
+    /// `--decision-log-sample-rate`.
+    pub decision_log_sample_rate: Option<f64>,
+    /// `--decision-log-denies-only`.
+    pub decision_log_denies_only: Option<bool>,
+    /// `--decision-log-mask` (added to the file's keys).
+    pub decision_log_mask: Vec<String>,
 }
 
 /// Log output.
@@ -143,6 +171,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Least severe level logged.
     pub log_level: tracing::Level,
+    /// The decision log: where, and what.
+    pub decision_log: Option<(String, crate::decision_log::Options)>,
 }
 
 impl ServeConfig {
@@ -238,6 +268,31 @@ impl ServeConfig {
             ));
             tracing::Level::INFO
         });
+        let file_log = file.decision_log.unwrap_or_default();
+        let decision_log = o.decision_log.or(file_log.path).map(|path| {
+            let d = crate::decision_log::Options::default();
+            let sample_rate = o
+                .decision_log_sample_rate
+                .or(file_log.sample_rate)
+                .unwrap_or(d.sample_rate);
+            if !(0.0..=1.0).contains(&sample_rate) {
+                problems.push(format!(
+                    "decision log sample rate {sample_rate}: give a fraction from 0 to 1"
+                ));
+            }
+            let mut mask_keys = file_log.mask_keys;
+            mask_keys.extend(o.decision_log_mask);
+            let options = crate::decision_log::Options {
+                sample_rate,
+                denies_only: o
+                    .decision_log_denies_only
+                    .or(file_log.denies_only)
+                    .unwrap_or(false),
+                mask_keys,
+                queue: file_log.queue.unwrap_or(d.queue),
+            };
+            (path, options)
+        });
         match (bundle, listen, admin_listen) {
             (Some(bundle), Some(listen), Some(admin_listen)) if problems.is_empty() => Ok(Self {
                 bundle,
@@ -248,6 +303,7 @@ impl ServeConfig {
                 debounce: Duration::from_millis(debounce),
                 log_format,
                 log_level,
+                decision_log,
             }),
             _ => Err(ConfigError(problems)),
         }

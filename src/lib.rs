@@ -13,6 +13,7 @@ pub mod arn;
 pub mod bundle;
 pub mod config;
 pub mod context;
+pub mod decision_log;
 pub mod eval;
 pub mod json;
 pub mod policy;

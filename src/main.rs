@@ -87,6 +87,18 @@ struct ServeArgs {
     /// [default: info].
     #[arg(long, env = "IAMD_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Write the decision log to this file (appended), or `stdout` [default: off].
+    #[arg(long, env = "IAMD_DECISION_LOG", value_name = "PATH")]
+    decision_log: Option<String>,
+    /// The fraction of decisions logged, from 0 to 1 [default: 1].
+    #[arg(long, env = "IAMD_DECISION_LOG_SAMPLE_RATE")]
+    decision_log_sample_rate: Option<f64>,
+    /// Log denies only.
+    #[arg(long, env = "IAMD_DECISION_LOG_DENIES_ONLY")]
+    decision_log_denies_only: Option<bool>,
+    /// A context key whose values the decision log masks (repeatable).
+    #[arg(long = "decision-log-mask", value_name = "KEY")]
+    decision_log_mask: Vec<String>,
 }
 
 /// `iamd authorize` options.
@@ -262,6 +274,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         poll_interval_seconds: args.poll_interval,
         log_format: args.log_format,
         log_level: args.log_level,
+        decision_log: args.decision_log,
+        decision_log_sample_rate: args.decision_log_sample_rate,
+        decision_log_denies_only: args.decision_log_denies_only,
+        decision_log_mask: args.decision_log_mask,
     };
     let cfg = match ServeConfig::resolve(file, overrides) {
         Ok(c) => c,
@@ -309,6 +325,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let log = match &cfg.decision_log {
+        None => None,
+        Some((path, options)) => match iamd::decision_log::DecisionLog::open(path, options.clone())
+        {
+            Ok(l) => Some(std::sync::Arc::new(l)),
+            Err(e) => {
+                tracing::error!("cannot open the decision log `{path}`: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let ServeConfig {
         listen,
         admin_listen,
@@ -324,7 +351,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let metrics = iamd::admin::Metrics::new(store.clone());
+        let metrics = iamd::admin::Metrics::with_decision_log(store.clone(), log);
         let admin = iamd::admin::bind(admin_listen)
             .await
             .map_err(|e| iamd::server::ServeError::Bind(admin_listen.to_string(), e))?;

@@ -118,6 +118,7 @@ impl AuthorizerService {
         bundle: &crate::bundle::Bundle,
         r: &pb::AuthorizeRequest,
         now: jiff::Timestamp,
+        trace_id: Option<&str>,
     ) -> Result<pb::AuthorizeResponse, convert::InvalidRequest> {
         let started = std::time::Instant::now();
         let answer = convert::decide(bundle, r, now)?;
@@ -131,6 +132,7 @@ impl AuthorizerService {
         };
         self.metrics
             .decision(outcome, started.elapsed().as_secs_f64());
+        self.metrics.log(r, &answer, trace_id);
         Ok(answer)
     }
 }
@@ -144,7 +146,8 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         let guard = self.store.bundle();
         let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
         let now = jiff::Timestamp::now();
-        self.decide(bundle, request.get_ref(), now)
+        let trace = trace_of(&request);
+        self.decide(bundle, request.get_ref(), now, trace)
             .map(Response::new)
             .map_err(status::invalid)
     }
@@ -167,12 +170,14 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         let now = jiff::Timestamp::now();
         let mut responses = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
-            let answer = self.decide(bundle, r, now).map_err(|e| {
-                status::invalid(crate::server::convert::InvalidRequest(format!(
-                    "requests[{i}]: {}",
-                    e.0
-                )))
-            })?;
+            let answer = self
+                .decide(bundle, r, now, trace_of(&request))
+                .map_err(|e| {
+                    status::invalid(crate::server::convert::InvalidRequest(format!(
+                        "requests[{i}]: {}",
+                        e.0
+                    )))
+                })?;
             responses.push(answer);
         }
         Ok(Response::new(pb::AuthorizeBatchResponse { responses }))
@@ -188,6 +193,12 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
             &self.store.status(),
         )))
     }
+}
+
+/// The W3C trace id of a call, from its `traceparent` metadata.
+fn trace_of<T>(request: &Request<T>) -> Option<&str> {
+    let header = request.metadata().get("traceparent")?.to_str().ok()?;
+    crate::decision_log::trace_id(header)
 }
 
 /// Serves on `listen` until `shutdown` completes, then drains in-flight

@@ -639,3 +639,80 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
     admin_task.await.unwrap();
     grpc.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decisions_are_logged_with_trace_ids_and_masked_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("decisions.jsonl");
+    let options = iamd::decision_log::Options {
+        mask_keys: vec!["X-Token".into()],
+        ..Default::default()
+    };
+    let log =
+        Arc::new(iamd::decision_log::DecisionLog::open(path.to_str().unwrap(), options).unwrap());
+    let store = Store::new();
+    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let metrics = iamd::admin::Metrics::with_decision_log(store.clone(), Some(log));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve_tcp(
+        listener,
+        store,
+        Limits::default(),
+        metrics.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let mut c = AuthorizerClient::connect(addr).await.unwrap();
+    let mut call = tonic::Request::new(req(
+        "user/alice",
+        "docs:GetDocument",
+        DOC,
+        &[("docs:Team", "docs"), ("x-token", "s3cr3t")],
+    ));
+    call.metadata_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    c.authorize(call).await.unwrap();
+    c.authorize(req("user/bob", "docs:PurgeDocuments", DOC, &[]))
+        .await
+        .unwrap();
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["decision"], "ALLOW");
+    assert_eq!(lines[0]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(lines[0]["context"]["x-token"], "***");
+    assert_eq!(lines[0]["context"]["docs:Team"], "docs");
+    assert_eq!(lines[0]["determining"][0]["policy"], "DocsRead");
+    assert!(
+        lines[0]["revision"]
+            .as_str()
+            .unwrap()
+            .starts_with("docs-team-2026-11-28")
+    );
+    assert_eq!(lines[1]["decision"], "EXPLICIT_DENY");
+    assert!(lines[1].get("traceId").is_none());
+    assert!(
+        metrics
+            .render()
+            .contains("iamd_decision_log_dropped_total 0")
+    );
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
