@@ -94,20 +94,8 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
-    serde_saphyr::from_str(&text).map_err(|e| {
-        let at = e.location().map_or_else(
-            || name.clone(),
-            |l| format!("{name}:{}:{}", l.line(), l.column()),
-        );
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("invalid YAML").trim();
-        let first = first.strip_prefix("error: ").unwrap_or(first);
-        let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-            Some((_, rest)) => rest,
-            None => first,
-        };
-        ConfigError(vec![format!("{at}: {first}")])
-    })
+    serde_saphyr::from_str(&text)
+        .map_err(|e| ConfigError(vec![crate::bundle::yaml_error(&name, &e)]))
 }
 
 /// What the command line and the environment gave (`None`: not given).

@@ -128,14 +128,10 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
         match serde_saphyr::from_str_with_options(text, super::load::yaml_options()) {
             Ok(d) => d,
             Err(e) => {
-                let at = e
-                    .location()
-                    .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
-                let msg = e.to_string();
-                let first = msg.lines().next().unwrap_or("invalid JSON").trim();
                 problems.push(format!(
-                "{at}: {first} (expected the output of `aws iam get-account-authorization-details`)"
-            ));
+                    "{} (expected the output of `aws iam get-account-authorization-details`)",
+                    super::load::yaml_error(file, &e)
+                ));
                 return None;
             }
         };

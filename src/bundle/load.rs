@@ -255,6 +255,22 @@ pub(crate) fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! { budget: Some(budget) }
 }
 
+/// A YAML (or JSON) error as one line: `file:line:column: message`.
+pub(crate) fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
+    let at = e
+        .location()
+        .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
+    let msg = e.to_string();
+    let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+    // The message repeats the place that `at` already gives.
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, rest)) => rest,
+        None => first,
+    };
+    format!("{at}: {first}")
+}
+
 pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
     format!("{file}:{}:{}", loc.line(), loc.column())
 }
@@ -272,18 +288,7 @@ impl Loader<'_> {
         match serde_saphyr::from_str_with_options::<T>(text, yaml_options()) {
             Ok(v) => Some(v),
             Err(e) => {
-                let at = e
-                    .location()
-                    .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
-                let msg = e.to_string();
-                let first = msg.lines().next().unwrap_or("invalid YAML").trim();
-                // The message repeats the place that `at` already gives.
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-                    Some((_, rest)) => rest,
-                    None => first,
-                };
-                self.problems.push(format!("{at}: {first}"));
+                self.problems.push(yaml_error(file, &e));
                 None
             }
         }

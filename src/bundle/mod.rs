@@ -21,6 +21,7 @@ use crate::context::{Context, ContextValue};
 use crate::eval::{Layers, StatementSet};
 use crate::policy::pattern::{ArnPattern, ArnSyntax};
 
+pub(crate) use load::yaml_error;
 pub use load::{BundleFiles, load};
 
 /// Limits that validation enforces, after the AWS quotas they mirror

@@ -24,10 +24,18 @@ struct Daemon {
 
 impl Daemon {
     async fn start(store: Arc<Store>, limits: Limits) -> Self {
+        let metrics = iamd::admin::Metrics::new(store.clone());
+        Self::start_with(store, limits, metrics).await
+    }
+
+    async fn start_with(
+        store: Arc<Store>,
+        limits: Limits,
+        metrics: Arc<iamd::admin::Metrics>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let metrics = iamd::admin::Metrics::new(store.clone());
         let task = tokio::spawn(server::serve_tcp(listener, store, limits, metrics, async {
             let _ = rx.await;
         }));
@@ -562,18 +570,7 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
             let _ = rx.await;
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let (grpc_tx, grpc_rx) = tokio::sync::oneshot::channel::<()>();
-    let grpc = tokio::spawn(server::serve_tcp(
-        listener,
-        store.clone(),
-        Limits::default(),
-        metrics,
-        async {
-            let _ = grpc_rx.await;
-        },
-    ));
+    let grpc = Daemon::start_with(store.clone(), Limits::default(), metrics).await;
 
     assert_eq!(get(admin_addr, "/healthz").await.0, 200);
     assert_eq!(
@@ -591,7 +588,7 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
     copy_dir(&example(), &dir);
     reloader.reload(Trigger::Event);
     assert_eq!(get(admin_addr, "/readyz").await.0, 200);
-    let mut c = AuthorizerClient::connect(addr).await.unwrap();
+    let mut c = grpc.client().await;
     c.authorize(req(
         "user/alice",
         "docs:GetDocument",
@@ -635,9 +632,8 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
     assert_eq!(status["reloads"]["failed"], 1);
     assert_eq!(get(admin_addr, "/nope").await.0, 404);
     let _ = tx.send(());
-    let _ = grpc_tx.send(());
     admin_task.await.unwrap();
-    grpc.await.unwrap().unwrap();
+    grpc.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -653,19 +649,8 @@ async fn decisions_are_logged_with_trace_ids_and_masked_keys() {
     let store = Store::new();
     Reloader::new(&example(), store.clone()).reload(Trigger::Start);
     let metrics = iamd::admin::Metrics::with_decision_log(store.clone(), Some(log));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve_tcp(
-        listener,
-        store,
-        Limits::default(),
-        metrics.clone(),
-        async {
-            let _ = rx.await;
-        },
-    ));
-    let mut c = AuthorizerClient::connect(addr).await.unwrap();
+    let d = Daemon::start_with(store, Limits::default(), metrics.clone()).await;
+    let mut c = d.client().await;
     let mut call = tonic::Request::new(req(
         "user/alice",
         "docs:GetDocument",
@@ -713,6 +698,5 @@ async fn decisions_are_logged_with_trace_ids_and_masked_keys() {
             .render()
             .contains("iamd_decision_log_dropped_total 0")
     );
-    let _ = tx.send(());
-    task.await.unwrap().unwrap();
+    d.stop().await;
 }
