@@ -13,4 +13,5 @@ mod cli;
 mod daemon;
 mod managed_policies;
 mod properties;
+mod python_client;
 mod reload;

@@ -1,0 +1,114 @@
+//! A second, independent client: Python stubs generated from `proto/` with
+//! `grpcio-tools`, calling the daemon. The test installs `grpcio` and
+//! `grpcio-tools` from PyPI into a virtual environment under the target
+//! directory (once). In CI it must run; elsewhere, without `python3`, it says
+//! so and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use iamd::reload::{Reloader, Store, Trigger};
+use iamd::server::{self, Limits};
+
+const GRPC_VERSION: &str = "1.85.1";
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A venv with grpcio and grpcio-tools, and the generated stubs.
+fn python_stubs() -> Option<(PathBuf, PathBuf)> {
+    let has_python = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_python {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs python3 for the Python client test"
+        );
+        eprintln!("python3 not found: the Python client test needs it (CI runs it)");
+        return None;
+    }
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-client");
+    let venv = base.join(format!("venv-grpc-{GRPC_VERSION}"));
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args([
+                format!("grpcio=={GRPC_VERSION}"),
+                format!("grpcio-tools=={GRPC_VERSION}"),
+            ]));
+    }
+    let stubs = base.join("stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    run(Command::new(&python)
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}", proto.display()))
+        .arg(format!("--python_out={}", stubs.display()))
+        .arg(format!("--grpc_python_out={}", stubs.display()))
+        .arg(proto.join("iamd/v1/authorizer.proto")));
+    Some((python, stubs))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_grpc_client_uses_the_api() {
+    let Some((python, stubs)) = tokio::task::spawn_blocking(python_stubs).await.unwrap() else {
+        return;
+    };
+    let store = Store::new();
+    Reloader::new(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bundle"),
+        store.clone(),
+    )
+    .reload(Trigger::Start);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let metrics = iamd::admin::Metrics::new(store.clone());
+    let server = tokio::spawn(server::serve_tcp(
+        listener,
+        store,
+        Limits::default(),
+        metrics,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client.py");
+    let out = tokio::task::spawn_blocking(move || {
+        run(Command::new(python).arg(script).arg(stubs).arg(addr))
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "authorize ALLOW DocsRead ReadTeamDocuments",
+            "deny EXPLICIT_DENY RequireMfaForDelete",
+            "batch IMPLICIT_DENY/identity IMPLICIT_DENY/principal",
+            "invalid INVALID_ARGUMENT",
+            "status True 2 1",
+        ],
+        "{out}"
+    );
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}
