@@ -217,12 +217,21 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// A writer whose `write` waits for `gate`, and says when it was called.
     #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<Mutex<()>>);
+    struct Sink(
+        Arc<Mutex<Vec<u8>>>,
+        Arc<Mutex<()>>,
+        Arc<std::sync::atomic::AtomicBool>,
+    );
 
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let _gate = self.1.lock().unwrap();
+            self.2.store(true, Ordering::SeqCst);
+            let _gate = self
+                .1
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
         }
@@ -333,7 +342,6 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_without_blocking() {
         let sink = Sink::default();
-        let gate = sink.1.lock().unwrap();
         let log = DecisionLog::new(
             Box::new(sink.clone()),
             Options {
@@ -342,16 +350,29 @@ mod tests {
             },
         )
         .unwrap();
-        for _ in 0..20 {
+        // Declared after `log`, so that a failing assertion releases the
+        // writer before `log` waits for it.
+        let gate = sink.1.lock().unwrap();
+        log.record(&req("p", &[]), &answer(pb::Decision::Allow), None);
+        // Wait (bounded) until the writer is stuck writing the first record.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sink.2.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never wrote"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        for _ in 0..19 {
             log.record(&req("p", &[]), &answer(pb::Decision::Allow), None);
         }
-        // The writer holds at most one record and the queue two: the rest
-        // were dropped, and counted.
-        assert!(log.dropped() >= 17, "{}", log.dropped());
-        drop(gate);
+        // Two records fit in the queue; the other 17 were dropped, and
+        // `record` never waited for the writer.
         let dropped = log.dropped();
+        drop(gate);
+        assert_eq!(dropped, 17);
         drop(log);
-        assert_eq!(lines(&sink).len() as u64 + dropped, 20);
+        assert_eq!(lines(&sink).len(), 3);
     }
 
     #[test]
