@@ -19,6 +19,21 @@ fn iamd(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Waits (at most 30 s) for a child to exit; kills it and fails past that.
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the daemon did not exit within 30 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn json(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -199,7 +214,7 @@ fn serve_then_authorize_then_sigterm() {
             .unwrap()
             .success()
     );
-    let status = server.wait().unwrap();
+    let status = wait_exit(&mut server);
     assert_eq!(status.code(), Some(0));
     let mut logs = String::new();
     std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
@@ -350,7 +365,7 @@ async fn sigterm_under_load_loses_no_answered_request() {
     for c in clients {
         c.await.unwrap();
     }
-    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut server))
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0));
