@@ -79,7 +79,8 @@ pub struct Limits {
     /// Calls handled at once, over all connections; more wait their turn.
     pub max_concurrent: usize,
     /// The longest a call may take, waiting included (a shorter
-    /// `grpc-timeout` from the client wins): past it, `DEADLINE_EXCEEDED`.
+    /// `grpc-timeout` from the client wins): past it, `CANCELLED`
+    /// ("Timeout expired").
     pub request_timeout: Duration,
 }
 
