@@ -257,6 +257,7 @@ mod tests {
                 })
                 .collect(),
             resource_account: String::new(),
+            explain: false,
         }
     }
 

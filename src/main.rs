@@ -120,6 +120,10 @@ struct AuthorizeArgs {
     /// multivalued key.
     #[arg(long = "context", value_name = "KEY=VALUE")]
     context: Vec<String>,
+    /// Explain a deny: the layer, the nearest allow and what failed in it,
+    /// the missing context keys.
+    #[arg(long)]
+    explain: bool,
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
@@ -422,6 +426,7 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
         resource: args.resource,
         context,
         resource_account: String::new(),
+        explain: args.explain,
     };
     let addr = if args.addr.contains("://") {
         args.addr.clone()
@@ -474,8 +479,13 @@ fn print_answer(a: &iamd::server::pb::AuthorizeResponse, json: bool) {
                     "effect": if d.effect == pb::Effect::Deny as i32 { "Deny" } else { "Allow" }})
             })
             .collect();
+        let explanation = a.explanation.as_ref().map(|e| {
+            serde_json::json!({"layer": e.layer, "nearestAllow": e.nearest_allow.as_ref().map(|n| serde_json::json!({
+                "policy": n.policy, "layer": n.layer, "statement": n.index, "sid": n.sid})),
+                "failed": e.failed, "missingContextKeys": e.missing_context_keys})
+        });
         let v = serde_json::json!({"decision": name, "revision": a.revision, "determining": determining,
-            "deniedBy": a.denied_by, "reason": a.reason});
+            "deniedBy": a.denied_by, "reason": a.reason, "explanation": explanation});
         println!("{v}");
         return;
     }
@@ -501,5 +511,32 @@ fn print_answer(a: &iamd::server::pb::AuthorizeResponse, json: bool) {
     }
     if !a.reason.is_empty() {
         println!("  {}", a.reason);
+    }
+    if let Some(e) = &a.explanation {
+        if let Some(n) = &e.nearest_allow {
+            let sid = if n.sid.is_empty() {
+                String::new()
+            } else {
+                format!(" `{}`", n.sid)
+            };
+            println!(
+                "  nearest allow: {} statement {}{sid} ({})",
+                n.policy, n.index, n.layer
+            );
+            for f in &e.failed {
+                println!("    - {f}");
+            }
+        } else if e.layer != "principal" && decision == pb::Decision::ImplicitDeny {
+            println!(
+                "  no allow statement of the {} layer is about this action",
+                e.layer
+            );
+        }
+        if !e.missing_context_keys.is_empty() {
+            println!(
+                "  missing context keys: {}",
+                e.missing_context_keys.join(", ")
+            );
+        }
     }
 }

@@ -15,8 +15,10 @@
 //!
 //! Anything else is an `IMPLICIT_DENY`, with the layer that lacked an allow.
 
+mod explain;
 mod index;
 
+pub use explain::{Explanation, NearestAllow, explain};
 pub use index::{IndexStats, StatementSet};
 
 use crate::arn::{self, Principal, PrincipalKind};

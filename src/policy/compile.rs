@@ -322,7 +322,7 @@ fn conditions(
             }
             let texts: Vec<&str> = values.iter().map(|v| v.v.as_str()).collect();
             match Condition::new(operator, &key.v, &texts, variables) {
-                Ok(c) => out.push(c),
+                Ok(c) => out.push(c.named(&op.name.v)),
                 Err(e) => {
                     let at = values.first().map_or(key.at, |v: &Spanned<String>| v.at);
                     problems.add(at, st, format!("`{}` `{}`: {e}", op.name.v, key.v));

@@ -193,6 +193,8 @@ pub(crate) struct Condition {
     op: Operator,
     key: Box<str>,
     operands: Operands,
+    /// The operator and key as written, for explanations.
+    label: (Box<str>, Box<str>),
 }
 
 impl Condition {
@@ -312,7 +314,24 @@ impl Condition {
             op,
             key: crate::context::fold(key).into(),
             operands,
+            label: ("".into(), key.into()),
         })
+    }
+
+    /// The same condition, knowing the operator's name as written.
+    pub(crate) fn named(mut self, operator: &str) -> Self {
+        self.label.0 = operator.into();
+        self
+    }
+
+    /// The operator's name and the key, as written.
+    pub(crate) fn label(&self) -> (&str, &str) {
+        (&self.label.0, &self.label.1)
+    }
+
+    /// The key, lowercase.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
     }
 
     /// Evaluates the condition against the request context.

@@ -268,6 +268,14 @@ impl Statement {
     pub(crate) fn conditions_hold(&self, ctx: &Context) -> bool {
         self.conditions.iter().all(|c| c.eval(ctx))
     }
+
+    /// The conditions that do not hold, for explanations.
+    pub(crate) fn failing_conditions<'s>(
+        &'s self,
+        ctx: &'s Context,
+    ) -> impl Iterator<Item = &'s Condition> {
+        self.conditions.iter().filter(move |c| !c.eval(ctx))
+    }
 }
 
 #[cfg(test)]

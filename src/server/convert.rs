@@ -61,6 +61,10 @@ pub(crate) fn decide(
             determining: Vec::new(),
             denied_by: "principal".into(),
             reason: format!("principal `{}` is not in the bundle", req.principal),
+            explanation: req.explain.then(|| pb::Explanation {
+                layer: "principal".into(),
+                ..Default::default()
+            }),
         });
     };
     // The server knows the principal's facts better than the caller.
@@ -82,6 +86,18 @@ pub(crate) fn decide(
         Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
         Outcome::ImplicitDeny => pb::Decision::ImplicitDeny,
     };
+    let explanation = (req.explain && d.outcome != Outcome::Allow).then(|| {
+        let e = eval::explain(&layers, &request, &d, &matched);
+        pb::Explanation {
+            layer: e.layer.map(|l| l.to_string()).unwrap_or_default(),
+            nearest_allow: e
+                .nearest_allow
+                .as_ref()
+                .map(|n| determining(&layers, &n.statement)),
+            failed: e.nearest_allow.map(|n| n.failed).unwrap_or_default(),
+            missing_context_keys: e.missing_context_keys,
+        }
+    });
     Ok(pb::AuthorizeResponse {
         decision: decision.into(),
         revision,
@@ -91,6 +107,7 @@ pub(crate) fn decide(
             .map(|l| l.to_string())
             .unwrap_or_default(),
         reason: String::new(),
+        explanation,
     })
 }
 

@@ -327,6 +327,7 @@ async fn sigterm_under_load_loses_no_answered_request() {
                     resource: "arn:acme:docs:eu-1:123456789012:doc/x".into(),
                     context: Default::default(),
                     resource_account: String::new(),
+                    explain: false,
                 };
                 match c.authorize(r).await {
                     Ok(a) => {

@@ -86,6 +86,7 @@ fn req(
             })
             .collect(),
         resource_account: String::new(),
+        explain: false,
     }
 }
 
@@ -698,5 +699,82 @@ async fn decisions_are_logged_with_trace_ids_and_masked_keys() {
             .render()
             .contains("iamd_decision_log_dropped_total 0")
     );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_says_which_layer_which_allow_and_what_is_missing() {
+    let d = Daemon::with_example().await;
+    let mut c = d.client().await;
+    let explain = |mut r: pb::AuthorizeRequest| {
+        r.explain = true;
+        r
+    };
+    // alice reads a document: DocsRead needs docs:Team to equal her team.
+    let a = c
+        .authorize(explain(req("user/alice", "docs:GetDocument", DOC, &[])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
+    let e = a.explanation.unwrap();
+    assert_eq!(e.layer, "identity");
+    let n = e.nearest_allow.unwrap();
+    assert_eq!(
+        (n.policy.as_str(), n.sid.as_str()),
+        ("DocsRead", "ReadTeamDocuments")
+    );
+    assert_eq!(
+        e.failed,
+        ["condition `StringEquals` on `docs:Team`: the key is absent"]
+    );
+    assert_eq!(e.missing_context_keys, ["docs:Team"]);
+    let a = c
+        .authorize(explain(req(
+            "user/alice",
+            "docs:GetDocument",
+            DOC,
+            &[("docs:Team", "other")],
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = a.explanation.unwrap();
+    assert_eq!(
+        e.failed,
+        ["condition `StringEquals` on `docs:Team` does not hold"]
+    );
+    assert!(e.missing_context_keys.is_empty());
+    // An explicit deny names its layer; an allow has no explanation.
+    let a = c
+        .authorize(explain(req("user/bob", "docs:PurgeDocuments", DOC, &[])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.explanation.unwrap().layer, "boundary");
+    let a = c
+        .authorize(explain(req(
+            "user/alice",
+            "docs:GetDocument",
+            DOC,
+            &[("docs:Team", "docs")],
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(a.explanation.is_none());
+    // Without `explain`, no explanation.
+    let a = c
+        .authorize(req("user/alice", "docs:GetDocument", DOC, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(a.explanation.is_none());
+    let a = c
+        .authorize(explain(req("user/nobody", "docs:GetDocument", DOC, &[])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.explanation.unwrap().layer, "principal");
     d.stop().await;
 }
