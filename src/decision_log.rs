@@ -176,10 +176,7 @@ impl DecisionLog {
             determining: answer
                 .determining
                 .iter()
-                .map(|d| {
-                    serde_json::json!({"policy": d.policy, "layer": d.layer, "statement": d.index, "sid": d.sid,
-                        "effect": if d.effect() == pb::Effect::Deny { "Deny" } else { "Allow" }})
-                })
+                .map(pb::DeterminingStatement::to_json)
                 .collect(),
             denied_by: answer.denied_by.clone(),
             reason: answer.reason.clone(),

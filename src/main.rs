@@ -474,10 +474,7 @@ fn print_answer(a: &iamd::server::pb::AuthorizeResponse, json: bool) {
         let determining: Vec<serde_json::Value> = a
             .determining
             .iter()
-            .map(|d| {
-                serde_json::json!({"policy": d.policy, "layer": d.layer, "statement": d.index, "sid": d.sid,
-                    "effect": if d.effect == pb::Effect::Deny as i32 { "Deny" } else { "Allow" }})
-            })
+            .map(pb::DeterminingStatement::to_json)
             .collect();
         let explanation = a.explanation.as_ref().map(|e| {
             serde_json::json!({"layer": e.layer, "nearestAllow": e.nearest_allow.as_ref().map(|n| serde_json::json!({
@@ -491,11 +488,7 @@ fn print_answer(a: &iamd::server::pb::AuthorizeResponse, json: bool) {
     }
     println!("{name}  (bundle {})", a.revision);
     for d in &a.determining {
-        let effect = if d.effect == pb::Effect::Deny as i32 {
-            "Deny"
-        } else {
-            "Allow"
-        };
+        let effect = d.effect_name();
         let sid = if d.sid.is_empty() {
             String::new()
         } else {

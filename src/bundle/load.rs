@@ -89,37 +89,17 @@ impl BundleFiles {
                 read_into(dir, &f, &mut texts, &mut problems);
             }
         }
-        for part in ["users", "groups", "roles", "resources"] {
-            let d = dir.join(format!("{part}.d"));
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            let mut names: Vec<String> = entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| {
-                    !n.starts_with('.') && [".yaml", ".yml", ".json"].iter().any(|x| n.ends_with(x))
-                })
-                .collect();
-            names.sort();
-            for n in names {
-                read_into(dir, &format!("{part}.d/{n}"), &mut texts, &mut problems);
-            }
+        for part in ["users.d", "groups.d", "roles.d", "resources.d"] {
+            read_subdir(
+                dir,
+                part,
+                &[".yaml", ".yml", ".json"],
+                &mut texts,
+                &mut problems,
+            );
         }
         for sub in ["policies", "scps", "documents"] {
-            let d = dir.join(sub);
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            let mut names: Vec<String> = entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| !n.starts_with('.') && n.ends_with(".json"))
-                .collect();
-            names.sort();
-            for n in names {
-                read_into(dir, &format!("{sub}/{n}"), &mut texts, &mut problems);
-            }
+            read_subdir(dir, sub, &[".json"], &mut texts, &mut problems);
         }
         if !texts.keys().any(|k| k.starts_with("bundle.")) {
             problems.push(format!("{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)", dir.display()));
@@ -193,6 +173,29 @@ impl BundleFiles {
                 .strip_suffix(".json")?;
             Some((k.as_str(), name, v.as_str()))
         })
+    }
+}
+
+/// Reads the files of `dir/sub` whose names end in one of `extensions`
+/// (hidden files left out), in name order; a missing `sub` is no error.
+fn read_subdir(
+    dir: &Path,
+    sub: &str,
+    extensions: &[&str],
+    texts: &mut BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+        return;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && extensions.iter().any(|x| n.ends_with(x)))
+        .collect();
+    names.sort();
+    for n in names {
+        read_into(dir, &format!("{sub}/{n}"), texts, problems);
     }
 }
 

@@ -3,7 +3,7 @@
 //! request did not have. Off the hot path: it reads every statement of the
 //! layer and allocates.
 
-use super::{Decision, Determining, Input, Layer, Layers, Outcome, Request, principal_match};
+use super::{Decision, Determining, Layer, Layers, Outcome, Request, principal_match};
 use crate::arn::Arn;
 
 /// An explanation of a deny.
@@ -66,13 +66,7 @@ fn nearest(
         return (None, Vec::new());
     };
     let arn = Arn::parse(req.resource);
-    let input = Input {
-        req,
-        folded_action: req.action,
-        arn,
-        probe: super::index::Probe::new(arn.as_ref()),
-        has_boundary: layers.boundary.is_some(),
-    };
+    let has_boundary = layers.boundary.is_some();
     let mut best: Option<(usize, NearestAllow, Vec<String>)> = None;
     for (p, policy) in set.policies().iter().enumerate() {
         for st in policy.statements() {
@@ -84,7 +78,7 @@ fn nearest(
             // A statement about another resource or principal is farther
             // than one whose conditions fail: those weigh two.
             let mut score = 0;
-            if !st.matches_resource(input.arn.as_ref(), req.context) {
+            if !st.matches_resource(arn.as_ref(), req.context) {
                 failed.push(format!(
                     "resource `{}` is not one of the statement's resources",
                     req.resource
@@ -92,7 +86,7 @@ fn nearest(
                 score += 2;
             }
             if matches!(
-                principal_match(st, req.principal, input.has_boundary),
+                principal_match(st, req.principal, has_boundary),
                 super::PrincipalMatch::No
             ) {
                 failed.push(format!(

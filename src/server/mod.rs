@@ -35,6 +35,24 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("iamd_descriptor");
 }
 
+impl pb::DeterminingStatement {
+    /// `Allow` or `Deny`.
+    pub fn effect_name(&self) -> &'static str {
+        if self.effect() == pb::Effect::Deny {
+            "Deny"
+        } else {
+            "Allow"
+        }
+    }
+
+    /// As JSON (`policy`, `layer`, `statement`, `sid`, `effect`), for the
+    /// decision log and the command line.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"policy": self.policy, "layer": self.layer, "statement": self.index,
+            "sid": self.sid, "effect": self.effect_name()})
+    }
+}
+
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {

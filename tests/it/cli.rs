@@ -145,29 +145,30 @@ fn simulate_against_a_bundle() {
     );
 }
 
-#[test]
-fn serve_then_authorize_then_sigterm() {
+/// Starts `iamd serve` on the example bundle, on a free port (and the admin
+/// listener on an ephemeral one), with `extra` arguments; stderr piped.
+fn spawn_daemon(extra: &[&str]) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_iamd"))
-        .args([
-            "serve",
-            "--bundle",
-            "examples/bundle",
-            "--listen",
-            &addr,
-            "--log-format",
-            "json",
-        ])
+    let server = Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args(["serve", "--bundle", "examples/bundle", "--listen", &addr])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (server, addr)
+}
+
+#[test]
+fn serve_then_authorize_then_sigterm() {
+    let (mut server, addr) = spawn_daemon(&["--log-format", "json"]);
     let ask = |extra: &[&str]| {
         let mut args = vec![
             "authorize",
@@ -275,26 +276,8 @@ async fn sigterm_under_load_loses_no_answered_request() {
         format!("decisionLog: {{path: {}, queue: 1000000}}\n", log.display()),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_iamd"))
-        .args([
-            "serve",
-            "--bundle",
-            "examples/bundle",
-            "--listen",
-            &addr,
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--log-level", "warn", "--config", cfg.to_str().unwrap()])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .spawn()
-        .unwrap();
+    let (mut server, addr) =
+        spawn_daemon(&["--log-level", "warn", "--config", cfg.to_str().unwrap()]);
     let url = format!("http://{addr}");
     let mut channel = None;
     for _ in 0..200 {
