@@ -38,6 +38,11 @@ enum OutcomeValue {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: OutcomeValue,
 }
@@ -49,6 +54,8 @@ pub struct Metrics {
     decisions: Family<OutcomeLabels, Counter>,
     latency: Histogram,
     batch_sizes: Histogram,
+    tls_reloads: Family<ResultLabels, Counter>,
+    tls_handshake_failures: Counter,
     log: Option<Arc<DecisionLog>>,
 }
 
@@ -77,12 +84,26 @@ impl Metrics {
             "Requests per AuthorizeBatch call",
             batch_sizes.clone(),
         );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "iamd_tls_reloads",
+            "Changed TLS files seen, by result (success: the new certificate is live; failure: the old one stays)",
+            tls_reloads.clone(),
+        );
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "iamd_tls_handshake_failures",
+            "TLS connections refused or failed before the first request (no or untrusted client certificate, plaintext, timeout)",
+            tls_handshake_failures.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store, log.clone())));
         Arc::new(Self {
             registry,
             decisions,
             latency,
             batch_sizes,
+            tls_reloads,
+            tls_handshake_failures,
             log,
         })
     }
@@ -111,6 +132,19 @@ impl Metrics {
         if let Some(log) = &self.log {
             log.record(req, answer, trace_id);
         }
+    }
+
+    /// Counts one change of the TLS files, used or not.
+    pub fn tls_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.tls_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Counts one failed TLS handshake.
+    pub fn tls_handshake_failure(&self) {
+        self.tls_handshake_failures.inc();
     }
 
     /// Counts one batch.

@@ -31,6 +31,23 @@ pub struct FileConfig {
     /// The decision log (off when absent).
     #[serde(default)]
     pub decision_log: Option<FileDecisionLog>,
+    /// TLS on the gRPC listener (off when absent).
+    #[serde(default)]
+    pub tls: FileTls,
+}
+
+/// `tls:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileTls {
+    /// The certificate chain, PEM.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key, PEM.
+    pub key_file: Option<PathBuf>,
+    /// CAs for client certificates: mutual TLS when given.
+    pub client_ca_file: Option<PathBuf>,
+    /// Seconds between checks of the files.
+    pub reload_interval_seconds: Option<u64>,
 }
 
 /// `decisionLog:`.
@@ -129,6 +146,12 @@ pub struct Overrides {
     pub decision_log_denies_only: Option<bool>,
     /// `--decision-log-mask` (added to the file's keys).
     pub decision_log_mask: Vec<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Log output.
@@ -161,6 +184,8 @@ pub struct ServeConfig {
     pub log_level: tracing::Level,
     /// The decision log: where, and what.
     pub decision_log: Option<(String, crate::decision_log::Options)>,
+    /// TLS on the gRPC listener, and how often its files are checked.
+    pub tls: Option<(crate::tls::TlsFiles, Duration)>,
 }
 
 impl ServeConfig {
@@ -256,6 +281,8 @@ impl ServeConfig {
             ));
             tracing::Level::INFO
         });
+        let flags = [o.tls_cert, o.tls_key, o.tls_client_ca];
+        let tls = resolve_tls(file.tls, flags, listen.as_ref(), &mut problems);
         let file_log = file.decision_log.unwrap_or_default();
         let decision_log = o.decision_log.or(file_log.path).map(|path| {
             let d = crate::decision_log::Options::default();
@@ -292,10 +319,58 @@ impl ServeConfig {
                 log_format,
                 log_level,
                 decision_log,
+                tls,
             }),
             _ => Err(ConfigError(problems)),
         }
     }
+}
+
+fn resolve_tls(
+    file: FileTls,
+    [cert, key, client_ca]: [Option<PathBuf>; 3],
+    listen: Option<&Listen>,
+    problems: &mut Vec<String>,
+) -> Option<(crate::tls::TlsFiles, Duration)> {
+    let cert = cert.or(file.cert_file);
+    let key = key.or(file.key_file);
+    let client_ca = client_ca.or(file.client_ca_file);
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => {
+            if client_ca.is_some() {
+                problems.push("tls: a client CA needs the server's own certificate: give `--tls-cert` and `--tls-key` too".into());
+            }
+            return None;
+        }
+        (Some(_), None) => {
+            problems.push(
+                "tls: a certificate without its key: give `--tls-key` (`tls.keyFile`) too".into(),
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            problems.push(
+                "tls: a key without its certificate: give `--tls-cert` (`tls.certFile`) too".into(),
+            );
+            return None;
+        }
+    };
+    if let Some(Listen::Unix(_)) = listen {
+        problems.push("tls: TLS applies to TCP listeners; a Unix socket is protected by its file permissions: listen on a TCP address or drop the TLS settings".into());
+    }
+    let interval = file.reload_interval_seconds.unwrap_or(10);
+    if interval == 0 {
+        problems.push("tls.reloadIntervalSeconds is 0: give a positive number".into());
+    }
+    Some((
+        crate::tls::TlsFiles {
+            cert,
+            key,
+            client_ca,
+        },
+        Duration::from_secs(interval.max(1)),
+    ))
 }
 
 #[cfg(test)]
@@ -350,6 +425,37 @@ mod tests {
         assert!(e.0[2].starts_with("maxBatch is 0"), "{e}");
         assert!(e.0[3].starts_with("log format `xml`"), "{e}");
         assert!(e.0[4].starts_with("log level `loud`"), "{e}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_a_tcp_listener() {
+        let f = file("bundle: b\ntls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key, clientCaFile: /tls/ca.crt}\n").unwrap();
+        let c = ServeConfig::resolve(f, Overrides::default()).unwrap();
+        let (files, every) = c.tls.unwrap();
+        assert_eq!(files.cert, PathBuf::from("/tls/tls.crt"));
+        assert_eq!(files.client_ca, Some(PathBuf::from("/tls/ca.crt")));
+        assert_eq!(every, Duration::from_secs(10));
+        let o = Overrides {
+            bundle: Some("b".into()),
+            tls_cert: Some("c.pem".into()),
+            ..Overrides::default()
+        };
+        let e = ServeConfig::resolve(FileConfig::default(), o).unwrap_err();
+        assert_eq!(
+            e.0,
+            ["tls: a certificate without its key: give `--tls-key` (`tls.keyFile`) too"]
+        );
+        let f = file("bundle: b\nlisten: unix:/run/iamd.sock\ntls: {certFile: c, keyFile: k, reloadIntervalSeconds: 0}\n").unwrap();
+        let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(
+            e.0[0].starts_with("tls: TLS applies to TCP listeners"),
+            "{e}"
+        );
+        assert!(e.0[1].starts_with("tls.reloadIntervalSeconds is 0"), "{e}");
+        let f = file("bundle: b\ntls: {clientCaFile: ca.crt}\n").unwrap();
+        let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
+        assert!(e.0[0].starts_with("tls: a client CA needs"), "{e}");
     }
 
     #[test]

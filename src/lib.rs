@@ -20,3 +20,4 @@ pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod simulate;
+pub mod tls;

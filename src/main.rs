@@ -99,6 +99,16 @@ struct ServeArgs {
     /// A context key whose values the decision log masks (repeatable).
     #[arg(long = "decision-log-mask", value_name = "KEY")]
     decision_log_mask: Vec<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first);
+    /// reloaded when the file changes.
+    #[arg(long, env = "IAMD_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "IAMD_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (PEM): mutual TLS.
+    #[arg(long, env = "IAMD_TLS_CLIENT_CA", value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// `iamd authorize` options.
@@ -127,6 +137,30 @@ struct AuthorizeArgs {
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
+    /// Connect over TLS and trust this CA (PEM) for the daemon's
+    /// certificate; `--addr` then takes `https://`.
+    #[arg(long, env = "IAMD_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Present this client certificate (PEM), for mutual TLS.
+    #[arg(
+        long,
+        env = "IAMD_TLS_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "tls_client_key"
+    )]
+    tls_client_cert: Option<PathBuf>,
+    /// The private key of `--tls-client-cert` (PEM).
+    #[arg(
+        long,
+        env = "IAMD_TLS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "tls_client_cert"
+    )]
+    tls_client_key: Option<PathBuf>,
+    /// The name the daemon's certificate must carry, when it is not the
+    /// host of `--addr`.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -282,6 +316,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         decision_log_sample_rate: args.decision_log_sample_rate,
         decision_log_denies_only: args.decision_log_denies_only,
         decision_log_mask: args.decision_log_mask,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_client_ca: args.tls_client_ca,
     };
     let cfg = match ServeConfig::resolve(file, overrides) {
         Ok(c) => c,
@@ -340,6 +377,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         },
     };
+    let tls = match &cfg.tls {
+        None => None,
+        Some((files, _)) => match iamd::tls::Tls::load(files.clone()) {
+            Ok(t) => Some(std::sync::Arc::new(t)),
+            Err(e) => {
+                tracing::error!("cannot set up TLS: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let tls_interval = cfg.tls.as_ref().map(|(_, every)| *every);
     let ServeConfig {
         listen,
         admin_listen,
@@ -366,8 +414,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             metrics.clone(),
             stopped(stop_rx.clone()),
         ));
-        tracing::info!(listen = %listen, "serving iamd.v1.Authorizer");
-        iamd::server::serve(&listen, store, limits, metrics, stopped(stop_rx)).await
+        if let (Some(tls), Some(every)) = (&tls, tls_interval) {
+            iamd::tls::watch(tls.clone(), every, metrics.clone());
+        }
+        let security = match &tls {
+            None => "plaintext",
+            Some(t) if t.mutual() => "mutual TLS",
+            Some(_) => "TLS",
+        };
+        tracing::info!(listen = %listen, security, "serving iamd.v1.Authorizer");
+        iamd::server::serve(&listen, tls, store, limits, metrics, stopped(stop_rx)).await
     });
     match result {
         Ok(()) => {
@@ -379,6 +435,41 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The daemon's endpoint, with TLS when `--tls-ca` is given.
+fn endpoint(addr: &str, args: &AuthorizeArgs) -> Result<tonic::transport::Endpoint, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let endpoint =
+        Endpoint::from_shared(addr.to_owned()).map_err(|e| format!("`--addr {addr}`: {e}"))?;
+    let https = addr.starts_with("https://");
+    let Some(ca) = &args.tls_ca else {
+        return if https {
+            Err(format!(
+                "`{addr}` is TLS: give `--tls-ca FILE`, the CA that signed the daemon's certificate"
+            ))
+        } else {
+            Ok(endpoint)
+        };
+    };
+    if !https {
+        return Err(format!(
+            "`--tls-ca` is TLS but `{addr}` is not: write `https://`"
+        ));
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
+    };
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let (Some(cert), Some(key)) = (&args.tls_client_cert, &args.tls_client_key) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    if let Some(name) = &args.tls_server_name {
+        tls = tls.domain_name(name.clone());
+    }
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| format!("TLS settings: {e}"))
 }
 
 /// Completes on SIGTERM or SIGINT: the server then stops accepting, drains
@@ -400,6 +491,23 @@ async fn shutdown_signal() {
 
 fn authorize(args: AuthorizeArgs) -> ExitCode {
     use iamd::server::pb;
+    let scheme = if args.tls_ca.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let addr = if args.addr.contains("://") {
+        args.addr.clone()
+    } else {
+        format!("{scheme}://{}", args.addr)
+    };
+    let endpoint = match endpoint(&addr, &args) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut context: std::collections::BTreeMap<String, Vec<String>> =
         std::collections::BTreeMap::new();
     for kv in &args.context {
@@ -428,11 +536,6 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
         resource_account: String::new(),
         explain: args.explain,
     };
-    let addr = if args.addr.contains("://") {
-        args.addr.clone()
-    } else {
-        format!("http://{}", args.addr)
-    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -441,9 +544,11 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
         }
     };
     let answer = rt.block_on(async move {
-        let mut client = pb::authorizer_client::AuthorizerClient::connect(addr.clone())
-            .await
-            .map_err(|e| format!("cannot reach the daemon at `{addr}`: {e}"))?;
+        let channel = endpoint.connect().await.map_err(|e| {
+            let cause = std::error::Error::source(&e).map_or(String::new(), |s| format!(": {s}"));
+            format!("cannot reach the daemon at `{addr}`: {e}{cause}")
+        })?;
+        let mut client = pb::authorizer_client::AuthorizerClient::new(channel);
         client
             .authorize(request)
             .await

@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::admin::Metrics;
 use crate::reload::Store;
+use crate::tls::Tls;
 
 /// Generated protobuf and gRPC types of `iamd.v1`.
 pub mod pb {
@@ -220,10 +221,12 @@ fn trace_of<T>(request: &Request<T>) -> Option<&str> {
     crate::decision_log::trace_id(header)
 }
 
-/// Serves on `listen` until `shutdown` completes, then drains in-flight
-/// calls. Health is `NOT_SERVING` until `store` holds a bundle.
+/// Serves on `listen` (over TLS when `tls` is given, TCP only) until
+/// `shutdown` completes, then drains in-flight calls. Health is
+/// `NOT_SERVING` until `store` holds a bundle.
 pub async fn serve(
     listen: &Listen,
+    tls: Option<Arc<Tls>>,
     store: Arc<Store>,
     limits: Limits,
     metrics: Arc<Metrics>,
@@ -234,8 +237,12 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
-            serve_tcp(listener, store, limits, metrics, shutdown).await
+            match tls {
+                Some(tls) => serve_tls(listener, tls, store, limits, metrics, shutdown).await,
+                None => serve_tcp(listener, store, limits, metrics, shutdown).await,
+            }
         }
+        Listen::Unix(_) if tls.is_some() => Err(ServeError::TlsOnUnix),
         Listen::Unix(path) => {
             // A stale socket from a previous run would make bind fail.
             if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
@@ -265,6 +272,76 @@ pub async fn serve_tcp(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
+}
+
+/// Serves TLS (mutual TLS when `tls` has a client CA) on a bound TCP
+/// listener. Each connection is handshaken, within
+/// [`TLS_HANDSHAKE_TIMEOUT`], with the configuration live when it was
+/// accepted; failed handshakes are logged at debug level and counted.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<Tls>,
+    store: Arc<Store>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let incoming = tls_incoming(listener, tls, metrics.clone());
+    router(store, limits, metrics)
+        .await?
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(ServeError::Transport)
+}
+
+/// The longest a client may take to finish its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepted and handshaken connections. Handshakes run in their own tasks,
+/// so a slow client holds up no one; the accept loop ends when the server
+/// drops the stream.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: Arc<Tls>,
+    metrics: Arc<Metrics>,
+) -> tokio_stream::wrappers::ReceiverStream<
+    std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = tx.closed() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors, most often: wait, go on.
+                        tracing::warn!("cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            let (tx, metrics) = (tx.clone(), metrics.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => {
+                        let _ = tx.send(Ok(s)).await;
+                    }
+                    Ok(Err(e)) => {
+                        metrics.tls_handshake_failure();
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    }
+                    Err(_) => {
+                        metrics.tls_handshake_failure();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// The server stack: a global limit on calls in flight around every service.
@@ -331,6 +408,11 @@ pub enum ServeError {
     /// The listener could not be bound.
     #[error("cannot listen on `{0}`: {1}")]
     Bind(String, #[source] std::io::Error),
+    /// TLS was asked for on a Unix socket.
+    #[error(
+        "TLS applies to TCP listeners: a Unix socket is protected by its file permissions; listen on a TCP address or drop the TLS settings"
+    )]
+    TlsOnUnix,
     /// The reflection service could not be built.
     #[error("cannot build the reflection service: {0}")]
     Reflection(String),

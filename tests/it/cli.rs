@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn iamd(args: &[&str], stdin: &str) -> Output {
+pub(crate) fn iamd(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iamd"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -147,7 +147,7 @@ fn simulate_against_a_bundle() {
 
 /// Starts `iamd serve` on the example bundle, on a free port (and the admin
 /// listener on an ephemeral one), with `extra` arguments; stderr piped.
-fn spawn_daemon(extra: &[&str]) -> (std::process::Child, String) {
+pub(crate) fn spawn_daemon(extra: &[&str]) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -206,7 +206,15 @@ fn serve_then_authorize_then_sigterm() {
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["decision"], "IMPLICIT_DENY");
     assert_eq!(answer["deniedBy"], "identity");
-    // SIGTERM: drain and exit 0.
+    stop(&mut server);
+    let mut logs = String::new();
+    std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("\"message\":\"bundle loaded\""), "{logs}");
+    assert!(logs.contains("SIGTERM: draining"), "{logs}");
+}
+
+/// SIGTERM: the daemon drains and exits 0.
+pub(crate) fn stop(server: &mut std::process::Child) {
     let pid = server.id().to_string();
     assert!(
         Command::new("kill")
@@ -215,12 +223,8 @@ fn serve_then_authorize_then_sigterm() {
             .unwrap()
             .success()
     );
-    let status = wait_exit(&mut server);
+    let status = wait_exit(server);
     assert_eq!(status.code(), Some(0));
-    let mut logs = String::new();
-    std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
-    assert!(logs.contains("\"message\":\"bundle loaded\""), "{logs}");
-    assert!(logs.contains("SIGTERM: draining"), "{logs}");
 }
 
 #[test]

@@ -455,7 +455,7 @@ async fn unix_sockets_serve_too() {
     let listen = server::Listen::Unix(sock.clone());
     let metrics = iamd::admin::Metrics::new(store.clone());
     let task = tokio::spawn(async move {
-        server::serve(&listen, store, Limits::default(), metrics, async {
+        server::serve(&listen, None, store, Limits::default(), metrics, async {
             let _ = rx.await;
         })
         .await

@@ -15,3 +15,4 @@ mod managed_policies;
 mod properties;
 mod python_client;
 mod reload;
+mod tls;
