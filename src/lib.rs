@@ -20,4 +20,5 @@ pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod simulate;
+pub mod telemetry;
 pub mod tls;

@@ -293,7 +293,7 @@ fn runtime() -> io::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    use iamd::config::{self, LogFormat, Overrides, ServeConfig};
+    use iamd::config::{self, Overrides, ServeConfig};
     let file = match args.config.as_deref().map(config::load).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => {
@@ -327,19 +327,23 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    use std::io::IsTerminal as _;
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(cfg.log_level)
-        .with_ansi(io::stderr().is_terminal())
-        .with_writer(io::stderr);
-    let installed = match cfg.log_format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iamd: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
     };
-    if let Err(e) = installed {
-        eprintln!("iamd: cannot set up logging: {e}");
-        return ExitCode::from(2);
-    }
+    // The OTLP exporter's channel lives on the runtime.
+    let entered = rt.enter();
+    let telemetry = match iamd::telemetry::init(cfg.log_format, cfg.log_level) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    drop(entered);
     let store = iamd::reload::Store::new();
     let mut reloader = iamd::reload::Reloader::new(&cfg.bundle, store.clone());
     if let iamd::reload::Outcome::Failed(_) = reloader.reload(iamd::reload::Trigger::Start) {
@@ -356,13 +360,6 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(w) => w,
         Err(e) => {
             tracing::error!("cannot watch the bundle: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
@@ -425,6 +422,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(listen = %listen, security, "serving iamd.v1.Authorizer");
         iamd::server::serve(&listen, tls, store, limits, metrics, stopped(stop_rx)).await
     });
+    telemetry.shutdown();
     match result {
         Ok(()) => {
             tracing::info!("stopped");

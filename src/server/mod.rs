@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::admin::Metrics;
 use crate::reload::Store;
+use crate::telemetry;
 use crate::tls::Tls;
 
 /// Generated protobuf and gRPC types of `iamd.v1`.
@@ -163,20 +164,62 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let span = telemetry::rpc_span("iamd.v1.Authorizer/Authorize", request.metadata());
+        let _entered = span.enter();
+        let r = request.get_ref();
+        span.record("iamd.principal", r.principal.as_str());
+        span.record("iamd.action", r.action.as_str());
         let guard = self.store.bundle();
-        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
-        let now = jiff::Timestamp::now();
-        let trace = trace_of(&request);
-        self.decide(bundle, request.get_ref(), now, trace)
-            .map(Response::new)
-            .map_err(status::invalid)
+        let answer = guard
+            .as_ref()
+            .ok_or_else(status::no_bundle)
+            .and_then(|bundle| {
+                let now = jiff::Timestamp::now();
+                self.decide(bundle, r, now, trace_of(&request))
+                    .map_err(status::invalid)
+            });
+        if let Ok(a) = &answer {
+            span.record("iamd.decision", a.decision().as_str_name());
+            span.record("iamd.revision", a.revision.as_str());
+        }
+        traced(&span, answer.map(Response::new))
     }
 
     async fn authorize_batch(
         &self,
         request: Request<pb::AuthorizeBatchRequest>,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+        let span = telemetry::rpc_span("iamd.v1.Authorizer/AuthorizeBatch", request.metadata());
+        let _entered = span.enter();
+        let answer = self.batch(&request, &span);
+        traced(&span, answer)
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let span = telemetry::rpc_span("iamd.v1.Authorizer/GetStatus", request.metadata());
+        let _entered = span.enter();
+        let serving = self.store.bundle().is_some();
+        traced(
+            &span,
+            Ok(Response::new(convert::status(
+                serving,
+                &self.store.status(),
+            ))),
+        )
+    }
+}
+
+impl AuthorizerService {
+    fn batch(
+        &self,
+        request: &Request<pb::AuthorizeBatchRequest>,
+        span: &tracing::Span,
+    ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
         let requests = &request.get_ref().requests;
+        span.record("iamd.batch_size", requests.len());
         if requests.len() > self.limits.max_batch {
             return Err(Status::invalid_argument(format!(
                 "the batch has {} requests; the server accepts at most {} (split it, or raise `max_batch`)",
@@ -191,7 +234,7 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         let mut responses = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
             let answer = self
-                .decide(bundle, r, now, trace_of(&request))
+                .decide(bundle, r, now, trace_of(request))
                 .map_err(|e| {
                     status::invalid(crate::server::convert::InvalidRequest(format!(
                         "requests[{i}]: {}",
@@ -200,19 +243,28 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
                 })?;
             responses.push(answer);
         }
+        if let Some(first) = responses.first() {
+            span.record("iamd.revision", first.revision.as_str());
+        }
         Ok(Response::new(pb::AuthorizeBatchResponse { responses }))
     }
+}
 
-    async fn get_status(
-        &self,
-        _request: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        let serving = self.store.bundle().is_some();
-        Ok(Response::new(convert::status(
-            serving,
-            &self.store.status(),
-        )))
+/// Records the gRPC status of a call on its span.
+fn traced<T>(
+    span: &tracing::Span,
+    result: Result<Response<T>, Status>,
+) -> Result<Response<T>, Status> {
+    if !span.is_disabled() {
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        span.record("rpc.grpc.status_code", code as i64);
+        if code != tonic::Code::Ok {
+            span.record("otel.status_code", "ERROR");
+        }
     }
+    result
 }
 
 /// The W3C trace id of a call, from its `traceparent` metadata.

@@ -148,6 +148,14 @@ fn simulate_against_a_bundle() {
 /// Starts `iamd serve` on the example bundle, on a free port (and the admin
 /// listener on an ephemeral one), with `extra` arguments; stderr piped.
 pub(crate) fn spawn_daemon(extra: &[&str]) -> (std::process::Child, String) {
+    spawn_daemon_with_env(extra, &[])
+}
+
+/// [`spawn_daemon`] with environment variables.
+pub(crate) fn spawn_daemon_with_env(
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -158,6 +166,7 @@ pub(crate) fn spawn_daemon(extra: &[&str]) -> (std::process::Child, String) {
         .args(["serve", "--bundle", "examples/bundle", "--listen", &addr])
         .args(["--admin-listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

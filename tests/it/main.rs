@@ -15,4 +15,5 @@ mod managed_policies;
 mod properties;
 mod python_client;
 mod reload;
+mod telemetry;
 mod tls;
