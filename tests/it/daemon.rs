@@ -778,3 +778,91 @@ async fn explain_says_which_layer_which_allow_and_what_is_missing() {
     assert_eq!(a.explanation.unwrap().layer, "principal");
     d.stop().await;
 }
+
+/// A call that holds its slot: its request stream never sends a message,
+/// so the handler waits for it until the server's timeout cuts it.
+async fn hold_a_slot(channel: Channel) -> Result<pb::AuthorizeResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<pb::AuthorizeRequest, pb::AuthorizeResponse>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/iamd.v1.Authorizer/Authorize");
+    let never = tokio_stream::pending::<pb::AuthorizeRequest>();
+    grpc.client_streaming(tonic::Request::new(never), path, codec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_past_the_concurrency_cap_wait_and_the_timeout_frees_the_slot() {
+    let store = Store::new();
+    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let limits = Limits {
+        max_concurrent: 1,
+        request_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let d = Daemon::start(store, limits).await;
+    let channel = tonic::transport::Endpoint::from_shared(d.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    let holder = {
+        let (channel, done_tx) = (channel.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let r = hold_a_slot(channel).await;
+            done_tx.send("holder").unwrap();
+            r
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A call with a client deadline shorter than the hold gives up waiting.
+    let hasty = {
+        let (channel, done_tx) = (channel.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let mut request = tonic::Request::new(req("user/alice", "docs:GetDocument", "*", &[]));
+            request.set_timeout(Duration::from_millis(50));
+            let r = AuthorizerClient::new(channel).authorize(request).await;
+            done_tx.send("hasty").unwrap();
+            r
+        })
+    };
+    // A patient call waits for the slot and is answered once it is free:
+    // not before the holder's 300 ms are up (a lower bound, which a slow
+    // machine only makes safer).
+    let patient = {
+        let (channel, done_tx) = (channel.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let sent = std::time::Instant::now();
+            let request = req(
+                "user/alice",
+                "docs:GetDocument",
+                "arn:acme:docs:eu-1:123456789012:doc/x",
+                &[("docs:Team", "docs")],
+            );
+            let r = AuthorizerClient::new(channel).authorize(request).await;
+            done_tx.send("patient").unwrap();
+            r.map(|answer| (answer, sent.elapsed()))
+        })
+    };
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let next = tokio::time::timeout(Duration::from_secs(10), done.recv()).await;
+        order.push(next.unwrap().unwrap());
+    }
+    // The holder's cut and the patient's answer leave together, in either
+    // order; the hasty call gave up long before.
+    assert_eq!(order[0], "hasty", "{order:?}");
+    let cut = holder.await.unwrap().unwrap_err();
+    assert_eq!(cut.code(), Code::Cancelled, "{cut:?}");
+    let gave_up = hasty.await.unwrap().unwrap_err();
+    assert!(
+        matches!(gave_up.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{gave_up:?}"
+    );
+    let (answer, waited) = patient.await.unwrap().unwrap();
+    assert_eq!(answer.into_inner().decision(), pb::Decision::Allow);
+    assert!(waited >= Duration::from_millis(200), "answered after {waited:?}");
+    d.stop().await;
+}
