@@ -785,7 +785,8 @@ async fn hold_a_slot(channel: Channel) -> Result<pb::AuthorizeResponse, tonic::S
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<pb::AuthorizeRequest, pb::AuthorizeResponse>::default();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/iamd.v1.Authorizer/Authorize");
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/iamd.v1.Authorizer/Authorize");
     let never = tokio_stream::pending::<pb::AuthorizeRequest>();
     grpc.client_streaming(tonic::Request::new(never), path, codec)
         .await
@@ -863,6 +864,9 @@ async fn calls_past_the_concurrency_cap_wait_and_the_timeout_frees_the_slot() {
     );
     let (answer, waited) = patient.await.unwrap().unwrap();
     assert_eq!(answer.into_inner().decision(), pb::Decision::Allow);
-    assert!(waited >= Duration::from_millis(200), "answered after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(200),
+        "answered after {waited:?}"
+    );
     d.stop().await;
 }
