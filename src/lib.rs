@@ -16,6 +16,7 @@ pub mod context;
 pub mod decision_log;
 pub mod eval;
 pub mod json;
+pub mod lint;
 pub mod policy;
 pub mod reload;
 pub mod server;

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
+use super::catalog::{Catalog, Document, DocumentRole, Recorder};
 use super::raw::{RawAccount, RawDocument, RawGroup, RawLimits, RawResource, RawRole, RawUser};
 use super::{Bundle, BundleError, BundleStats, Entity, Limits, Revision, resource_pattern};
 use crate::arn::{Principal, is_account_id};
@@ -123,9 +124,25 @@ impl BundleFiles {
 
     /// Compiles the files into a bundle, reporting every problem.
     pub fn compile(&self) -> Result<Bundle, BundleError> {
+        self.compile_recording(None).map(|(b, _)| b)
+    }
+
+    /// Compiles the files and catalogs their documents and uses, for the
+    /// authoring tools.
+    pub fn catalog(&self) -> Result<(Bundle, Catalog), BundleError> {
+        let (bundle, recorder) = self.compile_recording(Some(Recorder::default()))?;
+        let catalog = recorder.unwrap_or_default().finish(bundle.account());
+        Ok((bundle, catalog))
+    }
+
+    fn compile_recording(
+        &self,
+        recorder: Option<Recorder>,
+    ) -> Result<(Bundle, Option<Recorder>), BundleError> {
         let mut loader = Loader {
             files: self,
             problems: Vec::new(),
+            recorder,
         };
         let parts = if self.aws {
             self.texts
@@ -245,6 +262,7 @@ pub(crate) struct Parts {
 struct Loader<'f> {
     files: &'f Files,
     problems: Vec<String>,
+    recorder: Option<Recorder>,
 }
 
 /// YAML limits sized for bundles of 100,000 users and more, still bounded
@@ -351,7 +369,11 @@ impl Loader<'_> {
     }
 
     /// Validates and compiles the parts: every problem is collected.
-    pub(crate) fn build(mut self, parts: Parts, digest: String) -> Result<Bundle, BundleError> {
+    pub(crate) fn build(
+        mut self,
+        parts: Parts,
+        digest: String,
+    ) -> Result<(Bundle, Option<Recorder>), BundleError> {
         let Parts {
             account_file,
             account,
@@ -404,7 +426,12 @@ impl Loader<'_> {
         let lookup = |this: &mut Self, file: &str, r: Ref<'_>| -> Option<Arc<Policy>> {
             let name = this.managed_name(file, r, &account_id, &partition)?;
             match managed.get(name) {
-                Some((p, _)) => Some(p.clone()),
+                Some((p, _)) => {
+                    if let Some(r) = &mut this.recorder {
+                        r.managed_use(p.name());
+                    }
+                    Some(p.clone())
+                }
                 None => {
                     let hint = match managed_lower.get(&name.to_lowercase()) {
                         Some(n) => format!("did you mean `{n}`?"),
@@ -451,6 +478,9 @@ impl Loader<'_> {
         for (groups_file, g) in &groups {
             let groups_file = groups_file.as_str();
             self.name(groups_file, &g.name, "group", 128, &mut group_names);
+            if let Some(r) = &mut self.recorder {
+                r.group(&g.name.value, yaml_at(groups_file, &g.name.referenced));
+            }
             self.path(groups_file, g.path.as_ref());
             if g.policies.len() > limits.group_attached_policies {
                 self.problems.push(format!(
@@ -505,7 +535,12 @@ impl Loader<'_> {
             ));
             for g in &u.groups {
                 match group_policies.get(&g.value) {
-                    Some(p) => docs.extend(p.iter().cloned()),
+                    Some(p) => {
+                        docs.extend(p.iter().cloned());
+                        if let Some(r) = &mut self.recorder {
+                            r.member(&g.value);
+                        }
+                    }
                     None => {
                         let hint = match group_names.get(&g.value.to_lowercase()) {
                             Some(n) => format!(
@@ -527,8 +562,11 @@ impl Loader<'_> {
             let boundary = u
                 .boundary
                 .as_ref()
-                .and_then(|r| lookup(&mut self, users_file, r))
-                .map(|p| StatementSet::new([p]));
+                .and_then(|r| lookup(&mut self, users_file, r));
+            if let Some(r) = &mut self.recorder {
+                r.principal("user", who, &docs, boundary.as_ref());
+            }
+            let boundary = boundary.map(|p| StatementSet::new([p]));
             let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
             if let Ok(principal) = Principal::parse(&arn) {
                 let tags = u.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -578,8 +616,11 @@ impl Loader<'_> {
             let boundary = r
                 .boundary
                 .as_ref()
-                .and_then(|p| lookup(&mut self, roles_file, p))
-                .map(|p| StatementSet::new([p]));
+                .and_then(|p| lookup(&mut self, roles_file, p));
+            if let Some(rec) = &mut self.recorder {
+                rec.principal("role", who, &docs, boundary.as_ref());
+            }
+            let boundary = boundary.map(|p| StatementSet::new([p]));
             let trust = self.document(
                 roles_file,
                 &r.trust,
@@ -667,7 +708,7 @@ impl Loader<'_> {
         let root = Principal::parse(&root_arn).map_err(|e| BundleError {
             diagnostics: vec![e.to_string()],
         })?;
-        Ok(Bundle {
+        let bundle = Bundle {
             revision: Revision {
                 digest,
                 label: account.revision,
@@ -693,7 +734,8 @@ impl Loader<'_> {
             pattern_resources,
             scps,
             stats,
-        })
+        };
+        Ok((bundle, self.recorder))
     }
 
     /// The managed policy name a reference names: `Name`, or the ARN
@@ -867,7 +909,11 @@ impl Loader<'_> {
                 };
                 let size = size_without_whitespace(text);
                 match Policy::parse(&Source::new(path, text), kind) {
-                    Ok(p) => Some((Arc::new(p.with_name(name)), size)),
+                    Ok(p) => {
+                        let p = Arc::new(p.with_name(name));
+                        self.record(label, kind, (path, text, None), &p);
+                        Some((p, size))
+                    }
                     Err(e) => {
                         self.problems
                             .extend(e.diagnostics.iter().map(|d| format!("{d} ({label})")));
@@ -879,7 +925,11 @@ impl Loader<'_> {
                 let text = doc.value.to_string();
                 let size = size_without_whitespace(&text);
                 match Policy::parse(&Source::new(name, &text), kind) {
-                    Ok(p) => Some((Arc::new(p), size)),
+                    Ok(p) => {
+                        let p = Arc::new(p);
+                        self.record(label, kind, (file, &text, Some(&at)), &p);
+                        Some((p, size))
+                    }
                     Err(e) => {
                         for d in &e.diagnostics {
                             let st = d
@@ -948,7 +998,41 @@ impl Loader<'_> {
             ));
         }
         // The policy is known by its name, not its file.
-        Some(Arc::new(policy.with_name(name)))
+        let policy = Arc::new(policy.with_name(name));
+        let label = if kind == PolicyKind::Scp {
+            format!("SCP `{name}`")
+        } else {
+            format!("managed policy `{name}`")
+        };
+        self.record(&label, kind, (file, text, at.as_deref()), &policy);
+        Some(policy)
+    }
+
+    /// Catalogs a compiled document, when a catalog is asked for.
+    fn record(
+        &mut self,
+        label: &str,
+        kind: PolicyKind,
+        (file, text, embedded_at): (&str, &str, Option<&str>),
+        policy: &Arc<Policy>,
+    ) {
+        let Some(r) = &mut self.recorder else { return };
+        let role = match kind {
+            PolicyKind::Scp => DocumentRole::Scp,
+            PolicyKind::Resource if policy.name().ends_with("#trust") => DocumentRole::Trust,
+            PolicyKind::Resource => DocumentRole::Resource,
+            _ if policy.name().contains('#') => DocumentRole::Inline,
+            _ => DocumentRole::Managed,
+        };
+        r.document(Document {
+            label: label.to_owned(),
+            role,
+            kind,
+            file: file.to_owned(),
+            text: text.to_owned(),
+            embedded_at: embedded_at.map(str::to_owned),
+            policy: policy.clone(),
+        });
     }
 }
 

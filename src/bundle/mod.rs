@@ -8,6 +8,7 @@
 //! every error is reported, each with its file and line.
 
 mod aws;
+pub mod catalog;
 mod load;
 mod raw;
 
@@ -21,6 +22,7 @@ use crate::context::{Context, ContextValue};
 use crate::eval::{Layers, StatementSet};
 use crate::policy::pattern::{ArnPattern, ArnSyntax};
 
+pub use catalog::Catalog;
 pub(crate) use load::yaml_error;
 pub use load::{BundleFiles, load};
 

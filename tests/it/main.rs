@@ -17,3 +17,4 @@ mod python_client;
 mod reload;
 mod telemetry;
 mod tls;
+mod validate;
