@@ -71,22 +71,9 @@ pub struct Answer {
     pub errors: Option<Vec<String>>,
 }
 
-/// A determining statement, named for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MatchedStatement {
-    /// The policy's name (given, or `identity[0]`, `resource`, `scp[1][0]`...).
-    pub policy: String,
-    /// The layer: `identity`, `resource`, `boundary`, `session`, `scp[N]`.
-    pub layer: String,
-    /// The statement's position in its policy, from 0.
-    pub statement: u32,
-    /// The statement's `Sid`, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// `Allow` or `Deny`.
-    pub effect: String,
-}
+/// A determining statement, named for people (the policy's name is the
+/// one given, or `identity[0]`, `resource`, `scp[1][0]`...).
+pub type MatchedStatement = crate::bundle::query::NamedStatement;
 
 impl Answer {
     /// The answer for a case that could not be read.
@@ -272,22 +259,15 @@ fn answer(layers: &Layers<'_>, req: &Request<'_>) -> Answer {
     };
     Answer {
         decision,
-        matched: Some(matched.iter().map(|m| describe(layers, m)).collect()),
+        matched: Some(
+            matched
+                .iter()
+                .map(|m| crate::bundle::query::name(layers, m))
+                .collect(),
+        ),
         denied_by: d.implicit_deny_layer.map(|l| l.to_string()),
         reason: None,
         errors: None,
-    }
-}
-
-fn describe(layers: &Layers<'_>, m: &Determining) -> MatchedStatement {
-    let found = layers.statement(m);
-    let sid = found.and_then(|(_, s)| s.sid()).map(str::to_owned);
-    MatchedStatement {
-        policy: found.map(|(p, _)| p.name().to_owned()).unwrap_or_default(),
-        layer: m.layer.to_string(),
-        statement: m.statement,
-        sid,
-        effect: m.effect.to_string(),
     }
 }
 
@@ -344,32 +324,28 @@ pub fn run_bundle(source: &Source<'_>, bundle: &Bundle, now: jiff::Timestamp) ->
         }
         Some(v) => r.request(v),
     };
-    let Some(mut req) = request.filter(|_| r.errors.is_empty()) else {
+    let Some(req) = request.filter(|_| r.errors.is_empty()) else {
         return Answer::error(&CaseError { errors: r.errors });
     };
-    let Some(resolved) = bundle.resolve(&req.principal) else {
-        return Answer {
-            decision: "ImplicitlyDenied",
-            matched: Some(Vec::new()),
-            denied_by: Some("principal".into()),
-            reason: Some(format!(
-                "principal `{}` is not in the bundle",
-                req.principal
-            )),
-            errors: None,
-        };
+    let query = crate::bundle::query::Query {
+        principal: req.principal,
+        action: req.action,
+        resource: req.resource,
+        resource_account: req.resource_account,
+        context: req.context,
     };
-    context::add_request_facts(&mut req.context, &resolved.principal, now, false);
-    bundle.add_principal_tags(resolved.entity, &mut req.context, false);
-    let layers = bundle.layers(&resolved, &req.resource, session.as_ref());
-    let request = Request {
-        principal: &resolved.principal,
-        action: &req.action,
-        resource: &req.resource,
-        resource_account: req.resource_account.as_deref(),
-        context: &req.context,
-    };
-    answer(&layers, &request)
+    let v = bundle.query_with_session(&query, session.as_ref(), now, false);
+    Answer {
+        decision: match v.decision {
+            "ALLOW" => "Allowed",
+            "EXPLICIT_DENY" => "ExplicitlyDenied",
+            _ => "ImplicitlyDenied",
+        },
+        matched: Some(v.determining),
+        denied_by: v.denied_by,
+        reason: v.reason,
+        errors: None,
+    }
 }
 
 struct Reader<'s, 'a> {

@@ -10,6 +10,7 @@
 mod aws;
 pub mod catalog;
 mod load;
+pub mod query;
 mod raw;
 
 use std::fmt;
