@@ -21,5 +21,6 @@ pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod simulate;
+pub mod suite;
 pub mod telemetry;
 pub mod tls;

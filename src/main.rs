@@ -29,6 +29,11 @@ enum Command {
     /// code and a fix. Exit status: 0 clean, 1 errors (or warnings with
     /// `--deny-warnings`), 2 usage.
     Validate(ValidateArgs),
+    /// Run policy test suites against a bundle: each case's request and
+    /// expected decision, a report with the explanation of each failure,
+    /// and the statements no case exercised. Exit status: 0 all passed, 1
+    /// failures, 2 the bundle or the suites could not be read.
+    Test(TestArgs),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate {
@@ -187,6 +192,67 @@ struct ValidateArgs {
     kind: String,
 }
 
+/// `iamd test` options.
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// The bundle directory (or AWS export file).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// Suite files; by default `BUNDLE/tests/*.yaml`.
+    #[arg(value_name = "SUITE")]
+    suites: Vec<PathBuf>,
+    /// `human`, `json` or `junit` (JUnit XML).
+    #[arg(long, default_value = "human", value_parser = ["human", "json", "junit"])]
+    format: String,
+    /// List each statement no case exercised.
+    #[arg(long)]
+    coverage: bool,
+}
+
+fn test(args: &TestArgs) -> io::Result<ExitCode> {
+    use iamd::suite::{self, render};
+    let loaded = iamd::bundle::BundleFiles::read(&args.bundle)
+        .and_then(|f| f.catalog().map(|(b, c)| (f, b, c)));
+    let (files, bundle, catalog) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("iamd: the bundle does not load:\n{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let paths = if args.suites.is_empty() {
+        suite::discover(&args.bundle)
+    } else {
+        args.suites.clone()
+    };
+    if paths.is_empty() {
+        eprintln!(
+            "iamd: no suites: write `{}/tests/NAME.yaml`, or name suite files after the bundle",
+            args.bundle.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let mut errors = Vec::new();
+    let cases = suite::read(&paths, &mut errors);
+    let mut report = suite::run(&bundle, &catalog, files.dir(), cases);
+    report.errors = errors;
+    let mut out = BufWriter::new(io::stdout().lock());
+    match args.format.as_str() {
+        "json" => {
+            serde_json::to_writer_pretty(&mut out, &render::json(&report))?;
+            writeln!(out)?;
+        }
+        "junit" => render::junit(&report, &mut out)?,
+        _ => render::human(&report, args.coverage, &mut out)?,
+    }
+    out.flush()?;
+    Ok(if report.failures() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn validate(args: &ValidateArgs) -> io::Result<ExitCode> {
     use iamd::lint::{self, LoneKind, render};
     let kind = match args.kind.as_str() {
@@ -221,6 +287,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => return serve(args),
         Command::Authorize(args) => return authorize(args),
         Command::Validate(args) => validate(&args),
+        Command::Test(args) => test(&args),
         Command::Simulate {
             file,
             batch,

@@ -147,6 +147,41 @@ impl Bundle {
         self.query_with_session(q, None, now, explain)
     }
 
+    /// The principal of `q` and the context with its facts and tags added
+    /// where the caller did not give them.
+    fn prepare(&self, q: &Query, now: jiff::Timestamp) -> Option<(super::Resolved<'_>, Context)> {
+        let resolved = self.resolve(&q.principal)?;
+        let mut ctx = q.context.clone();
+        context::add_request_facts(&mut ctx, &resolved.principal, now, false);
+        self.add_principal_tags(resolved.entity, &mut ctx, false);
+        Some((resolved, ctx))
+    }
+
+    /// The statements of every layer that match `q` (action, resource,
+    /// principal, conditions), whatever the decision: what a test of `q`
+    /// exercises.
+    pub fn exercised(&self, q: &Query, now: jiff::Timestamp) -> Vec<(PolicyId, u32)> {
+        let Some((resolved, ctx)) = self.prepare(q, now) else {
+            return Vec::new();
+        };
+        let layers = self.layers(&resolved, &q.resource, None);
+        let request = Request {
+            principal: &resolved.principal,
+            action: &q.action,
+            resource: &q.resource,
+            resource_account: q.resource_account.as_deref(),
+            context: &ctx,
+        };
+        let mut out = Vec::new();
+        eval::matching(&layers, &request, &mut out);
+        out.iter()
+            .filter_map(|m| {
+                let (p, _) = layers.statement(m)?;
+                Some((PolicyId::of(p), m.statement))
+            })
+            .collect()
+    }
+
     /// [`Bundle::query`] with a session policy.
     pub fn query_with_session(
         &self,
@@ -155,7 +190,7 @@ impl Bundle {
         now: jiff::Timestamp,
         explain: bool,
     ) -> Verdict {
-        let Some(resolved) = self.resolve(&q.principal) else {
+        let Some((resolved, ctx)) = self.prepare(q, now) else {
             return Verdict {
                 decision: decision_name(Outcome::ImplicitDeny),
                 determining: Vec::new(),
@@ -169,9 +204,6 @@ impl Bundle {
                 }),
             };
         };
-        let mut ctx = q.context.clone();
-        context::add_request_facts(&mut ctx, &resolved.principal, now, false);
-        self.add_principal_tags(resolved.entity, &mut ctx, false);
         let layers = self.layers(&resolved, &q.resource, session);
         let request = Request {
             principal: &resolved.principal,

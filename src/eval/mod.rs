@@ -218,6 +218,33 @@ pub fn evaluate(
     matched: &mut Vec<Determining>,
 ) -> Decision {
     matched.clear();
+    with_input(layers, req, |input| decide_with(layers, input, matched))
+}
+
+/// Every statement of every layer that matches `req` (action, resource,
+/// principal and conditions), whatever the decision: what `iamd test`
+/// counts as exercised. `out` is cleared first.
+pub fn matching(layers: &Layers<'_>, req: &Request<'_>, out: &mut Vec<Determining>) {
+    out.clear();
+    with_input(layers, req, |input| {
+        for (level, set) in layers.scps.iter().enumerate() {
+            let layer = Layer::Scp(u16::try_from(level).unwrap_or(u16::MAX));
+            scan(set, layer, input, true, out);
+        }
+        for (set, layer) in [
+            (layers.resource, Layer::Resource),
+            (layers.identity, Layer::Identity),
+            (layers.boundary, Layer::Boundary),
+            (layers.session, Layer::Session),
+        ] {
+            if let Some(set) = set {
+                scan(set, layer, input, true, out);
+            }
+        }
+    });
+}
+
+fn with_input<R>(layers: &Layers<'_>, req: &Request<'_>, f: impl FnOnce(&Input<'_>) -> R) -> R {
     let mut buf = [0u8; 128];
     let folded = index::lowercase_action(req.action, &mut buf);
     let arn = arn::Arn::parse(req.resource);
@@ -228,6 +255,11 @@ pub fn evaluate(
         probe: index::Probe::new(arn.as_ref()),
         has_boundary: layers.boundary.is_some(),
     };
+    f(&input)
+}
+
+fn decide_with(layers: &Layers<'_>, input: &Input<'_>, matched: &mut Vec<Determining>) -> Decision {
+    let req = input.req;
     let kind = req.principal.kind();
     let principal_has_account = !matches!(kind, PrincipalKind::Anonymous | PrincipalKind::Service);
 
@@ -236,7 +268,7 @@ pub fn evaluate(
     if principal_has_account {
         for (level, set) in layers.scps.iter().enumerate() {
             let layer = Layer::Scp(u16::try_from(level).unwrap_or(u16::MAX));
-            let r = scan(set, layer, &input, false, matched);
+            let r = scan(set, layer, input, false, matched);
             any_deny |= r.deny;
             if !r.allow && scp_missing.is_none() {
                 scp_missing = Some(layer);
@@ -245,16 +277,16 @@ pub fn evaluate(
     }
     let resource = layers
         .resource
-        .map(|s| scan(s, Layer::Resource, &input, true, matched));
+        .map(|s| scan(s, Layer::Resource, input, true, matched));
     let identity = layers
         .identity
-        .map(|s| scan(s, Layer::Identity, &input, true, matched));
+        .map(|s| scan(s, Layer::Identity, input, true, matched));
     let boundary = layers
         .boundary
-        .map(|s| scan(s, Layer::Boundary, &input, false, matched));
+        .map(|s| scan(s, Layer::Boundary, input, false, matched));
     let session = layers
         .session
-        .map(|s| scan(s, Layer::Session, &input, false, matched));
+        .map(|s| scan(s, Layer::Session, input, false, matched));
     any_deny |= [resource, identity, boundary, session]
         .iter()
         .flatten()

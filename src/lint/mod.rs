@@ -199,6 +199,15 @@ pub fn policy(file: &str, text: &str, kind: LoneKind) -> Vec<Finding> {
     }
 }
 
+/// Where each statement of `doc` is (`file:line:column`), files named under
+/// `dir`.
+pub fn statement_places(doc: &crate::bundle::catalog::Document, dir: &Path) -> Vec<String> {
+    rules::statement_places(doc, dir)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// Every rule, errors first.
 pub fn rules() -> &'static [&'static Rule] {
     rules::ALL

@@ -269,17 +269,7 @@ impl Out<'_> {
         message: String,
         fix: &str,
     ) {
-        let place = match &doc.doc.embedded_at {
-            Some(at) => super::split_place(self.dir, &format!("{at}: x")).0,
-            None => {
-                let loc = Source::new(&doc.doc.file, &doc.doc.text).location(at);
-                Place {
-                    file: super::display(self.dir, &doc.doc.file),
-                    line: loc.line,
-                    column: loc.column,
-                }
-            }
-        };
+        let place = place(self.dir, doc.doc, at);
         self.findings.push(Finding {
             rule,
             place,
@@ -292,6 +282,34 @@ impl Out<'_> {
             fix: Some(fix.to_owned()),
         });
     }
+}
+
+/// Where the byte `at` of a document's text is, as its author sees it.
+pub(super) fn place(dir: &Path, doc: &Document, at: usize) -> Place {
+    match &doc.embedded_at {
+        Some(at) => super::split_place(dir, &format!("{at}: x")).0,
+        None => {
+            let loc = Source::new(&doc.file, &doc.text).location(at);
+            Place {
+                file: super::display(dir, &doc.file),
+                line: loc.line,
+                column: loc.column,
+            }
+        }
+    }
+}
+
+/// Where each statement of a document is.
+pub(super) fn statement_places(doc: &Document, dir: &Path) -> Vec<Place> {
+    let Ok(value) = crate::json::parse(&doc.text) else {
+        return Vec::new();
+    };
+    let mut problems = Default::default();
+    read_policy(&value, &mut problems)
+        .statements
+        .iter()
+        .map(|s| place(dir, doc, s.at))
+        .collect()
 }
 
 /// Every check over a catalog; files are named under `dir`.

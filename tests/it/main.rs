@@ -15,6 +15,7 @@ mod managed_policies;
 mod properties;
 mod python_client;
 mod reload;
+mod suite;
 mod telemetry;
 mod tls;
 mod validate;
