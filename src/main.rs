@@ -34,6 +34,11 @@ enum Command {
     /// and the statements no case exercised. Exit status: 0 all passed, 1
     /// failures, 2 the bundle or the suites could not be read.
     Test(TestArgs),
+    /// Explain one request against a bundle, offline: every layer, every
+    /// statement about the action and why it matched or not (action,
+    /// resource, principal, each condition with the policy's and the
+    /// request's values), then the decision.
+    Explain(ExplainArgs),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate {
@@ -192,6 +197,88 @@ struct ValidateArgs {
     kind: String,
 }
 
+/// `iamd explain` options.
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    /// The bundle directory (or AWS export file).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+    /// Who asks: an ARN or `user/NAME`, `role/NAME`.
+    #[arg(long)]
+    principal: String,
+    /// `service:Action`.
+    #[arg(long)]
+    action: String,
+    /// The resource ARN (or `*`).
+    #[arg(long, default_value = "*")]
+    resource: String,
+    /// A context key: `KEY=VALUE`; give a key twice or more for a
+    /// multivalued key.
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    context: Vec<String>,
+    /// List the statements that are not about the action too.
+    #[arg(long)]
+    all: bool,
+}
+
+/// `KEY=VALUE` arguments, a key given twice or more being multivalued.
+fn context_args(args: &[String]) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut context: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for kv in args {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(format!("`--context {kv}`: write `KEY=VALUE`"));
+        };
+        context.entry(k.to_owned()).or_default().push(v.to_owned());
+    }
+    Ok(context.into_iter().collect())
+}
+
+fn explain(args: &ExplainArgs) -> io::Result<ExitCode> {
+    use iamd::context::{Context, ContextValue};
+    let bundle = match iamd::bundle::load(&args.bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("iamd: the bundle does not load:\n{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let pairs = match context_args(&args.context) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut context = Context::new();
+    for (k, mut v) in pairs {
+        let value = if v.len() == 1 {
+            ContextValue::Single(v.remove(0))
+        } else {
+            ContextValue::Multi(v)
+        };
+        context.set(&k, value);
+    }
+    let query = iamd::bundle::query::Query {
+        principal: args.principal.clone(),
+        action: args.action.clone(),
+        resource: args.resource.clone(),
+        resource_account: None,
+        context,
+    };
+    let mut out = BufWriter::new(io::stdout().lock());
+    match bundle.trace(&query, jiff::Timestamp::now()) {
+        Some(t) => iamd::suite::trace::render(&query, &t, args.all, &mut out)?,
+        None => writeln!(
+            out,
+            "decision: IMPLICIT_DENY\n  principal `{}` is not in the bundle (write an ARN of its account, or `user/NAME`, `role/NAME`)",
+            args.principal
+        )?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `iamd test` options.
 #[derive(Debug, clap::Args)]
 struct TestArgs {
@@ -288,6 +375,7 @@ fn main() -> ExitCode {
         Command::Authorize(args) => return authorize(args),
         Command::Validate(args) => validate(&args),
         Command::Test(args) => test(&args),
+        Command::Explain(args) => explain(&args),
         Command::Simulate {
             file,
             batch,
@@ -626,15 +714,13 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut context: std::collections::BTreeMap<String, Vec<String>> =
-        std::collections::BTreeMap::new();
-    for kv in &args.context {
-        let Some((k, v)) = kv.split_once('=') else {
-            eprintln!("iamd: `--context {kv}`: write `KEY=VALUE`");
+    let context = match context_args(&args.context) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("iamd: {e}");
             return ExitCode::from(2);
-        };
-        context.entry(k.to_owned()).or_default().push(v.to_owned());
-    }
+        }
+    };
     let context = context
         .into_iter()
         .map(|(k, mut v)| {

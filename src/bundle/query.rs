@@ -113,6 +113,19 @@ impl Verdict {
     }
 }
 
+/// A request's whole evaluation, for `iamd explain`.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The principal's ARN, resolved.
+    pub principal: String,
+    /// The answer, explained.
+    pub verdict: Verdict,
+    /// The context as evaluated.
+    pub context: Context,
+    /// Every statement of every layer, in evaluation order.
+    pub statements: Vec<(NamedStatement, eval::StatementTrace)>,
+}
+
 /// The name of an outcome, as the gRPC API writes it.
 pub fn decision_name(outcome: Outcome) -> &'static str {
     match outcome {
@@ -180,6 +193,32 @@ impl Bundle {
                 Some((PolicyId::of(p), m.statement))
             })
             .collect()
+    }
+
+    /// The whole evaluation of `q`: the verdict (explained), the context
+    /// as evaluated (the caller's keys and the principal's facts), and
+    /// every statement of every layer with why it matched or not. `None`
+    /// for a principal the bundle does not know.
+    pub fn trace(&self, q: &Query, now: jiff::Timestamp) -> Option<Trace> {
+        let (resolved, ctx) = self.prepare(q, now)?;
+        let layers = self.layers(&resolved, &q.resource, None);
+        let request = Request {
+            principal: &resolved.principal,
+            action: &q.action,
+            resource: &q.resource,
+            resource_account: q.resource_account.as_deref(),
+            context: &ctx,
+        };
+        let statements = eval::trace(&layers, &request)
+            .into_iter()
+            .map(|t| (name(&layers, &t.statement), t))
+            .collect();
+        Some(Trace {
+            principal: resolved.principal.arn().to_owned(),
+            verdict: self.query(q, now, true),
+            context: ctx,
+            statements,
+        })
     }
 
     /// [`Bundle::query`] with a session policy.

@@ -125,6 +125,114 @@ fn nearest(
     }
 }
 
+/// One condition of a statement, evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionTrace {
+    /// The operator, as written.
+    pub operator: String,
+    /// The key, as written.
+    pub key: String,
+    /// The policy's values, as written.
+    pub expected: Vec<String>,
+    /// The request's values; `None` when the key is absent.
+    pub actual: Option<Vec<String>>,
+    /// Whether it holds.
+    pub holds: bool,
+}
+
+/// One statement, evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementTrace {
+    /// The statement (layer, policy, position, effect).
+    pub statement: Determining,
+    /// Its Sid.
+    pub sid: Option<String>,
+    /// Whether it is about the action.
+    pub action: bool,
+    /// Whether it is about the resource.
+    pub resource: bool,
+    /// Whether it is about the principal; `None` when it names none.
+    pub principal: Option<bool>,
+    /// Each condition.
+    pub conditions: Vec<ConditionTrace>,
+}
+
+impl StatementTrace {
+    /// Whether the statement applies to the request.
+    pub fn matched(&self) -> bool {
+        self.action
+            && self.resource
+            && self.principal != Some(false)
+            && self.conditions.iter().all(|c| c.holds)
+    }
+}
+
+/// Every statement of every layer (SCP levels, resource, identity,
+/// boundary, session), evaluated against `req`, in evaluation order.
+pub fn trace(layers: &Layers<'_>, req: &Request<'_>) -> Vec<StatementTrace> {
+    let arn = Arn::parse(req.resource);
+    let has_boundary = layers.boundary.is_some();
+    let mut sets: Vec<(Layer, &super::StatementSet)> = layers
+        .scps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (Layer::Scp(u16::try_from(i).unwrap_or(u16::MAX)), s))
+        .collect();
+    for (set, layer) in [
+        (layers.resource, Layer::Resource),
+        (layers.identity, Layer::Identity),
+        (layers.boundary, Layer::Boundary),
+        (layers.session, Layer::Session),
+    ] {
+        if let Some(set) = set {
+            sets.push((layer, set));
+        }
+    }
+    let mut out = Vec::new();
+    for (layer, set) in sets {
+        for (p, policy) in set.policies().iter().enumerate() {
+            for st in policy.statements() {
+                let conditions = st
+                    .conditions()
+                    .iter()
+                    .map(|c| {
+                        let (operator, key) = c.label();
+                        ConditionTrace {
+                            operator: operator.to_owned(),
+                            key: key.to_owned(),
+                            expected: c.written().iter().map(|v| v.to_string()).collect(),
+                            actual: req.context.get_folded(c.key()).map(|v| match v {
+                                crate::context::Values::Single(s) => vec![s.to_owned()],
+                                crate::context::Values::Multi(m) => m.to_vec(),
+                            }),
+                            holds: c.eval(req.context),
+                        }
+                    })
+                    .collect();
+                out.push(StatementTrace {
+                    statement: Determining {
+                        layer,
+                        policy: p as u32,
+                        statement: st.index(),
+                        effect: st.effect(),
+                    },
+                    sid: st.sid().map(str::to_owned),
+                    action: st.matches_action(req.action),
+                    resource: st.matches_resource(arn.as_ref(), req.context),
+                    principal: st.names_principals().then(|| {
+                        !matches!(
+                            principal_match(st, req.principal, has_boundary),
+                            super::PrincipalMatch::No
+                        )
+                    }),
+                    conditions,
+                });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -18,7 +18,7 @@
 mod explain;
 mod index;
 
-pub use explain::{Explanation, NearestAllow, explain};
+pub use explain::{ConditionTrace, Explanation, NearestAllow, StatementTrace, explain, trace};
 pub use index::{IndexStats, StatementSet};
 
 use crate::arn::{self, Principal, PrincipalKind};

@@ -195,6 +195,8 @@ pub(crate) struct Condition {
     operands: Operands,
     /// The operator and key as written, for explanations.
     label: (Box<str>, Box<str>),
+    /// The values as written, for explanations.
+    written: Box<[Box<str>]>,
 }
 
 impl Condition {
@@ -315,6 +317,7 @@ impl Condition {
             key: crate::context::fold(key).into(),
             operands,
             label: ("".into(), key.into()),
+            written: values.iter().map(|v| Box::from(*v)).collect(),
         })
     }
 
@@ -327,6 +330,11 @@ impl Condition {
     /// The operator's name and the key, as written.
     pub(crate) fn label(&self) -> (&str, &str) {
         (&self.label.0, &self.label.1)
+    }
+
+    /// The values as written.
+    pub(crate) fn written(&self) -> &[Box<str>] {
+        &self.written
     }
 
     /// The key, lowercase.

@@ -269,6 +269,17 @@ impl Statement {
         self.conditions.iter().all(|c| c.eval(ctx))
     }
 
+    /// The conditions, for explanations.
+    pub(crate) fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    /// Whether the statement names principals (`Principal` or
+    /// `NotPrincipal`).
+    pub(crate) fn names_principals(&self) -> bool {
+        self.principals.is_some()
+    }
+
     /// The conditions that do not hold, for explanations.
     pub(crate) fn failing_conditions<'s>(
         &'s self,

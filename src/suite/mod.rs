@@ -21,6 +21,7 @@
 //! ```
 
 pub mod render;
+pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
