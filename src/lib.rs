@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod config;
 pub mod context;
 pub mod decision_log;
+pub mod diff;
 pub mod eval;
 pub mod json;
 pub mod lint;

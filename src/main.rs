@@ -39,6 +39,12 @@ enum Command {
     /// resource, principal, each condition with the policy's and the
     /// request's values), then the decision.
     Explain(ExplainArgs),
+    /// What a bundle change newly allows and newly denies: over a request
+    /// set (`--requests`: simulate cases or the daemon's decision log), or
+    /// as a summary of changed permissions per principal. Exit status: 1
+    /// when anything is newly allowed (unless `--allow-widening`), 2 on
+    /// errors.
+    Diff(DiffArgs),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate {
@@ -195,6 +201,97 @@ struct ValidateArgs {
     /// `boundary` or `scp`.
     #[arg(long, default_value = "identity", value_parser = ["identity", "resource", "trust", "boundary", "scp"])]
     kind: String,
+}
+
+/// `iamd diff` options.
+#[derive(Debug, clap::Args)]
+struct DiffArgs {
+    /// The bundle as it is.
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The bundle as it would be.
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// JSON lines of requests: `iamd simulate` cases (`{"request": ...}`)
+    /// or the daemon's decision log. Without it, a summary of the changed
+    /// permissions of each principal.
+    #[arg(long, value_name = "FILE")]
+    requests: Option<PathBuf>,
+    /// Exit 0 even when the change newly allows something.
+    #[arg(long)]
+    allow_widening: bool,
+    /// `human` or `json`.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    format: String,
+}
+
+fn diff(args: &DiffArgs) -> io::Result<ExitCode> {
+    use iamd::diff;
+    let load = |p: &std::path::Path| iamd::bundle::BundleFiles::read(p).and_then(|f| f.catalog());
+    let (old, new) = match (load(&args.old), load(&args.new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (o, n) => {
+            for (which, r) in [("old", o.err()), ("new", n.err())] {
+                if let Some(e) = r {
+                    eprintln!("iamd: the {which} bundle does not load:\n{e}");
+                }
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let now = jiff::Timestamp::now();
+    let mut out = BufWriter::new(io::stdout().lock());
+    let widened = match &args.requests {
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("iamd: {name}: cannot read: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let queries = match diff::read_requests(&name, &text) {
+                Ok(q) => q,
+                Err(errors) => {
+                    eprintln!("iamd: the requests are not valid:\n{}", errors.join("\n"));
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let d = diff::by_requests(&old.0, &new.0, &queries, now);
+            if args.format == "json" {
+                serde_json::to_writer_pretty(&mut out, &d)?;
+                writeln!(out)?;
+            } else {
+                diff::render_requests(&d, &mut out)?;
+            }
+            !d.newly_allowed.is_empty()
+        }
+        None => {
+            let changes = diff::summary((&old.0, &old.1), (&new.0, &new.1), now);
+            if args.format == "json" {
+                let json: Vec<serde_json::Value> = changes
+                    .iter()
+                    .map(|c| {
+                        let mut v = serde_json::to_value(c).unwrap_or_default();
+                        v["wider"] = c.widens().into();
+                        v
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut out, &json)?;
+                writeln!(out)?;
+            } else {
+                diff::render_summary(&changes, &mut out)?;
+            }
+            changes.iter().any(diff::Change::widens)
+        }
+    };
+    out.flush()?;
+    Ok(if widened && !args.allow_widening {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `iamd explain` options.
@@ -376,6 +473,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(&args),
         Command::Test(args) => test(&args),
         Command::Explain(args) => explain(&args),
+        Command::Diff(args) => diff(&args),
         Command::Simulate {
             file,
             batch,

@@ -52,6 +52,8 @@ pub struct Document {
 pub struct PrincipalUse {
     /// "user `alice`", "role `deployer`".
     pub label: String,
+    /// `user/alice`, `role/deployer`: how a request names it.
+    pub name: String,
     /// Identity documents.
     pub identity: Vec<usize>,
     /// The permissions boundary's document.
@@ -186,6 +188,7 @@ impl Recorder {
             .insert(format!("{kind}/{}", name.to_lowercase()));
         self.catalog.principals.push(PrincipalUse {
             label: format!("{kind} `{name}`"),
+            name: format!("{kind}/{name}"),
             identity,
             boundary,
         });

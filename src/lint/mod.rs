@@ -208,6 +208,13 @@ pub fn statement_places(doc: &crate::bundle::catalog::Document, dir: &Path) -> V
         .collect()
 }
 
+/// The actions and resources each statement of `doc` names, as written
+/// (`Action` or `NotAction`; `Resource` or `NotResource`, empty when
+/// absent).
+pub fn mentioned(doc: &crate::bundle::catalog::Document) -> Vec<(Vec<String>, Vec<String>)> {
+    rules::mentioned(doc)
+}
+
 /// Every rule, errors first.
 pub fn rules() -> &'static [&'static Rule] {
     rules::ALL

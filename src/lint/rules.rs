@@ -312,6 +312,28 @@ pub(super) fn statement_places(doc: &Document, dir: &Path) -> Vec<Place> {
         .collect()
 }
 
+pub(super) fn mentioned(doc: &Document) -> Vec<(Vec<String>, Vec<String>)> {
+    let Ok(value) = crate::json::parse(&doc.text) else {
+        return Vec::new();
+    };
+    let mut problems = Default::default();
+    let texts = |l: Option<&Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
+        l.map(|l| l.v.iter().map(|s| s.v.clone()).collect())
+            .unwrap_or_default()
+    };
+    read_policy(&value, &mut problems)
+        .statements
+        .iter()
+        .map(|s| {
+            let mut actions = texts(s.action.as_ref());
+            actions.extend(texts(s.not_action.as_ref()));
+            let mut resources = texts(s.resource.as_ref());
+            resources.extend(texts(s.not_resource.as_ref()));
+            (actions, resources)
+        })
+        .collect()
+}
+
 /// Every check over a catalog; files are named under `dir`.
 pub(super) fn check(catalog: &Catalog, dir: &Path) -> Vec<Finding> {
     let docs: Vec<Option<Doc<'_>>> = catalog.documents.iter().map(read).collect();

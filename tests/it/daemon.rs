@@ -431,7 +431,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     d.stop().await;
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

@@ -11,6 +11,7 @@ mod bundle;
 mod cases;
 mod cli;
 mod daemon;
+mod diff;
 mod explain;
 mod managed_policies;
 mod properties;
