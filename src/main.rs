@@ -132,12 +132,9 @@ struct ServeArgs {
     tls_client_ca: Option<PathBuf>,
 }
 
-/// `iamd authorize` options.
+/// A request given on the command line.
 #[derive(Debug, clap::Args)]
-struct AuthorizeArgs {
-    /// The daemon: `http://HOST:PORT` (or `HOST:PORT`).
-    #[arg(long, env = "IAMD_ADDR", default_value = "http://127.0.0.1:50051")]
-    addr: String,
+struct RequestArgs {
     /// Who asks: an ARN or `user/NAME`, `role/NAME`.
     #[arg(long)]
     principal: String,
@@ -151,6 +148,16 @@ struct AuthorizeArgs {
     /// multivalued key.
     #[arg(long = "context", value_name = "KEY=VALUE")]
     context: Vec<String>,
+}
+
+/// `iamd authorize` options.
+#[derive(Debug, clap::Args)]
+struct AuthorizeArgs {
+    /// The daemon: `http://HOST:PORT` (or `HOST:PORT`).
+    #[arg(long, env = "IAMD_ADDR", default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    #[command(flatten)]
+    request: RequestArgs,
     /// Explain a deny: the layer, the nearest allow and what failed in it,
     /// the missing context keys.
     #[arg(long)]
@@ -300,19 +307,8 @@ struct ExplainArgs {
     /// The bundle directory (or AWS export file).
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
-    /// Who asks: an ARN or `user/NAME`, `role/NAME`.
-    #[arg(long)]
-    principal: String,
-    /// `service:Action`.
-    #[arg(long)]
-    action: String,
-    /// The resource ARN (or `*`).
-    #[arg(long, default_value = "*")]
-    resource: String,
-    /// A context key: `KEY=VALUE`; give a key twice or more for a
-    /// multivalued key.
-    #[arg(long = "context", value_name = "KEY=VALUE")]
-    context: Vec<String>,
+    #[command(flatten)]
+    request: RequestArgs,
     /// List the statements that are not about the action too.
     #[arg(long)]
     all: bool,
@@ -340,7 +336,7 @@ fn explain(args: &ExplainArgs) -> io::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let pairs = match context_args(&args.context) {
+    let pairs = match context_args(&args.request.context) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("iamd: {e}");
@@ -357,9 +353,9 @@ fn explain(args: &ExplainArgs) -> io::Result<ExitCode> {
         context.set(&k, value);
     }
     let query = iamd::bundle::query::Query {
-        principal: args.principal.clone(),
-        action: args.action.clone(),
-        resource: args.resource.clone(),
+        principal: args.request.principal.clone(),
+        action: args.request.action.clone(),
+        resource: args.request.resource.clone(),
         resource_account: None,
         context,
     };
@@ -369,7 +365,7 @@ fn explain(args: &ExplainArgs) -> io::Result<ExitCode> {
         None => writeln!(
             out,
             "decision: IMPLICIT_DENY\n  principal `{}` is not in the bundle (write an ARN of its account, or `user/NAME`, `role/NAME`)",
-            args.principal
+            args.request.principal
         )?,
     }
     out.flush()?;
@@ -812,7 +808,7 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let context = match context_args(&args.context) {
+    let context = match context_args(&args.request.context) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("iamd: {e}");
@@ -831,9 +827,9 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
         })
         .collect();
     let request = pb::AuthorizeRequest {
-        principal: args.principal,
-        action: args.action,
-        resource: args.resource,
+        principal: args.request.principal,
+        action: args.request.action,
+        resource: args.request.resource,
         context,
         resource_account: String::new(),
         explain: args.explain,

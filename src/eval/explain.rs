@@ -172,24 +172,8 @@ impl StatementTrace {
 pub fn trace(layers: &Layers<'_>, req: &Request<'_>) -> Vec<StatementTrace> {
     let arn = Arn::parse(req.resource);
     let has_boundary = layers.boundary.is_some();
-    let mut sets: Vec<(Layer, &super::StatementSet)> = layers
-        .scps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (Layer::Scp(u16::try_from(i).unwrap_or(u16::MAX)), s))
-        .collect();
-    for (set, layer) in [
-        (layers.resource, Layer::Resource),
-        (layers.identity, Layer::Identity),
-        (layers.boundary, Layer::Boundary),
-        (layers.session, Layer::Session),
-    ] {
-        if let Some(set) = set {
-            sets.push((layer, set));
-        }
-    }
     let mut out = Vec::new();
-    for (layer, set) in sets {
+    for (layer, set) in layers.in_order() {
         for (p, policy) in set.policies().iter().enumerate() {
             for st in policy.statements() {
                 let conditions = st

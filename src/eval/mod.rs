@@ -99,6 +99,29 @@ impl<'a> Layers<'a> {
         }
     }
 
+    /// Each layer present, in evaluation order: SCP levels from the root,
+    /// resource, identity, boundary, session. Off the hot path (it
+    /// allocates).
+    pub fn in_order(&self) -> Vec<(Layer, &'a StatementSet)> {
+        let mut sets: Vec<(Layer, &'a StatementSet)> = self
+            .scps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (Layer::Scp(u16::try_from(i).unwrap_or(u16::MAX)), s))
+            .collect();
+        for (set, layer) in [
+            (self.resource, Layer::Resource),
+            (self.identity, Layer::Identity),
+            (self.boundary, Layer::Boundary),
+            (self.session, Layer::Session),
+        ] {
+            if let Some(set) = set {
+                sets.push((layer, set));
+            }
+        }
+        sets
+    }
+
     /// The policy and statement a determining statement points at.
     pub fn statement(&self, m: &Determining) -> Option<(&'a crate::policy::Policy, &'a Statement)> {
         let policy = self.set(m.layer)?.policies().get(m.policy as usize)?;
@@ -227,19 +250,8 @@ pub fn evaluate(
 pub fn matching(layers: &Layers<'_>, req: &Request<'_>, out: &mut Vec<Determining>) {
     out.clear();
     with_input(layers, req, |input| {
-        for (level, set) in layers.scps.iter().enumerate() {
-            let layer = Layer::Scp(u16::try_from(level).unwrap_or(u16::MAX));
+        for (layer, set) in layers.in_order() {
             scan(set, layer, input, true, out);
-        }
-        for (set, layer) in [
-            (layers.resource, Layer::Resource),
-            (layers.identity, Layer::Identity),
-            (layers.boundary, Layer::Boundary),
-            (layers.session, Layer::Session),
-        ] {
-            if let Some(set) = set {
-                scan(set, layer, input, true, out);
-            }
         }
     });
 }

@@ -908,12 +908,7 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, docs: &[Option<Doc<'_>>]) {
         if doc.doc.role == DocumentRole::Scp {
             continue;
         }
-        let sets: Vec<&[usize]> = catalog
-            .principals
-            .iter()
-            .map(|p| p.identity.as_slice())
-            .filter(|ids| ids.contains(&id))
-            .collect();
+        let sets = sets_holding(catalog, id);
         for s in doc.statements.iter().filter(|s| s.allow) {
             let same = doc
                 .statements
@@ -957,6 +952,17 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, docs: &[Option<Doc<'_>>]) {
             }
         }
     }
+}
+
+/// The identity sets (document ids of a user or role) that hold document
+/// `id`.
+fn sets_holding(catalog: &Catalog, id: usize) -> Vec<&[usize]> {
+    catalog
+        .principals
+        .iter()
+        .map(|p| p.identity.as_slice())
+        .filter(|ids| ids.contains(&id))
+        .collect()
 }
 
 /// The first sensitive action an Allow pattern can match, if any.
@@ -1044,12 +1050,7 @@ fn mfa(
         }
         // A guard counts in this policy, or in every identity set that
         // holds it.
-        let sets: Vec<&[usize]> = catalog
-            .principals
-            .iter()
-            .map(|p| p.identity.as_slice())
-            .filter(|ids| ids.contains(&id))
-            .collect();
+        let sets = sets_holding(catalog, id);
         let guarded = |action: &str| {
             guards(doc, action)
                 || (!sets.is_empty()

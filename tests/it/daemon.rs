@@ -64,7 +64,7 @@ impl Daemon {
     }
 }
 
-fn req(
+pub(crate) fn req(
     principal: &str,
     action: &str,
     resource: &str,

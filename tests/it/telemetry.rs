@@ -71,19 +71,12 @@ async fn each_call_is_a_span_under_the_callers_trace() {
     }
     let mut client = client.expect("the daemon listens within 5 s");
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let mut request = Request::new(pb::AuthorizeRequest {
-        principal: "user/alice".into(),
-        action: "docs:GetDocument".into(),
-        resource: "arn:acme:docs:eu-1:123456789012:doc/x".into(),
-        context: [(
-            "docs:Team".to_owned(),
-            pb::ContextValue {
-                kind: Some(pb::context_value::Kind::Single("docs".into())),
-            },
-        )]
-        .into(),
-        ..Default::default()
-    });
+    let mut request = Request::new(crate::daemon::req(
+        "user/alice",
+        "docs:GetDocument",
+        "arn:acme:docs:eu-1:123456789012:doc/x",
+        &[("docs:Team", "docs")],
+    ));
     request
         .metadata_mut()
         .insert("traceparent", traceparent.parse().unwrap());

@@ -158,19 +158,12 @@ impl Daemon {
 
 async fn ask_on(channel: tonic::transport::Channel) -> Result<pb::Decision, String> {
     let mut client = AuthorizerClient::new(channel);
-    let request = pb::AuthorizeRequest {
-        principal: "user/alice".into(),
-        action: "docs:GetDocument".into(),
-        resource: "arn:acme:docs:eu-1:123456789012:doc/x".into(),
-        context: [(
-            "docs:Team".to_owned(),
-            pb::ContextValue {
-                kind: Some(pb::context_value::Kind::Single("docs".into())),
-            },
-        )]
-        .into(),
-        ..Default::default()
-    };
+    let request = crate::daemon::req(
+        "user/alice",
+        "docs:GetDocument",
+        "arn:acme:docs:eu-1:123456789012:doc/x",
+        &[("docs:Team", "docs")],
+    );
     client
         .authorize(request)
         .await
