@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// TLS on the gRPC listener (off when absent).
     #[serde(default)]
     pub tls: FileTls,
+    /// Envoy's external authorization (off when absent).
+    #[serde(default)]
+    pub envoy: Option<crate::envoy::FileMapping>,
 }
 
 /// `tls:`.
@@ -186,6 +189,8 @@ pub struct ServeConfig {
     pub decision_log: Option<(String, crate::decision_log::Options)>,
     /// TLS on the gRPC listener, and how often its files are checked.
     pub tls: Option<(crate::tls::TlsFiles, Duration)>,
+    /// Envoy's `Check`, with its mapping.
+    pub envoy: Option<std::sync::Arc<crate::envoy::Mapping>>,
 }
 
 impl ServeConfig {
@@ -283,6 +288,12 @@ impl ServeConfig {
         });
         let flags = [o.tls_cert, o.tls_key, o.tls_client_ca];
         let tls = resolve_tls(file.tls, flags, listen.as_ref(), &mut problems);
+        let envoy = file.envoy.as_ref().and_then(|m| {
+            crate::envoy::Mapping::compile(m)
+                .map_err(|e| problems.extend(e.0))
+                .ok()
+                .map(std::sync::Arc::new)
+        });
         let file_log = file.decision_log.unwrap_or_default();
         let decision_log = o.decision_log.or(file_log.path).map(|path| {
             let d = crate::decision_log::Options::default();
@@ -320,6 +331,7 @@ impl ServeConfig {
                 log_level,
                 decision_log,
                 tls,
+                envoy,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -456,6 +468,25 @@ mod tests {
         let f = file("bundle: b\ntls: {clientCaFile: ca.crt}\n").unwrap();
         let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
         assert!(e.0[0].starts_with("tls: a client CA needs"), "{e}");
+    }
+
+    #[test]
+    fn an_envoy_mapping_is_compiled_with_the_rest() {
+        let text = "bundle: b\nenvoy:\n  principal:\n    - jwt: {claim: sub}\n  routes:\n    - method: GET\n      path: /docs/{id}\n      action: docs:GetDocument\n      resource: arn:acme:docs:eu-1:123456789012:doc/{id}\n";
+        let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap();
+        assert!(c.envoy.is_some());
+        let bad = "bundle: b\nenvoy:\n  principal: []\n  routes: []\n";
+        let e = ServeConfig::resolve(file(bad).unwrap(), Overrides::default()).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(e.0[0].starts_with("envoy.principal:"), "{e}");
+        let e = file("bundle: b\nenvoy:\n  principal:\n    - cookie: {name: s}\n").unwrap_err();
+        assert!(e.0[0].starts_with("iamd.yaml:4:"), "{e}");
+        assert!(
+            ServeConfig::resolve(file("bundle: b\n").unwrap(), Overrides::default())
+                .unwrap()
+                .envoy
+                .is_none()
+        );
     }
 
     #[test]

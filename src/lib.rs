@@ -15,6 +15,7 @@ pub mod config;
 pub mod context;
 pub mod decision_log;
 pub mod diff;
+pub mod envoy;
 pub mod eval;
 pub mod json;
 pub mod lint;

@@ -691,6 +691,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         listen,
         admin_listen,
         limits,
+        envoy,
         ..
     } = cfg;
     let result = rt.block_on(async move {
@@ -721,8 +722,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             Some(t) if t.mutual() => "mutual TLS",
             Some(_) => "TLS",
         };
+        let mut services = iamd::server::Services::new(store, limits, metrics);
+        if let Some(mapping) = envoy {
+            services = services.with_envoy(mapping);
+            tracing::info!(listen = %listen, "serving envoy.service.auth.v3.Authorization");
+        }
         tracing::info!(listen = %listen, security, "serving iamd.v1.Authorizer");
-        iamd::server::serve(&listen, tls, store, limits, metrics, stopped(stop_rx)).await
+        iamd::server::serve(&listen, tls, services, stopped(stop_rx)).await
     });
     telemetry.shutdown();
     match result {

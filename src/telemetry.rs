@@ -175,7 +175,7 @@ pub fn rpc_span(method: &'static str, metadata: &tonic::metadata::MetadataMap) -
         otel.name = method,
         otel.kind = "server",
         rpc.system = "grpc",
-        rpc.service = "iamd.v1.Authorizer",
+        rpc.service = method.split('/').next().unwrap_or(method),
         rpc.method = method.rsplit('/').next().unwrap_or(method),
         iamd.principal = tracing::field::Empty,
         iamd.action = tracing::field::Empty,

@@ -133,6 +133,21 @@ impl AuthorizerService {
         }
     }
 
+    /// Decides one request against the live bundle at `now`, counted and
+    /// logged as a call of `Authorize` is: `UNAVAILABLE` without a bundle,
+    /// `INVALID_ARGUMENT` for a malformed request.
+    pub fn decide_now(
+        &self,
+        r: &pb::AuthorizeRequest,
+        now: jiff::Timestamp,
+        trace_id: Option<&str>,
+    ) -> Result<pb::AuthorizeResponse, Status> {
+        let guard = self.store.bundle();
+        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
+        self.decide(bundle, r, now, trace_id)
+            .map_err(status::invalid)
+    }
+
     /// Decides one request and counts it.
     fn decide(
         &self,
@@ -169,15 +184,7 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         let r = request.get_ref();
         span.record("iamd.principal", r.principal.as_str());
         span.record("iamd.action", r.action.as_str());
-        let guard = self.store.bundle();
-        let answer = guard
-            .as_ref()
-            .ok_or_else(status::no_bundle)
-            .and_then(|bundle| {
-                let now = jiff::Timestamp::now();
-                self.decide(bundle, r, now, trace_of(&request))
-                    .map_err(status::invalid)
-            });
+        let answer = self.decide_now(r, jiff::Timestamp::now(), trace_of(&request));
         if let Ok(a) = &answer {
             span.record("iamd.decision", a.decision().as_str_name());
             span.record("iamd.revision", a.revision.as_str());
@@ -273,15 +280,45 @@ fn trace_of<T>(request: &Request<T>) -> Option<&str> {
     crate::decision_log::trace_id(header)
 }
 
+/// What the server serves: the store it decides from, its limits, its
+/// metrics, and Envoy's `Check` when a mapping is configured.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The live bundle.
+    pub store: Arc<Store>,
+    /// gRPC limits.
+    pub limits: Limits,
+    /// Counters and the decision log.
+    pub metrics: Arc<Metrics>,
+    /// `envoy.service.auth.v3.Authorization`, when configured.
+    pub envoy: Option<Arc<crate::envoy::Mapping>>,
+}
+
+impl Services {
+    /// `iamd.v1` (and health, reflection) over `store`.
+    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            limits,
+            metrics,
+            envoy: None,
+        }
+    }
+
+    /// Envoy's `Check` too, with `mapping`.
+    pub fn with_envoy(mut self, mapping: Arc<crate::envoy::Mapping>) -> Self {
+        self.envoy = Some(mapping);
+        self
+    }
+}
+
 /// Serves on `listen` (over TLS when `tls` is given, TCP only) until
 /// `shutdown` completes, then drains in-flight calls. Health is
-/// `NOT_SERVING` until `store` holds a bundle.
+/// `NOT_SERVING` until the store holds a bundle.
 pub async fn serve(
     listen: &Listen,
     tls: Option<Arc<Tls>>,
-    store: Arc<Store>,
-    limits: Limits,
-    metrics: Arc<Metrics>,
+    services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     match listen {
@@ -290,8 +327,8 @@ pub async fn serve(
                 .await
                 .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
             match tls {
-                Some(tls) => serve_tls(listener, tls, store, limits, metrics, shutdown).await,
-                None => serve_tcp(listener, store, limits, metrics, shutdown).await,
+                Some(tls) => serve_tls(listener, tls, services, shutdown).await,
+                None => serve_tcp(listener, services, shutdown).await,
             }
         }
         Listen::Unix(_) if tls.is_some() => Err(ServeError::TlsOnUnix),
@@ -302,7 +339,7 @@ pub async fn serve(
             }
             let listener = tokio::net::UnixListener::bind(path)
                 .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
-            router(store, limits, metrics)
+            router(services)
                 .await?
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
                 .await
@@ -314,12 +351,10 @@ pub async fn serve(
 /// Serves on a bound TCP listener (tests bind `127.0.0.1:0`).
 pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
-    store: Arc<Store>,
-    limits: Limits,
-    metrics: Arc<Metrics>,
+    services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    router(store, limits, metrics)
+    router(services)
         .await?
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
@@ -333,13 +368,11 @@ pub async fn serve_tcp(
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: Arc<Tls>,
-    store: Arc<Store>,
-    limits: Limits,
-    metrics: Arc<Metrics>,
+    services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let incoming = tls_incoming(listener, tls, metrics.clone());
-    router(store, limits, metrics)
+    let incoming = tls_incoming(listener, tls, services.metrics.clone());
+    router(services)
         .await?
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
@@ -402,11 +435,15 @@ type Stack = tower::layer::util::Stack<
     tower::layer::util::Identity,
 >;
 
-async fn router(
-    store: Arc<Store>,
-    limits: Limits,
-    metrics: Arc<Metrics>,
-) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
+async fn router(services: Services) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
+    let Services {
+        store,
+        limits,
+        metrics,
+        envoy,
+    } = services;
+    const ENVOY: &str = "envoy.service.auth.v3.Authorization";
+    let with_envoy = envoy.is_some();
     let (reporter, health) = tonic_health::server::health_reporter();
     type Server = pb::authorizer_server::AuthorizerServer<AuthorizerService>;
     reporter.set_not_serving::<Server>().await;
@@ -430,6 +467,9 @@ async fn router(
                 reporter
                     .set_service_status(<Server as tonic::server::NamedService>::NAME, s)
                     .await;
+                if with_envoy {
+                    reporter.set_service_status(ENVOY, s).await;
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -439,11 +479,18 @@ async fn router(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let authorizer = pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(
-        store, limits, metrics,
-    ))
-    .max_decoding_message_size(limits.max_message_bytes)
-    .max_encoding_message_size(limits.max_message_bytes);
+    let service = AuthorizerService::new(store, limits, metrics);
+    let ext_authz = envoy.map(|mapping| {
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(crate::envoy::ExtAuthz::new(
+            service.clone(),
+            mapping,
+        ))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes)
+    });
+    let authorizer = pb::authorizer_server::AuthorizerServer::new(service)
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
     Ok(tonic::transport::Server::builder()
         .timeout(limits.request_timeout)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
@@ -451,7 +498,8 @@ async fn router(
         ))
         .add_service(health)
         .add_service(reflection)
-        .add_service(authorizer))
+        .add_service(authorizer)
+        .add_optional_service(ext_authz))
 }
 
 /// The server could not start or stopped on an error.

@@ -36,7 +36,8 @@ impl Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(server::serve_tcp(listener, store, limits, metrics, async {
+        let services = server::Services::new(store, limits, metrics);
+        let task = tokio::spawn(server::serve_tcp(listener, services, async {
             let _ = rx.await;
         }));
         Self {
@@ -455,7 +456,8 @@ async fn unix_sockets_serve_too() {
     let listen = server::Listen::Unix(sock.clone());
     let metrics = iamd::admin::Metrics::new(store.clone());
     let task = tokio::spawn(async move {
-        server::serve(&listen, None, store, Limits::default(), metrics, async {
+        let services = server::Services::new(store, Limits::default(), metrics);
+        server::serve(&listen, None, services, async {
             let _ = rx.await;
         })
         .await

@@ -84,9 +84,7 @@ async fn a_python_grpc_client_uses_the_api() {
     let metrics = iamd::admin::Metrics::new(store.clone());
     let server = tokio::spawn(server::serve_tcp(
         listener,
-        store,
-        Limits::default(),
-        metrics,
+        server::Services::new(store, Limits::default(), metrics),
         async {
             let _ = rx.await;
         },

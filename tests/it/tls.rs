@@ -100,9 +100,7 @@ impl Daemon {
         let task = tokio::spawn(server::serve_tls(
             listener,
             tls.clone(),
-            store,
-            Limits::default(),
-            metrics.clone(),
+            server::Services::new(store, Limits::default(), metrics.clone()),
             async {
                 let _ = rx.await;
             },
