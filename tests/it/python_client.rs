@@ -7,54 +7,24 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::python::run;
+
 use iamd::reload::{Reloader, Store, Trigger};
 use iamd::server::{self, Limits};
 
 const GRPC_VERSION: &str = "1.85.1";
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A venv with grpcio and grpcio-tools, and the generated stubs.
 fn python_stubs() -> Option<(PathBuf, PathBuf)> {
-    let has_python = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_python {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs python3 for the Python client test"
-        );
-        eprintln!("python3 not found: the Python client test needs it (CI runs it)");
-        return None;
-    }
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-client");
-    let venv = base.join(format!("venv-grpc-{GRPC_VERSION}"));
+    let venv = crate::python::venv(
+        &format!("grpc-{GRPC_VERSION}"),
+        &[
+            &format!("grpcio=={GRPC_VERSION}"),
+            &format!("grpcio-tools=={GRPC_VERSION}"),
+        ],
+    )?;
     let python = venv.join("bin/python");
-    if !python.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args([
-                format!("grpcio=={GRPC_VERSION}"),
-                format!("grpcio-tools=={GRPC_VERSION}"),
-            ]));
-    }
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-client");
     let stubs = base.join("stubs");
     std::fs::create_dir_all(&stubs).unwrap();
     let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");

