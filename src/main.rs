@@ -24,6 +24,9 @@ enum Command {
     Serve(ServeArgs),
     /// Ask a running daemon one question and print the answer.
     Authorize(AuthorizeArgs),
+    /// Ask a running daemon whether it serves (grpc.health.v1): exit 0
+    /// when SERVING, 1 when not, 2 when it cannot be reached.
+    Health(HealthArgs),
     /// Check a bundle or policy files: errors (they would not load) and
     /// least-privilege warnings, each with file, line, statement, a stable
     /// code and a fix. Exit status: 0 clean, 1 errors (or warnings with
@@ -150,21 +153,12 @@ struct RequestArgs {
     context: Vec<String>,
 }
 
-/// `iamd authorize` options.
+/// How to reach a running daemon.
 #[derive(Debug, clap::Args)]
-struct AuthorizeArgs {
+struct DaemonArgs {
     /// The daemon: `http://HOST:PORT` (or `HOST:PORT`).
     #[arg(long, env = "IAMD_ADDR", default_value = "http://127.0.0.1:50051")]
     addr: String,
-    #[command(flatten)]
-    request: RequestArgs,
-    /// Explain a deny: the layer, the nearest allow and what failed in it,
-    /// the missing context keys.
-    #[arg(long)]
-    explain: bool,
-    /// Print the answer as JSON.
-    #[arg(long)]
-    json: bool,
     /// Connect over TLS and trust this CA (PEM) for the daemon's
     /// certificate; `--addr` then takes `https://`.
     #[arg(long, env = "IAMD_TLS_CA", value_name = "FILE")]
@@ -189,6 +183,33 @@ struct AuthorizeArgs {
     /// host of `--addr`.
     #[arg(long, value_name = "NAME")]
     tls_server_name: Option<String>,
+}
+
+/// `iamd authorize` options.
+#[derive(Debug, clap::Args)]
+struct AuthorizeArgs {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+    #[command(flatten)]
+    request: RequestArgs,
+    /// Explain a deny: the layer, the nearest allow and what failed in it,
+    /// the missing context keys.
+    #[arg(long)]
+    explain: bool,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `iamd health` options.
+#[derive(Debug, clap::Args)]
+struct HealthArgs {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+    /// The service to ask about (`iamd.v1.Authorizer`,
+    /// `envoy.service.auth.v3.Authorization`); the whole server by default.
+    #[arg(long, default_value = "")]
+    service: String,
 }
 
 /// `iamd validate` options.
@@ -466,6 +487,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => return serve(args),
         Command::Authorize(args) => return authorize(args),
+        Command::Health(args) => return health(&args),
         Command::Validate(args) => validate(&args),
         Command::Test(args) => test(&args),
         Command::Explain(args) => explain(&args),
@@ -743,8 +765,78 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// The daemon's endpoint, with TLS when `--tls-ca` is given.
-fn endpoint(addr: &str, args: &AuthorizeArgs) -> Result<tonic::transport::Endpoint, String> {
+impl DaemonArgs {
+    /// `--addr` with its scheme.
+    fn url(&self) -> String {
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        if self.addr.contains("://") {
+            self.addr.clone()
+        } else {
+            format!("{scheme}://{}", self.addr)
+        }
+    }
+
+    /// The daemon's endpoint, with TLS when `--tls-ca` is given.
+    fn endpoint(&self) -> Result<tonic::transport::Endpoint, String> {
+        endpoint(&self.url(), self)
+    }
+}
+
+/// `iamd health`: asks `grpc.health.v1`; exit 0 when serving, 1 when not,
+/// 2 when the daemon cannot be reached. For container health checks (the
+/// image has no shell) and people.
+fn health(args: &HealthArgs) -> ExitCode {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let endpoint = match args.daemon.endpoint() {
+        Ok(e) => e.connect_timeout(std::time::Duration::from_secs(2)),
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iamd: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let service = args.service.clone();
+    let answer = rt.block_on(async move {
+        let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+        let mut request = tonic::Request::new(HealthCheckRequest { service });
+        request.set_timeout(std::time::Duration::from_secs(2));
+        HealthClient::new(channel)
+            .check(request)
+            .await
+            .map(|r| r.into_inner().status())
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    });
+    match answer {
+        Ok(status) => {
+            println!("{}", status.as_str_name());
+            if status == tonic_health::pb::health_check_response::ServingStatus::Serving {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "iamd: cannot reach the daemon at `{}`: {e}",
+                args.daemon.url()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The endpoint at `addr`, with TLS when `--tls-ca` is given.
+fn endpoint(addr: &str, args: &DaemonArgs) -> Result<tonic::transport::Endpoint, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let endpoint =
         Endpoint::from_shared(addr.to_owned()).map_err(|e| format!("`--addr {addr}`: {e}"))?;
@@ -797,17 +889,8 @@ async fn shutdown_signal() {
 
 fn authorize(args: AuthorizeArgs) -> ExitCode {
     use iamd::server::pb;
-    let scheme = if args.tls_ca.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let addr = if args.addr.contains("://") {
-        args.addr.clone()
-    } else {
-        format!("{scheme}://{}", args.addr)
-    };
-    let endpoint = match endpoint(&addr, &args) {
+    let (addr, endpoint) = (args.daemon.url(), args.daemon.endpoint());
+    let endpoint = match endpoint {
         Ok(e) => e,
         Err(e) => {
             eprintln!("iamd: {e}");

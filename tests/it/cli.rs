@@ -211,11 +211,27 @@ fn serve_then_authorize_then_sigterm() {
         text.contains("Allow by DocsRead statement 0 `ReadTeamDocuments` (identity)"),
         "{text}"
     );
+    // The health probe of the container image.
+    let health = iamd(&["health", "--addr", &addr], "");
+    assert_eq!(health.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "SERVING\n");
+    let health = iamd(
+        &["health", "--addr", &addr, "--service", "iamd.v1.Authorizer"],
+        "",
+    );
+    assert_eq!(health.status.code(), Some(0));
     let out = ask(&["--context", "docs:Team=other", "--json"]);
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["decision"], "IMPLICIT_DENY");
     assert_eq!(answer["deniedBy"], "identity");
     stop(&mut server);
+    let gone = iamd(&["health", "--addr", &addr], "");
+    assert_eq!(
+        gone.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
     let mut logs = String::new();
     std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
     assert!(logs.contains("\"message\":\"bundle loaded\""), "{logs}");
@@ -373,4 +389,43 @@ async fn sigterm_under_load_loses_no_answered_request() {
         decided, answered,
         "the server decided {decided} calls, the clients got {answered} answers"
     );
+}
+
+#[test]
+fn health_says_not_serving_without_a_bundle() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args([
+            "serve",
+            "--bundle",
+            "/nonexistent/bundle",
+            "--listen",
+            &addr,
+        ])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = iamd(&["health", "--addr", &addr], "");
+    for _ in 0..100 {
+        if out.status.code() != Some(2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        out = iamd(&["health", "--addr", &addr], "");
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "NOT_SERVING\n");
+    stop(&mut server);
 }
