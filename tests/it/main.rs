@@ -11,6 +11,7 @@ mod bundle;
 mod cases;
 mod cli;
 mod daemon;
+mod deploy;
 mod diff;
 mod envoy;
 mod explain;
