@@ -333,6 +333,9 @@ fn loads_and_rejections_are_logged_with_every_error() {
     write_all(&dir, &files("GetDocument"));
     let mut r = Reloader::new(&dir, Store::new());
     tracing::subscriber::with_default(subscriber, || {
+        // Other tests of this binary hit the same callsites at the same time
+        // with no subscriber; make them ask again now that this one exists.
+        tracing::callsite::rebuild_interest_cache();
         r.reload(Trigger::Start);
         std::fs::write(
             dir.join("users.yaml"),
