@@ -81,6 +81,11 @@ pub enum PrincipalKind {
     FederatedUser,
     /// A service principal (`ec2.amazonaws.com`).
     Service,
+    /// A web identity: a SPIFFE ID (`spiffe://acme.example/ns/docs/sa/reader`)
+    /// asking to act as a role, matched by a `Federated` principal that names
+    /// its trust domain (`spiffe://acme.example`). It has no account and no
+    /// policies of its own.
+    WebIdentity,
     /// An anonymous caller (`*` or `anonymous`).
     Anonymous,
 }
@@ -94,6 +99,7 @@ impl PrincipalKind {
             Self::Role | Self::AssumedRole => "AssumedRole",
             Self::FederatedUser => "FederatedUser",
             Self::Service => "Service",
+            Self::WebIdentity => "WebIdentity",
             Self::Anonymous => "Anonymous",
         }
     }
@@ -145,6 +151,22 @@ impl Principal {
         }
         if is_account_id(text) {
             return Ok(Self::root("aws", text));
+        }
+        if let Some(rest) = text.strip_prefix("spiffe://") {
+            let domain = rest.split('/').next().unwrap_or("");
+            if domain.is_empty() || rest.len() == domain.len() {
+                return Err(err(
+                    "a SPIFFE ID is `spiffe://TRUST_DOMAIN/PATH`, as in `spiffe://acme.example/ns/docs/sa/reader`",
+                ));
+            }
+            return Ok(Self {
+                kind: PrincipalKind::WebIdentity,
+                arn: text.into(),
+                partition: String::new(),
+                account: String::new(),
+                name: text.into(),
+                role_arn: None,
+            });
         }
         let Some([_, partition, service, _, account, resource]) = split(text) else {
             if !text.contains(':') && text.contains('.') && !text.contains('/') {
@@ -232,6 +254,17 @@ impl Principal {
         }
     }
 
+    /// For a web identity, its identity provider: the SPIFFE trust domain
+    /// (`spiffe://acme.example`), which `Federated` principals name.
+    pub fn provider(&self) -> Option<&str> {
+        if self.kind != PrincipalKind::WebIdentity {
+            return None;
+        }
+        let rest = self.arn.strip_prefix("spiffe://")?;
+        let domain = rest.split('/').next()?;
+        self.arn.get(..("spiffe://".len() + domain.len()))
+    }
+
     /// The principal's kind.
     pub fn kind(&self) -> PrincipalKind {
         self.kind
@@ -294,6 +327,30 @@ mod tests {
         assert_eq!(split("arn:::::"), Some(["arn", "", "", "", "", ""]));
         assert_eq!(split("arn::::"), None);
         assert_eq!(split("arn"), None);
+    }
+
+    #[test]
+    fn spiffe_ids_are_web_identities_of_their_trust_domain() {
+        let p = Principal::parse("spiffe://acme.example/ns/docs/sa/reader").unwrap();
+        assert_eq!(p.kind(), PrincipalKind::WebIdentity);
+        assert_eq!(p.provider(), Some("spiffe://acme.example"));
+        assert_eq!(
+            (p.account(), p.arn()),
+            ("", "spiffe://acme.example/ns/docs/sa/reader")
+        );
+        for bad in ["spiffe://", "spiffe://acme.example", "spiffe:///ns/x"] {
+            let e = Principal::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("a SPIFFE ID is `spiffe://TRUST_DOMAIN/PATH`"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            Principal::parse("arn:aws:iam::1:user/a")
+                .unwrap()
+                .provider(),
+            None
+        );
     }
 
     #[test]

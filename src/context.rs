@@ -180,6 +180,15 @@ pub fn add_request_facts(
     match kind {
         PrincipalKind::Anonymous => put("aws:PrincipalAccount", "anonymous".to_owned()),
         PrincipalKind::Service => {}
+        // A web identity: its provider and its own ID, for trust policy
+        // conditions (docs/semantics.md).
+        PrincipalKind::WebIdentity => {
+            put(
+                "aws:FederatedProvider",
+                principal.provider().unwrap_or_default().to_owned(),
+            );
+            put("spiffe:sub", principal.arn().to_owned());
+        }
         _ => {
             put("aws:PrincipalArn", principal.principal_arn().to_owned());
             put("aws:PrincipalAccount", principal.account().to_owned());
@@ -207,6 +216,8 @@ pub fn strip_request_facts(ctx: &mut Context) {
         "aws:principalaccount",
         "aws:principaltype",
         "aws:username",
+        "aws:federatedprovider",
+        "spiffe:sub",
         "aws:userid",
         "aws:currenttime",
         "aws:epochtime",

@@ -221,7 +221,10 @@ impl Bundle {
             });
         }
         let p = Principal::parse(text).ok()?;
-        if matches!(p.kind(), PrincipalKind::Anonymous | PrincipalKind::Service) {
+        if matches!(
+            p.kind(),
+            PrincipalKind::Anonymous | PrincipalKind::Service | PrincipalKind::WebIdentity
+        ) {
             return Some(Resolved {
                 entity: &self.outsider,
                 principal: p,

@@ -273,7 +273,10 @@ fn with_input<R>(layers: &Layers<'_>, req: &Request<'_>, f: impl FnOnce(&Input<'
 fn decide_with(layers: &Layers<'_>, input: &Input<'_>, matched: &mut Vec<Determining>) -> Decision {
     let req = input.req;
     let kind = req.principal.kind();
-    let principal_has_account = !matches!(kind, PrincipalKind::Anonymous | PrincipalKind::Service);
+    let principal_has_account = !matches!(
+        kind,
+        PrincipalKind::Anonymous | PrincipalKind::Service | PrincipalKind::WebIdentity
+    );
 
     let mut any_deny = false;
     let mut scp_missing = None;

@@ -128,6 +128,10 @@ impl Principals {
         match who.kind() {
             PrincipalKind::Anonymous => None,
             PrincipalKind::Service => has(&self.services, who.name()).then_some(Grant::Direct),
+            PrincipalKind::WebIdentity => who
+                .provider()
+                .is_some_and(|p| has(&self.federated, p))
+                .then_some(Grant::Direct),
             kind => {
                 if has(&self.arns, who.arn()) {
                     return Some(if kind == PrincipalKind::Role {
@@ -155,6 +159,7 @@ impl Principals {
         match who.kind() {
             PrincipalKind::Anonymous => false,
             PrincipalKind::Service => has(&self.services, who.name()),
+            PrincipalKind::WebIdentity => who.provider().is_some_and(|p| has(&self.federated, p)),
             PrincipalKind::Root => has(&self.accounts, who.account()),
             _ => {
                 has(&self.accounts, who.account())

@@ -306,45 +306,58 @@ fn readers_never_see_a_mix_of_two_bundles() {
     assert!(answers.load(Ordering::Relaxed) > 0);
 }
 
-/// Collects what the reloader logs.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// The reloader's logs, from the daemon's own process: tracing's callsite
+/// registry is global, so a test of this binary that installed a scoped
+/// subscriber raced with the other tests registering the same callsites.
 #[test]
 fn loads_and_rejections_are_logged_with_every_error() {
-    let logs = Logs::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .finish();
+    use std::io::BufRead as _;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     write_all(&dir, &files("GetDocument"));
-    let mut r = Reloader::new(&dir, Store::new());
-    tracing::subscriber::with_default(subscriber, || {
-        // Other tests of this binary hit the same callsites at the same time
-        // with no subscriber; make them ask again now that this one exists.
-        tracing::callsite::rebuild_interest_cache();
-        r.reload(Trigger::Start);
-        std::fs::write(
-            dir.join("users.yaml"),
-            "- name: alice\n  groups: [nope]\n  policies: [Missing]\n",
-        )
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .arg("serve")
+        .arg("--bundle")
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--poll-interval", "1"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-        r.reload(Trigger::Event);
+    let logs = Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = daemon.stderr.take().unwrap();
+    let sink = logs.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
     });
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let wait_for = |needle: &str| {
+        for _ in 0..200 {
+            if logs.lock().unwrap().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no `{needle}` in the logs:\n{}", logs.lock().unwrap());
+    };
+    wait_for("bundle loaded");
+    std::fs::write(
+        dir.join("users.yaml"),
+        "- name: alice\n  groups: [nope]\n  policies: [Missing]\n",
+    )
+    .unwrap();
+    wait_for("bundle rejected");
+    crate::cli::stop(&mut daemon);
+    reader.join().unwrap();
+    let text = logs.lock().unwrap().clone();
     assert!(
         text.contains("INFO")
             && text.contains("bundle loaded")
