@@ -61,6 +61,16 @@ pub enum FileSource {
         #[serde(default)]
         template: Option<String>,
     },
+    /// The mTLS peer's SPIFFE ID (Envoy's `source.principal`), acting as a
+    /// role when the role's trust policy allows the SPIFFE ID
+    /// `sts:AssumeRoleWithWebIdentity`.
+    Peer {
+        /// `spiffe://acme.example/ns/{ns}/sa/{sa}`.
+        spiffe: String,
+        /// The role's ARN, path included; may use the SPIFFE template's
+        /// names: `arn:aws:iam::123456789012:role/{sa}`.
+        role: String,
+    },
     /// A header that a trusted proxy sets (Envoy must strip client copies).
     Header {
         /// The header, lowercase.
@@ -137,6 +147,7 @@ struct Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
     Jwt { claim: String, template: String },
+    Peer { spiffe: Vec<Segment>, role: String },
     Header { name: String, template: String },
 }
 
@@ -165,6 +176,15 @@ pub enum Mapped {
     NoRoute,
     /// The iamd request.
     Request(pb::AuthorizeRequest),
+    /// The iamd request of a role, which the mTLS peer (a SPIFFE ID) may
+    /// act as only if the role's trust policy allows it
+    /// `sts:AssumeRoleWithWebIdentity`.
+    AssumeRole {
+        /// The peer's SPIFFE ID.
+        peer: String,
+        /// The request, made by the role (its ARN).
+        request: pb::AuthorizeRequest,
+    },
 }
 
 fn template_names(t: &str) -> Vec<&str> {
@@ -178,6 +198,33 @@ fn template_names(t: &str) -> Vec<&str> {
         rest = &rest[start + len + 1..];
     }
     names
+}
+
+/// Reports the `{name}`s of `template` that `known` does not capture.
+fn unknown_names(
+    at: &str,
+    what: &str,
+    template: &str,
+    known: &[&str],
+    from: &str,
+    problems: &mut Vec<String>,
+) {
+    for name in template_names(template) {
+        if !known.contains(&name) {
+            let has = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known
+                    .iter()
+                    .map(|k| format!("`{{{k}}}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            problems.push(format!(
+                "{at}: {what} uses `{{{name}}}`, which {from} does not capture (it has {has})"
+            ));
+        }
+    }
 }
 
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
@@ -198,7 +245,21 @@ impl Mapping {
         let sources = file
             .principal
             .iter()
-            .map(|s| match s {
+            .enumerate()
+            .map(|(i, s)| match s {
+                FileSource::Peer { spiffe, role } => {
+                    let at = format!("envoy.principal[{i}].peer");
+                    if !role.starts_with("arn:") || !role.contains(":role/") {
+                        problems.push(format!("{at}: role `{role}` is not a role ARN: write `arn:aws:iam::ACCOUNT:role/NAME` (its path included)"));
+                    }
+                    let Some(rest) = spiffe.strip_prefix("spiffe://") else {
+                        problems.push(format!("{at}: `{spiffe}` is not a SPIFFE ID template: write `spiffe://TRUST_DOMAIN/...`, as in `spiffe://acme.example/ns/{{ns}}/sa/{{sa}}`"));
+                        return Source::Peer { spiffe: Vec::new(), role: role.clone() };
+                    };
+                    let segments = compile_segments(&at, rest, &mut problems);
+                    unknown_names(&at, "role", role, &captures(&segments), "the SPIFFE ID", &mut problems);
+                    Source::Peer { spiffe: segments, role: role.clone() }
+                }
                 FileSource::Jwt { claim, template } => Source::Jwt {
                     claim: claim.clone(),
                     template: template.clone().unwrap_or_else(|| "user/{value}".into()),
@@ -215,39 +276,10 @@ impl Mapping {
             if !r.path.starts_with('/') {
                 problems.push(format!("{at}: path `{}` must start with `/`", r.path));
             }
-            let mut segments = Vec::new();
-            let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
-            for (j, part) in parts.iter().enumerate() {
-                if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                    if let Some(rest) = name.strip_suffix('*') {
-                        if j + 1 != parts.len() {
-                            problems.push(format!("{at}: `{{{name}}}` takes the rest of the path, so it must come last"));
-                        }
-                        segments.push(Segment::Rest(rest.to_owned()));
-                    } else {
-                        segments.push(Segment::One(name.to_owned()));
-                    }
-                } else if part.contains(['{', '}']) {
-                    problems.push(format!(
-                        "{at}: `{part}`: a variable is a whole segment, as in `/docs/{{id}}`"
-                    ));
-                } else {
-                    segments.push(Segment::Literal((*part).to_owned()));
-                }
-            }
-            let known: Vec<&str> = segments
-                .iter()
-                .filter_map(|s| match s {
-                    Segment::One(n) | Segment::Rest(n) => Some(n.as_str()),
-                    Segment::Literal(_) => None,
-                })
-                .collect();
+            let segments = compile_segments(&at, r.path.trim_start_matches('/'), &mut problems);
+            let known = captures(&segments);
             for (what, t) in [("action", &r.action), ("resource", &r.resource)] {
-                for name in template_names(t) {
-                    if !known.contains(&name) {
-                        problems.push(format!("{at}: {what} uses `{{{name}}}`, which the path does not capture (it has {})", if known.is_empty() { "none".to_owned() } else { known.iter().map(|k| format!("`{{{k}}}`")).collect::<Vec<_>>().join(", ") }));
-                    }
-                }
+                unknown_names(&at, what, t, &known, "the path", &mut problems);
             }
             if !r.action.contains(':') {
                 problems.push(format!(
@@ -322,15 +354,28 @@ impl Mapping {
         let header = |name: &str| http.and_then(|h| h.headers.get(name)).map(String::as_str);
         let payload = self.payload(check);
         let claim = |name: &str| payload.and_then(|p| p.fields.get(name));
+        let peer = attrs
+            .and_then(|a| a.source.as_ref())
+            .map(|p| p.principal.as_str())
+            .filter(|p| !p.is_empty());
+        // The principal, and for a peer, the SPIFFE ID that must be allowed
+        // to act as it.
         let principal = self.sources.iter().find_map(|s| match s {
             Source::Jwt { claim: c, template } => scalar(claim(c)?)
                 .filter(|v| !v.is_empty())
-                .map(|v| fill(template, &[("value", &v)])),
+                .map(|v| (fill(template, &[("value", &v)]), None)),
+            Source::Peer { spiffe, role } => {
+                let id = peer?;
+                let captured = match_segments(spiffe, id.strip_prefix("spiffe://")?)?;
+                let values: Vec<(&str, &str)> =
+                    captured.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                Some((fill(role, &values), Some(id.to_owned())))
+            }
             Source::Header { name, template } => header(name)
                 .filter(|v| !v.is_empty())
-                .map(|v| fill(template, &[("value", v)])),
+                .map(|v| (fill(template, &[("value", v)]), None)),
         });
-        let Some(principal) = principal else {
+        let Some((principal, peer)) = principal else {
             return Mapped::Unauthenticated;
         };
         let method = http.map_or("", |h| h.method.as_str());
@@ -418,58 +463,101 @@ impl Mapping {
                 context.insert(key.clone(), value);
             }
         }
-        Mapped::Request(pb::AuthorizeRequest {
+        let request = pb::AuthorizeRequest {
             principal,
             action,
             resource,
             context: context.into_iter().collect(),
             resource_account: String::new(),
             explain: false,
-        })
+        };
+        match peer {
+            Some(peer) => Mapped::AssumeRole { peer, request },
+            None => Mapped::Request(request),
+        }
     }
 
     fn route(&self, method: &str, path: &str) -> Option<(String, String)> {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        'routes: for r in &self.routes {
+        let path = path.trim_start_matches('/');
+        self.routes.iter().find_map(|r| {
             if r.method
                 .as_ref()
                 .is_some_and(|m| !m.eq_ignore_ascii_case(method))
             {
-                continue;
+                return None;
             }
-            let mut captured: Vec<(&str, String)> = Vec::new();
-            let mut i = 0;
-            for seg in &r.segments {
-                match seg {
-                    Segment::Rest(name) => {
-                        let rest = parts.get(i..).map(|p| p.join("/")).unwrap_or_default();
-                        captured.push((name, decode_segment(&rest)));
-                        i = parts.len();
-                        break;
-                    }
-                    Segment::One(name) => {
-                        let Some(p) = parts.get(i).filter(|p| !p.is_empty()) else {
-                            continue 'routes;
-                        };
-                        captured.push((name, decode_segment(p)));
-                    }
-                    Segment::Literal(l) => {
-                        if parts.get(i) != Some(&l.as_str()) {
-                            continue 'routes;
-                        }
-                    }
-                }
-                i += 1;
-            }
-            if i != parts.len() {
-                continue;
-            }
+            let captured = match_segments(&r.segments, path)?;
             let values: Vec<(&str, &str)> =
                 captured.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            return Some((fill(&r.action, &values), fill(&r.resource, &values)));
-        }
-        None
+            Some((fill(&r.action, &values), fill(&r.resource, &values)))
+        })
     }
+}
+
+/// `/`-separated segments: the captures of `text` if it matches.
+fn match_segments<'s>(segments: &'s [Segment], text: &str) -> Option<Vec<(&'s str, String)>> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let mut captured = Vec::new();
+    let mut i = 0;
+    for seg in segments {
+        match seg {
+            Segment::Rest(name) => {
+                let rest = parts.get(i..).map(|p| p.join("/")).unwrap_or_default();
+                captured.push((name.as_str(), decode_segment(&rest)));
+                return Some(captured);
+            }
+            Segment::One(name) => {
+                let p = parts.get(i).filter(|p| !p.is_empty())?;
+                captured.push((name.as_str(), decode_segment(p)));
+            }
+            Segment::Literal(l) => {
+                if parts.get(i) != Some(&l.as_str()) {
+                    return None;
+                }
+            }
+        }
+        i += 1;
+    }
+    (i == parts.len()).then_some(captured)
+}
+
+/// Compiles `/`-separated `template` (`{name}` one segment, `{name*}` the
+/// rest); problems are reported under `at`.
+fn compile_segments(at: &str, template: &str, problems: &mut Vec<String>) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let parts: Vec<&str> = template.split('/').collect();
+    for (j, part) in parts.iter().enumerate() {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if let Some(rest) = name.strip_suffix('*') {
+                if j + 1 != parts.len() {
+                    problems.push(format!(
+                        "{at}: `{{{name}}}` takes the rest of the path, so it must come last"
+                    ));
+                }
+                segments.push(Segment::Rest(rest.to_owned()));
+            } else {
+                segments.push(Segment::One(name.to_owned()));
+            }
+        } else if part.contains(['{', '}']) {
+            problems.push(format!(
+                "{at}: `{part}`: a variable is a whole segment, as in `/docs/{{id}}`"
+            ));
+        } else {
+            segments.push(Segment::Literal((*part).to_owned()));
+        }
+    }
+    segments
+}
+
+/// The names a template's segments capture.
+fn captures(segments: &[Segment]) -> Vec<&str> {
+    segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::One(n) | Segment::Rest(n) => Some(n.as_str()),
+            Segment::Literal(_) => None,
+        })
+        .collect()
 }
 
 fn decode_segment(s: &str) -> String {

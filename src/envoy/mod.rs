@@ -49,14 +49,15 @@ impl ExtAuthz {
 
     /// Decides a `CheckRequest` at `now`.
     pub fn decide(&self, check: &CheckRequest, now: jiff::Timestamp) -> CheckResponse {
-        let request = match self.mapping.map(check, now) {
-            Mapped::Unauthenticated => {
-                return denied(
-                    HttpStatusCode::Unauthorized,
-                    "UNAUTHENTICATED",
-                    tonic::Code::Unauthenticated,
-                );
-            }
+        let unauthenticated = || {
+            denied(
+                HttpStatusCode::Unauthorized,
+                "UNAUTHENTICATED",
+                tonic::Code::Unauthenticated,
+            )
+        };
+        let (request, peer) = match self.mapping.map(check, now) {
+            Mapped::Unauthenticated => return unauthenticated(),
             Mapped::NoRoute => {
                 return denied(
                     HttpStatusCode::Forbidden,
@@ -64,7 +65,8 @@ impl ExtAuthz {
                     tonic::Code::PermissionDenied,
                 );
             }
-            Mapped::Request(r) => r,
+            Mapped::Request(r) => (r, None),
+            Mapped::AssumeRole { peer, request } => (request, Some(peer)),
         };
         let trace = check
             .attributes
@@ -73,6 +75,27 @@ impl ExtAuthz {
             .and_then(|r| r.http.as_ref())
             .and_then(|h| h.headers.get("traceparent"))
             .and_then(|t| crate::decision_log::trace_id(t));
+        // The peer acts as the role only if the role's trust policy lets it:
+        // the engine decides, as for any AssumeRoleWithWebIdentity.
+        if let Some(peer) = peer {
+            let assume = pb::AuthorizeRequest {
+                principal: peer,
+                action: "sts:AssumeRoleWithWebIdentity".into(),
+                resource: request.principal.clone(),
+                ..Default::default()
+            };
+            match self.authorizer.decide_now(&assume, now, trace) {
+                Ok(a) if a.decision() == pb::Decision::Allow => {}
+                Err(e) if e.code() == tonic::Code::Unavailable => {
+                    return denied(
+                        HttpStatusCode::ServiceUnavailable,
+                        "UNAVAILABLE",
+                        tonic::Code::Unavailable,
+                    );
+                }
+                _ => return unauthenticated(),
+            }
+        }
         match self.authorizer.decide_now(&request, now, trace) {
             Err(e) => {
                 tracing::debug!("ext_authz: {e}");

@@ -342,3 +342,76 @@ fn answers_for_envoy() {
     ));
     assert_eq!((code, http), (14, Some(503)));
 }
+
+#[test]
+fn an_mtls_peer_acts_as_a_role_its_trust_policy_lets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("bundle.yaml", "account: \"123456789012\"\n");
+    write(
+        "roles.yaml",
+        r#"- name: indexer
+  path: /service/
+  inline:
+    read:
+      Version: "2012-10-17"
+      Statement: [{Effect: Allow, Action: "docs:GetDocument", Resource: "*"}]
+  trust:
+    Version: "2012-10-17"
+    Statement:
+      - Effect: Allow
+        Principal: {Federated: "spiffe://acme.example"}
+        Action: sts:AssumeRoleWithWebIdentity
+        Condition: {StringLike: {spiffe:sub: "spiffe://acme.example/ns/search/*"}}
+"#,
+    );
+    let store = crate::reload::Store::new();
+    crate::reload::Reloader::new(dir.path(), store.clone()).reload(crate::reload::Trigger::Start);
+    assert!(store.bundle().is_some());
+    let file: FileMapping = serde_saphyr::from_str(
+        r#"
+principal:
+  - peer: {spiffe: "spiffe://acme.example/ns/{ns}/sa/{sa}", role: "arn:aws:iam::123456789012:role/service/{sa}"}
+routes:
+  - {method: GET, path: "/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{id}"}
+"#,
+    )
+    .unwrap();
+    let metrics = crate::admin::Metrics::new(store.clone());
+    let authorizer =
+        crate::server::AuthorizerService::new(store, crate::server::Limits::default(), metrics);
+    let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
+    let from = |peer: &str| {
+        let mut c = check("GET", "/docs/guide", &[], &[]);
+        if let Some(source) = c.attributes.as_mut().and_then(|a| a.source.as_mut()) {
+            source.principal = peer.into();
+        }
+        http_status(&s.decide(&c, now()))
+    };
+    let (code, _, _, headers) = from("spiffe://acme.example/ns/search/sa/indexer");
+    assert_eq!(code, 0, "{headers:?}");
+    assert_eq!(
+        headers[0].1,
+        "arn:aws:iam::123456789012:role/service/indexer"
+    );
+    // The trust policy does not let another namespace act as the role.
+    let (_, http, body, _) = from("spiffe://acme.example/ns/billing/sa/indexer");
+    assert_eq!(
+        (http, body.as_str()),
+        (Some(401), r#"{"decision":"UNAUTHENTICATED"}"#)
+    );
+    // A peer the template does not match gives no identity.
+    assert_eq!(
+        from("spiffe://other.example/ns/search/sa/indexer").1,
+        Some(401)
+    );
+    assert_eq!(from("").1, Some(401));
+    // A bad template says so.
+    let bad: FileMapping = serde_saphyr::from_str(
+        "principal:\n  - peer: {spiffe: \"acme/{sa}\", role: \"role/{name}\"}\nroutes:\n  - {path: /x, action: a:b, resource: \"*\"}\n",
+    )
+    .unwrap();
+    let e = Mapping::compile(&bad).unwrap_err().to_string();
+    assert!(e.contains("`acme/{sa}` is not a SPIFFE ID template"), "{e}");
+    assert!(e.contains("role `role/{name}` is not a role ARN"), "{e}");
+}
