@@ -70,6 +70,56 @@ fn http(
     Ok((status, body))
 }
 
+/// One HTTP/1.1 request over mutual TLS (trusting `ca`, presenting
+/// `client`): the status and the body.
+fn https(
+    port: u16,
+    ca: &crate::tls::Ca,
+    client: &crate::tls::Leaf,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use rustls_pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+        .unwrap();
+    let chain =
+        vec![rustls_pki_types::CertificateDer::from_pem_slice(client.cert.as_bytes()).unwrap()];
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(client.key.as_bytes()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let mut conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: docs\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    tls.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    // Envoy may close without close_notify; what was read counts.
+    let _ = tls.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {raw:?}"));
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
 /// The upstream service: answers 200 with the headers iamd set.
 fn upstream() -> (u16, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -132,20 +182,20 @@ fn envoy_binary() -> Option<PathBuf> {
     Some(venv.join("bin/envoy"))
 }
 
-/// `deploy/envoy/envoy.yaml` with its four ports replaced.
-fn envoy_config(dir: &Path, listen: u16, service: u16, iamd: u16, admin: u16) -> PathBuf {
+/// `deploy/envoy/envoy.yaml` with its ports and TLS directory replaced.
+fn envoy_config(dir: &Path, ports: [(u16, u16); 5]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut text = std::fs::read_to_string(root.join("deploy/envoy/envoy.yaml")).unwrap();
-    for (from, to) in [
-        (10000, listen),
-        (8080, service),
-        (50051, iamd),
-        (9901, admin),
-    ] {
+    for (from, to) in ports {
         let from = format!("port_value: {from}}}");
         assert_eq!(text.matches(&from).count(), 1, "{from} in envoy.yaml");
         text = text.replace(&from, &format!("port_value: {to}}}"));
     }
+    assert_eq!(text.matches("{filename: /etc/envoy/tls/").count(), 3);
+    text = text.replace(
+        "{filename: /etc/envoy/tls/",
+        &format!("{{filename: {}/", dir.display()),
+    );
     let path = dir.join("envoy.yaml");
     std::fs::write(&path, text).unwrap();
     path
@@ -167,7 +217,17 @@ fn envoy_asks_iamd_before_every_request() {
     let bundle = dir.path().join("bundle");
     crate::daemon::copy_dir(Path::new("examples/bundle"), &bundle);
     let (service, _upstream) = upstream();
-    let (listen, iamd_port, admin) = (free_port(), free_port(), free_port());
+    let (listen, iamd_port, admin, mesh) = (free_port(), free_port(), free_port(), free_port());
+    // The mesh listener's certificate, and a search workload's.
+    let ca = crate::tls::Ca::new("mesh CA");
+    let server = ca.issue(&["localhost", "127.0.0.1"]);
+    for (name, text) in [
+        ("ca.crt", &ca.pem),
+        ("server.crt", &server.cert),
+        ("server.key", &server.key),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let iamd_addr = format!("127.0.0.1:{iamd_port}");
     let mut iamd = Killed(
         Command::new(env!("CARGO_BIN_EXE_iamd"))
@@ -181,7 +241,16 @@ fn envoy_asks_iamd_before_every_request() {
             .spawn()
             .unwrap(),
     );
-    let config = envoy_config(dir.path(), listen, service, iamd_port, admin);
+    let config = envoy_config(
+        dir.path(),
+        [
+            (10000, listen),
+            (10443, mesh),
+            (8080, service),
+            (50051, iamd_port),
+            (9901, admin),
+        ],
+    );
     let _envoy = Killed(
         Command::new(&envoy)
             .arg("-c")
@@ -261,6 +330,35 @@ fn envoy_asks_iamd_before_every_request() {
     assert_eq!(
         http(listen, "POST", "/admin", &[("authorization", &alice)]).unwrap(),
         (403, r#"{"decision":"NO_ROUTE"}"#.to_owned())
+    );
+
+    // A workload with its mTLS certificate: its SPIFFE ID acts as the
+    // indexer role, which trusts the search namespace, and reads as it.
+    let search = ca.issue(&["spiffe://acme.example/ns/search/sa/indexer"]);
+    let (status, body) = https(
+        mesh,
+        &ca,
+        &search,
+        "/docs/guide",
+        &[("x-docs-team", "search")],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("principal=arn:aws:iam::123456789012:role/service/indexer "),
+        "{body}"
+    );
+    // Another namespace's workload: the trust policy refuses, no identity.
+    let billing = ca.issue(&["spiffe://acme.example/ns/billing/sa/indexer"]);
+    let (status, body) = https(
+        mesh,
+        &ca,
+        &billing,
+        "/docs/guide",
+        &[("x-docs-team", "search")],
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"decision":"UNAUTHENTICATED"}"#)
     );
 
     // The bundle changes while traffic flows: every answer is 200 (old

@@ -23,9 +23,9 @@ fn the_example_bundle_passes_its_own_suite_with_full_coverage() {
         ),
         "{text}"
     );
-    assert!(text.contains("13 passed, 0 failed\n"), "{text}");
+    assert!(text.contains("15 passed, 0 failed\n"), "{text}");
     assert!(
-        text.ends_with("coverage: 11 of 11 statements exercised (100%)\n"),
+        text.ends_with("coverage: 12 of 12 statements exercised (100%)\n"),
         "{text}"
     );
 }
