@@ -5,6 +5,7 @@
 //! envoy:
 //!   principal:                       # tried in order; the first that gives one wins
 //!     - jwt: {claim: sub, template: "user/{value}"}   # jwt_authn's payload_in_metadata
+//!     - peer: {spiffe: "spiffe://acme.example/ns/{ns}/sa/{sa}", role: "arn:aws:iam::123456789012:role/{sa}"}
 //!     - header: {name: x-service-identity, template: "role/{value}"}
 //!   routes:                          # the first that matches; none: deny
 //!     - {method: GET, path: "/docs/{id}", action: "docs:GetDocument",

@@ -4,7 +4,8 @@
 //! A declarative [`Mapping`] (the `envoy:` section of the configuration)
 //! turns a `CheckRequest` into an iamd request: the principal from the first
 //! source that has one (a claim of a JWT that Envoy's `jwt_authn` filter
-//! verified, or a trusted header), the action and resource from the first
+//! verified, the mTLS peer's SPIFFE ID acting as a role that trusts it, or a
+//! trusted header), the action and resource from the first
 //! route template that matches the method and path, and the context from
 //! the request (source IP, transport, MFA from the JWT's `amr` and
 //! `auth_time`, user agent, selected headers, query parameters and claims).
