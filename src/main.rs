@@ -609,11 +609,16 @@ fn simulate_batch(
     Ok(ExitCode::SUCCESS)
 }
 
-fn runtime() -> io::Result<tokio::runtime::Runtime> {
+/// The async runtime, or the exit status after saying why there is none.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("iamd")
         .build()
+        .map_err(|e| {
+            eprintln!("iamd: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        })
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -653,10 +658,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("iamd: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     // The OTLP exporter's channel lives on the runtime.
     let entered = rt.enter();
@@ -800,10 +802,7 @@ fn health(args: &HealthArgs) -> ExitCode {
     };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("iamd: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let service = args.service.clone();
     let answer = rt.block_on(async move {
@@ -925,10 +924,7 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
     };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("iamd: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let answer = rt.block_on(async move {
         let channel = endpoint.connect().await.map_err(|e| {

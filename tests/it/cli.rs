@@ -156,12 +156,7 @@ pub(crate) fn spawn_daemon_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let server = Command::new(env!("CARGO_BIN_EXE_iamd"))
         .args(["serve", "--bundle", "examples/bundle", "--listen", &addr])
         .args(["--admin-listen", "127.0.0.1:0"])
@@ -236,6 +231,15 @@ fn serve_then_authorize_then_sigterm() {
     std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
     assert!(logs.contains("\"message\":\"bundle loaded\""), "{logs}");
     assert!(logs.contains("SIGTERM: draining"), "{logs}");
+}
+
+/// A port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// SIGTERM: the daemon drains and exits 0.
@@ -393,12 +397,7 @@ async fn sigterm_under_load_loses_no_answered_request() {
 
 #[test]
 fn health_says_not_serving_without_a_bundle() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut server = Command::new(env!("CARGO_BIN_EXE_iamd"))
         .args([
             "serve",

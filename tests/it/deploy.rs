@@ -28,11 +28,7 @@ fn the_container_image_serves_and_its_health_check_passes() {
     );
     assert!(dockerfile.contains("COPY --from=build /src/examples/bundle /etc/iamd/bundle"));
     assert!(dockerfile.contains("USER nonroot:nonroot"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::cli::free_port();
     let swap = |arg: &str| match arg {
         "/etc/iamd/bundle" => root.join("examples/bundle").display().to_string(),
         "0.0.0.0:50051" | "127.0.0.1:50051" => format!("127.0.0.1:{port}"),

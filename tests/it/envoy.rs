@@ -10,19 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+
+use crate::cli::free_port;
 use hmac::{KeyInit as _, Mac as _};
 
 const ENVOY: &str = "1.40.0";
 /// The example key of `deploy/envoy/envoy.yaml`.
 const SECRET: &[u8] = b"iamd-example-hs256-secret-32byte";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A JWT as the example identity provider would sign it.
 fn jwt(sub: &str, amr: &[&str], secret: &[u8]) -> String {
