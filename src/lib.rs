@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod arn;
+pub mod bench;
 pub mod bundle;
 pub mod config;
 pub mod context;

@@ -48,6 +48,11 @@ enum Command {
     /// when anything is newly allowed (unless `--allow-widening`), 2 on
     /// errors.
     Diff(DiffArgs),
+    /// Load a running daemon with gRPC calls from a request mix: closed
+    /// loop (the most it can do) or open loop at a fixed rate (latency from
+    /// the intended send time); HDR percentiles, errors by code, wrong
+    /// answers (exit 1), CPU per request, JSON and an SVG chart.
+    Bench(BenchArgs),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate {
@@ -229,6 +234,185 @@ struct ValidateArgs {
     /// `boundary` or `scp`.
     #[arg(long, default_value = "identity", value_parser = ["identity", "resource", "trust", "boundary", "scp"])]
     kind: String,
+}
+
+/// `iamd bench` options.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+    /// JSON lines of requests, each with its expected decision (`expect`,
+    /// or `decision` as in the decision log).
+    #[arg(long, value_name = "FILE")]
+    mix: PathBuf,
+    /// HTTP/2 connections.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Concurrent streams per connection.
+    #[arg(long, default_value_t = 16)]
+    streams: usize,
+    /// Requests per second over all streams: an open loop. Without it, a
+    /// closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after this many measured requests.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// The server's PID, for its CPU time per request.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the latency and throughput chart to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn bench(args: &BenchArgs) -> ExitCode {
+    use iamd::bench;
+    let name = args.mix.display().to_string();
+    let mix = match std::fs::read_to_string(&args.mix) {
+        Ok(text) => match bench::read_mix(&name, &text) {
+            Ok(m) => m,
+            Err(errors) => {
+                eprintln!("iamd: the mix is not valid:\n{}", errors.join("\n"));
+                return ExitCode::from(2);
+            }
+        },
+        Err(e) => {
+            eprintln!("iamd: {name}: cannot read: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let endpoint = match args.daemon.endpoint() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let secs = |s: f64| std::time::Duration::from_secs_f64(s.max(0.0));
+    let options = bench::Options {
+        endpoint,
+        connections: args.connections.max(1),
+        streams: args.streams.max(1),
+        rate: args.rate.filter(|r| *r > 0.0),
+        duration: secs(args.duration),
+        count: args.count,
+        warmup: secs(args.warmup),
+        server_pid: args.server_pid,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let progress = std::sync::Arc::new(bench::Progress::default());
+    let quiet = args.quiet;
+    let report = rt.block_on(async {
+        let shown = progress.clone();
+        let ticker = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let done = shown.done.load(std::sync::atomic::Ordering::Relaxed);
+                if !quiet {
+                    eprint!(
+                        "\r{:>5.0} s  {done:>10} requests  {:>9} /s  {} failed   ",
+                        started.elapsed().as_secs_f64(),
+                        done - last,
+                        shown.failed.load(std::sync::atomic::Ordering::Relaxed)
+                    );
+                }
+                last = done;
+            }
+        });
+        let r = bench::run(&options, std::sync::Arc::new(mix), progress.clone()).await;
+        ticker.abort();
+        if !quiet {
+            eprintln!();
+        }
+        r
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(path) = &args.svg {
+        let title = format!("{} x {} streams", report.connections, report.streams);
+        match bench::chart::svg(&report, &title).map(|svg| std::fs::write(path, svg)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("iamd: {}: cannot write: {e}", path.display()),
+            Err(e) => eprintln!("iamd: cannot draw the chart: {e}"),
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        let l = &report.latency_us;
+        println!(
+            "{} loop, {} connections x {} streams{}",
+            report.mode,
+            report.connections,
+            report.streams,
+            report
+                .target_rate
+                .map(|r| format!(", {r:.0} requests/s intended"))
+                .unwrap_or_default()
+        );
+        println!(
+            "{} requests in {:.2} s: {:.0} requests/s",
+            report.requests, report.seconds, report.throughput
+        );
+        println!(
+            "latency (µs): p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}  mean {:.1}",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        );
+        let cpu = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} µs"));
+        println!(
+            "cpu per request: client {}, server {}",
+            cpu(report.client_cpu_us),
+            cpu(report.server_cpu_us)
+        );
+        let errors: Vec<String> = report
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!(
+            "errors: {}; wrong answers: {}",
+            if errors.is_empty() {
+                "none".to_owned()
+            } else {
+                errors.join(", ")
+            },
+            report.wrong
+        );
+    }
+    if report.wrong > 0 {
+        eprintln!(
+            "iamd: {} answers differ from the mix's expected decisions",
+            report.wrong
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// `iamd diff` options.
@@ -492,6 +676,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test(&args),
         Command::Explain(args) => explain(&args),
         Command::Diff(args) => diff(&args),
+        Command::Bench(args) => return bench(&args),
         Command::Simulate {
             file,
             batch,

@@ -354,9 +354,17 @@ pub async fn serve_tcp(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Answers are small and latency is the point: no Nagle delay (which,
+    // with the peer's delayed ACKs, held answers back by up to 40 ms).
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
     router(services)
         .await?
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(ServeError::Transport)
 }
@@ -407,6 +415,7 @@ fn tls_incoming(
                     }
                 },
             };
+            let _ = stream.set_nodelay(true);
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
             let (tx, metrics) = (tx.clone(), metrics.clone());
             tokio::spawn(async move {

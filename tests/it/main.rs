@@ -7,6 +7,7 @@
 )]
 
 mod aws_import;
+mod bench;
 mod bundle;
 mod cases;
 mod cli;

@@ -1,0 +1,411 @@
+//! `iamd bench`: a gRPC load generator for `iamd.v1.Authorizer`.
+//!
+//! N connections times M concurrent streams each, in a closed loop (each
+//! stream sends its next request when the last is answered: the most the
+//! server can do) or an open loop at a fixed total rate (each request has
+//! an intended send time, and its latency is measured from that time, so a
+//! slow server cannot hide its queue: no coordinated omission). Bounded by a
+//! duration and optionally a count, after a warm-up that is not measured.
+//! The requests come from a JSON-lines mix; with an expected decision, every
+//! answer is checked. Latencies go into an HDR histogram per stream, merged
+//! at the end.
+
+pub mod chart;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::server::pb;
+
+/// How to load the server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `http://HOST:PORT`.
+    pub endpoint: tonic::transport::Endpoint,
+    /// HTTP/2 connections.
+    pub connections: usize,
+    /// Concurrent streams on each connection.
+    pub streams: usize,
+    /// Requests per second over all streams (open loop); `None`: closed
+    /// loop.
+    pub rate: Option<f64>,
+    /// How long to measure.
+    pub duration: Duration,
+    /// At most this many measured requests.
+    pub count: Option<u64>,
+    /// How long to load before measuring.
+    pub warmup: Duration,
+    /// The server's process, for its CPU time per request.
+    pub server_pid: Option<u32>,
+}
+
+/// One request of the mix and the decision it must get, if known.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The request.
+    pub request: pb::AuthorizeRequest,
+    /// The expected decision.
+    pub expect: Option<pb::Decision>,
+}
+
+/// Reads a mix: JSON lines, each a request (`principal`, `action`,
+/// `resource`, `context`) at the top or under `request`, with the expected
+/// decision in `expect` (or `decision`, as the decision log writes it):
+/// `ALLOW`, `EXPLICIT_DENY`, `IMPLICIT_DENY`. Every bad line is reported.
+pub fn read_mix(name: &str, text: &str) -> Result<Vec<Entry>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{name}:{}", i + 1);
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("{at}: not JSON: {e}"));
+                continue;
+            }
+        };
+        let r = v.get("request").unwrap_or(&v);
+        let text = |k: &str| {
+            r.get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut context = std::collections::HashMap::new();
+        if let Some(obj) = r.get("context").and_then(serde_json::Value::as_object) {
+            for (k, value) in obj {
+                let kind = match value {
+                    serde_json::Value::Array(a) => pb::context_value::Kind::Multi(pb::StringList {
+                        values: a
+                            .iter()
+                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                            .collect(),
+                    }),
+                    serde_json::Value::String(s) => pb::context_value::Kind::Single(s.clone()),
+                    other => pb::context_value::Kind::Single(other.to_string()),
+                };
+                context.insert(k.clone(), pb::ContextValue { kind: Some(kind) });
+            }
+        }
+        let expect = match v
+            .get("expect")
+            .or_else(|| v.get("decision"))
+            .and_then(serde_json::Value::as_str)
+        {
+            None => None,
+            Some(d) => match pb::Decision::from_str_name(d) {
+                Some(d) if d != pb::Decision::Unspecified => Some(d),
+                _ => {
+                    errors.push(format!("{at}: expected decision `{d}`: write `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`"));
+                    continue;
+                }
+            },
+        };
+        let request = pb::AuthorizeRequest {
+            principal: text("principal"),
+            action: text("action"),
+            resource: {
+                let r = text("resource");
+                if r.is_empty() { "*".into() } else { r }
+            },
+            context,
+            resource_account: text("resourceAccount"),
+            explain: false,
+        };
+        if request.principal.is_empty() || request.action.is_empty() {
+            errors.push(format!("{at}: a request needs `principal` and `action`"));
+            continue;
+        }
+        out.push(Entry { request, expect });
+    }
+    if out.is_empty() && errors.is_empty() {
+        errors.push(format!("{name}: no requests"));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// The slowest.
+    pub max: f64,
+    /// The mean.
+    pub mean: f64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    /// Connections times streams.
+    pub connections: usize,
+    /// Streams per connection.
+    pub streams: usize,
+    /// The target rate (open loop).
+    pub target_rate: Option<f64>,
+    /// Requests answered in the measured window (errors included).
+    pub requests: u64,
+    /// The measured window, in seconds.
+    pub seconds: f64,
+    /// Requests per second.
+    pub throughput: f64,
+    /// Latency of the answered requests, microseconds.
+    pub latency_us: Percentiles,
+    /// Failed calls by gRPC code.
+    pub errors: BTreeMap<String, u64>,
+    /// Answers that differ from the mix's expected decision.
+    pub wrong: u64,
+    /// Answered requests per second of the window.
+    pub timeline: Vec<u64>,
+    /// The latency distribution: (percentile, microseconds), for the chart.
+    pub distribution: Vec<(f64, f64)>,
+    /// This process's CPU time per request, microseconds.
+    pub client_cpu_us: Option<f64>,
+    /// The server's CPU time per request, microseconds.
+    pub server_cpu_us: Option<f64>,
+}
+
+/// The bench could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// No connection to the server.
+    #[error("cannot connect to `{0}`: {1}")]
+    Connect(String, String),
+    /// The histogram could not be made.
+    #[error("cannot make a histogram: {0}")]
+    Histogram(String),
+}
+
+/// CPU time of a process (utime + stime of `/proc/PID/stat`, in clock
+/// ticks of 1/100 s, Linux's USER_HZ), in microseconds.
+fn cpu_us(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let text = std::fs::read_to_string(path).ok()?;
+    // The command name may hold spaces: fields count from after its `)`.
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10_000.0)
+}
+
+/// Progress, read by the progress line while the run goes on.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Requests answered so far (warm-up included).
+    pub done: AtomicU64,
+    /// Failed calls so far.
+    pub failed: AtomicU64,
+}
+
+struct Worker {
+    histogram: Histogram<u64>,
+    errors: BTreeMap<String, u64>,
+    wrong: u64,
+    measured: u64,
+    timeline: Vec<u64>,
+}
+
+/// Runs the load described by `opts` with `mix`; `progress` is updated as
+/// answers come.
+pub async fn run(
+    opts: &Options,
+    mix: Arc<Vec<Entry>>,
+    progress: Arc<Progress>,
+) -> Result<Report, BenchError> {
+    let uri = opts.endpoint.uri().to_string();
+    let mut channels = Vec::with_capacity(opts.connections);
+    for _ in 0..opts.connections.max(1) {
+        let channel = opts
+            .endpoint
+            .connect()
+            .await
+            .map_err(|e| BenchError::Connect(uri.clone(), e.to_string()))?;
+        channels.push(channel);
+    }
+    let workers = channels.len() * opts.streams.max(1);
+    let start = tokio::time::Instant::now();
+    let measure_from = start + opts.warmup;
+    let end = measure_from + opts.duration;
+    let budget = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let client_cpu = cpu_us(None);
+    let server_cpu = opts.server_pid.and_then(|p| cpu_us(Some(p)));
+    let mut tasks = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let empty = histogram()?;
+        let mut client =
+            pb::authorizer_client::AuthorizerClient::new(channels[w % channels.len()].clone());
+        let (mix, progress, budget, stop) =
+            (mix.clone(), progress.clone(), budget.clone(), stop.clone());
+        let (rate, count) = (opts.rate, opts.count);
+        let seconds = opts.duration.as_secs_f64().ceil() as usize;
+        tasks.push(tokio::spawn(async move {
+            let mut me = Worker {
+                histogram: empty,
+                errors: BTreeMap::new(),
+                wrong: 0,
+                measured: 0,
+                timeline: vec![0; seconds.max(1)],
+            };
+            // Open loop: this stream's share of the rate, staggered.
+            let interval = rate.map(|r| Duration::from_secs_f64(workers as f64 / r.max(1e-9)));
+            let mut intended =
+                start + interval.map_or(Duration::ZERO, |i| i.mul_f64(w as f64 / workers as f64));
+            let mut i = w;
+            // When this stream's previous answer came back.
+            let mut last_done = start;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if interval.is_some() {
+                    tokio::time::sleep_until(intended).await;
+                    if intended >= end {
+                        break;
+                    }
+                }
+                // Open loop: a request that had to wait for the previous
+                // answer is timed from its intended send time (the queue it
+                // met is the server's doing); one that waited only for the
+                // timer (1 ms granularity) is timed from when it left.
+                let now = tokio::time::Instant::now();
+                let sent = match interval {
+                    Some(_) if last_done > intended => intended,
+                    _ => now,
+                };
+                if sent >= end {
+                    break;
+                }
+                let measured = sent >= measure_from;
+                if measured
+                    && let Some(limit) = count
+                    && budget.fetch_add(1, Ordering::Relaxed) >= limit
+                {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                let entry = &mix[i % mix.len()];
+                i += workers;
+                let result = client.authorize(entry.request.clone()).await;
+                let done = tokio::time::Instant::now();
+                last_done = done;
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                if measured {
+                    me.measured += 1;
+                    let us = done.saturating_duration_since(sent).as_micros().max(1) as u64;
+                    let _ = me.histogram.record(us.min(60_000_000));
+                    let second = done.saturating_duration_since(measure_from).as_secs() as usize;
+                    if let Some(slot) = me.timeline.get_mut(second) {
+                        *slot += 1;
+                    }
+                    match &result {
+                        Ok(answer) => {
+                            if entry
+                                .expect
+                                .is_some_and(|e| e != answer.get_ref().decision())
+                            {
+                                me.wrong += 1;
+                            }
+                        }
+                        Err(status) => {
+                            progress.failed.fetch_add(1, Ordering::Relaxed);
+                            *me.errors.entry(format!("{:?}", status.code())).or_default() += 1;
+                        }
+                    }
+                }
+                if let Some(iv) = interval {
+                    intended += iv;
+                }
+            }
+            me
+        }));
+    }
+    let mut histogram = histogram()?;
+    let mut report = Report {
+        mode: if opts.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        },
+        connections: channels.len(),
+        streams: opts.streams.max(1),
+        target_rate: opts.rate,
+        ..Report::default()
+    };
+    for t in tasks {
+        let Ok(me) = t.await else { continue };
+        let _ = histogram.add(&me.histogram);
+        report.requests += me.measured;
+        report.wrong += me.wrong;
+        for (k, v) in me.errors {
+            *report.errors.entry(k).or_default() += v;
+        }
+        if report.timeline.len() < me.timeline.len() {
+            report.timeline.resize(me.timeline.len(), 0);
+        }
+        for (a, b) in report.timeline.iter_mut().zip(&me.timeline) {
+            *a += b;
+        }
+    }
+    let finished = tokio::time::Instant::now();
+    report.seconds = finished
+        .min(end)
+        .saturating_duration_since(measure_from)
+        .as_secs_f64()
+        .max(1e-9);
+    report.throughput = report.requests as f64 / report.seconds;
+    let q = |p: f64| histogram.value_at_quantile(p) as f64;
+    report.latency_us = Percentiles {
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: histogram.max() as f64,
+        mean: histogram.mean(),
+    };
+    report.distribution = [
+        0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+    ]
+    .iter()
+    .map(|p| (*p, q(p / 100.0)))
+    .collect();
+    if report.requests > 0 {
+        let per = |before: Option<f64>, after: Option<f64>| {
+            Some((after? - before?) / report.requests as f64)
+        };
+        report.client_cpu_us = per(client_cpu, cpu_us(None));
+        report.server_cpu_us = per(server_cpu, opts.server_pid.and_then(|p| cpu_us(Some(p))));
+    }
+    Ok(report)
+}
+
+/// A latency histogram: 1 µs to 60 s, 3 significant digits.
+fn histogram() -> Result<Histogram<u64>, BenchError> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| BenchError::Histogram(e.to_string()))
+}
