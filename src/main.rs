@@ -9,6 +9,12 @@ use clap::{Parser, Subcommand};
 use iamd::json::Source;
 use iamd::simulate;
 
+/// mimalloc: under load the daemon spends a tenth of its time in glibc's
+/// malloc and free (HTTP/2 frames, protobuf messages); see
+/// docs/benchmarks.md for the measurement.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// iamd: an authorization sidecar for AWS-IAM-style policies.
 #[derive(Debug, Parser)]
 #[command(name = "iamd", version, about)]

@@ -708,11 +708,13 @@ impl Loader<'_> {
         let root = Principal::parse(&root_arn).map_err(|e| BundleError {
             diagnostics: vec![e.to_string()],
         })?;
+        let revision = Revision {
+            digest,
+            label: account.revision,
+        };
         let bundle = Bundle {
-            revision: Revision {
-                digest,
-                label: account.revision,
-            },
+            revision_text: revision.to_string(),
+            revision,
             account: account_id,
             partition,
             entities,

@@ -154,6 +154,8 @@ impl Entity {
 #[derive(Debug)]
 pub struct Bundle {
     revision: Revision,
+    /// The revision as answers write it, made once.
+    revision_text: String,
     account: String,
     partition: String,
     /// `user/NAME`, `role/NAME` to the entity.
@@ -184,6 +186,11 @@ impl Bundle {
     /// The bundle's revision.
     pub fn revision(&self) -> &Revision {
         &self.revision
+    }
+
+    /// The revision as answers write it (`label (sha256:0123456789ab)`).
+    pub fn revision_text(&self) -> &str {
+        &self.revision_text
     }
 
     /// The account id.

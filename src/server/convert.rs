@@ -53,7 +53,7 @@ pub(crate) fn decide(
         ctx.insert(key.as_str(), value)
             .map_err(|e| InvalidRequest(e.to_string()))?;
     }
-    let revision = bundle.revision().to_string();
+    let revision = bundle.revision_text().to_owned();
     let Some(resolved) = bundle.resolve(&req.principal) else {
         return Ok(pb::AuthorizeResponse {
             decision: pb::Decision::ImplicitDeny.into(),

@@ -1,0 +1,81 @@
+//! The baseline of the load benchmarks (`benches/compare.sh`): a tonic
+//! server for `iamd.v1.Authorizer` whose handler answers `ALLOW` without
+//! deciding anything: the cost of a gRPC round trip on this machine.
+//!
+//! ```sh
+//! cargo run --release --example empty_server -- 127.0.0.1:50052
+//! ```
+
+use iamd::server::pb;
+use tonic::{Request, Response, Status};
+
+/// The same allocator as iamd's binary, for a fair baseline.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Empty;
+
+#[tonic::async_trait]
+impl pb::authorizer_server::Authorizer for Empty {
+    async fn authorize(
+        &self,
+        _request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        Ok(Response::new(pb::AuthorizeResponse {
+            decision: pb::Decision::Allow.into(),
+            revision: "empty".into(),
+            ..Default::default()
+        }))
+    }
+
+    async fn authorize_batch(
+        &self,
+        request: Request<pb::AuthorizeBatchRequest>,
+    ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+        let n = request.get_ref().requests.len();
+        Ok(Response::new(pb::AuthorizeBatchResponse {
+            responses: vec![
+                pb::AuthorizeResponse {
+                    decision: pb::Decision::Allow.into(),
+                    ..Default::default()
+                };
+                n
+            ],
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        Ok(Response::new(pb::GetStatusResponse::default()))
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:50052".into());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind(&addr).await?;
+            eprintln!("empty iamd.v1.Authorizer on {}", listener.local_addr()?);
+            // As iamd does: no Nagle delay on accepted connections.
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |s| {
+                    if let Ok(s) = &s {
+                        let _ = s.set_nodelay(true);
+                    }
+                    s
+                },
+            );
+            tonic::transport::Server::builder()
+                .add_service(pb::authorizer_server::AuthorizerServer::new(Empty))
+                .serve_with_incoming(incoming)
+                .await?;
+            Ok(())
+        })
+}
