@@ -15,67 +15,34 @@ use serde::Serialize;
 use crate::bundle::Bundle;
 use crate::bundle::catalog::Catalog;
 use crate::bundle::query::{Query, Verdict};
-use crate::context::{Context, ContextValue};
+use crate::context::Context;
 
 /// Reads a request set: one JSON object a line, either a case
 /// (`{"request": {...}}`) or a decision-log record (`principal`, `action`,
 /// `resource`, `context` at the top). Blank lines are skipped; every bad
 /// line is reported with its number.
 pub fn read_requests(name: &str, text: &str) -> Result<Vec<Query>, Vec<String>> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = format!("{name}:{}", i + 1);
-        let value: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                errors.push(format!("{at}: not JSON: {e}"));
-                continue;
-            }
-        };
-        let r = value.get("request").unwrap_or(&value);
+    crate::json::request_lines(name, text, |_, r| {
         let text = |k: &str| {
             r.get(k)
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         };
         let (Some(principal), Some(action)) = (text("principal"), text("action")) else {
-            errors.push(format!(
-                "{at}: a request needs `principal` and `action` (as `{{\"request\": {{\"principal\": ..., \"action\": ..., \"resource\": ...}}}}` or a decision-log record)"
-            ));
-            continue;
+            return Err("a request needs `principal` and `action` (as `{\"request\": {\"principal\": ..., \"action\": ..., \"resource\": ...}}` or a decision-log record)".into());
         };
         let mut context = Context::new();
-        if let Some(obj) = r.get("context").and_then(serde_json::Value::as_object) {
-            for (k, v) in obj {
-                let value = match v {
-                    serde_json::Value::String(s) => ContextValue::Single(s.clone()),
-                    serde_json::Value::Array(a) => ContextValue::Multi(
-                        a.iter()
-                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                            .collect(),
-                    ),
-                    other => ContextValue::Single(other.to_string()),
-                };
-                context.set(k, value);
-            }
+        for (k, v) in crate::json::context_values(r) {
+            context.set(&k, v);
         }
-        out.push(Query {
+        Ok(Query {
             principal,
             action,
             resource: text("resource").unwrap_or_else(|| "*".into()),
             resource_account: text("resourceAccount"),
             context,
-        });
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+        })
+    })
 }
 
 /// Requests with the same principal, action and resource whose decision

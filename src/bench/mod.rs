@@ -58,82 +58,62 @@ pub struct Entry {
 /// decision in `expect` (or `decision`, as the decision log writes it):
 /// `ALLOW`, `EXPLICIT_DENY`, `IMPLICIT_DENY`. Every bad line is reported.
 pub fn read_mix(name: &str, text: &str) -> Result<Vec<Entry>, Vec<String>> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = format!("{name}:{}", i + 1);
-        let v: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                errors.push(format!("{at}: not JSON: {e}"));
-                continue;
-            }
-        };
-        let r = v.get("request").unwrap_or(&v);
+    let entries = crate::json::request_lines(name, text, |line, r| {
         let text = |k: &str| {
             r.get(k)
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_owned()
         };
-        let mut context = std::collections::HashMap::new();
-        if let Some(obj) = r.get("context").and_then(serde_json::Value::as_object) {
-            for (k, value) in obj {
-                let kind = match value {
-                    serde_json::Value::Array(a) => pb::context_value::Kind::Multi(pb::StringList {
-                        values: a
-                            .iter()
-                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                            .collect(),
-                    }),
-                    serde_json::Value::String(s) => pb::context_value::Kind::Single(s.clone()),
-                    other => pb::context_value::Kind::Single(other.to_string()),
+        let context = crate::json::context_values(r)
+            .into_iter()
+            .map(|(k, v)| {
+                let kind = match v {
+                    crate::context::ContextValue::Single(s) => pb::context_value::Kind::Single(s),
+                    crate::context::ContextValue::Multi(values) => {
+                        pb::context_value::Kind::Multi(pb::StringList { values })
+                    }
                 };
-                context.insert(k.clone(), pb::ContextValue { kind: Some(kind) });
-            }
-        }
-        let expect = match v
+                (k, pb::ContextValue { kind: Some(kind) })
+            })
+            .collect();
+        let expect = match line
             .get("expect")
-            .or_else(|| v.get("decision"))
+            .or_else(|| line.get("decision"))
             .and_then(serde_json::Value::as_str)
         {
             None => None,
             Some(d) => match pb::Decision::from_str_name(d) {
                 Some(d) if d != pb::Decision::Unspecified => Some(d),
                 _ => {
-                    errors.push(format!("{at}: expected decision `{d}`: write `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`"));
-                    continue;
+                    return Err(format!(
+                        "expected decision `{d}`: write `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`"
+                    ));
                 }
             },
         };
+        let resource = text("resource");
         let request = pb::AuthorizeRequest {
             principal: text("principal"),
             action: text("action"),
-            resource: {
-                let r = text("resource");
-                if r.is_empty() { "*".into() } else { r }
+            resource: if resource.is_empty() {
+                "*".into()
+            } else {
+                resource
             },
             context,
             resource_account: text("resourceAccount"),
             explain: false,
         };
         if request.principal.is_empty() || request.action.is_empty() {
-            errors.push(format!("{at}: a request needs `principal` and `action`"));
-            continue;
+            return Err("a request needs `principal` and `action`".into());
         }
-        out.push(Entry { request, expect });
+        Ok(Entry { request, expect })
+    })?;
+    if entries.is_empty() {
+        return Err(vec![format!("{name}: no requests")]);
     }
-    if out.is_empty() && errors.is_empty() {
-        errors.push(format!("{name}: no requests"));
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    Ok(entries)
 }
 
 /// Latency percentiles, in microseconds.
