@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Side by side, on this machine, in one run: iamd, an empty tonic handler
+# (the cost of a gRPC round trip), and the Cerbos PDP with an equivalent
+# policy, loaded by two generators (iamd bench, and h2load with pre-encoded
+# gRPC bodies, so that the generator cannot flatter iamd). Every answer is
+# checked before the load. Prints a Markdown table of medians over RUNS runs.
+#
+#   benches/compare/run.sh [RUNS]
+#
+# Needs: the Rust toolchain, python3 with venv, npm (for Cerbos) and h2load
+# (Debian: apt-get install nghttp2-client). Loopback only; every load is
+# bounded by a request count and a timeout.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-3}
+WORK=target/compare
+mkdir -p "$WORK"
+command -v h2load >/dev/null || { echo "h2load not found: apt-get install nghttp2-client" >&2; exit 2; }
+
+cargo build --release --quiet --bin iamd --example empty_server
+IAMD=target/release/iamd
+EMPTY=target/release/examples/empty_server
+
+# Tools: grpcio-reflection (to encode request bodies), Cerbos from npm.
+if [ ! -x "$WORK/venv/bin/python" ]; then
+  python3 -m venv "$WORK/venv"
+  "$WORK/venv/bin/pip" install --quiet grpcio==1.85.1 grpcio-reflection==1.85.1
+fi
+CERBOS=$WORK/cerbos/package/cerbos-linux-x64
+if [ ! -x "$CERBOS" ]; then
+  mkdir -p "$WORK/cerbos"
+  (cd "$WORK/cerbos" && npm pack --silent @cerbos/cerbos-linux-x64@0.55.0 >/dev/null && tar xzf cerbos-cerbos-linux-x64-0.55.0.tgz)
+  chmod +x "$CERBOS"
+fi
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+$IAMD serve --bundle examples/bundle --listen 127.0.0.1:50077 --admin-listen 127.0.0.1:0 --log-level warn & PIDS+=($!); IAMD_PID=$!
+$EMPTY 127.0.0.1:50078 2>/dev/null & PIDS+=($!); EMPTY_PID=$!
+(cd benches/compare/cerbos && CERBOS_NO_TELEMETRY=1 exec "../../../$CERBOS" server --config=config.yaml --log-level=warn) & PIDS+=($!); CERBOS_PID=$!
+for _ in $(seq 50); do
+  $IAMD health --addr 127.0.0.1:50077 >/dev/null 2>&1 && curl -sf localhost:3592/_cerbos/health >/dev/null && break
+  sleep 0.2
+done
+
+"$WORK/venv/bin/python" -c 'import json
+for l in open("examples/bench/docs-mix.jsonl"):
+    d = json.loads(l); d.pop("expect", None); print(json.dumps(d))' > "$WORK/empty-mix.jsonl"
+
+# The same decision for each: alice reads a document of her team.
+PY=$WORK/venv/bin/python
+$PY benches/compare/grpc_body.py 127.0.0.1:50077 iamd.v1.Authorizer Authorize \
+  '{"principal":"user/alice","action":"docs:GetDocument","resource":"arn:acme:docs:eu-1:123456789012:doc/guide","context":{"docs:Team":{"single":"docs"}}}' \
+  "$WORK/iamd.bin" | grep -q '"decision": "ALLOW"' || { echo "iamd did not allow" >&2; exit 1; }
+$PY benches/compare/grpc_body.py 127.0.0.1:3593 cerbos.svc.v1.CerbosService CheckResources \
+  '{"requestId":"1","principal":{"id":"alice","roles":["user"],"attr":{"team":"docs","mfa":true}},"resources":[{"actions":["get"],"resource":{"kind":"document","id":"guide","attr":{"team":"docs"}}}]}' \
+  "$WORK/cerbos.bin" | grep -q '"get": "EFFECT_ALLOW"' || { echo "Cerbos did not allow" >&2; exit 1; }
+
+h2() { # PORT BODY PATH COUNT -> requests/s
+  timeout 120 h2load -n "$4" -c 2 -m 16 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
+    -d "$2" "http://127.0.0.1:$1$3" | awk '/finished in/ {gsub(",", "", $4); print $4}'
+}
+bench() { # PORT PID [ARGS] -> "rps p99_us cpu_us"
+  local port=$1 pid=$2 mix=examples/bench/docs-mix.jsonl; shift 2
+  # The empty handler allows everything: its mix expects nothing.
+  [ "$pid" = "$EMPTY_PID" ] && mix=$WORK/empty-mix.jsonl
+  timeout 120 $IAMD bench --addr "127.0.0.1:$port" --mix "$mix" --quiet --json \
+    --server-pid "$pid" --warmup 1 --duration 5 "$@" \
+    | $PY -c 'import json,sys; r=json.load(sys.stdin); assert r["wrong"]==0 and not r["errors"], r; print(round(r["throughput"]), round(r["latencyUs"]["p99"]), round(r["serverCpuUs"] or 0, 1))'
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A R
+for run in $(seq "$RUNS"); do
+  R[h2_iamd]+="$(h2 50077 "$WORK/iamd.bin" /iamd.v1.Authorizer/Authorize 200000) "
+  R[h2_empty]+="$(h2 50078 "$WORK/iamd.bin" /iamd.v1.Authorizer/Authorize 200000) "
+  R[h2_cerbos]+="$(h2 3593 "$WORK/cerbos.bin" /cerbos.svc.v1.CerbosService/CheckResources 50000) "
+  read -r rps p99 cpu <<<"$(bench 50077 "$IAMD_PID")"
+  R[b_iamd]+="$rps "; R[b_iamd_p99]+="$p99 "; R[b_iamd_cpu]+="$cpu "
+  read -r rps p99 cpu <<<"$(bench 50078 "$EMPTY_PID")"
+  R[b_empty]+="$rps "; R[b_empty_p99]+="$p99 "; R[b_empty_cpu]+="$cpu "
+done
+m() { tr ' ' '\n' <<<"${R[$1]}" | grep . | median; }
+HALF=$(( $(m b_iamd) / 2 ))
+read -r _ half_p99 _ <<<"$(bench 50077 "$IAMD_PID" --rate "$HALF")"
+
+cat <<EOF
+| generator | iamd | empty handler | Cerbos 0.55 | iamd / empty | iamd / Cerbos |
+|---|---|---|---|---|---|
+| h2load, requests/s | $(m h2_iamd) | $(m h2_empty) | $(m h2_cerbos) | $(awk "BEGIN {printf \"%.0f%%\", 100*$(m h2_iamd)/$(m h2_empty)}") | $(awk "BEGIN {printf \"%.1fx\", $(m h2_iamd)/$(m h2_cerbos)}") |
+| iamd bench, requests/s | $(m b_iamd) | $(m b_empty) | | $(awk "BEGIN {printf \"%.0f%%\", 100*$(m b_iamd)/$(m b_empty)}") | |
+| iamd bench, p99 µs (closed loop) | $(m b_iamd_p99) | $(m b_empty_p99) | | | |
+| server CPU µs per request | $(m b_iamd_cpu) | $(m b_empty_cpu) | | | |
+
+Open loop at half of iamd's closed-loop throughput ($HALF requests/s): p99 $half_p99 µs.
+Medians of $RUNS runs; h2load: 2 connections x 16 streams, 200,000 requests (Cerbos 50,000).
+EOF
