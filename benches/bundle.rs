@@ -206,6 +206,12 @@ fn reload_latency() {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // `--write DIR USERS`: write a synthetic bundle for the load benchmarks
+    // (docs/benchmarks.md, reload under load).
+    if let Some(i) = args.iter().position(|a| a == "--write") {
+        generate(Path::new(&args[i + 1]), args[i + 2].parse().unwrap());
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--size") {
         measure(args[i + 1].parse().unwrap());
         return;

@@ -159,6 +159,9 @@ pub struct Report {
     pub wrong: u64,
     /// Answered requests per second of the window.
     pub timeline: Vec<u64>,
+    /// The 99th percentile latency of each second of the window,
+    /// microseconds (to see, say, a reload during the run).
+    pub timeline_p99_us: Vec<u64>,
     /// The latency distribution: (percentile, microseconds), for the chart.
     pub distribution: Vec<(f64, f64)>,
     /// This process's CPU time per request, microseconds.
@@ -209,6 +212,8 @@ struct Worker {
     wrong: u64,
     measured: u64,
     timeline: Vec<u64>,
+    /// A coarse histogram per second.
+    seconds: Vec<Histogram<u64>>,
 }
 
 /// Runs the load described by `opts` with `mix`; `progress` is updated as
@@ -239,12 +244,16 @@ pub async fn run(
     let mut tasks = Vec::with_capacity(workers);
     for w in 0..workers {
         let empty = histogram()?;
+        let seconds = opts.duration.as_secs_f64().ceil() as usize;
+        let per_second = (0..seconds.max(1))
+            .map(|_| Histogram::new_with_bounds(1, 60_000_000, 2))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BenchError::Histogram(e.to_string()))?;
         let mut client =
             pb::authorizer_client::AuthorizerClient::new(channels[w % channels.len()].clone());
         let (mix, progress, budget, stop) =
             (mix.clone(), progress.clone(), budget.clone(), stop.clone());
         let (rate, count) = (opts.rate, opts.count);
-        let seconds = opts.duration.as_secs_f64().ceil() as usize;
         tasks.push(tokio::spawn(async move {
             let mut me = Worker {
                 histogram: empty,
@@ -252,6 +261,7 @@ pub async fn run(
                 wrong: 0,
                 measured: 0,
                 timeline: vec![0; seconds.max(1)],
+                seconds: per_second,
             };
             // Open loop: this stream's share of the rate, staggered.
             let interval = rate.map(|r| Duration::from_secs_f64(workers as f64 / r.max(1e-9)));
@@ -304,6 +314,9 @@ pub async fn run(
                     if let Some(slot) = me.timeline.get_mut(second) {
                         *slot += 1;
                     }
+                    if let Some(h) = me.seconds.get_mut(second) {
+                        let _ = h.record(us.min(60_000_000));
+                    }
                     match &result {
                         Ok(answer) => {
                             if entry
@@ -327,6 +340,7 @@ pub async fn run(
         }));
     }
     let mut histogram = histogram()?;
+    let mut per_second_all: Vec<Option<Histogram<u64>>> = Vec::new();
     let mut report = Report {
         mode: if opts.rate.is_some() {
             "open"
@@ -352,7 +366,22 @@ pub async fn run(
         for (a, b) in report.timeline.iter_mut().zip(&me.timeline) {
             *a += b;
         }
+        if per_second_all.len() < me.seconds.len() {
+            per_second_all.resize_with(me.seconds.len(), || None);
+        }
+        for (all, h) in per_second_all.iter_mut().zip(me.seconds) {
+            match all {
+                Some(a) => {
+                    let _ = a.add(&h);
+                }
+                None => *all = Some(h),
+            }
+        }
     }
+    report.timeline_p99_us = per_second_all
+        .iter()
+        .map(|h| h.as_ref().map_or(0, |h| h.value_at_quantile(0.99)))
+        .collect();
     let finished = tokio::time::Instant::now();
     report.seconds = finished
         .min(end)

@@ -70,6 +70,8 @@ fn bench_loads_the_daemon_and_checks_every_answer() {
     );
     assert!(r["serverCpuUs"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
     assert!(r["clientCpuUs"].as_f64().is_some(), "{r}");
+    let seconds = r["timeline"].as_array().unwrap().len();
+    assert_eq!(r["timelineP99Us"].as_array().unwrap().len(), seconds, "{r}");
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(
         chart.starts_with("<svg") && chart.contains("requests per second"),
