@@ -47,10 +47,95 @@ pub struct Options {
 /// One request of the mix and the decision it must get, if known.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The request.
-    pub request: pb::AuthorizeRequest,
+    /// The call.
+    pub call: Call,
     /// The expected decision.
     pub expect: Option<pb::Decision>,
+}
+
+/// What a mix entry asks.
+#[derive(Debug, Clone)]
+pub enum Call {
+    /// `iamd.v1.Authorizer/Authorize`.
+    Authorize(pb::AuthorizeRequest),
+    /// Envoy's `envoy.service.auth.v3.Authorization/Check`: allowed when
+    /// its status is OK, else the decision its deny body names.
+    Check(Box<envoy_types::ext_authz::v3::pb::CheckRequest>),
+}
+
+/// A `CheckRequest` as Envoy sends it: the HTTP method, path and headers,
+/// and the claims of a JWT that `jwt_authn` verified (in the metadata under
+/// `envoy.filters.http.jwt_authn` / `jwt_payload`).
+fn check_request(
+    c: &serde_json::Value,
+) -> Result<envoy_types::ext_authz::v3::pb::CheckRequest, String> {
+    use envoy_types::pb::envoy::config::core::v3::Metadata;
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+    use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
+    fn value(v: &serde_json::Value) -> Value {
+        let kind = match v {
+            serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+            serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+            serde_json::Value::Array(a) => Kind::ListValue(ListValue {
+                values: a.iter().map(value).collect(),
+            }),
+            serde_json::Value::Object(o) => Kind::StructValue(Struct {
+                fields: o.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
+            }),
+            serde_json::Value::Null => Kind::NullValue(0),
+        };
+        Value { kind: Some(kind) }
+    }
+    let text = |k: &str| {
+        c.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (method, path) = (text("method"), text("path"));
+    if method.is_empty() || !path.starts_with('/') {
+        return Err("a `check` needs `method` and a `path` starting with `/`".into());
+    }
+    let headers = c
+        .get("headers")
+        .and_then(serde_json::Value::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_lowercase(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let metadata_context = c.get("jwt").map(|claims| {
+        let payload = Struct {
+            fields: [("jwt_payload".to_owned(), value(claims))].into(),
+        };
+        Metadata {
+            filter_metadata: [("envoy.filters.http.jwt_authn".to_owned(), payload)].into(),
+            ..Default::default()
+        }
+    });
+    Ok(envoy_types::ext_authz::v3::pb::CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method,
+                    path,
+                    headers,
+                    scheme: "https".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            metadata_context,
+            ..Default::default()
+        }),
+    })
 }
 
 /// Reads a mix: JSON lines, each a request (`principal`, `action`,
@@ -92,6 +177,12 @@ pub fn read_mix(name: &str, text: &str) -> Result<Vec<Entry>, Vec<String>> {
                 }
             },
         };
+        if let Some(check) = line.get("check") {
+            return Ok(Entry {
+                call: Call::Check(Box::new(check_request(check)?)),
+                expect,
+            });
+        }
         let resource = text("resource");
         let request = pb::AuthorizeRequest {
             principal: text("principal"),
@@ -108,12 +199,35 @@ pub fn read_mix(name: &str, text: &str) -> Result<Vec<Entry>, Vec<String>> {
         if request.principal.is_empty() || request.action.is_empty() {
             return Err("a request needs `principal` and `action`".into());
         }
-        Ok(Entry { request, expect })
+        Ok(Entry {
+            call: Call::Authorize(request),
+            expect,
+        })
     })?;
     if entries.is_empty() {
         return Err(vec![format!("{name}: no requests")]);
     }
     Ok(entries)
+}
+
+/// The decision of a `CheckResponse`: allowed when OK, else the
+/// `decision` its deny body names (an implicit deny if none).
+fn check_decision(r: &envoy_types::ext_authz::v3::pb::CheckResponse) -> pb::Decision {
+    use envoy_types::ext_authz::v3::pb::HttpResponse;
+    if r.status.as_ref().is_none_or(|s| s.code == 0) {
+        return pb::Decision::Allow;
+    }
+    match &r.http_response {
+        Some(HttpResponse::DeniedResponse(d)) => serde_json::from_str::<serde_json::Value>(&d.body)
+            .ok()
+            .and_then(|v| {
+                v.get("decision")?
+                    .as_str()
+                    .and_then(pb::Decision::from_str_name)
+            })
+            .unwrap_or(pb::Decision::ImplicitDeny),
+        _ => pb::Decision::ImplicitDeny,
+    }
 }
 
 /// Latency percentiles, in microseconds.
@@ -249,8 +363,9 @@ pub async fn run(
             .map(|_| Histogram::new_with_bounds(1, 60_000_000, 2))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| BenchError::Histogram(e.to_string()))?;
-        let mut client =
-            pb::authorizer_client::AuthorizerClient::new(channels[w % channels.len()].clone());
+        let channel = channels[w % channels.len()].clone();
+        let mut client = pb::authorizer_client::AuthorizerClient::new(channel.clone());
+        let mut envoy = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(channel);
         let (mix, progress, budget, stop) =
             (mix.clone(), progress.clone(), budget.clone(), stop.clone());
         let (rate, count) = (opts.rate, opts.count);
@@ -302,7 +417,16 @@ pub async fn run(
                 }
                 let entry = &mix[i % mix.len()];
                 i += workers;
-                let result = client.authorize(entry.request.clone()).await;
+                let result = match &entry.call {
+                    Call::Authorize(r) => client
+                        .authorize(r.clone())
+                        .await
+                        .map(|a| a.get_ref().decision()),
+                    Call::Check(r) => envoy
+                        .check((**r).clone())
+                        .await
+                        .map(|a| check_decision(a.get_ref())),
+                };
                 let done = tokio::time::Instant::now();
                 last_done = done;
                 progress.done.fetch_add(1, Ordering::Relaxed);
@@ -319,10 +443,7 @@ pub async fn run(
                     }
                     match &result {
                         Ok(answer) => {
-                            if entry
-                                .expect
-                                .is_some_and(|e| e != answer.get_ref().decision())
-                            {
+                            if entry.expect.is_some_and(|e| e != *answer) {
                                 me.wrong += 1;
                             }
                         }

@@ -127,6 +127,52 @@ fn bench_loads_the_daemon_and_checks_every_answer() {
 }
 
 #[test]
+fn bench_loads_envoys_check_too() {
+    let addr = format!("127.0.0.1:{}", crate::cli::free_port());
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args([
+            "serve",
+            "--config",
+            "deploy/envoy/iamd.yaml",
+            "--listen",
+            &addr,
+        ])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if iamd(&["health", "--addr", &addr], "").status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (out, r) = run(
+        &addr,
+        &[
+            "--mix",
+            "examples/bench/envoy-mix.jsonl",
+            "--count",
+            "400",
+            "--warmup",
+            "0",
+            "--duration",
+            "30",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    assert_eq!(
+        (r["requests"].as_u64(), r["wrong"].as_u64()),
+        (Some(400), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["errors"], serde_json::json!({}), "{r}");
+    stop(&mut server);
+}
+
+#[test]
 fn a_bad_mix_or_no_daemon_is_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let mix = dir.path().join("mix.jsonl");
