@@ -17,19 +17,27 @@ pub(crate) fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The venv `name` with `packages` installed (pinned versions), made on
-/// first use: its directory. `None` without `python3` outside CI.
-pub(crate) fn venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
-    let has_python = Command::new("python3")
+/// Whether `command` runs here. In CI it must (the test fails); elsewhere
+/// the test says what it needed it for (`purpose`) and passes.
+pub(crate) fn available(command: &str, purpose: &str) -> bool {
+    let runs = Command::new(command)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_python {
+    if !runs {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI needs python3 to install {packages:?}"
+            "CI needs {command} {purpose}"
         );
-        eprintln!("python3 not found: this test needs it to install {packages:?} (CI runs it)");
+        eprintln!("{command} not found: this test needs it {purpose} (CI runs it)");
+    }
+    runs
+}
+
+/// The venv `name` with `packages` installed (pinned versions), made on
+/// first use: its directory. `None` without `python3` outside CI.
+pub(crate) fn venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
+    if !available("python3", &format!("to install {packages:?}")) {
         return None;
     }
     // Tests run in threads of one process: one installs, the others wait.
