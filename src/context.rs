@@ -5,6 +5,7 @@
 //! folded the same way. A key is absent, single-valued, or multivalued (a
 //! list, possibly empty): the three differ for condition operators.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The values of one context key, as stored.
@@ -46,8 +47,9 @@ pub struct Context {
 
 #[derive(Clone, PartialEq, Eq)]
 struct Entry {
-    folded: Box<str>,
-    name: Box<str>,
+    /// Borrowed for the keys the server adds (no allocation per request).
+    folded: Cow<'static, str>,
+    name: Cow<'static, str>,
     value: ContextValue,
 }
 
@@ -108,14 +110,40 @@ impl Context {
             Ok(i) => {
                 if let Some(e) = self.entries.get_mut(i) {
                     e.value = value;
-                    e.name = key.into();
+                    e.name = Cow::Owned(key.to_owned());
                 }
             }
             Err(i) => self.entries.insert(
                 i,
                 Entry {
                     folded: folded.into(),
-                    name: key.into(),
+                    name: Cow::Owned(key.to_owned()),
+                    value,
+                },
+            ),
+        }
+    }
+
+    /// Puts a key whose name and folded name are known in advance (the
+    /// facts the server adds), replacing a present value with `overwrite`.
+    fn put_static(
+        &mut self,
+        (name, folded): (&'static str, &'static str),
+        value: ContextValue,
+        overwrite: bool,
+    ) {
+        match self.entries.binary_search_by(|e| (*e.folded).cmp(folded)) {
+            Ok(i) => {
+                if overwrite && let Some(e) = self.entries.get_mut(i) {
+                    e.value = value;
+                    e.name = Cow::Borrowed(name);
+                }
+            }
+            Err(i) => self.entries.insert(
+                i,
+                Entry {
+                    folded: Cow::Borrowed(folded),
+                    name: Cow::Borrowed(name),
                     value,
                 },
             ),
@@ -168,40 +196,46 @@ pub fn add_request_facts(
     overwrite: bool,
 ) {
     use crate::arn::PrincipalKind;
-    let mut put = |key: &str, value: String| {
-        if overwrite {
-            ctx.set(key, ContextValue::Single(value));
-        } else {
-            ctx.insert_if_absent(key, ContextValue::Single(value));
-        }
+    let mut put = |key: (&'static str, &'static str), value: String| {
+        ctx.put_static(key, ContextValue::Single(value), overwrite);
     };
     let kind = principal.kind();
-    put("aws:PrincipalType", kind.principal_type().to_owned());
+    put(
+        ("aws:PrincipalType", "aws:principaltype"),
+        kind.principal_type().to_owned(),
+    );
+    let account = ("aws:PrincipalAccount", "aws:principalaccount");
     match kind {
-        PrincipalKind::Anonymous => put("aws:PrincipalAccount", "anonymous".to_owned()),
+        PrincipalKind::Anonymous => put(account, "anonymous".to_owned()),
         PrincipalKind::Service => {}
         // A web identity: its provider and its own ID, for trust policy
         // conditions (docs/semantics.md).
         PrincipalKind::WebIdentity => {
             put(
-                "aws:FederatedProvider",
+                ("aws:FederatedProvider", "aws:federatedprovider"),
                 principal.provider().unwrap_or_default().to_owned(),
             );
-            put("spiffe:sub", principal.arn().to_owned());
+            put(("spiffe:sub", "spiffe:sub"), principal.arn().to_owned());
         }
         _ => {
-            put("aws:PrincipalArn", principal.principal_arn().to_owned());
-            put("aws:PrincipalAccount", principal.account().to_owned());
+            put(
+                ("aws:PrincipalArn", "aws:principalarn"),
+                principal.principal_arn().to_owned(),
+            );
+            put(account, principal.account().to_owned());
         }
     }
     match kind {
-        PrincipalKind::User => put("aws:username", principal.name().to_owned()),
-        PrincipalKind::Root => put("aws:userid", principal.account().to_owned()),
+        PrincipalKind::User => put(
+            ("aws:username", "aws:username"),
+            principal.name().to_owned(),
+        ),
+        PrincipalKind::Root => put(("aws:userid", "aws:userid"), principal.account().to_owned()),
         _ => {}
     }
     let (current, epoch) = clock_texts(now);
-    put("aws:CurrentTime", current);
-    put("aws:EpochTime", epoch);
+    put(("aws:CurrentTime", "aws:currenttime"), current);
+    put(("aws:EpochTime", "aws:epochtime"), epoch);
 }
 
 /// `aws:CurrentTime` and `aws:EpochTime` of `now`, formatted once a second
@@ -254,6 +288,37 @@ pub(crate) fn fold(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_facts_keys_are_folded_as_any_key() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        for who in [
+            "arn:aws:iam::111122223333:user/alice",
+            "arn:aws:iam::111122223333:root",
+            "spiffe://acme.example/ns/a/sa/b",
+            "*",
+        ] {
+            let mut ctx = Context::new();
+            add_request_facts(
+                &mut ctx,
+                &crate::arn::Principal::parse(who).unwrap(),
+                now,
+                true,
+            );
+            assert!(!ctx.is_empty());
+            for e in &ctx.entries {
+                assert_eq!(*e.folded, fold(&e.name), "{who}");
+            }
+            assert!(
+                ctx.entries.windows(2).all(|w| w[0].folded < w[1].folded),
+                "sorted"
+            );
+            assert_eq!(
+                ctx.get("AWS:CURRENTTIME"),
+                Some(Values::Single("2027-01-15T08:00:00Z"))
+            );
+        }
+    }
 
     #[test]
     fn keys_are_case_insensitive() {
