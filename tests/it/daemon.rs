@@ -15,6 +15,13 @@ fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle")
 }
 
+/// A store serving the example bundle.
+pub(crate) fn example_store() -> Arc<Store> {
+    let store = Store::new();
+    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    store
+}
+
 /// A running server and what it serves.
 struct Daemon {
     addr: String,
@@ -48,9 +55,7 @@ impl Daemon {
     }
 
     async fn with_example() -> Self {
-        let store = Store::new();
-        Reloader::new(&example(), store.clone()).reload(Trigger::Start);
-        Self::start(store, Limits::default()).await
+        Self::start(example_store(), Limits::default()).await
     }
 
     async fn client(&self) -> AuthorizerClient<Channel> {
@@ -202,8 +207,7 @@ async fn callers_cannot_claim_principal_facts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_answer_in_order_within_the_cap() {
-    let store = Store::new();
-    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let store = example_store();
     let d = Daemon::start(
         store,
         Limits {
@@ -302,8 +306,7 @@ async fn malformed_requests_are_invalid_arguments() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_messages_are_refused() {
-    let store = Store::new();
-    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let store = example_store();
     let d = Daemon::start(
         store,
         Limits {
@@ -450,8 +453,7 @@ async fn unix_sockets_serve_too() {
     use hyper_util::rt::TokioIo;
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("iamd.sock");
-    let store = Store::new();
-    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let store = example_store();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let listen = server::Listen::Unix(sock.clone());
     let metrics = iamd::admin::Metrics::new(store.clone());
@@ -649,8 +651,7 @@ async fn decisions_are_logged_with_trace_ids_and_masked_keys() {
     };
     let log =
         Arc::new(iamd::decision_log::DecisionLog::open(path.to_str().unwrap(), options).unwrap());
-    let store = Store::new();
-    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let store = example_store();
     let metrics = iamd::admin::Metrics::with_decision_log(store.clone(), Some(log));
     let d = Daemon::start_with(store, Limits::default(), metrics.clone()).await;
     let mut c = d.client().await;
@@ -797,8 +798,7 @@ async fn hold_a_slot(channel: Channel) -> Result<pb::AuthorizeResponse, tonic::S
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_past_the_concurrency_cap_wait_and_the_timeout_frees_the_slot() {
-    let store = Store::new();
-    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let store = example_store();
     let limits = Limits {
         max_concurrent: 1,
         request_timeout: Duration::from_millis(300),

@@ -9,7 +9,6 @@ use std::process::Command;
 
 use crate::python::run;
 
-use iamd::reload::{Reloader, Store, Trigger};
 use iamd::server::{self, Limits};
 
 const GRPC_VERSION: &str = "1.85.1";
@@ -42,12 +41,7 @@ async fn a_python_grpc_client_uses_the_api() {
     let Some((python, stubs)) = tokio::task::spawn_blocking(python_stubs).await.unwrap() else {
         return;
     };
-    let store = Store::new();
-    Reloader::new(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bundle"),
-        store.clone(),
-    )
-    .reload(Trigger::Start);
+    let store = crate::daemon::example_store();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

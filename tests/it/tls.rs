@@ -2,11 +2,10 @@
 //! certificates made for the test, a rotation seen by new connections, and
 //! the command line (`serve --tls-*`, `authorize --tls-*`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamd::reload::{Reloader, Store, Trigger};
 use iamd::server::{self, Limits, pb};
 use iamd::tls::{Tls, TlsFiles};
 use pb::authorizer_client::AuthorizerClient;
@@ -62,10 +61,6 @@ impl Ca {
     }
 }
 
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle")
-}
-
 /// Writes the server's files into `dir`.
 fn write_server_files(dir: &Path, leaf: &Leaf, client_ca: Option<&Ca>) -> TlsFiles {
     std::fs::write(dir.join("tls.crt"), &leaf.cert).unwrap();
@@ -90,8 +85,7 @@ struct Daemon {
 
 impl Daemon {
     async fn start(files: TlsFiles) -> Self {
-        let store = Store::new();
-        Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+        let store = crate::daemon::example_store();
         let metrics = iamd::admin::Metrics::new(store.clone());
         let tls = Arc::new(Tls::load(files).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
