@@ -516,9 +516,7 @@ impl Loader<'_> {
             if u.groups.len() > limits.groups_per_user {
                 self.problems.push(format!("{at}: user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user));
             }
-            if u.policies.len() > limits.attached_policies {
-                self.problems.push(format!("{at}: user `{who}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per user; raise `limits.attachedPolicies`)", u.policies.len(), limits.attached_policies));
-            }
+            self.attached(&at, "user", who, u.policies.len(), limits.attached_policies);
             self.tags(&at, who, &u.tags, limits.tags);
             let mut docs: Vec<Arc<Policy>> = u
                 .policies
@@ -563,23 +561,8 @@ impl Loader<'_> {
                 .boundary
                 .as_ref()
                 .and_then(|r| lookup(&mut self, users_file, r));
-            if let Some(r) = &mut self.recorder {
-                r.principal("user", who, &docs, boundary.as_ref());
-            }
-            let boundary = boundary.map(|p| StatementSet::new([p]));
             let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
-            if let Ok(principal) = Principal::parse(&arn) {
-                let tags = u.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                entities.insert(
-                    format!("user/{who}").into(),
-                    Arc::new(Entity {
-                        principal,
-                        identity: StatementSet::new(docs),
-                        boundary,
-                        tags,
-                    }),
-                );
-            }
+            self.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
         }
 
         // Roles, and their trust policies as the roles' resource policies.
@@ -591,9 +574,7 @@ impl Loader<'_> {
             let path = self.path(roles_file, r.path.as_ref());
             let at = yaml_at(roles_file, &r.name.referenced);
             let who = &r.name.value;
-            if r.policies.len() > limits.attached_policies {
-                self.problems.push(format!("{at}: role `{who}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per role; raise `limits.attachedPolicies`)", r.policies.len(), limits.attached_policies));
-            }
+            self.attached(&at, "role", who, r.policies.len(), limits.attached_policies);
             if let Some(d) = &r.max_session_duration
                 && !(3600..=43200).contains(&d.value)
             {
@@ -617,10 +598,6 @@ impl Loader<'_> {
                 .boundary
                 .as_ref()
                 .and_then(|p| lookup(&mut self, roles_file, p));
-            if let Some(rec) = &mut self.recorder {
-                rec.principal("role", who, &docs, boundary.as_ref());
-            }
-            let boundary = boundary.map(|p| StatementSet::new([p]));
             let trust = self.document(
                 roles_file,
                 &r.trust,
@@ -641,18 +618,7 @@ impl Loader<'_> {
                     set,
                 );
             }
-            if let Ok(principal) = Principal::parse(&arn) {
-                let tags = r.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                entities.insert(
-                    format!("role/{who}").into(),
-                    Arc::new(Entity {
-                        principal,
-                        identity: StatementSet::new(docs),
-                        boundary,
-                        tags,
-                    }),
-                );
-            }
+            self.entity(("role", who, &arn), docs, boundary, &r.tags, &mut entities);
         }
 
         // Resource-based policies.
@@ -810,6 +776,41 @@ impl Loader<'_> {
             ));
         }
         v.clone()
+    }
+
+    /// A user's or role's (`kind`) count of attached managed policies
+    /// against its quota.
+    fn attached(&mut self, at: &str, kind: &str, who: &str, n: usize, max: usize) {
+        if n > max {
+            self.problems.push(format!("{at}: {kind} `{who}` attaches {n} managed policies; the limit is {max} (AWS quota: managed policies per {kind}; raise `limits.attachedPolicies`)"));
+        }
+    }
+
+    /// The entity of a user or role (`kind`, its name and ARN) with its
+    /// identity policies and boundary, catalogued when a catalog is asked
+    /// for.
+    fn entity(
+        &mut self,
+        (kind, who, arn): (&str, &str, &str),
+        identity: Vec<Arc<Policy>>,
+        boundary: Option<Arc<Policy>>,
+        tags: &BTreeMap<String, String>,
+        entities: &mut FxHashMap<Box<str>, Arc<Entity>>,
+    ) {
+        if let Some(r) = &mut self.recorder {
+            r.principal(kind, who, &identity, boundary.as_ref());
+        }
+        if let Ok(principal) = Principal::parse(arn) {
+            entities.insert(
+                format!("{kind}/{who}").into(),
+                Arc::new(Entity {
+                    principal,
+                    identity: StatementSet::new(identity),
+                    boundary: boundary.map(|p| StatementSet::new([p])),
+                    tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                }),
+            );
+        }
     }
 
     fn tags(&mut self, at: &str, who: &str, tags: &BTreeMap<String, String>, max: usize) {
