@@ -160,24 +160,22 @@ impl Bundle {
         self.query_with_session(q, None, now, explain)
     }
 
-    /// The principal of `q` and the context with its facts and tags added
-    /// where the caller did not give them.
-    fn prepare(&self, q: &Query, now: jiff::Timestamp) -> Option<(super::Resolved<'_>, Context)> {
+    /// Runs `f` on the layers and the request of `q`: its principal
+    /// resolved, its context with the principal's facts and tags added
+    /// where the caller did not give them. `None` for a principal the
+    /// bundle does not know.
+    fn with_request<R>(
+        &self,
+        q: &Query,
+        session: Option<&crate::eval::StatementSet>,
+        now: jiff::Timestamp,
+        f: impl FnOnce(&Layers<'_>, &Request<'_>) -> R,
+    ) -> Option<R> {
         let resolved = self.resolve(&q.principal)?;
         let mut ctx = q.context.clone();
         context::add_request_facts(&mut ctx, &resolved.principal, now, false);
         self.add_principal_tags(resolved.entity, &mut ctx, false);
-        Some((resolved, ctx))
-    }
-
-    /// The statements of every layer that match `q` (action, resource,
-    /// principal, conditions), whatever the decision: what a test of `q`
-    /// exercises.
-    pub fn exercised(&self, q: &Query, now: jiff::Timestamp) -> Vec<(PolicyId, u32)> {
-        let Some((resolved, ctx)) = self.prepare(q, now) else {
-            return Vec::new();
-        };
-        let layers = self.layers(&resolved, &q.resource, None);
+        let layers = self.layers(&resolved, &q.resource, session);
         let request = Request {
             principal: &resolved.principal,
             action: &q.action,
@@ -185,14 +183,24 @@ impl Bundle {
             resource_account: q.resource_account.as_deref(),
             context: &ctx,
         };
-        let mut out = Vec::new();
-        eval::matching(&layers, &request, &mut out);
-        out.iter()
-            .filter_map(|m| {
-                let (p, _) = layers.statement(m)?;
-                Some((PolicyId::of(p), m.statement))
-            })
-            .collect()
+        Some(f(&layers, &request))
+    }
+
+    /// The statements of every layer that match `q` (action, resource,
+    /// principal, conditions), whatever the decision: what a test of `q`
+    /// exercises.
+    pub fn exercised(&self, q: &Query, now: jiff::Timestamp) -> Vec<(PolicyId, u32)> {
+        self.with_request(q, None, now, |layers, request| {
+            let mut out = Vec::new();
+            eval::matching(layers, request, &mut out);
+            out.iter()
+                .filter_map(|m| {
+                    let (p, _) = layers.statement(m)?;
+                    Some((PolicyId::of(p), m.statement))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// The whole evaluation of `q`: the verdict (explained), the context
@@ -200,24 +208,14 @@ impl Bundle {
     /// every statement of every layer with why it matched or not. `None`
     /// for a principal the bundle does not know.
     pub fn trace(&self, q: &Query, now: jiff::Timestamp) -> Option<Trace> {
-        let (resolved, ctx) = self.prepare(q, now)?;
-        let layers = self.layers(&resolved, &q.resource, None);
-        let request = Request {
-            principal: &resolved.principal,
-            action: &q.action,
-            resource: &q.resource,
-            resource_account: q.resource_account.as_deref(),
-            context: &ctx,
-        };
-        let statements = eval::trace(&layers, &request)
-            .into_iter()
-            .map(|t| (name(&layers, &t.statement), t))
-            .collect();
-        Some(Trace {
-            principal: resolved.principal.arn().to_owned(),
-            verdict: self.query(q, now, true),
-            context: ctx,
-            statements,
+        self.with_request(q, None, now, |layers, request| Trace {
+            principal: request.principal.arn().to_owned(),
+            verdict: verdict(layers, request, true),
+            context: request.context.clone(),
+            statements: eval::trace(layers, request)
+                .into_iter()
+                .map(|t| (name(layers, &t.statement), t))
+                .collect(),
         })
     }
 
@@ -229,48 +227,43 @@ impl Bundle {
         now: jiff::Timestamp,
         explain: bool,
     ) -> Verdict {
-        let Some((resolved, ctx)) = self.prepare(q, now) else {
-            return Verdict {
-                decision: decision_name(Outcome::ImplicitDeny),
-                determining: Vec::new(),
-                denied_by: Some("principal".into()),
-                reason: Some(format!("principal `{}` is not in the bundle", q.principal)),
-                explanation: explain.then(|| Explained {
-                    layer: Some("principal".into()),
-                    nearest_allow: None,
-                    failed: Vec::new(),
-                    missing_context_keys: Vec::new(),
-                }),
-            };
-        };
-        let layers = self.layers(&resolved, &q.resource, session);
-        let request = Request {
-            principal: &resolved.principal,
-            action: &q.action,
-            resource: &q.resource,
-            resource_account: q.resource_account.as_deref(),
-            context: &ctx,
-        };
-        let mut matched = Vec::new();
-        let d = eval::evaluate(&layers, &request, &mut matched);
-        let explanation = (explain && d.outcome != Outcome::Allow).then(|| {
-            let e = eval::explain(&layers, &request, &d, &matched);
-            Explained {
-                layer: e.layer.map(|l| l.to_string()),
-                nearest_allow: e
-                    .nearest_allow
-                    .as_ref()
-                    .map(|n| name(&layers, &n.statement)),
-                failed: e.nearest_allow.map(|n| n.failed).unwrap_or_default(),
-                missing_context_keys: e.missing_context_keys,
-            }
-        });
-        Verdict {
-            decision: decision_name(d.outcome),
-            determining: matched.iter().map(|m| name(&layers, m)).collect(),
-            denied_by: d.implicit_deny_layer.map(|l| l.to_string()),
-            reason: None,
-            explanation,
+        self.with_request(q, session, now, |layers, request| {
+            verdict(layers, request, explain)
+        })
+        .unwrap_or_else(|| Verdict {
+            decision: decision_name(Outcome::ImplicitDeny),
+            determining: Vec::new(),
+            denied_by: Some("principal".into()),
+            reason: Some(format!("principal `{}` is not in the bundle", q.principal)),
+            explanation: explain.then(|| Explained {
+                layer: Some("principal".into()),
+                nearest_allow: None,
+                failed: Vec::new(),
+                missing_context_keys: Vec::new(),
+            }),
+        })
+    }
+}
+
+/// Decides `request` against `layers` and names the answer; `explain` adds
+/// the explanation of a deny.
+fn verdict(layers: &Layers<'_>, request: &Request<'_>, explain: bool) -> Verdict {
+    let mut matched = Vec::new();
+    let d = eval::evaluate(layers, request, &mut matched);
+    let explanation = (explain && d.outcome != Outcome::Allow).then(|| {
+        let e = eval::explain(layers, request, &d, &matched);
+        Explained {
+            layer: e.layer.map(|l| l.to_string()),
+            nearest_allow: e.nearest_allow.as_ref().map(|n| name(layers, &n.statement)),
+            failed: e.nearest_allow.map(|n| n.failed).unwrap_or_default(),
+            missing_context_keys: e.missing_context_keys,
         }
+    });
+    Verdict {
+        decision: decision_name(d.outcome),
+        determining: matched.iter().map(|m| name(layers, m)).collect(),
+        denied_by: d.implicit_deny_layer.map(|l| l.to_string()),
+        reason: None,
+        explanation,
     }
 }
