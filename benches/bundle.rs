@@ -129,7 +129,7 @@ fn measure(users: usize) {
     let mut tagged: Vec<Context> = Vec::new();
     for r in &resolved {
         let mut c = ctx.clone();
-        b.add_principal_tags(r.entity, &mut c, true);
+        c.add_facts(r.facts(), jiff::Timestamp::now(), true);
         tagged.push(c);
     }
     let resource = "arn:acme:svc3:eu-1:123456789012:thing/0/x";

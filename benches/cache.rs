@@ -73,7 +73,8 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
             ctx.insert("aws:SourceIp", ContextValue::Single("203.0.113.7".into()))
                 .unwrap();
-            b.add_principal_tags(b.resolve(&name).unwrap().entity, &mut ctx, true);
+            let now = jiff::Timestamp::now();
+            ctx.add_facts(b.resolve(&name).unwrap().facts(), now, true);
             (name, ctx)
         })
         .collect();

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// The values of one context key, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,14 +39,43 @@ pub struct DuplicateKeyError {
     pub second: String,
 }
 
-/// Condition keys and their values for one request.
+/// Condition keys and their values for one request: the caller's keys,
+/// and the facts that follow from the principal and the clock.
+///
+/// The facts are shared, not copied: a bundle computes each principal's
+/// once ([`Facts`]) and the clock's texts change once a second, so adding
+/// them to a request costs two reference counts.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Context {
     // INVARIANT: sorted by folded key, keys unique.
     entries: Vec<Entry>,
+    facts: Option<Arc<Facts>>,
+    clock: Option<Arc<Clock>>,
+    /// Whether the caller's keys win over the facts (what-if tools) or the
+    /// facts win (a server: a caller cannot claim a fact).
+    caller_first: bool,
 }
 
-#[derive(Clone, PartialEq, Eq)]
+/// The global condition keys that follow from a principal:
+/// `aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:PrincipalType`,
+/// `aws:username` (IAM users only), `aws:userid` (the root user's account
+/// id), a web identity's `aws:FederatedProvider` and `spiffe:sub`, and the
+/// principal's tags as `aws:PrincipalTag/KEY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    // INVARIANT: sorted by folded key, keys unique.
+    entries: Vec<Entry>,
+}
+
+/// `aws:CurrentTime` and `aws:EpochTime` of one second.
+#[derive(Debug, PartialEq, Eq)]
+struct Clock {
+    second: i64,
+    // INVARIANT: sorted by folded key: `aws:currenttime`, `aws:epochtime`.
+    entries: [Entry; 2],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     /// Borrowed for the keys the server adds (no allocation per request).
     folded: Cow<'static, str>,
@@ -55,10 +85,14 @@ struct Entry {
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|e| (&e.name, &e.value)))
-            .finish()
+        f.debug_map().entries(self.iter()).finish()
     }
+}
+
+/// The entry of `folded` in `entries`, sorted by folded key.
+fn find<'a>(entries: &'a [Entry], folded: &str) -> Option<&'a Entry> {
+    let i = entries.binary_search_by(|e| (*e.folded).cmp(folded)).ok()?;
+    entries.get(i)
 }
 
 impl Context {
@@ -124,39 +158,24 @@ impl Context {
         }
     }
 
-    /// Puts a key whose name and folded name are known in advance (the
-    /// facts the server adds), replacing a present value with `overwrite`.
-    fn put_static(
-        &mut self,
-        (name, folded): (&'static str, &'static str),
-        value: ContextValue,
-        overwrite: bool,
-    ) {
-        match self.entries.binary_search_by(|e| (*e.folded).cmp(folded)) {
-            Ok(i) => {
-                if overwrite && let Some(e) = self.entries.get_mut(i) {
-                    e.value = value;
-                    e.name = Cow::Borrowed(name);
-                }
-            }
-            Err(i) => self.entries.insert(
-                i,
-                Entry {
-                    folded: Cow::Borrowed(folded),
-                    name: Cow::Borrowed(name),
-                    value,
-                },
-            ),
-        }
-    }
-
     /// The values of a key, looked up by its lowercase name.
     pub fn get_folded(&self, folded_key: &str) -> Option<Values<'_>> {
-        let i = self
-            .entries
-            .binary_search_by(|e| (*e.folded).cmp(folded_key))
-            .ok()?;
-        self.entries.get(i).map(|e| match &e.value {
+        let fact = || {
+            self.clock
+                .as_ref()
+                .and_then(|c| find(&c.entries, folded_key))
+                .or_else(|| {
+                    self.facts
+                        .as_ref()
+                        .and_then(|f| find(&f.entries, folded_key))
+                })
+        };
+        let entry = if self.caller_first {
+            find(&self.entries, folded_key).or_else(fact)
+        } else {
+            fact().or_else(|| find(&self.entries, folded_key))
+        }?;
+        Some(match &entry.value {
             ContextValue::Single(s) => Values::Single(s),
             ContextValue::Multi(v) => Values::Multi(v),
         })
@@ -167,104 +186,165 @@ impl Context {
         self.get_folded(&fold(key))
     }
 
-    /// The number of keys.
+    /// The number of keys, facts included.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.visible().len()
     }
 
-    /// Whether there are no keys.
+    /// Whether there are no keys, facts included.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.facts.is_none() && self.clock.is_none()
     }
 
-    /// The keys as given and their values, in key order.
+    /// The keys as given and their values, facts included, in key order
+    /// (for tools and explanations; lookups do not go through this).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
-        self.entries.iter().map(|e| (&*e.name, &e.value))
+        self.visible().into_iter().map(|e| (&*e.name, &e.value))
+    }
+
+    /// Every entry a lookup can find, sorted by folded key.
+    fn visible(&self) -> Vec<&Entry> {
+        let facts = self.clock.iter().flat_map(|c| c.entries.iter());
+        let facts = facts.chain(self.facts.iter().flat_map(|f| f.entries.iter()));
+        let (first, second): (Vec<&Entry>, Vec<&Entry>) = if self.caller_first {
+            (self.entries.iter().collect(), facts.collect())
+        } else {
+            (facts.collect(), self.entries.iter().collect())
+        };
+        let mut all: Vec<&Entry> = first;
+        for e in second {
+            if !all.iter().any(|a| a.folded == e.folded) {
+                all.push(e);
+            }
+        }
+        all.sort_by(|a, b| a.folded.cmp(&b.folded));
+        all
+    }
+
+    /// Adds the principal's `facts` and the clock's at `now`. With
+    /// `overwrite` (a server), the facts win and what the caller gave for
+    /// any fact key or principal tag is dropped (a caller cannot claim a
+    /// fact: a tag the principal does not have, `aws:username` for a role);
+    /// without (what-if tools), the caller's values stay.
+    pub fn add_facts(&mut self, facts: Arc<Facts>, now: jiff::Timestamp, overwrite: bool) {
+        if overwrite {
+            self.entries.retain(|e| !is_fact_key(&e.folded));
+        }
+        self.caller_first = !overwrite;
+        self.facts = Some(facts);
+        self.clock = Some(clock(now));
     }
 }
 
-/// The global condition keys that follow from the principal and the clock:
-/// `aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:PrincipalType`,
-/// `aws:username` (IAM users only), `aws:userid` (the root user's account id),
-/// `aws:CurrentTime` and `aws:EpochTime`. With `overwrite`, they replace what
-/// the caller gave (a caller cannot claim principal facts); without, the
-/// caller's values stay (what-if simulation).
+impl Facts {
+    /// The facts of `principal`, with `tags` (key, value) as its
+    /// `aws:PrincipalTag/KEY`.
+    pub fn of(principal: &crate::arn::Principal, tags: &[(String, String)]) -> Self {
+        use crate::arn::PrincipalKind;
+        let mut entries = Vec::new();
+        let mut put = |(name, folded): (&'static str, &'static str), value: &str| {
+            entries.push(Entry {
+                folded: Cow::Borrowed(folded),
+                name: Cow::Borrowed(name),
+                value: ContextValue::Single(value.to_owned()),
+            });
+        };
+        let kind = principal.kind();
+        put(
+            ("aws:PrincipalType", "aws:principaltype"),
+            kind.principal_type(),
+        );
+        let account = ("aws:PrincipalAccount", "aws:principalaccount");
+        match kind {
+            PrincipalKind::Anonymous => put(account, "anonymous"),
+            PrincipalKind::Service => {}
+            // A web identity: its provider and its own ID, for trust policy
+            // conditions (docs/semantics.md).
+            PrincipalKind::WebIdentity => {
+                put(
+                    ("aws:FederatedProvider", "aws:federatedprovider"),
+                    principal.provider().unwrap_or_default(),
+                );
+                put(("spiffe:sub", "spiffe:sub"), principal.arn());
+            }
+            _ => {
+                put(
+                    ("aws:PrincipalArn", "aws:principalarn"),
+                    principal.principal_arn(),
+                );
+                put(account, principal.account());
+            }
+        }
+        match kind {
+            PrincipalKind::User => put(("aws:username", "aws:username"), principal.name()),
+            PrincipalKind::Root => put(("aws:userid", "aws:userid"), principal.account()),
+            _ => {}
+        }
+        for (k, v) in tags {
+            let name = format!("aws:PrincipalTag/{k}");
+            entries.push(Entry {
+                folded: Cow::Owned(fold(&name)),
+                name: Cow::Owned(name),
+                value: ContextValue::Single(v.clone()),
+            });
+        }
+        entries.sort_by(|a, b| a.folded.cmp(&b.folded));
+        // Tag keys are unique in any case (the loader checks), the rest are
+        // distinct by construction.
+        entries.dedup_by(|a, b| a.folded == b.folded);
+        Self { entries }
+    }
+}
+
+/// Adds to `ctx` the facts of `principal` (without tags) and of the clock
+/// at `now`: see [`Context::add_facts`].
 pub fn add_request_facts(
     ctx: &mut Context,
     principal: &crate::arn::Principal,
     now: jiff::Timestamp,
     overwrite: bool,
 ) {
-    use crate::arn::PrincipalKind;
-    let mut put = |key: (&'static str, &'static str), value: String| {
-        ctx.put_static(key, ContextValue::Single(value), overwrite);
-    };
-    let kind = principal.kind();
-    put(
-        ("aws:PrincipalType", "aws:principaltype"),
-        kind.principal_type().to_owned(),
-    );
-    let account = ("aws:PrincipalAccount", "aws:principalaccount");
-    match kind {
-        PrincipalKind::Anonymous => put(account, "anonymous".to_owned()),
-        PrincipalKind::Service => {}
-        // A web identity: its provider and its own ID, for trust policy
-        // conditions (docs/semantics.md).
-        PrincipalKind::WebIdentity => {
-            put(
-                ("aws:FederatedProvider", "aws:federatedprovider"),
-                principal.provider().unwrap_or_default().to_owned(),
-            );
-            put(("spiffe:sub", "spiffe:sub"), principal.arn().to_owned());
-        }
-        _ => {
-            put(
-                ("aws:PrincipalArn", "aws:principalarn"),
-                principal.principal_arn().to_owned(),
-            );
-            put(account, principal.account().to_owned());
-        }
-    }
-    match kind {
-        PrincipalKind::User => put(
-            ("aws:username", "aws:username"),
-            principal.name().to_owned(),
-        ),
-        PrincipalKind::Root => put(("aws:userid", "aws:userid"), principal.account().to_owned()),
-        _ => {}
-    }
-    let (current, epoch) = clock_texts(now);
-    put(("aws:CurrentTime", "aws:currenttime"), current);
-    put(("aws:EpochTime", "aws:epochtime"), epoch);
+    ctx.add_facts(Arc::new(Facts::of(principal, &[])), now, overwrite);
 }
 
-/// `aws:CurrentTime` and `aws:EpochTime` of `now`, formatted once a second
-/// per thread (formatting was a twentieth of a loaded daemon's CPU).
-fn clock_texts(now: jiff::Timestamp) -> (String, String) {
+/// The clock's facts at `now`, made once a second per thread (formatting
+/// was a twentieth of a loaded daemon's CPU).
+fn clock(now: jiff::Timestamp) -> Arc<Clock> {
     use std::cell::RefCell;
     thread_local! {
-        static LAST: RefCell<Option<(i64, String, String)>> = const { RefCell::new(None) };
+        static LAST: RefCell<Option<Arc<Clock>>> = const { RefCell::new(None) };
     }
     let second = now.as_second();
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         match &*last {
-            Some((s, current, epoch)) if *s == second => (current.clone(), epoch.clone()),
+            Some(c) if c.second == second => c.clone(),
             _ => {
-                let current = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-                let epoch = second.to_string();
-                *last = Some((second, current.clone(), epoch.clone()));
-                (current, epoch)
+                let entry = |(name, folded): (&'static str, &'static str), value: String| Entry {
+                    folded: Cow::Borrowed(folded),
+                    name: Cow::Borrowed(name),
+                    value: ContextValue::Single(value),
+                };
+                let c = Arc::new(Clock {
+                    second,
+                    entries: [
+                        entry(
+                            ("aws:CurrentTime", "aws:currenttime"),
+                            now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        ),
+                        entry(("aws:EpochTime", "aws:epochtime"), second.to_string()),
+                    ],
+                });
+                *last = Some(c.clone());
+                c
             }
         }
     })
 }
 
-/// The keys that [`add_request_facts`] sets and the principal's tags
-/// (`aws:PrincipalTag/*`): a server removes what the caller gave for them
-/// before it adds its own, so that a caller cannot claim a fact (a tag the
-/// principal does not have, `aws:username` for a role).
-pub fn strip_request_facts(ctx: &mut Context) {
+/// Whether a folded key names a fact: a key that [`Facts`] or the clock
+/// sets, or a principal tag.
+fn is_fact_key(folded: &str) -> bool {
     const FACTS: &[&str] = &[
         "aws:principalarn",
         "aws:principalaccount",
@@ -276,8 +356,7 @@ pub fn strip_request_facts(ctx: &mut Context) {
         "aws:currenttime",
         "aws:epochtime",
     ];
-    ctx.entries
-        .retain(|e| !FACTS.contains(&&*e.folded) && !e.folded.starts_with("aws:principaltag/"));
+    FACTS.contains(&folded) || folded.starts_with("aws:principaltag/")
 }
 
 /// Folds a key name for lookups.
@@ -299,19 +378,25 @@ mod tests {
             "*",
         ] {
             let mut ctx = Context::new();
-            add_request_facts(
-                &mut ctx,
-                &crate::arn::Principal::parse(who).unwrap(),
-                now,
-                true,
-            );
+            let principal = crate::arn::Principal::parse(who).unwrap();
+            let tags = [("Team".to_owned(), "docs".to_owned())];
+            ctx.add_facts(Arc::new(Facts::of(&principal, &tags)), now, true);
             assert!(!ctx.is_empty());
-            for e in &ctx.entries {
+            for e in ctx.visible() {
                 assert_eq!(*e.folded, fold(&e.name), "{who}");
             }
-            assert!(
-                ctx.entries.windows(2).all(|w| w[0].folded < w[1].folded),
-                "sorted"
+            for entries in [
+                &ctx.facts.as_ref().unwrap().entries[..],
+                &ctx.clock.as_ref().unwrap().entries[..],
+            ] {
+                assert!(
+                    entries.windows(2).all(|w| w[0].folded < w[1].folded),
+                    "sorted"
+                );
+            }
+            assert_eq!(
+                ctx.get("aws:principaltag/team"),
+                Some(Values::Single("docs"))
             );
             assert_eq!(
                 ctx.get("AWS:CURRENTTIME"),

@@ -684,20 +684,15 @@ impl Loader<'_> {
             account: account_id,
             partition,
             entities,
-            outsider: Arc::new(Entity {
-                principal: Principal::parse("*").map_err(|e| BundleError {
+            outsider: Arc::new(Entity::new(
+                Principal::parse("*").map_err(|e| BundleError {
                     diagnostics: vec![e.to_string()],
                 })?,
-                identity: StatementSet::default(),
-                boundary: None,
-                tags: Vec::new(),
-            }),
-            root: Arc::new(Entity {
-                principal: root,
-                identity: StatementSet::default(),
-                boundary: None,
-                tags: Vec::new(),
-            }),
+                StatementSet::default(),
+                None,
+                Vec::new(),
+            )),
+            root: Arc::new(Entity::new(root, StatementSet::default(), None, Vec::new())),
             exact_resources,
             pattern_resources,
             scps,
@@ -803,12 +798,12 @@ impl Loader<'_> {
         if let Ok(principal) = Principal::parse(arn) {
             entities.insert(
                 format!("{kind}/{who}").into(),
-                Arc::new(Entity {
+                Arc::new(Entity::new(
                     principal,
-                    identity: StatementSet::new(identity),
-                    boundary: boundary.map(|p| StatementSet::new([p])),
-                    tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                }),
+                    StatementSet::new(identity),
+                    boundary.map(|p| StatementSet::new([p])),
+                    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                )),
             );
         }
     }

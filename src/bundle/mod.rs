@@ -13,13 +13,14 @@ mod load;
 pub mod query;
 mod raw;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use crate::arn::{Arn, Principal, PrincipalKind};
-use crate::context::{Context, ContextValue};
+use crate::context::{Context, Facts};
 use crate::eval::{Layers, StatementSet};
 use crate::policy::pattern::{ArnPattern, ArnSyntax};
 
@@ -126,9 +127,26 @@ pub struct Entity {
     identity: StatementSet,
     boundary: Option<StatementSet>,
     tags: Vec<(String, String)>,
+    /// The principal's facts and tags, made once (a request shares them).
+    facts: Arc<Facts>,
 }
 
 impl Entity {
+    fn new(
+        principal: Principal,
+        identity: StatementSet,
+        boundary: Option<StatementSet>,
+        tags: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            facts: Arc::new(Facts::of(&principal, &tags)),
+            principal,
+            identity,
+            boundary,
+            tags,
+        }
+    }
+
     /// The principal (the user or role itself).
     pub fn principal(&self) -> &Principal {
         &self.principal
@@ -178,8 +196,21 @@ pub struct Resolved<'b> {
     /// The entity whose policies apply (a role for a role session).
     pub entity: &'b Entity,
     /// The principal as the request named it (a role session keeps its
-    /// session ARN).
-    pub principal: Principal,
+    /// session ARN); the entity's own when the request named the entity.
+    pub principal: Cow<'b, Principal>,
+}
+
+impl Resolved<'_> {
+    /// The principal's facts (`aws:username`, `aws:PrincipalTag/*`...):
+    /// the entity's, shared, when the request named the entity itself;
+    /// made for this request otherwise (a role session, the root, callers
+    /// from outside).
+    pub fn facts(&self) -> Arc<Facts> {
+        match &self.principal {
+            Cow::Borrowed(_) => self.entity.facts.clone(),
+            Cow::Owned(p) => Arc::new(Facts::of(p, &self.entity.tags)),
+        }
+    }
 }
 
 impl Bundle {
@@ -224,7 +255,7 @@ impl Bundle {
         if let Some(entity) = self.entities.get(text) {
             return Some(Resolved {
                 entity,
-                principal: entity.principal.clone(),
+                principal: Cow::Borrowed(&entity.principal),
             });
         }
         let p = Principal::parse(text).ok()?;
@@ -234,7 +265,7 @@ impl Bundle {
         ) {
             return Some(Resolved {
                 entity: &self.outsider,
-                principal: p,
+                principal: Cow::Owned(p),
             });
         }
         if p.account() != self.account || p.partition() != self.partition {
@@ -251,11 +282,15 @@ impl Bundle {
                 let e = self
                     .entities
                     .get(format!("{prefix}{}", p.name()).as_str())?;
-                // The ARN must be the entity's, path included.
+                // The ARN must be the entity's, path included: then the
+                // principal is the entity's own.
                 if e.principal.arn() != p.arn() {
                     return None;
                 }
-                e
+                return Some(Resolved {
+                    entity: e,
+                    principal: Cow::Borrowed(&e.principal),
+                });
             }
             PrincipalKind::AssumedRole => {
                 let role_arn = p.role_arn()?;
@@ -266,7 +301,7 @@ impl Bundle {
         };
         Some(Resolved {
             entity,
-            principal: p,
+            principal: Cow::Owned(p),
         })
     }
 
@@ -299,20 +334,6 @@ impl Bundle {
             boundary: resolved.entity.boundary.as_ref(),
             session,
             scps: &self.scps,
-        }
-    }
-
-    /// Adds the principal's tags to `ctx` as `aws:PrincipalTag/KEY`: replacing
-    /// what the caller gave with `overwrite`, keeping it without.
-    pub fn add_principal_tags(&self, entity: &Entity, ctx: &mut Context, overwrite: bool) {
-        for (k, v) in &entity.tags {
-            let key = format!("aws:PrincipalTag/{k}");
-            let value = ContextValue::Single(v.clone());
-            if overwrite {
-                ctx.set(&key, value);
-            } else {
-                ctx.insert_if_absent(&key, value);
-            }
         }
     }
 }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::Bundle;
-use crate::context::{self, Context};
+use crate::context::Context;
 use crate::eval::{self, Determining, Layers, Outcome, Request};
 use crate::policy::{Effect, Policy};
 
@@ -173,8 +173,7 @@ impl Bundle {
     ) -> Option<R> {
         let resolved = self.resolve(&q.principal)?;
         let mut ctx = q.context.clone();
-        context::add_request_facts(&mut ctx, &resolved.principal, now, false);
-        self.add_principal_tags(resolved.entity, &mut ctx, false);
+        ctx.add_facts(resolved.facts(), now, false);
         let layers = self.layers(&resolved, &q.resource, session);
         let request = Request {
             principal: &resolved.principal,

@@ -1,7 +1,7 @@
 //! Protobuf to engine and back.
 
 use crate::bundle::Bundle;
-use crate::context::{self, Context, ContextValue};
+use crate::context::{Context, ContextValue};
 use crate::eval::{self, Determining, Layers, Outcome, Request};
 use crate::policy::Effect;
 use crate::reload::Status as ReloadStatus;
@@ -68,9 +68,7 @@ pub(crate) fn decide(
         });
     };
     // The server knows the principal's facts better than the caller.
-    context::strip_request_facts(&mut ctx);
-    context::add_request_facts(&mut ctx, &resolved.principal, now, true);
-    bundle.add_principal_tags(resolved.entity, &mut ctx, true);
+    ctx.add_facts(resolved.facts(), now, true);
     let layers = bundle.layers(&resolved, &req.resource, None);
     let request = Request {
         principal: &resolved.principal,
