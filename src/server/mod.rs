@@ -5,6 +5,7 @@
 //! bundle read from the [`Store`] for this one call, protobuf out. Errors map
 //! to `tonic::Status` in [`status`] only.
 
+mod admission;
 mod convert;
 pub mod status;
 
@@ -438,11 +439,9 @@ fn tls_incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// The server stack: a global limit on calls in flight around every service.
-type Stack = tower::layer::util::Stack<
-    tower::limit::GlobalConcurrencyLimitLayer,
-    tower::layer::util::Identity,
->;
+/// The server stack: a global limit on calls in flight and the request
+/// timeout around every service.
+type Stack = tower::layer::util::Stack<admission::AdmissionLayer, tower::layer::util::Identity>;
 
 async fn router(services: Services) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
     let Services {
@@ -501,9 +500,9 @@ async fn router(services: Services) -> Result<tonic::transport::server::Router<S
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     Ok(tonic::transport::Server::builder()
-        .timeout(limits.request_timeout)
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            limits.max_concurrent.max(1),
+        .layer(admission::AdmissionLayer::new(
+            limits.max_concurrent,
+            limits.request_timeout,
         ))
         .add_service(health)
         .add_service(reflection)
