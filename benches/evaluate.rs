@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the engine: one decision on small and large
-//! policy sets (allow, explicit deny, implicit deny, heavy conditions), and
-//! compiling the AWS managed-policy corpus.
+//! policy sets (allow, explicit deny, implicit deny, heavy conditions),
+//! compiling the AWS managed-policy corpus, and the server's work for one
+//! `Authorize` call without the transport (checks, context, resolution,
+//! decision, answer, counters) on the example bundle.
 //!
 //! Run: `cargo bench --bench evaluate` (results in `docs/benchmarks.md`).
 #![allow(
@@ -204,5 +206,35 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_evaluate, bench_compile);
+/// What the gRPC handler does for one call once the request is decoded:
+/// the transport's share is measured by `iamd bench` (docs/benchmarks.md).
+fn bench_server(c: &mut Criterion) {
+    use iamd::reload::{Reloader, Store, Trigger};
+    use iamd::server::{AuthorizerService, Limits, pb};
+    let bundle = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle");
+    let store = Store::new();
+    Reloader::new(&bundle, store.clone()).reload(Trigger::Start);
+    let metrics = iamd::admin::Metrics::new(store.clone());
+    let service = AuthorizerService::new(store, Limits::default(), metrics);
+    let single = |s: &str| pb::ContextValue {
+        kind: Some(pb::context_value::Kind::Single(s.into())),
+    };
+    let request = pb::AuthorizeRequest {
+        principal: "user/alice".into(),
+        action: "docs:GetDocument".into(),
+        resource: "arn:acme:docs:eu-1:123456789012:doc/guide".into(),
+        context: [("docs:Team".to_owned(), single("docs"))].into(),
+        ..Default::default()
+    };
+    let now = jiff::Timestamp::now();
+    let answer = service.decide_now(&request, now, None).unwrap();
+    assert_eq!(answer.decision(), pb::Decision::Allow);
+    let mut group = c.benchmark_group("server");
+    group.bench_function("decide_now/allow", |b| {
+        b.iter(|| service.decide_now(black_box(&request), now, None))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_evaluate, bench_compile, bench_server);
 criterion_main!(benches);
