@@ -4,7 +4,11 @@
 //! stream sends its next request when the last is answered: the most the
 //! server can do) or an open loop at a fixed total rate (each request has
 //! an intended send time, and its latency is measured from that time, so a
-//! slow server cannot hide its queue: no coordinated omission). Bounded by a
+//! slow server cannot hide its queue: no coordinated omission). The open
+//! loop's sends are released by a pacing thread with sub-millisecond sleeps
+//! ([`Pacer`]), not by the runtime's 1 ms timer, which sent them in bursts
+//! of a millisecond's worth (20 requests at 20,000/s) and measured the
+//! bursts' queue rather than the server's. Bounded by a
 //! duration and optionally a count, after a warm-up that is not measured.
 //! The requests come from a JSON-lines mix; with an expected decision, every
 //! answer is checked. Latencies go into an HDR histogram per stream, merged
@@ -351,6 +355,9 @@ pub async fn run(
     let start = tokio::time::Instant::now();
     let measure_from = start + opts.warmup;
     let end = measure_from + opts.duration;
+    let pacer = opts
+        .rate
+        .map(|rate| Pacer::start(start.into_std(), end.into_std(), rate));
     let budget = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let client_cpu = cpu_us(None);
@@ -368,7 +375,8 @@ pub async fn run(
         let mut envoy = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(channel);
         let (mix, progress, budget, stop) =
             (mix.clone(), progress.clone(), budget.clone(), stop.clone());
-        let (rate, count) = (opts.rate, opts.count);
+        let count = opts.count;
+        let pacer = pacer.clone();
         tasks.push(tokio::spawn(async move {
             let mut me = Worker {
                 histogram: empty,
@@ -378,31 +386,17 @@ pub async fn run(
                 timeline: vec![0; seconds.max(1)],
                 seconds: per_second,
             };
-            // Open loop: this stream's share of the rate, staggered.
-            let interval = rate.map(|r| Duration::from_secs_f64(workers as f64 / r.max(1e-9)));
-            let mut intended =
-                start + interval.map_or(Duration::ZERO, |i| i.mul_f64(w as f64 / workers as f64));
             let mut i = w;
-            // When this stream's previous answer came back.
-            let mut last_done = start;
             loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                if interval.is_some() {
-                    tokio::time::sleep_until(intended).await;
-                    if intended >= end {
-                        break;
-                    }
-                }
-                // Open loop: a request that had to wait for the previous
-                // answer is timed from its intended send time (the queue it
-                // met is the server's doing); one that waited only for the
-                // timer (1 ms granularity) is timed from when it left.
-                let now = tokio::time::Instant::now();
-                let sent = match interval {
-                    Some(_) if last_done > intended => intended,
-                    _ => now,
+                let sent = match &pacer {
+                    None => tokio::time::Instant::now(),
+                    Some(p) => match p.next(end.into_std()).await {
+                        Some(sent) => tokio::time::Instant::from_std(sent),
+                        None => break,
+                    },
                 };
                 if sent >= end {
                     break;
@@ -428,7 +422,6 @@ pub async fn run(
                         .map(|a| check_decision(a.get_ref())),
                 };
                 let done = tokio::time::Instant::now();
-                last_done = done;
                 progress.done.fetch_add(1, Ordering::Relaxed);
                 if measured {
                     me.measured += 1;
@@ -452,9 +445,6 @@ pub async fn run(
                             *me.errors.entry(format!("{:?}", status.code())).or_default() += 1;
                         }
                     }
-                }
-                if let Some(iv) = interval {
-                    intended += iv;
                 }
             }
             me
@@ -535,7 +525,120 @@ pub async fn run(
     Ok(report)
 }
 
+/// The open loop's clock: a thread that releases each request at its
+/// intended send time (`start + k / rate`), sleeping between releases (at
+/// least [`Pacer::TICK`], so that at high rates it releases the few requests
+/// due in a tick together rather than waking per request).
+#[derive(Debug, Clone)]
+struct Pacer {
+    released: Arc<tokio::sync::Semaphore>,
+    /// Requests taken so far: the next one's `k`.
+    taken: Arc<AtomicU64>,
+    start: std::time::Instant,
+    interval: Duration,
+}
+
+impl Pacer {
+    /// The shortest sleep between releases.
+    const TICK: Duration = Duration::from_micros(100);
+
+    /// Starts releasing requests at `rate` per second from `start` until
+    /// `end`; past the last, [`Pacer::next`] returns `None`.
+    fn start(start: std::time::Instant, end: std::time::Instant, rate: f64) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / rate.max(1e-9));
+        let released = Arc::new(tokio::sync::Semaphore::new(0));
+        let pacer = Self {
+            released: released.clone(),
+            taken: Arc::new(AtomicU64::new(0)),
+            start,
+            interval,
+        };
+        let due = move |k: u64| start + interval.mul_f64(k as f64);
+        std::thread::spawn(move || {
+            let mut k = 0u64;
+            loop {
+                let now = std::time::Instant::now();
+                let mut n = 0usize;
+                while due(k) <= now && due(k) < end {
+                    k += 1;
+                    n += 1;
+                }
+                if n > 0 {
+                    released.add_permits(n);
+                }
+                // Every request is out: wake every stream for its `None`.
+                if due(k) >= end {
+                    released.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+                    return;
+                }
+                // Nobody waits any more (a count bound ended the bench).
+                if Arc::strong_count(&released) == 1 {
+                    return;
+                }
+                std::thread::sleep(due(k).saturating_duration_since(now).max(Self::TICK));
+            }
+        });
+        pacer
+    }
+
+    /// Waits for the next request's turn; returns the time it is timed
+    /// from. A request that was due while every stream was still busy is
+    /// timed from its intended send time (the queue it met is the
+    /// server's doing); one that a free stream waited for is timed from
+    /// its release (the pacer's lateness, up to a tick, is not the
+    /// server's). `None` past the last request (`end`).
+    async fn next(&self, end: std::time::Instant) -> Option<std::time::Instant> {
+        let waited = match self.released.try_acquire() {
+            Ok(p) => {
+                p.forget();
+                false
+            }
+            Err(_) => {
+                self.released.acquire().await.ok()?.forget();
+                true
+            }
+        };
+        let k = self.taken.fetch_add(1, Ordering::Relaxed);
+        let intended = self.start + self.interval.mul_f64(k as f64);
+        if intended >= end {
+            return None;
+        }
+        Some(if waited {
+            std::time::Instant::now().max(intended)
+        } else {
+            intended
+        })
+    }
+}
+
 /// A latency histogram: 1 µs to 60 s, 3 significant digits.
 fn histogram() -> Result<Histogram<u64>, BenchError> {
     Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| BenchError::Histogram(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pacer_releases_each_request_at_its_intended_time_then_stops() {
+        let start = std::time::Instant::now();
+        let end = start + Duration::from_millis(100);
+        let pacer = Pacer::start(start, end, 1000.0);
+        let mut sent = Vec::new();
+        while let Some(at) = pacer.next(end).await {
+            sent.push((at, std::time::Instant::now()));
+        }
+        // One request a millisecond, the last intended before the end;
+        // none released before its time, none timed before it.
+        assert_eq!(sent.len(), 100);
+        for (k, (at, released)) in sent.iter().enumerate() {
+            let intended = start + Duration::from_millis(k as u64);
+            assert!(*released >= intended, "request {k} released early");
+            assert!(*at >= intended, "request {k} timed before it was due");
+        }
+        // Every stream learns that it is over, again and again.
+        assert_eq!(pacer.next(end).await, None);
+        assert_eq!(pacer.next(end).await, None);
+    }
 }
