@@ -144,14 +144,25 @@ pub enum Layer {
     Session,
 }
 
+impl Layer {
+    /// The layer's name as answers write it (`identity`, `scp[1]`...):
+    /// borrowed but for SCP levels.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Scp(_) => self.to_string().into(),
+            Self::Resource => "resource".into(),
+            Self::Identity => "identity".into(),
+            Self::Boundary => "boundary".into(),
+            Self::Session => "session".into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Layer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Scp(level) => write!(f, "scp[{level}]"),
-            Self::Resource => f.write_str("resource"),
-            Self::Identity => f.write_str("identity"),
-            Self::Boundary => f.write_str("boundary"),
-            Self::Session => f.write_str("session"),
+            other => f.write_str(&other.name()),
         }
     }
 }

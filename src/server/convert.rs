@@ -87,7 +87,7 @@ pub(crate) fn decide(
     let explanation = (req.explain && d.outcome != Outcome::Allow).then(|| {
         let e = eval::explain(&layers, &request, &d, &matched);
         pb::Explanation {
-            layer: e.layer.map(|l| l.to_string()).unwrap_or_default(),
+            layer: e.layer.map(|l| l.name().into_owned()).unwrap_or_default(),
             nearest_allow: e
                 .nearest_allow
                 .as_ref()
@@ -102,7 +102,7 @@ pub(crate) fn decide(
         determining: matched.iter().map(|m| determining(&layers, m)).collect(),
         denied_by: d
             .implicit_deny_layer
-            .map(|l| l.to_string())
+            .map(|l| l.name().into_owned())
             .unwrap_or_default(),
         reason: String::new(),
         explanation,
@@ -113,7 +113,7 @@ fn determining(layers: &Layers<'_>, m: &Determining) -> pb::DeterminingStatement
     let found = layers.statement(m);
     pb::DeterminingStatement {
         policy: found.map(|(p, _)| p.name().to_owned()).unwrap_or_default(),
-        layer: m.layer.to_string(),
+        layer: m.layer.name().into_owned(),
         index: m.statement,
         sid: found
             .and_then(|(_, s)| s.sid())
