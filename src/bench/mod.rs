@@ -6,7 +6,7 @@
 //! an intended send time, and its latency is measured from that time, so a
 //! slow server cannot hide its queue: no coordinated omission). The open
 //! loop's sends are released by a pacing thread with sub-millisecond sleeps
-//! ([`Pacer`]), not by the runtime's 1 ms timer, which sent them in bursts
+//! (`Pacer`), not by the runtime's 1 ms timer, which sent them in bursts
 //! of a millisecond's worth (20 requests at 20,000/s) and measured the
 //! bursts' queue rather than the server's. Bounded by a
 //! duration and optionally a count, after a warm-up that is not measured.
