@@ -19,6 +19,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// The admin HTTP listener's `HOST:PORT`.
     pub admin_listen: Option<String>,
+    /// Threads answering calls.
+    pub workers: Option<usize>,
     /// gRPC limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -127,6 +129,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--admin-listen`.
     pub admin_listen: Option<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
     /// `--max-batch`.
     pub max_batch: Option<usize>,
     /// `--max-message-bytes`.
@@ -175,6 +179,10 @@ pub struct ServeConfig {
     pub listen: Listen,
     /// Where the admin HTTP endpoints listen.
     pub admin_listen: std::net::SocketAddr,
+    /// Threads answering calls: 1 (the default) runs every connection on
+    /// one thread (tokio's current-thread scheduler), more use tokio's
+    /// multi-thread scheduler with that many workers (docs/operations.md).
+    pub workers: usize,
     /// gRPC limits.
     pub limits: Limits,
     /// Seconds between digest checks.
@@ -257,6 +265,11 @@ impl ServeConfig {
                     .map_or(d.request_timeout.as_millis() as usize, |v| v as usize),
             ) as u64),
         };
+        let workers = positive(
+            &mut problems,
+            "workers",
+            o.workers.or(file.workers).unwrap_or(1),
+        );
         let poll = o
             .poll_interval_seconds
             .or(file.reload.poll_interval_seconds)
@@ -324,6 +337,7 @@ impl ServeConfig {
                 bundle,
                 listen,
                 admin_listen,
+                workers,
                 limits,
                 poll_interval: Duration::from_secs(poll),
                 debounce: Duration::from_millis(debounce),
@@ -421,6 +435,28 @@ mod tests {
             (LogFormat::Json, tracing::Level::DEBUG)
         );
         assert_eq!(c.poll_interval, Duration::from_secs(10));
+        assert_eq!(c.workers, 1, "one thread unless asked");
+    }
+
+    #[test]
+    fn workers_come_from_the_flag_or_the_file_and_are_positive() {
+        let c = ServeConfig::resolve(
+            file("bundle: b\nworkers: 4\n").unwrap(),
+            Overrides::default(),
+        );
+        assert_eq!(c.unwrap().workers, 4);
+        let o = Overrides {
+            workers: Some(2),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(file("bundle: b\nworkers: 4\n").unwrap(), o);
+        assert_eq!(c.unwrap().workers, 2);
+        let e = ServeConfig::resolve(
+            file("bundle: b\nworkers: 0\n").unwrap(),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, ["workers is 0: give a positive number"]);
     }
 
     #[test]

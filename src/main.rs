@@ -97,6 +97,11 @@ struct ServeArgs {
     /// [default: 127.0.0.1:9464].
     #[arg(long, env = "IAMD_ADMIN_LISTEN")]
     admin_listen: Option<String>,
+    /// Threads answering calls: 1 serves every connection on one thread,
+    /// the fastest per core (docs/operations.md); more, for more cores
+    /// [default: 1].
+    #[arg(long, env = "IAMD_WORKERS")]
+    workers: Option<usize>,
     /// Most requests in one AuthorizeBatch [default: 1000].
     #[arg(long, env = "IAMD_MAX_BATCH")]
     max_batch: Option<usize>,
@@ -802,7 +807,27 @@ fn simulate_batch(
 
 /// The async runtime, or the exit status after saying why there is none.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+    built(tokio::runtime::Builder::new_multi_thread())
+}
+
+/// The daemon's runtime: one thread for every connection with one worker,
+/// tokio's multi-thread scheduler with more. On one thread, the answers
+/// that are ready go out together (one write, one wake-up of the peer); the
+/// multi-thread scheduler runs a connection's writer right after each
+/// answer (its "LIFO slot"), one write per answer, which halved the
+/// throughput of a core (docs/benchmarks.md).
+fn serving_runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    if workers <= 1 {
+        built(tokio::runtime::Builder::new_current_thread())
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        built(b)
+    }
+}
+
+fn built(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder
         .enable_all()
         .thread_name("iamd")
         .build()
@@ -825,6 +850,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         bundle: args.bundle,
         listen: args.listen,
         admin_listen: args.admin_listen,
+        workers: args.workers,
         max_batch: args.max_batch,
         max_message_bytes: args.max_message_bytes,
         max_concurrent_requests: args.max_concurrent_requests,
@@ -847,7 +873,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match runtime() {
+    let rt = match serving_runtime(cfg.workers) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -172,7 +172,20 @@ pub(crate) fn spawn_daemon_with_env(
 
 #[test]
 fn serve_then_authorize_then_sigterm() {
-    let (mut server, addr) = spawn_daemon(&["--log-format", "json"]);
+    serve_authorize_sigterm(&[]);
+}
+
+#[test]
+fn serve_with_several_workers_then_authorize_then_sigterm() {
+    serve_authorize_sigterm(&["--workers", "2"]);
+}
+
+/// The daemon (with `extra` flags) answers, reports health, and drains on
+/// SIGTERM.
+fn serve_authorize_sigterm(extra: &[&str]) {
+    let mut flags = vec!["--log-format", "json"];
+    flags.extend_from_slice(extra);
+    let (mut server, addr) = spawn_daemon(&flags);
     let ask = |extra: &[&str]| {
         let mut args = vec![
             "authorize",
