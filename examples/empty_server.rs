@@ -6,8 +6,8 @@
 //! cargo run --release --example empty_server -- 127.0.0.1:50052 [WORKERS]
 //! ```
 //!
-//! With the daemon's runtime: one thread by default (`iamd serve
-//! --workers 1`), tokio's multi-thread scheduler with `WORKERS` > 1.
+//! On the daemon's runtime (`iamd::server::runtime_builder`): one thread by
+//! default, as `iamd serve --workers 1`, or `WORKERS` threads.
 
 use iamd::server::pb;
 use tonic::{Request, Response, Status};
@@ -63,30 +63,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(w) => w.parse()?,
         None => 1,
     };
-    let mut runtime = if workers <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        b
-    };
-    runtime.enable_all().build()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&addr).await?;
-        eprintln!("empty iamd.v1.Authorizer on {}", listener.local_addr()?);
-        // As iamd does: no Nagle delay on accepted connections.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            |s| {
-                if let Ok(s) = &s {
-                    let _ = s.set_nodelay(true);
-                }
-                s
-            },
-        );
-        tonic::transport::Server::builder()
-            .add_service(pb::authorizer_server::AuthorizerServer::new(Empty))
-            .serve_with_incoming(incoming)
-            .await?;
-        Ok(())
-    })
+    iamd::server::runtime_builder(workers)
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind(&addr).await?;
+            eprintln!("empty iamd.v1.Authorizer on {}", listener.local_addr()?);
+            // As iamd does: no Nagle delay on accepted connections.
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |s| {
+                    if let Ok(s) = &s {
+                        let _ = s.set_nodelay(true);
+                    }
+                    s
+                },
+            );
+            tonic::transport::Server::builder()
+                .add_service(pb::authorizer_server::AuthorizerServer::new(Empty))
+                .serve_with_incoming(incoming)
+                .await?;
+            Ok(())
+        })
 }

@@ -810,20 +810,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     built(tokio::runtime::Builder::new_multi_thread())
 }
 
-/// The daemon's runtime: one thread for every connection with one worker,
-/// tokio's multi-thread scheduler with more. On one thread, the answers
-/// that are ready go out together (one write, one wake-up of the peer); the
-/// multi-thread scheduler runs a connection's writer right after each
-/// answer (its "LIFO slot"), one write per answer, which halved the
-/// throughput of a core (docs/benchmarks.md).
+/// The daemon's runtime (see [`iamd::server::runtime_builder`]).
 fn serving_runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
-    if workers <= 1 {
-        built(tokio::runtime::Builder::new_current_thread())
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        built(b)
-    }
+    built(iamd::server::runtime_builder(workers))
 }
 
 fn built(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {

@@ -281,6 +281,23 @@ fn trace_of<T>(request: &Request<T>) -> Option<&str> {
     crate::decision_log::trace_id(header)
 }
 
+/// The builder of the runtime a server with `workers` threads runs on
+/// (`iamd serve --workers`): tokio's current-thread scheduler for one,
+/// its multi-thread scheduler for more. On one thread the answers that are
+/// ready go out together (one write, one wake-up of the peer); the
+/// multi-thread scheduler runs a connection's writer right after each
+/// answer (its LIFO slot), one write per answer, which halved the
+/// throughput of a core (docs/benchmarks.md).
+pub fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    }
+}
+
 /// What the server serves: the store it decides from, its limits, its
 /// metrics, and Envoy's `Check` when a mapping is configured.
 #[derive(Debug, Clone)]
