@@ -1,7 +1,7 @@
 //! `iamd bench` against a running daemon: the count and rate bounds, the
 //! answers checked against the mix, the JSON report and the chart.
 
-use crate::cli::{iamd, spawn_daemon, stop};
+use crate::cli::{iamd, spawn_daemon, stop, wait_serving};
 
 fn run(addr: &str, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
     let mut args = vec!["bench", "--addr", addr, "--quiet", "--json"];
@@ -21,13 +21,7 @@ fn run(addr: &str, extra: &[&str]) -> (std::process::Output, serde_json::Value) 
 fn bench_loads_the_daemon_and_checks_every_answer() {
     let (mut server, addr) = spawn_daemon(&[]);
     let pid = server.id().to_string();
-    // Wait (bounded) until the daemon answers.
-    for _ in 0..100 {
-        if iamd(&["health", "--addr", &addr], "").status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_serving(&mut server, &addr);
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("bench.svg");
     let svg_arg = svg.display().to_string();
@@ -140,15 +134,10 @@ fn bench_loads_envoys_check_too() {
         .args(["--admin-listen", "127.0.0.1:0"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    for _ in 0..100 {
-        if iamd(&["health", "--addr", &addr], "").status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_serving(&mut server, &addr);
     let (out, r) = run(
         &addr,
         &[

@@ -246,6 +246,26 @@ fn serve_authorize_sigterm(extra: &[&str]) {
     assert!(logs.contains("SIGTERM: draining"), "{logs}");
 }
 
+/// Waits (up to 30 s: a loaded CI machine starts slowly) until the daemon
+/// at `addr` reports SERVING; fails with the daemon's standard error (when
+/// piped) if it exited first, e.g. because another process took the port.
+pub(crate) fn wait_serving(server: &mut std::process::Child, addr: &str) {
+    for _ in 0..600 {
+        if iamd(&["health", "--addr", addr], "").status.success() {
+            return;
+        }
+        if let Ok(Some(status)) = server.try_wait() {
+            let mut err = String::new();
+            if let Some(e) = server.stderr.as_mut() {
+                let _ = std::io::Read::read_to_string(e, &mut err);
+            }
+            panic!("the daemon exited ({status}) before serving on {addr}: {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the daemon did not report SERVING on {addr} within 30 s");
+}
+
 /// A port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
