@@ -278,6 +278,10 @@ struct BenchArgs {
     /// The server's PID, for its CPU time per request.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Threads sending the load: one (the cheapest per request, as for the
+    /// daemon) or more, on tokio's multi-thread scheduler.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: u16,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -323,7 +327,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
         warmup: secs(args.warmup),
         server_pid: args.server_pid,
     };
-    let rt = match runtime() {
+    let rt = match built(iamd::server::runtime_builder(args.workers.into())) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -282,7 +282,7 @@ fn trace_of<T>(request: &Request<T>) -> Option<&str> {
 }
 
 /// The builder of the runtime a server with `workers` threads runs on
-/// (`iamd serve --workers`): tokio's current-thread scheduler for one,
+/// (`iamd serve --workers`, and `iamd bench --workers` for the client): tokio's current-thread scheduler for one,
 /// its multi-thread scheduler for more. On one thread the answers that are
 /// ready go out together (one write, one wake-up of the peer); the
 /// multi-thread scheduler runs a connection's writer right after each

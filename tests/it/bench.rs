@@ -86,6 +86,9 @@ fn bench_loads_the_daemon_and_checks_every_answer() {
             "0",
             "--streams",
             "4",
+            // The generator on two threads (one by default).
+            "--workers",
+            "2",
         ],
     );
     assert_eq!(out.status.code(), Some(0));
