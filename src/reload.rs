@@ -171,7 +171,10 @@ impl Reloader {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();
                 let stats = bundle.stats();
-                self.store.live.store(Some(Arc::new(bundle)));
+                let old = self.store.live.swap(Some(Arc::new(bundle)));
+                if let Some(old) = old {
+                    retire(old);
+                }
                 self.live_digest = Some(digest);
                 self.rejected = None;
                 tracing::info!(
@@ -267,6 +270,21 @@ impl Default for WatchOptions {
             sighup: true,
         }
     }
+}
+
+/// Drops a replaced bundle on the reloader's thread. Calls still deciding
+/// on it hold it for microseconds; the last of them to finish would
+/// otherwise free it, and freeing a large bundle (hundreds of milliseconds
+/// for 10,000 users) on the thread that answers calls would stall every
+/// call behind it. Waits for them (at most a second), then frees it here.
+fn retire(old: Arc<Bundle>) {
+    for _ in 0..1000 {
+        if Arc::strong_count(&old) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(old);
 }
 
 /// A running watcher thread; dropping it stops the thread.

@@ -115,6 +115,40 @@ fn the_last_good_bundle_keeps_serving() {
 }
 
 #[test]
+fn the_reloader_frees_the_replaced_bundle_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("GetDocument"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
+    let old = Arc::downgrade(store.bundle().as_ref().unwrap());
+    // A call still deciding on the old bundle when the new one is swapped
+    // in (held much longer than a decision takes).
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let guard = store.bundle();
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            drop(guard);
+        })
+    };
+    held.recv().unwrap();
+    write_all(&dir, &files("ListDocuments"));
+    assert!(matches!(r.reload(Trigger::Event), Reload::Loaded(_)));
+    // The reloader waited for the call and freed the old bundle on its own
+    // thread: the call's thread did not pay for it.
+    assert!(
+        old.upgrade().is_none(),
+        "the old bundle outlived the reload"
+    );
+    reader.join().unwrap();
+    assert_eq!(label(&store).as_deref(), Some("ListDocuments"));
+}
+
+#[test]
 fn edits_are_picked_up_by_the_watcher() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
