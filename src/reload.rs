@@ -287,6 +287,19 @@ fn retire(old: Arc<Bundle>) {
     drop(old);
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10, Linux): a
+/// reload compiles a whole bundle, hundreds of milliseconds of CPU for a
+/// large one, and on a busy machine it must not take the CPU the thread
+/// answering calls needs. An idle CPU still runs it at full speed.
+fn background_priority() {
+    // On Linux a nice value belongs to a thread: `PRIO_PROCESS` with no
+    // PID is the calling thread.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!("cannot lower the reload thread's priority: {e}");
+    }
+}
+
 /// A running watcher thread; dropping it stops the thread.
 #[derive(Debug)]
 pub struct Watcher {
@@ -340,6 +353,7 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
     let thread = std::thread::Builder::new()
         .name("iamd-reload".into())
         .spawn(move || {
+            background_priority();
             let tick = Duration::from_millis(100).min(options.poll_interval);
             let mut next_poll = Instant::now() + options.poll_interval;
             while !stopping.load(Ordering::Relaxed) {

@@ -148,6 +148,42 @@ fn the_reloader_frees_the_replaced_bundle_itself() {
     assert_eq!(label(&store).as_deref(), Some("ListDocuments"));
 }
 
+/// The reload thread runs at a lower priority than the threads answering
+/// calls (nice 10), so that compiling a large bundle on a busy machine
+/// leaves them their CPU.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_reload_thread_runs_at_a_lower_priority() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("A"));
+    let store = Store::new();
+    let w = reload::watch(Reloader::new(&dir, store), options()).unwrap();
+    // The thread's nice value: field 19 of its stat line (after the name).
+    let nice = |task: &Path| -> Option<i64> {
+        let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        after_name.split(' ').nth(16)?.parse().ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let found = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|t| t.path())
+            .find(|t| {
+                std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "iamd-reload")
+                    && nice(t) == Some(10)
+            });
+        if found.is_some() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(found.is_some(), "no `iamd-reload` thread at nice 10");
+    drop(w);
+}
+
 #[test]
 fn edits_are_picked_up_by_the_watcher() {
     let tmp = tempfile::tempdir().unwrap();
