@@ -393,7 +393,7 @@ pub async fn run(
                 }
                 let sent = match &pacer {
                     None => tokio::time::Instant::now(),
-                    Some(p) => match p.next(end.into_std()).await {
+                    Some(p) => match p.next().await {
                         Some(sent) => tokio::time::Instant::from_std(sent),
                         None => break,
                     },
@@ -535,6 +535,7 @@ struct Pacer {
     /// Requests taken so far: the next one's `k`.
     taken: Arc<AtomicU64>,
     start: std::time::Instant,
+    end: std::time::Instant,
     interval: Duration,
 }
 
@@ -545,40 +546,46 @@ impl Pacer {
     /// Starts releasing requests at `rate` per second from `start` until
     /// `end`; past the last, [`Pacer::next`] returns `None`.
     fn start(start: std::time::Instant, end: std::time::Instant, rate: f64) -> Self {
-        let interval = Duration::from_secs_f64(1.0 / rate.max(1e-9));
-        let released = Arc::new(tokio::sync::Semaphore::new(0));
         let pacer = Self {
-            released: released.clone(),
+            released: Arc::new(tokio::sync::Semaphore::new(0)),
             taken: Arc::new(AtomicU64::new(0)),
             start,
-            interval,
+            end,
+            interval: Duration::from_secs_f64(1.0 / rate.max(1e-9)),
         };
-        let due = move |k: u64| start + interval.mul_f64(k as f64);
+        let clock = pacer.clone();
         std::thread::spawn(move || {
             let mut k = 0u64;
             loop {
                 let now = std::time::Instant::now();
                 let mut n = 0usize;
-                while due(k) <= now && due(k) < end {
+                while clock.due(k) <= now && clock.due(k) < clock.end {
                     k += 1;
                     n += 1;
                 }
                 if n > 0 {
-                    released.add_permits(n);
+                    clock.released.add_permits(n);
                 }
                 // Every request is out: wake every stream for its `None`.
-                if due(k) >= end {
-                    released.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+                if clock.due(k) >= clock.end {
+                    clock
+                        .released
+                        .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
                     return;
                 }
                 // Nobody waits any more (a count bound ended the bench).
-                if Arc::strong_count(&released) == 1 {
+                if Arc::strong_count(&clock.released) == 1 {
                     return;
                 }
-                std::thread::sleep(due(k).saturating_duration_since(now).max(Self::TICK));
+                std::thread::sleep(clock.due(k).saturating_duration_since(now).max(Self::TICK));
             }
         });
         pacer
+    }
+
+    /// The intended send time of the `k`th request.
+    fn due(&self, k: u64) -> std::time::Instant {
+        self.start + self.interval.mul_f64(k as f64)
     }
 
     /// Waits for the next request's turn; returns the time it is timed
@@ -586,8 +593,8 @@ impl Pacer {
     /// timed from its intended send time (the queue it met is the
     /// server's doing); one that a free stream waited for is timed from
     /// its release (the pacer's lateness, up to a tick, is not the
-    /// server's). `None` past the last request (`end`).
-    async fn next(&self, end: std::time::Instant) -> Option<std::time::Instant> {
+    /// server's). `None` past the last request.
+    async fn next(&self) -> Option<std::time::Instant> {
         let waited = match self.released.try_acquire() {
             Ok(p) => {
                 p.forget();
@@ -599,8 +606,8 @@ impl Pacer {
             }
         };
         let k = self.taken.fetch_add(1, Ordering::Relaxed);
-        let intended = self.start + self.interval.mul_f64(k as f64);
-        if intended >= end {
+        let intended = self.due(k);
+        if intended >= self.end {
             return None;
         }
         Some(if waited {
@@ -626,7 +633,7 @@ mod tests {
         let end = start + Duration::from_millis(100);
         let pacer = Pacer::start(start, end, 1000.0);
         let mut sent = Vec::new();
-        while let Some(at) = pacer.next(end).await {
+        while let Some(at) = pacer.next().await {
             sent.push((at, std::time::Instant::now()));
         }
         // One request a millisecond, the last intended before the end;
@@ -638,7 +645,7 @@ mod tests {
             assert!(*at >= intended, "request {k} timed before it was due");
         }
         // Every stream learns that it is over, again and again.
-        assert_eq!(pacer.next(end).await, None);
-        assert_eq!(pacer.next(end).await, None);
+        assert_eq!(pacer.next().await, None);
+        assert_eq!(pacer.next().await, None);
     }
 }
