@@ -814,11 +814,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     built(tokio::runtime::Builder::new_multi_thread())
 }
 
-/// The daemon's runtime (see [`iamd::server::runtime_builder`]).
-fn serving_runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
-    built(iamd::server::runtime_builder(workers))
-}
-
+/// `builder`'s runtime, or the exit status after saying why there is none.
 fn built(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
     builder
         .enable_all()
@@ -866,7 +862,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match serving_runtime(cfg.workers) {
+    // One thread unless asked (see `runtime_builder`).
+    let rt = match built(iamd::server::runtime_builder(cfg.workers)) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -82,8 +82,9 @@ where
             },
             // Queue for a permit; the service is called once one is ours.
             Err(_) => {
-                // The clone was made ready by this `poll_ready`: swap it in,
-                // as tower's limits do, so the ready one makes the call.
+                // `self.inner` is the service `poll_ready` made ready: it
+                // goes with the call, a fresh clone stays (as tower's
+                // limits do).
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
                 State::Queued {
