@@ -300,6 +300,23 @@ fn background_priority() {
     }
 }
 
+/// Whether a file system event may have changed the bundle in `dir`. Not
+/// when a file was only opened or read: the reloader itself opens every
+/// file to digest it, and each of those events would start another reload
+/// (a large bundle was read and digested ten times a second, forever). Not
+/// for the other entries of the parent directory, which is watched only to
+/// see `dir` itself deleted, created or renamed.
+fn may_change(event: &notify::Event, dir: &Path) -> bool {
+    use notify::EventKind::Access;
+    use notify::event::{AccessKind, AccessMode};
+    let kind = match event.kind {
+        Access(AccessKind::Close(AccessMode::Write)) => true,
+        Access(_) => false,
+        _ => true,
+    };
+    kind && (event.paths.is_empty() || event.paths.iter().any(|p| p.starts_with(dir)))
+}
+
 /// A running watcher thread; dropping it stops the thread.
 #[derive(Debug)]
 pub struct Watcher {
@@ -322,8 +339,11 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
     let (tx, rx) = mpsc::channel::<()>();
     let mut fs_watcher = if options.events {
         let tx = tx.clone();
-        let w = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            let _ = tx.send(());
+        let watched = reloader.dir().to_owned();
+        let w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_err() || event.is_ok_and(|e| may_change(&e, &watched)) {
+                let _ = tx.send(());
+            }
         })
         .map_err(std::io::Error::other)?;
         Some(w)
@@ -384,4 +404,51 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
         stop,
         thread: Some(thread),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_change;
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind};
+    use notify::{Event, EventKind};
+    use std::path::Path;
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(path.into())
+    }
+
+    #[test]
+    fn reads_of_the_bundle_and_other_entries_of_its_parent_are_no_change() {
+        let dir = Path::new("/srv/bundle");
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let read_closed = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let modified = EventKind::Modify(ModifyKind::Any);
+        assert!(!may_change(&event(open, "/srv/bundle/users.yaml"), dir));
+        assert!(!may_change(
+            &event(read_closed, "/srv/bundle/users.yaml"),
+            dir
+        ));
+        assert!(may_change(&event(written, "/srv/bundle/users.yaml"), dir));
+        assert!(may_change(
+            &event(modified, "/srv/bundle/policies/P.json"),
+            dir
+        ));
+        assert!(may_change(
+            &event(EventKind::Create(CreateKind::Folder), "/srv/bundle"),
+            dir
+        ));
+        assert!(may_change(
+            &event(EventKind::Remove(RemoveKind::Any), "/srv/bundle"),
+            dir
+        ));
+        // The parent's other entries, even with a name that starts the same.
+        assert!(!may_change(&event(modified, "/srv/other.json"), dir));
+        assert!(!may_change(
+            &event(modified, "/srv/bundle-old/users.yaml"),
+            dir
+        ));
+        // An event without paths (a rescan, an overflow): look again.
+        assert!(may_change(&Event::new(EventKind::Any), dir));
+    }
 }

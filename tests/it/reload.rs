@@ -226,6 +226,36 @@ fn edits_are_picked_up_by_the_watcher() {
 }
 
 #[test]
+fn reading_the_bundle_or_writing_beside_it_reloads_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("A"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let _w = reload::watch(r, options()).unwrap();
+    // The reloader opens and reads every file to digest it: if reads
+    // counted as changes, each reload would start the next one. Readers,
+    // and writes to the parent directory's other entries, must not either.
+    for i in 0..20 {
+        for (name, _) in files("A") {
+            std::fs::read(dir.join(name)).unwrap();
+        }
+        std::fs::write(tmp.path().join(format!("beside-{i}.json")), "{}").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reloads = store.status().reloads;
+    assert_eq!(
+        (reloads.loaded, reloads.unchanged, reloads.failed),
+        (1, 0, 0),
+        "only the first load"
+    );
+    // The watcher is alive: a change is still picked up.
+    write_all(&dir, &files("B"));
+    wait_for(&store, "B");
+}
+
+#[test]
 fn a_deleted_and_recreated_directory_is_picked_up() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
