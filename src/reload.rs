@@ -167,7 +167,14 @@ impl Reloader {
             return Outcome::Unchanged;
         }
         let started = Instant::now();
-        match files.compile() {
+        let pauses = crate::pace::counts().map_or(0, |c| c.pauses);
+        let compiled = files.compile();
+        // The time the compilation left the CPU to others (zero on a
+        // thread that is not paced).
+        let paused = crate::pace::PAUSE
+            * u32::try_from(crate::pace::counts().map_or(0, |c| c.pauses) - pauses)
+                .unwrap_or(u32::MAX);
+        match compiled {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();
                 let stats = bundle.stats();
@@ -184,6 +191,7 @@ impl Reloader {
                     roles = stats.roles,
                     statements = stats.statements,
                     compile_ms = started.elapsed().as_millis() as u64,
+                    paused_ms = paused.as_millis() as u64,
                     "bundle loaded"
                 );
                 let live = Live {
@@ -284,7 +292,10 @@ fn retire(old: Arc<Bundle>) {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    drop(old);
+    match Arc::try_unwrap(old) {
+        Ok(bundle) => bundle.dismantle(),
+        Err(shared) => drop(shared),
+    }
 }
 
 /// Lowers the calling thread's scheduling priority (nice 10, Linux): a
@@ -374,6 +385,7 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
         .name("iamd-reload".into())
         .spawn(move || {
             background_priority();
+            crate::pace::background();
             let tick = Duration::from_millis(100).min(options.poll_interval);
             let mut next_poll = Instant::now() + options.poll_interval;
             while !stopping.load(Ordering::Relaxed) {

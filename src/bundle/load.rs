@@ -168,7 +168,12 @@ impl BundleFiles {
             h.update((path.len() as u64).to_le_bytes());
             h.update(path.as_bytes());
             h.update((text.len() as u64).to_le_bytes());
-            h.update(text.as_bytes());
+            // In pieces of about 20 µs of hashing: a large file is
+            // megabytes.
+            for piece in text.as_bytes().chunks(1 << 14) {
+                crate::pace::point();
+                h.update(piece);
+            }
         }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -296,6 +301,17 @@ pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
     format!("{file}:{}:{}", loc.line(), loc.column())
 }
 
+/// An entry of a list file, deserialized at a [`crate::pace::point`]: a
+/// large `users.yaml` is one parse of hundreds of milliseconds.
+struct Paced<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Paced<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::pace::point();
+        T::deserialize(d).map(Paced)
+    }
+}
+
 /// A policy attached by reference, with where the reference is.
 type Ref<'r> = &'r Spanned<String>;
 
@@ -329,8 +345,8 @@ impl Loader<'_> {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         for (file, text) in sources {
-            if let Some(items) = self.parse_file::<Vec<T>>(file, text) {
-                out.extend(items.into_iter().map(|i| (file.to_owned(), i)));
+            if let Some(items) = self.parse_file::<Vec<Paced<T>>>(file, text) {
+                out.extend(items.into_iter().map(|i| (file.to_owned(), i.0)));
             }
         }
         out
@@ -402,6 +418,7 @@ impl Loader<'_> {
         let mut managed: FxHashMap<String, (Arc<Policy>, usize)> = FxHashMap::default();
         let mut managed_lower: FxHashMap<String, String> = FxHashMap::default();
         for doc in &managed_docs {
+            crate::pace::point();
             let (file, name) = (&doc.file, &doc.name);
             if let Some(prev) = managed_lower.insert(name.to_lowercase(), name.to_owned()) {
                 let at = doc.at.as_deref().unwrap_or(file);
@@ -419,6 +436,7 @@ impl Loader<'_> {
         }
         let mut scp_docs: FxHashMap<String, Arc<Policy>> = FxHashMap::default();
         for doc in &scp_sources {
+            crate::pace::point();
             if let Some(p) = self.policy_file(doc, PolicyKind::Scp, None, "") {
                 scp_docs.insert(doc.name.clone(), p);
             }
@@ -476,6 +494,7 @@ impl Loader<'_> {
         let mut group_names: FxHashMap<String, String> = FxHashMap::default();
         let mut group_policies: FxHashMap<String, Vec<Arc<Policy>>> = FxHashMap::default();
         for (groups_file, g) in &groups {
+            crate::pace::point();
             let groups_file = groups_file.as_str();
             self.name(groups_file, &g.name, "group", 128, &mut group_names);
             if let Some(r) = &mut self.recorder {
@@ -508,6 +527,7 @@ impl Loader<'_> {
         let mut entities: FxHashMap<Box<str>, Arc<Entity>> = FxHashMap::default();
         let mut user_names: FxHashMap<String, String> = FxHashMap::default();
         for (users_file, u) in &users {
+            crate::pace::point();
             let users_file = users_file.as_str();
             self.name(users_file, &u.name, "user", 64, &mut user_names);
             let path = self.path(users_file, u.path.as_ref());
@@ -569,6 +589,7 @@ impl Loader<'_> {
         let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> = FxHashMap::default();
         let mut role_names: FxHashMap<String, String> = FxHashMap::default();
         for (roles_file, r) in &roles {
+            crate::pace::point();
             let roles_file = roles_file.as_str();
             self.name(roles_file, &r.name, "role", 64, &mut role_names);
             let path = self.path(roles_file, r.path.as_ref());
@@ -625,6 +646,7 @@ impl Loader<'_> {
         let mut pattern_resources = Vec::new();
         let mut resource_policies = 0;
         for (i, (resources_file, res)) in resources.iter().enumerate() {
+            crate::pace::point();
             let resources_file = resources_file.as_str();
             let at = yaml_at(resources_file, &res.resource.referenced);
             let text = &res.resource.value;

@@ -256,6 +256,57 @@ fn reading_the_bundle_or_writing_beside_it_reloads_nothing() {
 }
 
 #[test]
+fn a_background_load_on_busy_cpus_pauses_after_each_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let users: String = (0..200)
+        .map(|i| format!("- name: user{i}\n  inline:\n    p:\n      Statement: {{Effect: Allow, Action: 'docs:Get*', Resource: 'arn:acme:docs:eu-1:123456789012:doc/{i}/*'}}\n"))
+        .collect();
+    write_all(
+        &dir,
+        &[
+            ("bundle.yaml".into(), ACCOUNT.into()),
+            ("users.yaml".into(), users),
+        ],
+    );
+    // Busy CPUs: more spinning threads than CPUs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spinners: Vec<_> = (0..=cpus)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let (users, counts) = std::thread::spawn(move || {
+        iamd::pace::background();
+        let bundle = iamd::bundle::load(&dir).unwrap();
+        (bundle.stats().users, iamd::pace::counts())
+    })
+    .join()
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for s in spinners {
+        s.join().unwrap();
+    }
+    assert_eq!(users, 200);
+    let counts = counts.expect("a background thread counts");
+    assert!(
+        counts.points >= 200,
+        "a point per user at least: {counts:?}"
+    );
+    assert!(counts.windows >= 1, "{counts:?}");
+    assert_eq!(
+        counts.pauses, counts.windows,
+        "busy CPUs: a pause after every window"
+    );
+}
+
+#[test]
 fn a_deleted_and_recreated_directory_is_picked_up() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
