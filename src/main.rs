@@ -862,8 +862,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // One thread unless asked (see `runtime_builder`).
-    let rt = match built(iamd::server::runtime_builder(cfg.workers)) {
+    // One thread: it serves the calls, or with `workers` > 1 accepts the
+    // connections and deals them to that many serving threads
+    // (`iamd::server::serve_with_workers`).
+    let workers = cfg.workers;
+    let rt = match built(iamd::server::runtime_builder(1)) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -959,7 +962,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             tracing::info!(listen = %listen, "serving envoy.service.auth.v3.Authorization");
         }
         tracing::info!(listen = %listen, security, "serving iamd.v1.Authorizer");
-        iamd::server::serve(&listen, tls, services, stopped(stop_rx)).await
+        iamd::server::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx)).await
     });
     telemetry.shutdown();
     match result {

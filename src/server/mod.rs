@@ -8,6 +8,7 @@
 mod admission;
 mod convert;
 pub mod status;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::{Request, Response, Status};
 
+use self::admission::AdmissionLayer;
 use crate::admin::Metrics;
 use crate::reload::Store;
 use crate::telemetry;
@@ -281,13 +283,15 @@ fn trace_of<T>(request: &Request<T>) -> Option<&str> {
     crate::decision_log::trace_id(header)
 }
 
-/// The builder of the runtime a server with `workers` threads runs on
-/// (`iamd serve --workers`, and `iamd bench --workers` for the client): tokio's current-thread scheduler for one,
-/// its multi-thread scheduler for more. On one thread the answers that are
-/// ready go out together (one write, one wake-up of the peer); the
-/// multi-thread scheduler runs a connection's writer right after each
-/// answer (its LIFO slot), one write per answer, which halved the
-/// throughput of a core (docs/benchmarks.md).
+/// The builder of a runtime with `workers` threads, for `iamd bench
+/// --workers` (the client) and the benchmarks' empty handler: tokio's
+/// current-thread scheduler for one, its multi-thread scheduler for more.
+/// On one thread the answers that are ready go out together (one write,
+/// one wake-up of the peer); the multi-thread scheduler runs a connection's
+/// writer right after each answer (its LIFO slot), one write per answer,
+/// which halved the throughput of a core (docs/benchmarks.md). The daemon
+/// itself runs on one thread of this kind per worker
+/// ([`serve_with_workers`]).
 pub fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
     if workers <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -328,6 +332,12 @@ impl Services {
         self.envoy = Some(mapping);
         self
     }
+
+    /// The cap on calls in flight and the request timeout, for one server
+    /// (its clones share the cap).
+    fn admission(&self) -> AdmissionLayer {
+        AdmissionLayer::new(self.limits.max_concurrent, self.limits.request_timeout)
+    }
 }
 
 /// Serves on `listen` (over TLS when `tls` is given, TCP only) until
@@ -339,29 +349,99 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    match listen {
-        Listen::Tcp(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
-            match tls {
-                Some(tls) => serve_tls(listener, tls, services, shutdown).await,
-                None => serve_tcp(listener, services, shutdown).await,
-            }
-        }
-        Listen::Unix(_) if tls.is_some() => Err(ServeError::TlsOnUnix),
-        Listen::Unix(path) => {
-            // A stale socket from a previous run would make bind fail.
-            if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
-                let _ = std::fs::remove_file(path);
-            }
-            let listener = tokio::net::UnixListener::bind(path)
-                .map_err(|e| ServeError::Bind(listen.to_string(), e))?;
-            router(services)
+    match (Listener::bind(listen, tls.is_some())?, tls) {
+        (Listener::Tcp(listener), Some(tls)) => serve_tls(listener, tls, services, shutdown).await,
+        (Listener::Tcp(listener), None) => serve_tcp(listener, services, shutdown).await,
+        (Listener::Unix(listener), _) => {
+            let admission = services.admission();
+            router(services, admission)
                 .await?
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
                 .await
                 .map_err(ServeError::Transport)
+        }
+    }
+}
+
+/// [`serve`] with `workers` serving threads: on the calling runtime for
+/// one; for more, each thread with a one-thread runtime of its own, the
+/// calling runtime accepting the connections and dealing them out in turn
+/// (`workers.rs` says why not tokio's multi-thread scheduler).
+pub async fn serve_with_workers(
+    listen: &Listen,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if workers <= 1 {
+        serve(listen, tls, services, shutdown).await
+    } else {
+        let listener = Listener::bind(listen, tls.is_some())?;
+        workers::serve(listener, tls, services, workers, shutdown).await
+    }
+}
+
+/// [`serve_with_workers`] on a bound TCP listener (tests bind
+/// `127.0.0.1:0`), over TLS when `tls` is given.
+pub async fn serve_tcp_with_workers(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    match (workers, tls) {
+        (0 | 1, Some(tls)) => serve_tls(listener, tls, services, shutdown).await,
+        (0 | 1, None) => serve_tcp(listener, services, shutdown).await,
+        (_, tls) => workers::serve(Listener::Tcp(listener), tls, services, workers, shutdown).await,
+    }
+}
+
+/// A bound listener.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    /// Binds `listen` (on the calling runtime); TLS applies to TCP only.
+    fn bind(listen: &Listen, tls: bool) -> Result<Self, ServeError> {
+        let bind_error = |e| ServeError::Bind(listen.to_string(), e);
+        match listen {
+            Listen::Tcp(addr) => {
+                let std = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+                std.set_nonblocking(true).map_err(bind_error)?;
+                tokio::net::TcpListener::from_std(std)
+                    .map(Self::Tcp)
+                    .map_err(bind_error)
+            }
+            Listen::Unix(_) if tls => Err(ServeError::TlsOnUnix),
+            Listen::Unix(path) => {
+                // A stale socket from a previous run would make bind fail.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+                    let _ = std::fs::remove_file(path);
+                }
+                tokio::net::UnixListener::bind(path)
+                    .map(Self::Unix)
+                    .map_err(bind_error)
+            }
+        }
+    }
+
+    /// The next connection, made a plain (blocking-free) stream that any
+    /// runtime can take over; TCP ones without Nagle's delay.
+    async fn accept(&self) -> std::io::Result<workers::Accepted> {
+        match self {
+            Self::Tcp(l) => {
+                let (s, _) = l.accept().await?;
+                s.set_nodelay(true)?;
+                s.into_std().map(workers::Accepted::Tcp)
+            }
+            Self::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                s.into_std().map(workers::Accepted::Unix)
+            }
         }
     }
 }
@@ -380,7 +460,8 @@ pub async fn serve_tcp(
         }
         s
     });
-    router(services)
+    let admission = services.admission();
+    router(services, admission)
         .await?
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
@@ -397,8 +478,13 @@ pub async fn serve_tls(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let incoming = tls_incoming(listener, tls, services.metrics.clone());
-    router(services)
+    let incoming = tls_incoming(
+        TcpListenerStream::new(listener),
+        tls,
+        services.metrics.clone(),
+    );
+    let admission = services.admission();
+    router(services, admission)
         .await?
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
@@ -408,24 +494,27 @@ pub async fn serve_tls(
 /// The longest a client may take to finish its TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepted and handshaken connections. Handshakes run in their own tasks,
-/// so a slow client holds up no one; the accept loop ends when the server
-/// drops the stream.
+/// Handshaken connections from `accepted` ones. Handshakes run in their
+/// own tasks, so a slow client holds up no one; the loop ends when the
+/// server drops the stream or `accepted` ends.
 fn tls_incoming(
-    listener: tokio::net::TcpListener,
+    accepted: impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static,
     tls: Arc<Tls>,
     metrics: Arc<Metrics>,
 ) -> tokio_stream::wrappers::ReceiverStream<
     std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
 > {
+    use tokio_stream::StreamExt;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
+        tokio::pin!(accepted);
         loop {
-            let (stream, peer) = tokio::select! {
+            let stream = tokio::select! {
                 () = tx.closed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
+                next = accepted.next() => match next {
+                    None => return,
+                    Some(Ok(s)) => s,
+                    Some(Err(e)) => {
                         // Out of file descriptors, most often: wait, go on.
                         tracing::warn!("cannot accept a connection: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -433,6 +522,9 @@ fn tls_incoming(
                     }
                 },
             };
+            let peer = stream
+                .peer_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
             let _ = stream.set_nodelay(true);
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
             let (tx, metrics) = (tx.clone(), metrics.clone());
@@ -458,9 +550,12 @@ fn tls_incoming(
 
 /// The server stack: a global limit on calls in flight and the request
 /// timeout around every service.
-type Stack = tower::layer::util::Stack<admission::AdmissionLayer, tower::layer::util::Identity>;
+type Stack = tower::layer::util::Stack<AdmissionLayer, tower::layer::util::Identity>;
 
-async fn router(services: Services) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
+async fn router(
+    services: Services,
+    admission: AdmissionLayer,
+) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
     let Services {
         store,
         limits,
@@ -517,10 +612,7 @@ async fn router(services: Services) -> Result<tonic::transport::server::Router<S
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     Ok(tonic::transport::Server::builder()
-        .layer(admission::AdmissionLayer::new(
-            limits.max_concurrent,
-            limits.request_timeout,
-        ))
+        .layer(admission)
         .add_service(health)
         .add_service(reflection)
         .add_service(authorizer)
@@ -544,4 +636,10 @@ pub enum ServeError {
     /// The transport failed.
     #[error("the gRPC server failed: {0}")]
     Transport(#[source] tonic::transport::Error),
+    /// A serving thread could not start.
+    #[error("cannot start a serving thread: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A serving thread ended abnormally.
+    #[error("a serving thread failed: {0}")]
+    Worker(String),
 }

@@ -40,13 +40,29 @@ impl Daemon {
         limits: Limits,
         metrics: Arc<iamd::admin::Metrics>,
     ) -> Self {
+        Self::start_workers(store, limits, metrics, 1).await
+    }
+
+    /// With `workers` serving threads (`serve_tcp_with_workers`).
+    async fn start_workers(
+        store: Arc<Store>,
+        limits: Limits,
+        metrics: Arc<iamd::admin::Metrics>,
+        workers: usize,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let services = server::Services::new(store, limits, metrics);
-        let task = tokio::spawn(server::serve_tcp(listener, services, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(server::serve_tcp_with_workers(
+            listener,
+            None,
+            services,
+            workers,
+            async {
+                let _ = rx.await;
+            },
+        ));
         Self {
             addr,
             stop: Some(tx),
@@ -60,6 +76,15 @@ impl Daemon {
 
     async fn client(&self) -> AuthorizerClient<Channel> {
         AuthorizerClient::connect(self.addr.clone()).await.unwrap()
+    }
+
+    /// A connection of its own.
+    async fn connection(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(self.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     async fn stop(mut self) {
@@ -450,6 +475,16 @@ pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unix_sockets_serve_too() {
+    unix_socket(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unix_sockets_serve_on_two_serving_threads() {
+    unix_socket(2).await;
+}
+
+/// Two connections to a Unix socket served by `workers` threads.
+async fn unix_socket(workers: usize) {
     use hyper_util::rt::TokioIo;
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("iamd.sock");
@@ -459,7 +494,7 @@ async fn unix_sockets_serve_too() {
     let metrics = iamd::admin::Metrics::new(store.clone());
     let task = tokio::spawn(async move {
         let services = server::Services::new(store, Limits::default(), metrics);
-        server::serve(&listen, None, services, async {
+        server::serve_with_workers(&listen, None, services, workers, async {
             let _ = rx.await;
         })
         .await
@@ -470,31 +505,82 @@ async fn unix_sockets_serve_too() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let path = sock.clone();
-    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-            }
-        }))
-        .await
-        .unwrap();
-    let mut c = AuthorizerClient::new(channel);
-    let a = c
-        .authorize(req(
-            "user/alice",
-            "docs:GetDocument",
-            DOC,
-            &[("docs:Team", "docs")],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(a.decision(), pb::Decision::Allow);
+    for _ in 0..2 {
+        let path = sock.clone();
+        let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await
+            .unwrap();
+        let mut c = AuthorizerClient::new(channel);
+        let a = c
+            .authorize(req(
+                "user/alice",
+                "docs:GetDocument",
+                DOC,
+                &[("docs:Team", "docs")],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(a.decision(), pb::Decision::Allow);
+    }
     let _ = tx.send(());
     task.await.unwrap().unwrap();
+}
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serving_threads_answer_every_connection_and_stop_with_the_server() {
+    let store = example_store();
+    let metrics = iamd::admin::Metrics::new(store.clone());
+    let d = Daemon::start_workers(store, Limits::default(), metrics, 3).await;
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(AuthorizerClient::new(d.connection().await));
+    }
+    for c in &mut clients {
+        let allowed = c
+            .authorize(req(
+                "user/alice",
+                "docs:GetDocument",
+                DOC,
+                &[("docs:Team", "docs")],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(allowed.decision(), pb::Decision::Allow);
+        let denied = c
+            .authorize(req("user/alice", "docs:DeleteDocument", DOC, &[]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_ne!(denied.decision(), pb::Decision::Allow);
+    }
+    // The third thread (other tests run two at most) serves: threads are
+    // named per worker. (The cap test shows that consecutive connections go
+    // to different threads.)
+    let names = thread_names();
+    assert!(names.iter().any(|n| n == "iamd-worker-2"), "{names:?}");
+    drop(clients);
+    // `stop` returns once the server has joined every serving thread.
+    d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -798,21 +884,32 @@ async fn hold_a_slot(channel: Channel) -> Result<pb::AuthorizeResponse, tonic::S
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_past_the_concurrency_cap_wait_and_the_timeout_frees_the_slot() {
+    past_the_cap(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_concurrency_cap_counts_the_calls_of_every_serving_thread() {
+    past_the_cap(2).await;
+}
+
+/// The holder, the hasty and the patient call each on a connection of its
+/// own, connected in that order: with two workers, dealt connections in
+/// turn, the patient call waits on the other thread than the holder's.
+async fn past_the_cap(workers: usize) {
     let store = example_store();
     let limits = Limits {
         max_concurrent: 1,
         request_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let d = Daemon::start(store, limits).await;
-    let channel = tonic::transport::Endpoint::from_shared(d.addr.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let metrics = iamd::admin::Metrics::new(store.clone());
+    let d = Daemon::start_workers(store, limits, metrics, workers).await;
+    let holding = d.connection().await;
+    let patiently = d.connection().await;
+    let hastily = d.connection().await;
     let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
     let holder = {
-        let (channel, done_tx) = (channel.clone(), done_tx.clone());
+        let (channel, done_tx) = (holding, done_tx.clone());
         tokio::spawn(async move {
             let r = hold_a_slot(channel).await;
             done_tx.send("holder").unwrap();
@@ -822,7 +919,7 @@ async fn calls_past_the_concurrency_cap_wait_and_the_timeout_frees_the_slot() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     // A call with a client deadline shorter than the hold gives up waiting.
     let hasty = {
-        let (channel, done_tx) = (channel.clone(), done_tx.clone());
+        let (channel, done_tx) = (hastily, done_tx.clone());
         tokio::spawn(async move {
             let mut request = tonic::Request::new(req("user/alice", "docs:GetDocument", "*", &[]));
             request.set_timeout(Duration::from_millis(50));
@@ -835,7 +932,7 @@ async fn calls_past_the_concurrency_cap_wait_and_the_timeout_frees_the_slot() {
     // not before the holder's 300 ms are up (a lower bound, which a slow
     // machine only makes safer).
     let patient = {
-        let (channel, done_tx) = (channel.clone(), done_tx.clone());
+        let (channel, done_tx) = (patiently, done_tx.clone());
         tokio::spawn(async move {
             let sent = std::time::Instant::now();
             let request = req(

@@ -85,16 +85,22 @@ struct Daemon {
 
 impl Daemon {
     async fn start(files: TlsFiles) -> Self {
+        Self::start_workers(files, 1).await
+    }
+
+    /// With `workers` serving threads, each handshaking its connections.
+    async fn start_workers(files: TlsFiles, workers: usize) -> Self {
         let store = crate::daemon::example_store();
         let metrics = iamd::admin::Metrics::new(store.clone());
         let tls = Arc::new(Tls::load(files).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(server::serve_tls(
+        let task = tokio::spawn(server::serve_tcp_with_workers(
             listener,
-            tls.clone(),
+            Some(tls.clone()),
             server::Services::new(store, Limits::default(), metrics.clone()),
+            workers,
             async {
                 let _ = rx.await;
             },
@@ -201,6 +207,16 @@ async fn tls_serves_trusting_clients_and_nobody_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
+    mutual_tls(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_on_two_serving_threads() {
+    // Each question is a new connection: the two threads take turns.
+    mutual_tls(2).await;
+}
+
+async fn mutual_tls(workers: usize) {
     let dir = tempfile::tempdir().unwrap();
     let server_ca = Ca::new("server CA");
     let client_ca = Ca::new("client CA");
@@ -209,7 +225,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
         &server_ca.issue(&["localhost"]),
         Some(&client_ca),
     );
-    let d = Daemon::start(files).await;
+    let d = Daemon::start_workers(files, workers).await;
     assert!(d.tls.mutual());
     let workload = client_ca.issue(&["spiffe://acme.example/ns/docs/sa/reader"]);
     assert_eq!(
@@ -221,6 +237,11 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
     // A certificate from a CA the server does not trust: refused.
     let rogue = Ca::new("rogue CA").issue(&["spiffe://acme.example/ns/docs/sa/reader"]);
     assert!(d.ask(&server_ca, Some(&rogue)).await.is_err());
+    assert_eq!(
+        d.ask(&server_ca, Some(&workload)).await,
+        Ok(pb::Decision::Allow),
+        "refused handshakes leave the server answering"
+    );
     d.stop().await;
 }
 

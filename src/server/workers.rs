@@ -1,0 +1,149 @@
+//! More than one serving thread: one event loop per thread.
+//!
+//! tokio's multi-thread scheduler runs a connection's writer right after
+//! each answer, one write and one wake-up of the caller per answer, which
+//! made two threads on two cores slower than one thread (docs/benchmarks.md).
+//! So `workers: N` runs N threads, each with its own one-thread runtime and
+//! its own server, sharing the services (the store, the metrics, the cap on
+//! calls in flight). The calling runtime accepts the connections and deals
+//! them to the workers in turn; a connection stays on its worker.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::{AdmissionLayer, Listener, ServeError, Services, router, tls_incoming};
+use crate::tls::Tls;
+
+/// A connection accepted by the dealer, handed to a worker's runtime.
+pub(super) enum Accepted {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+/// Serves on `listener` with `workers` threads (at least two) until
+/// `shutdown` completes, then lets every worker drain its calls.
+pub(super) async fn serve(
+    listener: Listener,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let unix = matches!(listener, Listener::Unix(_));
+    let admission = services.admission();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut deal = Vec::with_capacity(workers);
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = mpsc::unbounded_channel();
+        deal.push(tx);
+        let (services, admission, tls, stop) = (
+            services.clone(),
+            admission.clone(),
+            tls.clone(),
+            stop_rx.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("iamd-worker-{i}"))
+            .spawn(move || worker(rx, unix, services, admission, tls, stop))
+            .map_err(ServeError::Runtime)?;
+        threads.push(thread);
+    }
+    tokio::pin!(shutdown);
+    let mut next = 0usize;
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        let conn = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors, most often: wait, go on.
+                tracing::warn!("cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Some(tx) = deal.get(next % workers) {
+            // A worker that stopped has reported its error: see below.
+            let _ = tx.send(conn);
+        }
+        next = next.wrapping_add(1);
+    }
+    let _ = stop_tx.send(true);
+    drop(deal);
+    join(threads).await
+}
+
+/// Waits for the worker threads, off the runtime; the first error wins.
+async fn join(threads: Vec<JoinHandle<Result<(), ServeError>>>) -> Result<(), ServeError> {
+    let mut result = Ok(());
+    for t in threads {
+        let outcome = tokio::task::spawn_blocking(move || t.join())
+            .await
+            .map_err(|e| ServeError::Worker(e.to_string()))
+            .and_then(|joined| joined.map_err(|_| ServeError::Worker("it panicked".into())))
+            .and_then(|served| served);
+        if result.is_ok() {
+            result = outcome;
+        }
+    }
+    result
+}
+
+/// One worker: its own one-thread runtime serving the connections dealt to
+/// it, until `stop`.
+fn worker(
+    rx: mpsc::UnboundedReceiver<Accepted>,
+    unix: bool,
+    services: Services,
+    admission: AdmissionLayer,
+    tls: Option<Arc<Tls>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let metrics = services.metrics.clone();
+        let router = router(services, admission).await?;
+        // Each stream, made the worker's own (registered with its reactor).
+        let connections = UnboundedReceiverStream::new(rx);
+        let tcp = |a| match a {
+            Accepted::Tcp(s) => Some(tokio::net::TcpStream::from_std(s)),
+            Accepted::Unix(_) => None,
+        };
+        let served = match (unix, tls) {
+            (true, _) => {
+                let unix = connections.filter_map(|a| match a {
+                    Accepted::Unix(s) => Some(tokio::net::UnixStream::from_std(s)),
+                    Accepted::Tcp(_) => None,
+                });
+                router.serve_with_incoming_shutdown(unix, shutdown).await
+            }
+            (false, Some(tls)) => {
+                let incoming = tls_incoming(connections.filter_map(tcp), tls, metrics);
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+            (false, None) => {
+                router
+                    .serve_with_incoming_shutdown(connections.filter_map(tcp), shutdown)
+                    .await
+            }
+        };
+        served.map_err(ServeError::Transport)
+    })
+}
