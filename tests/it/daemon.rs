@@ -95,6 +95,20 @@ impl Daemon {
     }
 }
 
+/// Whether alice may read the guide, her team's document (the example
+/// bundle allows it).
+async fn alice_reads_guide(c: &mut AuthorizerClient<Channel>) -> pb::AuthorizeResponse {
+    c.authorize(req(
+        "user/alice",
+        "docs:GetDocument",
+        DOC,
+        &[("docs:Team", "docs")],
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 pub(crate) fn req(
     principal: &str,
     action: &str,
@@ -127,16 +141,7 @@ const DOC: &str = "arn:acme:docs:eu-1:123456789012:doc/guide";
 async fn allow_and_both_denies() {
     let d = Daemon::with_example().await;
     let mut c = d.client().await;
-    let a = c
-        .authorize(req(
-            "user/alice",
-            "docs:GetDocument",
-            DOC,
-            &[("docs:Team", "docs")],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::Allow);
     assert!(
         a.revision.starts_with("docs-team-2026-11-28 (sha256:"),
@@ -400,16 +405,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
         reloader.reload(Trigger::Event),
         iamd::reload::Outcome::Loaded(_)
     ));
-    let a = c
-        .authorize(req(
-            "user/alice",
-            "docs:GetDocument",
-            DOC,
-            &[("docs:Team", "docs")],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::Allow);
     let mut serving = ServingStatus::NotServing;
     for _ in 0..200 {
@@ -446,16 +442,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
         reloader.reload(Trigger::Event),
         iamd::reload::Outcome::Loaded(_)
     ));
-    let a = c
-        .authorize(req(
-            "user/alice",
-            "docs:GetDocument",
-            DOC,
-            &[("docs:Team", "docs")],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
     d.stop().await;
 }
@@ -520,16 +507,7 @@ async fn unix_socket(workers: usize) {
             .await
             .unwrap();
         let mut c = AuthorizerClient::new(channel);
-        let a = c
-            .authorize(req(
-                "user/alice",
-                "docs:GetDocument",
-                DOC,
-                &[("docs:Team", "docs")],
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let a = alice_reads_guide(&mut c).await;
         assert_eq!(a.decision(), pb::Decision::Allow);
     }
     let _ = tx.send(());
@@ -555,17 +533,7 @@ async fn serving_threads_answer_every_connection_and_stop_with_the_server() {
         clients.push(AuthorizerClient::new(d.connection().await));
     }
     for c in &mut clients {
-        let allowed = c
-            .authorize(req(
-                "user/alice",
-                "docs:GetDocument",
-                DOC,
-                &[("docs:Team", "docs")],
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(allowed.decision(), pb::Decision::Allow);
+        assert_eq!(alice_reads_guide(c).await.decision(), pb::Decision::Allow);
         let denied = c
             .authorize(req("user/alice", "docs:DeleteDocument", DOC, &[]))
             .await
@@ -680,14 +648,7 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
     reloader.reload(Trigger::Event);
     assert_eq!(get(admin_addr, "/readyz").await.0, 200);
     let mut c = grpc.client().await;
-    c.authorize(req(
-        "user/alice",
-        "docs:GetDocument",
-        DOC,
-        &[("docs:Team", "docs")],
-    ))
-    .await
-    .unwrap();
+    alice_reads_guide(&mut c).await;
     c.authorize(req("user/alice", "files:GetFile", "*", &[]))
         .await
         .unwrap();

@@ -60,6 +60,19 @@ fn wait_for(store: &Store, want: &str) {
     }
 }
 
+/// Bundle `A` in a new temporary directory, loaded and watched: the
+/// directory (keep it), the bundle's path, the store and the watcher.
+fn watched() -> (tempfile::TempDir, PathBuf, Arc<Store>, reload::Watcher) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("A"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let w = reload::watch(r, options()).unwrap();
+    (tmp, dir, store, w)
+}
+
 fn options() -> WatchOptions {
     WatchOptions {
         debounce: Duration::from_millis(50),
@@ -186,13 +199,7 @@ fn the_reload_thread_runs_at_a_lower_priority() {
 
 #[test]
 fn edits_are_picked_up_by_the_watcher() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    write_all(&dir, &files("A"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    r.reload(Trigger::Start);
-    let _w = reload::watch(r, options()).unwrap();
+    let (_tmp, dir, store, _w) = watched();
     wait_for(&store, "A");
     // Edit in place.
     write_all(&dir, &files("B"));
@@ -227,13 +234,7 @@ fn edits_are_picked_up_by_the_watcher() {
 
 #[test]
 fn reading_the_bundle_or_writing_beside_it_reloads_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    write_all(&dir, &files("A"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    r.reload(Trigger::Start);
-    let _w = reload::watch(r, options()).unwrap();
+    let (tmp, dir, store, _w) = watched();
     // The reloader opens and reads every file to digest it: if reads
     // counted as changes, each reload would start the next one. Readers,
     // and writes to the parent directory's other entries, must not either.
@@ -308,13 +309,7 @@ fn a_background_load_on_busy_cpus_pauses_after_each_window() {
 
 #[test]
 fn a_deleted_and_recreated_directory_is_picked_up() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    write_all(&dir, &files("A"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    r.reload(Trigger::Start);
-    let _w = reload::watch(r, options()).unwrap();
+    let (_tmp, dir, store, _w) = watched();
     std::fs::remove_dir_all(&dir).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.status().last_failure.is_none() {
