@@ -278,8 +278,9 @@ struct BenchArgs {
     /// The server's PID, for its CPU time per request.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Threads sending the load: one (the cheapest per request, as for the
-    /// daemon) or more, on tokio's multi-thread scheduler.
+    /// Threads sending the load: one (the default), or more, each with its
+    /// own event loop and its share of the connections (as many
+    /// connections as threads at least).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
     /// Print the report as JSON.
@@ -326,8 +327,10 @@ fn bench(args: &BenchArgs) -> ExitCode {
         count: args.count,
         warmup: secs(args.warmup),
         server_pid: args.server_pid,
+        threads: args.workers.into(),
     };
-    let rt = match built(iamd::server::runtime_builder(args.workers.into())) {
+    // The load threads have runtimes of their own (`bench::Options::threads`).
+    let rt = match built(iamd::server::runtime_builder(1)) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -46,6 +46,9 @@ pub struct Options {
     pub warmup: Duration,
     /// The server's process, for its CPU time per request.
     pub server_pid: Option<u32>,
+    /// Threads sending the load, each with a one-thread runtime of its own
+    /// and its share of the connections (at most one per connection).
+    pub threads: usize,
 }
 
 /// One request of the mix and the decision it must get, if known.
@@ -297,6 +300,51 @@ pub enum BenchError {
     /// The histogram could not be made.
     #[error("cannot make a histogram: {0}")]
     Histogram(String),
+    /// A load thread could not start or failed.
+    #[error("a load thread failed: {0}")]
+    Thread(String),
+}
+
+/// Connects connections `ids` (one channel each).
+async fn connect(
+    endpoint: &tonic::transport::Endpoint,
+    ids: impl Iterator<Item = usize>,
+) -> Result<Vec<tonic::transport::Channel>, BenchError> {
+    let mut channels = Vec::new();
+    for _ in ids {
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| BenchError::Connect(endpoint.uri().to_string(), e.to_string()))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Runs `streams` streams on each of `channels`, on the calling runtime,
+/// until the run ends; each stream's counts.
+async fn run_streams(
+    channels: Vec<tonic::transport::Channel>,
+    streams: usize,
+    shared: Arc<Shared>,
+) -> Result<Vec<Worker>, BenchError> {
+    let mut tasks = Vec::with_capacity(channels.len() * streams);
+    // Stream ids over all threads: this thread's channels are not the
+    // first ones, so the mix offset comes from a counter shared by all.
+    for channel in &channels {
+        for _ in 0..streams {
+            let w = shared.next_stream.fetch_add(1, Ordering::Relaxed) as usize;
+            let me = Worker::new(shared.seconds)?;
+            tasks.push(tokio::spawn(stream(channel.clone(), w, me, shared.clone())));
+        }
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Ok(me) = t.await {
+            out.push(me);
+        }
+    }
+    Ok(out)
 }
 
 /// CPU time of a process (utime + stime of `/proc/PID/stat`, in clock
@@ -334,6 +382,124 @@ struct Worker {
     seconds: Vec<Histogram<u64>>,
 }
 
+impl Worker {
+    /// Empty counts for a window of `seconds`.
+    fn new(seconds: usize) -> Result<Self, BenchError> {
+        let per_second = (0..seconds)
+            .map(|_| Histogram::new_with_bounds(1, 60_000_000, 2))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BenchError::Histogram(e.to_string()))?;
+        Ok(Self {
+            histogram: histogram()?,
+            errors: BTreeMap::new(),
+            wrong: 0,
+            measured: 0,
+            timeline: vec![0; seconds],
+            seconds: per_second,
+        })
+    }
+}
+
+/// One stream: calls one after the other on `channel` (closed loop), or
+/// as the pacer releases them (open loop), from entry `w` of the mix on,
+/// every `shared.streams`-th, until the run ends.
+async fn stream(
+    channel: tonic::transport::Channel,
+    w: usize,
+    mut me: Worker,
+    shared: Arc<Shared>,
+) -> Worker {
+    let mut client = pb::authorizer_client::AuthorizerClient::new(channel.clone());
+    let mut envoy =
+        envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(
+            channel,
+        );
+    let (mix, progress) = (&shared.mix, &shared.progress);
+    let mut i = w;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let sent = match &shared.pacer {
+            None => tokio::time::Instant::now(),
+            Some(p) => match p.next().await {
+                Some(sent) => tokio::time::Instant::from_std(sent),
+                None => break,
+            },
+        };
+        if sent >= shared.end {
+            break;
+        }
+        let measured = sent >= shared.measure_from;
+        if measured
+            && let Some(limit) = shared.count
+            && shared.budget.fetch_add(1, Ordering::Relaxed) >= limit
+        {
+            shared.stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        let entry = &mix[i % mix.len()];
+        i += shared.streams;
+        let result = match &entry.call {
+            Call::Authorize(r) => client
+                .authorize(r.clone())
+                .await
+                .map(|a| a.get_ref().decision()),
+            Call::Check(r) => envoy
+                .check((**r).clone())
+                .await
+                .map(|a| check_decision(a.get_ref())),
+        };
+        let done = tokio::time::Instant::now();
+        progress.done.fetch_add(1, Ordering::Relaxed);
+        if measured {
+            me.measured += 1;
+            let us = done.saturating_duration_since(sent).as_micros().max(1) as u64;
+            let _ = me.histogram.record(us.min(60_000_000));
+            let second = done
+                .saturating_duration_since(shared.measure_from)
+                .as_secs() as usize;
+            if let Some(slot) = me.timeline.get_mut(second) {
+                *slot += 1;
+            }
+            if let Some(h) = me.seconds.get_mut(second) {
+                let _ = h.record(us.min(60_000_000));
+            }
+            match &result {
+                Ok(answer) => {
+                    if entry.expect.is_some_and(|e| e != *answer) {
+                        me.wrong += 1;
+                    }
+                }
+                Err(status) => {
+                    progress.failed.fetch_add(1, Ordering::Relaxed);
+                    *me.errors.entry(format!("{:?}", status.code())).or_default() += 1;
+                }
+            }
+        }
+    }
+    me
+}
+
+/// What every stream of a run shares.
+struct Shared {
+    mix: Arc<Vec<Entry>>,
+    progress: Arc<Progress>,
+    /// Measured requests started (with `count`).
+    budget: AtomicU64,
+    count: Option<u64>,
+    stop: AtomicBool,
+    pacer: Option<Pacer>,
+    measure_from: tokio::time::Instant,
+    end: tokio::time::Instant,
+    /// Seconds of the measured window.
+    seconds: usize,
+    /// Streams over all connections (the stride through the mix).
+    streams: usize,
+    /// The next stream's id (its first entry of the mix).
+    next_stream: AtomicU64,
+}
+
 /// Runs the load described by `opts` with `mix`; `progress` is updated as
 /// answers come.
 pub async fn run(
@@ -341,115 +507,115 @@ pub async fn run(
     mix: Arc<Vec<Entry>>,
     progress: Arc<Progress>,
 ) -> Result<Report, BenchError> {
-    let uri = opts.endpoint.uri().to_string();
-    let mut channels = Vec::with_capacity(opts.connections);
-    for _ in 0..opts.connections.max(1) {
-        let channel = opts
-            .endpoint
-            .connect()
-            .await
-            .map_err(|e| BenchError::Connect(uri.clone(), e.to_string()))?;
-        channels.push(channel);
-    }
-    let workers = channels.len() * opts.streams.max(1);
-    let start = tokio::time::Instant::now();
-    let measure_from = start + opts.warmup;
-    let end = measure_from + opts.duration;
-    let pacer = opts
-        .rate
-        .map(|rate| Pacer::start(start.into_std(), end.into_std(), rate));
-    let budget = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+    let connections = opts.connections.max(1);
+    let threads = opts.threads.clamp(1, connections);
     let client_cpu = cpu_us(None);
     let server_cpu = opts.server_pid.and_then(|p| cpu_us(Some(p)));
-    let mut tasks = Vec::with_capacity(workers);
-    for w in 0..workers {
-        let empty = histogram()?;
-        let seconds = opts.duration.as_secs_f64().ceil() as usize;
-        let per_second = (0..seconds.max(1))
-            .map(|_| Histogram::new_with_bounds(1, 60_000_000, 2))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| BenchError::Histogram(e.to_string()))?;
-        let channel = channels[w % channels.len()].clone();
-        let mut client = pb::authorizer_client::AuthorizerClient::new(channel.clone());
-        let mut envoy = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(channel);
-        let (mix, progress, budget, stop) =
-            (mix.clone(), progress.clone(), budget.clone(), stop.clone());
-        let count = opts.count;
-        let pacer = pacer.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut me = Worker {
-                histogram: empty,
-                errors: BTreeMap::new(),
-                wrong: 0,
-                measured: 0,
-                timeline: vec![0; seconds.max(1)],
-                seconds: per_second,
-            };
-            let mut i = w;
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let sent = match &pacer {
-                    None => tokio::time::Instant::now(),
-                    Some(p) => match p.next().await {
-                        Some(sent) => tokio::time::Instant::from_std(sent),
-                        None => break,
-                    },
-                };
-                if sent >= end {
-                    break;
-                }
-                let measured = sent >= measure_from;
-                if measured
-                    && let Some(limit) = count
-                    && budget.fetch_add(1, Ordering::Relaxed) >= limit
-                {
-                    stop.store(true, Ordering::Relaxed);
-                    break;
-                }
-                let entry = &mix[i % mix.len()];
-                i += workers;
-                let result = match &entry.call {
-                    Call::Authorize(r) => client
-                        .authorize(r.clone())
-                        .await
-                        .map(|a| a.get_ref().decision()),
-                    Call::Check(r) => envoy
-                        .check((**r).clone())
-                        .await
-                        .map(|a| check_decision(a.get_ref())),
-                };
-                let done = tokio::time::Instant::now();
-                progress.done.fetch_add(1, Ordering::Relaxed);
-                if measured {
-                    me.measured += 1;
-                    let us = done.saturating_duration_since(sent).as_micros().max(1) as u64;
-                    let _ = me.histogram.record(us.min(60_000_000));
-                    let second = done.saturating_duration_since(measure_from).as_secs() as usize;
-                    if let Some(slot) = me.timeline.get_mut(second) {
-                        *slot += 1;
-                    }
-                    if let Some(h) = me.seconds.get_mut(second) {
-                        let _ = h.record(us.min(60_000_000));
-                    }
-                    match &result {
-                        Ok(answer) => {
-                            if entry.expect.is_some_and(|e| e != *answer) {
-                                me.wrong += 1;
+    // Connection `c` belongs to thread `c % threads`; each thread connects
+    // its own, so that its runtime drives their I/O, then they all start
+    // together.
+    let owned = |t: usize| (0..connections).filter(move |c| c % threads == t);
+    let shared = |progress: Arc<Progress>| -> Arc<Shared> {
+        let start = tokio::time::Instant::now();
+        let measure_from = start + opts.warmup;
+        let end = measure_from + opts.duration;
+        Arc::new(Shared {
+            mix: mix.clone(),
+            progress,
+            budget: AtomicU64::new(0),
+            count: opts.count,
+            stop: AtomicBool::new(false),
+            pacer: opts
+                .rate
+                .map(|rate| Pacer::start(start.into_std(), end.into_std(), rate)),
+            measure_from,
+            end,
+            seconds: (opts.duration.as_secs_f64().ceil() as usize).max(1),
+            streams: connections * opts.streams.max(1),
+            next_stream: AtomicU64::new(0),
+        })
+    };
+    let streams = opts.streams.max(1);
+    let window = |s: &Shared| (s.measure_from, s.end);
+    let (workers, (measure_from, end)) = if threads == 1 {
+        let channels = connect(&opts.endpoint, owned(0)).await?;
+        let shared = shared(progress);
+        let w = window(&shared);
+        (run_streams(channels, streams, shared).await?, w)
+    } else {
+        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
+        let mut go = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let (go_tx, go_rx) = tokio::sync::oneshot::channel::<Arc<Shared>>();
+            go.push(go_tx);
+            let (endpoint, ready_tx, mine) = (
+                opts.endpoint.clone(),
+                ready_tx.clone(),
+                owned(t).collect::<Vec<_>>(),
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("iamd-bench-{t}"))
+                .spawn(move || -> Result<Vec<Worker>, BenchError> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| BenchError::Thread(e.to_string()))?;
+                    rt.block_on(async move {
+                        let channels = match connect(&endpoint, mine.into_iter()).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e.to_string()));
+                                return Err(e);
                             }
-                        }
-                        Err(status) => {
-                            progress.failed.fetch_add(1, Ordering::Relaxed);
-                            *me.errors.entry(format!("{:?}", status.code())).or_default() += 1;
-                        }
-                    }
-                }
+                        };
+                        let _ = ready_tx.send(Ok(()));
+                        let Ok(shared) = go_rx.await else {
+                            return Ok(Vec::new());
+                        };
+                        run_streams(channels, streams, shared).await
+                    })
+                })
+                .map_err(|e| BenchError::Thread(e.to_string()))?;
+            handles.push(handle);
+        }
+        drop(ready_tx);
+        let mut failed = None;
+        for _ in 0..threads {
+            match ready.recv().await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => failed = failed.or(Some(e)),
+                None => failed = failed.or(Some("a load thread ended".to_owned())),
             }
-            me
-        }));
-    }
+        }
+        let started = match failed {
+            None => {
+                let shared = shared(progress);
+                let w = window(&shared);
+                for g in go {
+                    let _ = g.send(shared.clone());
+                }
+                Some(w)
+            }
+            Some(_) => {
+                drop(go);
+                None
+            }
+        };
+        let mut workers = Vec::new();
+        for h in handles {
+            let joined = tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|e| BenchError::Thread(e.to_string()))?
+                .map_err(|_| BenchError::Thread("a load thread panicked".into()))?;
+            // A connection error is reported as itself.
+            workers.extend(joined?);
+        }
+        match (started, failed) {
+            (Some(w), _) => (workers, w),
+            (None, e) => return Err(BenchError::Thread(e.unwrap_or_default())),
+        }
+    };
     let mut histogram = histogram()?;
     let mut per_second_all: Vec<Option<Histogram<u64>>> = Vec::new();
     let mut report = Report {
@@ -458,13 +624,12 @@ pub async fn run(
         } else {
             "closed"
         },
-        connections: channels.len(),
+        connections,
         streams: opts.streams.max(1),
         target_rate: opts.rate,
         ..Report::default()
     };
-    for t in tasks {
-        let Ok(me) = t.await else { continue };
+    for me in workers {
         let _ = histogram.add(&me.histogram);
         report.requests += me.measured;
         report.wrong += me.wrong;

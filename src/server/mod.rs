@@ -283,15 +283,15 @@ fn trace_of<T>(request: &Request<T>) -> Option<&str> {
     crate::decision_log::trace_id(header)
 }
 
-/// The builder of a runtime with `workers` threads, for `iamd bench
-/// --workers` (the client) and the benchmarks' empty handler: tokio's
-/// current-thread scheduler for one, its multi-thread scheduler for more.
+/// The builder of a runtime with `workers` threads (the benchmarks' empty
+/// handler takes its count from its command line): tokio's current-thread
+/// scheduler for one, its multi-thread scheduler for more.
 /// On one thread the answers that are ready go out together (one write,
 /// one wake-up of the peer); the multi-thread scheduler runs a connection's
 /// writer right after each answer (its LIFO slot), one write per answer,
 /// which halved the throughput of a core (docs/benchmarks.md). The daemon
-/// itself runs on one thread of this kind per worker
-/// ([`serve_with_workers`]).
+/// and `iamd bench` run one-thread runtimes, one per worker thread
+/// ([`serve_with_workers`], [`crate::bench::Options::threads`]).
 pub fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
     if workers <= 1 {
         tokio::runtime::Builder::new_current_thread()

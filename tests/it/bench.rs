@@ -116,9 +116,13 @@ fn bench_loads_the_daemon_and_checks_every_answer() {
             "50",
             "--warmup",
             "0",
+            // Two load threads share the count and add up their answers.
+            "--workers",
+            "2",
         ],
     );
     assert_eq!(out.status.code(), Some(1));
+    assert_eq!(r["requests"], 50, "{r}");
     assert_eq!(r["wrong"], 50, "{r}");
     stop(&mut server);
 }
