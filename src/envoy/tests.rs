@@ -378,8 +378,11 @@ routes:
     )
     .unwrap();
     let metrics = crate::admin::Metrics::new(store.clone());
-    let authorizer =
-        crate::server::AuthorizerService::new(store, crate::server::Limits::default(), metrics);
+    let authorizer = crate::server::AuthorizerService::new(
+        store,
+        crate::server::Limits::default(),
+        metrics.clone(),
+    );
     let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
     let from = |peer: &str| {
         let mut c = check("GET", "/docs/guide", &[], &[]);
@@ -393,6 +396,16 @@ routes:
     assert_eq!(
         headers[0].1,
         "arn:aws:iam::123456789012:role/service/indexer"
+    );
+    // Two decisions, each counted (and logged): the role assumption, then
+    // the request as the role (AWS, too, records an assumption apart from
+    // the calls made with the role).
+    assert!(
+        metrics
+            .render()
+            .contains("iamd_decisions_total{outcome=\"allow\"} 2"),
+        "{}",
+        metrics.render()
     );
     // The trust policy does not let another namespace act as the role.
     let (_, http, body, _) = from("spiffe://acme.example/ns/billing/sa/indexer");
