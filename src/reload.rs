@@ -172,8 +172,12 @@ impl Reloader {
         // The time the compilation left the CPU to others (zero on a
         // thread that is not paced).
         let paused = crate::pace::PAUSE
-            * u32::try_from(crate::pace::counts().map_or(0, |c| c.pauses) - pauses)
-                .unwrap_or(u32::MAX);
+            * u32::try_from(
+                crate::pace::counts()
+                    .map_or(0, |c| c.pauses)
+                    .saturating_sub(pauses),
+            )
+            .unwrap_or(u32::MAX);
         match compiled {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();

@@ -71,9 +71,11 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        if let Some(tx) = deal.get(next % workers) {
-            // A worker that stopped has reported its error: see below.
-            let _ = tx.send(conn);
+        let dealt = deal.get(next % workers).map(|tx| tx.send(conn));
+        if let Some(Err(_)) = dealt {
+            // That worker stopped: its error ends the server (joined below).
+            tracing::error!("serving thread {} stopped: stopping", next % workers);
+            break;
         }
         next = next.wrapping_add(1);
     }
