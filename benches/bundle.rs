@@ -216,6 +216,11 @@ fn main() {
         measure(args[i + 1].parse().unwrap());
         return;
     }
+    // `--reload`: only how soon a change is served.
+    if args.iter().any(|a| a == "--reload") {
+        reload_latency();
+        return;
+    }
     if args.iter().any(|a| a == "--list") {
         // `cargo test --benches` asks the harness for its list: nothing to run.
         return;

@@ -13,17 +13,20 @@
 //! So a thread marked [`background`] paces itself. The long loops of
 //! loading and compiling call [`point`]; every [`WINDOW`] of running, a
 //! point asks the kernel how many tasks are runnable right now (Linux's
-//! `/proc/loadavg`, which counts the running ones too). More than half the
-//! CPUs this process may use (on 2 CPUs: anyone besides the reload) means
-//! the machine is busy: the thread sleeps for [`PAUSE`], leaving its CPU to
-//! the others, and goes on pausing after each window until it has seen the
-//! machine calm for a while. On a busy machine a reload thus runs about a
-//! tenth of the time (it still progresses however busy the CPUs: each window
-//! runs) and takes ten to twenty times as long; on an idle one it runs as
-//! fast as it can. Where the kernel does not tell (other systems), a
-//! background thread always pauses: slower reloads, never a stolen CPU.
-//! The bundle being replaced keeps serving meanwhile.
+//! `/proc/loadavg`, which counts the running ones too). More than the CPUs
+//! this process may use means some task waits for one: the thread sleeps
+//! for [`PAUSE`], leaving its CPU to the others, and goes on pausing after
+//! each window until it has seen the machine calm for a while. On a busy
+//! machine a reload thus runs about a tenth of the time (it still
+//! progresses however busy the CPUs: each window runs) and takes ten to
+//! twenty times as long; on an idle one it runs as fast as it can. Where
+//! the kernel does not tell (other systems), a background thread always
+//! pauses: slower reloads, never a stolen CPU. The bundle being replaced
+//! keeps serving meanwhile.
 //!
+//! On a thread not marked background (the authoring tools, the first load
+//! at start-up, tests), a point costs one thread-local read.
+
 use std::cell::RefCell;
 use std::fs::File;
 use std::time::{Duration, Instant};
@@ -70,10 +73,9 @@ thread_local! {
 /// Marks the calling thread as background work: from now on its
 /// [`point`]s pace it.
 pub fn background() {
-    // Calm: at most half the CPUs this process may use have a runnable
-    // task (on 2 CPUs, this one alone).
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let calm = (cpus / 2).max(1);
+    // Calm: no more runnable tasks than CPUs this process may use (this
+    // one included): none of them waits for a CPU.
+    let calm = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let load = File::open(LOADAVG)
         .ok()
         .filter(|f| runnable(f).is_some())
@@ -83,8 +85,8 @@ pub fn background() {
     }
     PACING.set(Some(Pacing {
         since: Instant::now(),
-        // Paced from the start, until the machine is seen calm.
-        calm: 0,
+        // Full speed until the machine is seen busy: one window at most.
+        calm: CALM,
         load,
         counts: Counts::default(),
     }));
