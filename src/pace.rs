@@ -123,6 +123,26 @@ impl Pacing {
     }
 }
 
+/// A value deserialized at a [`point`]: the entries of a long list (a
+/// `users.yaml` of 10,000 users is one parse of hundreds of milliseconds).
+#[derive(Debug)]
+pub struct Paced<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Paced<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        point();
+        T::deserialize(d).map(Paced)
+    }
+}
+
+impl<T> std::ops::Deref for Paced<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// What the calling thread's points did since it was marked background;
 /// `None` on a thread that is not.
 pub fn counts() -> Option<Counts> {
@@ -158,6 +178,18 @@ mod tests {
         assert_eq!(parse_runnable("0.64 1.32 2.11 3/76 25760\n"), Some(3));
         assert_eq!(parse_runnable("0.64 1.32 2.11\n"), None);
         assert_eq!(parse_runnable("0.64 1.32 2.11 x/76 25760\n"), None);
+    }
+
+    #[test]
+    fn each_paced_entry_of_a_list_is_a_point() {
+        std::thread::spawn(|| {
+            background();
+            let list: Vec<Paced<u32>> = serde_json::from_str("[1, 2, 3, 4, 5]").unwrap();
+            assert_eq!(list.iter().map(|p| **p).sum::<u32>(), 15);
+            assert_eq!(counts().map(|c| c.points), Some(5));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

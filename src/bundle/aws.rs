@@ -10,18 +10,20 @@ use serde_saphyr::Spanned;
 
 use super::load::{DocumentSource, Parts, yaml_at};
 use super::raw::{RawAccount, RawDocument, RawGroup, RawLimits, RawRole, RawUser};
+use crate::pace::Paced;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Details {
+    // An export of a large account is one parse: a pace point per entry.
     #[serde(default)]
-    user_detail_list: Vec<User>,
+    user_detail_list: Vec<Paced<User>>,
     #[serde(default)]
-    group_detail_list: Vec<Group>,
+    group_detail_list: Vec<Paced<Group>>,
     #[serde(default)]
-    role_detail_list: Vec<Role>,
+    role_detail_list: Vec<Paced<Role>>,
     #[serde(default)]
-    policies: Vec<ManagedPolicy>,
+    policies: Vec<Paced<ManagedPolicy>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ use super::{Bundle, BundleError, BundleStats, Entity, Limits, Revision, resource
 use crate::arn::{Principal, is_account_id};
 use crate::eval::StatementSet;
 use crate::json::Source;
+use crate::pace::Paced;
 use crate::policy::{Policy, PolicyKind};
 
 /// Loads and compiles the bundle in `dir`.
@@ -301,17 +302,6 @@ pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
     format!("{file}:{}:{}", loc.line(), loc.column())
 }
 
-/// An entry of a list file, deserialized at a [`crate::pace::point`]: a
-/// large `users.yaml` is one parse of hundreds of milliseconds.
-struct Paced<T>(T);
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Paced<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::pace::point();
-        T::deserialize(d).map(Paced)
-    }
-}
-
 /// A policy attached by reference, with where the reference is.
 type Ref<'r> = &'r Spanned<String>;
 
@@ -345,6 +335,8 @@ impl Loader<'_> {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         for (file, text) in sources {
+            // A large `users.yaml` is one parse of hundreds of
+            // milliseconds: a point per entry.
             if let Some(items) = self.parse_file::<Vec<Paced<T>>>(file, text) {
                 out.extend(items.into_iter().map(|i| (file.to_owned(), i.0)));
             }
