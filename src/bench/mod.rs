@@ -305,13 +305,13 @@ pub enum BenchError {
     Thread(String),
 }
 
-/// Connects connections `ids` (one channel each).
+/// Opens `n` connections (a channel each) on the calling runtime.
 async fn connect(
     endpoint: &tonic::transport::Endpoint,
-    ids: impl Iterator<Item = usize>,
+    n: usize,
 ) -> Result<Vec<tonic::transport::Channel>, BenchError> {
-    let mut channels = Vec::new();
-    for _ in ids {
+    let mut channels = Vec::with_capacity(n);
+    for _ in 0..n {
         let channel = endpoint
             .connect()
             .await
@@ -511,10 +511,10 @@ pub async fn run(
     let threads = opts.threads.clamp(1, connections);
     let client_cpu = cpu_us(None);
     let server_cpu = opts.server_pid.and_then(|p| cpu_us(Some(p)));
-    // Connection `c` belongs to thread `c % threads`; each thread connects
-    // its own, so that its runtime drives their I/O, then they all start
-    // together.
-    let owned = |t: usize| (0..connections).filter(move |c| c % threads == t);
+    // Connection `c` belongs to thread `c % threads` (`owned(t)`: how many
+    // thread `t` has); each thread connects its own, so that its runtime
+    // drives their I/O, then they all start together.
+    let owned = |t: usize| (0..connections).filter(|c| c % threads == t).count();
     let shared = |progress: Arc<Progress>| -> Arc<Shared> {
         let start = tokio::time::Instant::now();
         let measure_from = start + opts.warmup;
@@ -549,11 +549,7 @@ pub async fn run(
         for t in 0..threads {
             let (go_tx, go_rx) = tokio::sync::oneshot::channel::<Arc<Shared>>();
             go.push(go_tx);
-            let (endpoint, ready_tx, mine) = (
-                opts.endpoint.clone(),
-                ready_tx.clone(),
-                owned(t).collect::<Vec<_>>(),
-            );
+            let (endpoint, ready_tx, mine) = (opts.endpoint.clone(), ready_tx.clone(), owned(t));
             let handle = std::thread::Builder::new()
                 .name(format!("iamd-bench-{t}"))
                 .spawn(move || -> Result<Vec<Worker>, BenchError> {
@@ -562,7 +558,7 @@ pub async fn run(
                         .build()
                         .map_err(|e| BenchError::Thread(e.to_string()))?;
                     rt.block_on(async move {
-                        let channels = match connect(&endpoint, mine.into_iter()).await {
+                        let channels = match connect(&endpoint, mine).await {
                             Ok(c) => c,
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e.to_string()));

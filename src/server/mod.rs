@@ -435,7 +435,9 @@ impl Listener {
         match self {
             Self::Tcp(l) => {
                 let (s, _) = l.accept().await?;
-                s.set_nodelay(true)?;
+                // A connection already reset fails here too: not worth a
+                // pause of the accept loop.
+                let _ = s.set_nodelay(true);
                 s.into_std().map(workers::Accepted::Tcp)
             }
             Self::Unix(l) => {
