@@ -354,7 +354,10 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
     let (tx, rx) = mpsc::channel::<()>();
     let mut fs_watcher = if options.events {
         let tx = tx.clone();
-        let watched = reloader.dir().to_owned();
+        // notify reports the paths under a relative watch joined to the
+        // working directory: compare with the same.
+        let watched =
+            std::path::absolute(reloader.dir()).unwrap_or_else(|_| reloader.dir().to_owned());
         let w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if event.is_err() || event.is_ok_and(|e| may_change(&e, &watched)) {
                 let _ = tx.send(());

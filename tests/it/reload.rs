@@ -257,6 +257,24 @@ fn reading_the_bundle_or_writing_beside_it_reloads_nothing() {
 }
 
 #[test]
+fn a_bundle_given_by_a_relative_path_is_watched_too() {
+    // Tests run in the package's directory: a directory under `target/`,
+    // named relatively, as `iamd serve --bundle examples/bundle` does.
+    std::fs::create_dir_all("target/tmp").unwrap();
+    let tmp = tempfile::tempdir_in("target/tmp").unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let dir = tmp.path().strip_prefix(&cwd).unwrap().join("bundle");
+    assert!(dir.is_relative(), "{}", dir.display());
+    write_all(&dir, &files("A"));
+    let store = Store::new();
+    let mut r = Reloader::new(&dir, store.clone());
+    r.reload(Trigger::Start);
+    let _w = reload::watch(r, options()).unwrap();
+    write_all(&dir, &files("B"));
+    wait_for(&store, "B");
+}
+
+#[test]
 fn a_background_load_on_busy_cpus_pauses_after_each_window() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
