@@ -45,10 +45,19 @@ cases = "".join(json.dumps({"request": r}) + "\n" for r in reqs)
 out = subprocess.run([iamd, "simulate", "--bundle", f"{work}/big", "--batch"], input=cases,
                      capture_output=True, text=True, check=True).stdout.splitlines()
 names = {"Allowed": "ALLOW", "ImplicitlyDenied": "IMPLICIT_DENY", "ExplicitlyDenied": "EXPLICIT_DENY"}
-with open(f"{work}/mix.jsonl", "w") as f:
-    for r, line in zip(reqs, out, strict=True):
-        r["expect"] = names[json.loads(line)["decision"]]
-        f.write(json.dumps(r) + "\n")
+lines = []
+for r, line in zip(reqs, out, strict=True):
+    r["expect"] = names[json.loads(line)["decision"]]
+    lines.append(json.dumps(r) + "\n")
+with open(f"{work}/mix.jsonl.new", "w") as f:
+    f.writelines(lines)
+PY
+  mv "$WORK/mix.jsonl.new" "$WORK/mix.jsonl"
+  python3 - "$WORK" <<'PY'
+import collections, json, sys
+kinds = collections.Counter(json.loads(l)["expect"] for l in open(f"{sys.argv[1]}/mix.jsonl"))
+assert sum(kinds.values()) == 120 and len(kinds) == 3, kinds
+print(f"mix: {dict(kinds)}", file=sys.stderr)
 PY
 fi
 
