@@ -184,21 +184,26 @@ fn a_bad_mix_or_no_daemon_is_status_2() {
         assert!(e.contains(expected), "{e}");
     }
     let port = crate::cli::free_port();
-    let out = iamd(
-        &[
-            "bench",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--mix",
-            "examples/bench/docs-mix.jsonl",
-            "--quiet",
-        ],
-        "",
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot connect"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // One load thread, and two (each connects its own connections).
+    for workers in ["1", "2"] {
+        let out = iamd(
+            &[
+                "bench",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--mix",
+                "examples/bench/docs-mix.jsonl",
+                "--quiet",
+                "--workers",
+                workers,
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot connect"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
