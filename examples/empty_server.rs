@@ -6,8 +6,9 @@
 //! cargo run --release --example empty_server -- 127.0.0.1:50052 [WORKERS]
 //! ```
 //!
-//! On the daemon's runtime (`iamd::server::runtime_builder`): one thread by
-//! default, as `iamd serve --workers 1`, or `WORKERS` threads.
+//! On the daemon's runtime (`iamd::server::runtime_builder(1)`): one thread
+//! by default, as `iamd serve --workers 1`, or `WORKERS` threads each with
+//! an event loop of its own, as `iamd serve --workers N`.
 
 use iamd::server::pb;
 use tonic::{Request, Response, Status};
@@ -55,7 +56,7 @@ impl pb::authorizer_server::Authorizer for Empty {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:50052".into());
@@ -63,12 +64,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(w) => w.parse()?,
         None => 1,
     };
-    iamd::server::runtime_builder(workers)
+    let listener = std::net::TcpListener::bind(&addr)?;
+    listener.set_nonblocking(true)?;
+    eprintln!("empty iamd.v1.Authorizer on {}", listener.local_addr()?);
+    // As `iamd serve --workers N`: N threads, each an event loop of its own
+    // (here each accepting from the shared listener, where iamd deals the
+    // connections out in turn).
+    let threads: Vec<_> = (0..workers.max(1))
+        .map(|_| {
+            let listener = listener.try_clone()?;
+            Ok(std::thread::spawn(move || serve(listener)))
+        })
+        .collect::<Result<_, std::io::Error>>()?;
+    for t in threads {
+        t.join().map_err(|_| "a serving thread panicked")??;
+    }
+    Ok(())
+}
+
+/// One event loop serving the connections it accepts.
+fn serve(listener: std::net::TcpListener) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    iamd::server::runtime_builder(1)
         .enable_all()
         .build()?
         .block_on(async {
-            let listener = tokio::net::TcpListener::bind(&addr).await?;
-            eprintln!("empty iamd.v1.Authorizer on {}", listener.local_addr()?);
+            let listener = tokio::net::TcpListener::from_std(listener)?;
             // As iamd does: no Nagle delay on accepted connections.
             let incoming = tokio_stream::StreamExt::map(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
