@@ -6,7 +6,7 @@
 //! cargo run --release --example empty_server -- 127.0.0.1:50052 [WORKERS]
 //! ```
 //!
-//! On the daemon's runtime (`iamd::server::runtime_builder(1)`): one thread
+//! On the daemon's runtime (`iamd::server::runtime_builder()`): one thread
 //! by default, as `iamd serve --workers 1`, or `WORKERS` threads each with
 //! an event loop of its own, as `iamd serve --workers N`.
 
@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
 /// One event loop serving the connections it accepts.
 fn serve(listener: std::net::TcpListener) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    iamd::server::runtime_builder(1)
+    iamd::server::runtime_builder()
         .enable_all()
         .build()?
         .block_on(async {

@@ -180,8 +180,9 @@ pub struct ServeConfig {
     /// Where the admin HTTP endpoints listen.
     pub admin_listen: std::net::SocketAddr,
     /// Threads answering calls: 1 (the default) runs every connection on
-    /// one thread (tokio's current-thread scheduler), more use tokio's
-    /// multi-thread scheduler with that many workers (docs/operations.md).
+    /// one thread (tokio's current-thread scheduler); more run that many
+    /// such threads, the connections dealt to them in turn
+    /// (docs/operations.md).
     pub workers: usize,
     /// gRPC limits.
     pub limits: Limits,

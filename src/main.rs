@@ -330,7 +330,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
         threads: args.workers.into(),
     };
     // The load threads have runtimes of their own (`bench::Options::threads`).
-    let rt = match built(iamd::server::runtime_builder(1)) {
+    let rt = match built(iamd::server::runtime_builder()) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -869,7 +869,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     // connections and deals them to that many serving threads
     // (`iamd::server::serve_with_workers`).
     let workers = cfg.workers;
-    let rt = match built(iamd::server::runtime_builder(1)) {
+    let rt = match built(iamd::server::runtime_builder()) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

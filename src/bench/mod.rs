@@ -536,12 +536,13 @@ pub async fn run(
         })
     };
     let streams = opts.streams.max(1);
-    let window = |s: &Shared| (s.measure_from, s.end);
-    let (workers, (measure_from, end)) = if threads == 1 {
+    let (workers, shared) = if threads == 1 {
         let channels = connect(&opts.endpoint, owned(0)).await?;
         let shared = shared(progress);
-        let w = window(&shared);
-        (run_streams(channels, streams, shared).await?, w)
+        (
+            run_streams(channels, streams, shared.clone()).await?,
+            shared,
+        )
     } else {
         let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
         let mut go = Vec::with_capacity(threads);
@@ -553,7 +554,7 @@ pub async fn run(
             let handle = std::thread::Builder::new()
                 .name(format!("iamd-bench-{t}"))
                 .spawn(move || -> Result<Vec<Worker>, BenchError> {
-                    let rt = tokio::runtime::Builder::new_current_thread()
+                    let rt = crate::server::runtime_builder()
                         .enable_all()
                         .build()
                         .map_err(|e| BenchError::Thread(e.to_string()))?;
@@ -587,11 +588,10 @@ pub async fn run(
         let started = match failed {
             None => {
                 let shared = shared(progress);
-                let w = window(&shared);
                 for g in go {
                     let _ = g.send(shared.clone());
                 }
-                Some(w)
+                Some(shared)
             }
             Some(_) => {
                 drop(go);
@@ -608,7 +608,7 @@ pub async fn run(
             workers.extend(joined?);
         }
         match (started, failed) {
-            (Some(w), _) => (workers, w),
+            (Some(shared), _) => (workers, shared),
             (None, e) => return Err(BenchError::Thread(e.unwrap_or_default())),
         }
     };
@@ -656,8 +656,8 @@ pub async fn run(
         .collect();
     let finished = tokio::time::Instant::now();
     report.seconds = finished
-        .min(end)
-        .saturating_duration_since(measure_from)
+        .min(shared.end)
+        .saturating_duration_since(shared.measure_from)
         .as_secs_f64()
         .max(1e-9);
     report.throughput = report.requests as f64 / report.seconds;

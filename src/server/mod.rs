@@ -283,23 +283,16 @@ fn trace_of<T>(request: &Request<T>) -> Option<&str> {
     crate::decision_log::trace_id(header)
 }
 
-/// The builder of a runtime with `workers` threads (the benchmarks' empty
-/// handler takes its count from its command line): tokio's current-thread
-/// scheduler for one, its multi-thread scheduler for more.
-/// On one thread the answers that are ready go out together (one write,
-/// one wake-up of the peer); the multi-thread scheduler runs a connection's
-/// writer right after each answer (its LIFO slot), one write per answer,
-/// which halved the throughput of a core (docs/benchmarks.md). The daemon
-/// and `iamd bench` run one-thread runtimes, one per worker thread
+/// The builder of the runtime of each serving thread (and of each load
+/// thread of `iamd bench`, and of the benchmarks' empty handler): tokio's
+/// current-thread scheduler. On one thread the answers that are ready go
+/// out together (one write, one wake-up of the peer); the multi-thread
+/// scheduler runs a connection's writer right after each answer (its LIFO
+/// slot), one write per answer, which halved the throughput of a core
+/// (docs/benchmarks.md). More threads are more such runtimes
 /// ([`serve_with_workers`], [`crate::bench::Options::threads`]).
-pub fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
-    if workers <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        b
-    }
+pub fn runtime_builder() -> tokio::runtime::Builder {
+    tokio::runtime::Builder::new_current_thread()
 }
 
 /// What the server serves: the store it decides from, its limits, its
@@ -349,18 +342,7 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    match (Listener::bind(listen, tls.is_some())?, tls) {
-        (Listener::Tcp(listener), Some(tls)) => serve_tls(listener, tls, services, shutdown).await,
-        (Listener::Tcp(listener), None) => serve_tcp(listener, services, shutdown).await,
-        (Listener::Unix(listener), _) => {
-            let admission = services.admission();
-            router(services, admission)
-                .await?
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-                .await
-                .map_err(ServeError::Transport)
-        }
-    }
+    serve_with_workers(listen, tls, services, 1, shutdown).await
 }
 
 /// [`serve`] with `workers` serving threads: on the calling runtime for
@@ -374,12 +356,8 @@ pub async fn serve_with_workers(
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if workers <= 1 {
-        serve(listen, tls, services, shutdown).await
-    } else {
-        let listener = Listener::bind(listen, tls.is_some())?;
-        workers::serve(listener, tls, services, workers, shutdown).await
-    }
+    let listener = Listener::bind(listen, tls.is_some())?;
+    serve_on(listener, tls, services, workers, shutdown).await
 }
 
 /// [`serve_with_workers`] on a bound TCP listener (tests bind
@@ -391,10 +369,33 @@ pub async fn serve_tcp_with_workers(
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    match (workers, tls) {
-        (0 | 1, Some(tls)) => serve_tls(listener, tls, services, shutdown).await,
-        (0 | 1, None) => serve_tcp(listener, services, shutdown).await,
-        (_, tls) => workers::serve(Listener::Tcp(listener), tls, services, workers, shutdown).await,
+    serve_on(Listener::Tcp(listener), tls, services, workers, shutdown).await
+}
+
+/// Serves on a bound listener: on the calling runtime for one worker, on
+/// `workers` threads for more.
+async fn serve_on(
+    listener: Listener,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    match (listener, tls) {
+        (listener, tls) if workers > 1 => {
+            workers::serve(listener, tls, services, workers, shutdown).await
+        }
+        (Listener::Tcp(listener), Some(tls)) => serve_tls(listener, tls, services, shutdown).await,
+        (Listener::Tcp(listener), None) => serve_tcp(listener, services, shutdown).await,
+        // `Listener::bind` refused TLS on a Unix socket.
+        (Listener::Unix(listener), _) => {
+            let admission = services.admission();
+            router(services, admission)
+                .await?
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+                .await
+                .map_err(ServeError::Transport)
+        }
     }
 }
 

@@ -110,7 +110,7 @@ fn worker(
     tls: Option<Arc<Tls>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = super::runtime_builder()
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
