@@ -89,6 +89,18 @@ impl fmt::Debug for Context {
     }
 }
 
+impl Entry {
+    /// A single-valued key whose name and folded name are known in advance
+    /// (the facts: no folding, no allocation for the names).
+    fn known((name, folded): (&'static str, &'static str), value: String) -> Self {
+        Self {
+            folded: Cow::Borrowed(folded),
+            name: Cow::Borrowed(name),
+            value: ContextValue::Single(value),
+        }
+    }
+}
+
 /// The entry of `folded` in `entries`, sorted by folded key.
 fn find<'a>(entries: &'a [Entry], folded: &str) -> Option<&'a Entry> {
     let i = entries.binary_search_by(|e| (*e.folded).cmp(folded)).ok()?;
@@ -130,11 +142,6 @@ impl Context {
                 Ok(())
             }
         }
-    }
-
-    /// Adds a key unless it is present already; returns whether it was added.
-    pub fn insert_if_absent(&mut self, key: &str, value: ContextValue) -> bool {
-        self.insert(key, value).is_ok()
     }
 
     /// Sets a key, replacing any value it had (in any case).
@@ -242,13 +249,7 @@ impl Facts {
     pub fn of(principal: &crate::arn::Principal, tags: &[(String, String)]) -> Self {
         use crate::arn::PrincipalKind;
         let mut entries = Vec::new();
-        let mut put = |(name, folded): (&'static str, &'static str), value: &str| {
-            entries.push(Entry {
-                folded: Cow::Borrowed(folded),
-                name: Cow::Borrowed(name),
-                value: ContextValue::Single(value.to_owned()),
-            });
-        };
+        let mut put = |key, value: &str| entries.push(Entry::known(key, value.to_owned()));
         let kind = principal.kind();
         put(
             ("aws:PrincipalType", "aws:principaltype"),
@@ -320,19 +321,14 @@ fn clock(now: jiff::Timestamp) -> Arc<Clock> {
         match &*last {
             Some(c) if c.second == second => c.clone(),
             _ => {
-                let entry = |(name, folded): (&'static str, &'static str), value: String| Entry {
-                    folded: Cow::Borrowed(folded),
-                    name: Cow::Borrowed(name),
-                    value: ContextValue::Single(value),
-                };
                 let c = Arc::new(Clock {
                     second,
                     entries: [
-                        entry(
+                        Entry::known(
                             ("aws:CurrentTime", "aws:currenttime"),
                             now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
                         ),
-                        entry(("aws:EpochTime", "aws:epochtime"), second.to_string()),
+                        Entry::known(("aws:EpochTime", "aws:epochtime"), second.to_string()),
                     ],
                 });
                 *last = Some(c.clone());
@@ -415,7 +411,10 @@ mod tests {
             .insert("aws:sourceip", ContextValue::Single("x".into()))
             .unwrap_err();
         assert_eq!(err.first, "aws:SourceIp");
-        assert!(!ctx.insert_if_absent("aws:SOURCEip", ContextValue::Multi(vec![])));
+        assert!(
+            ctx.insert("aws:SOURCEip", ContextValue::Multi(vec![]))
+                .is_err()
+        );
         ctx.set("aws:sourceIP", ContextValue::Multi(vec![]));
         assert_eq!(ctx.get("aws:SourceIp"), Some(Values::Multi(&[])));
         assert_eq!(ctx.len(), 1);
