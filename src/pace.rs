@@ -66,6 +66,15 @@ pub struct Counts {
     pub pauses: u64,
 }
 
+impl Counts {
+    /// The time slept in the pauses since `before` (earlier counts of the
+    /// same thread).
+    pub fn paused_since(&self, before: &Counts) -> Duration {
+        let pauses = self.pauses.saturating_sub(before.pauses);
+        PAUSE * u32::try_from(pauses).unwrap_or(u32::MAX)
+    }
+}
+
 thread_local! {
     static PACING: RefCell<Option<Pacing>> = const { RefCell::new(None) };
 }

@@ -167,17 +167,13 @@ impl Reloader {
             return Outcome::Unchanged;
         }
         let started = Instant::now();
-        let pauses = crate::pace::counts().map_or(0, |c| c.pauses);
+        let before = crate::pace::counts().unwrap_or_default();
         let compiled = files.compile();
         // The time the compilation left the CPU to others (zero on a
         // thread that is not paced).
-        let paused = crate::pace::PAUSE
-            * u32::try_from(
-                crate::pace::counts()
-                    .map_or(0, |c| c.pauses)
-                    .saturating_sub(pauses),
-            )
-            .unwrap_or(u32::MAX);
+        let paused = crate::pace::counts()
+            .unwrap_or_default()
+            .paused_since(&before);
         match compiled {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();
