@@ -95,18 +95,23 @@ impl Daemon {
     }
 }
 
-/// Whether alice may read the guide, her team's document (the example
-/// bundle allows it).
-async fn alice_reads_guide(c: &mut AuthorizerClient<Channel>) -> pb::AuthorizeResponse {
-    c.authorize(req(
+/// Alice reading the guide, her team's document (the example bundle allows
+/// it).
+fn alice_reads_guide_request() -> pb::AuthorizeRequest {
+    req(
         "user/alice",
         "docs:GetDocument",
         DOC,
         &[("docs:Team", "docs")],
-    ))
-    .await
-    .unwrap()
-    .into_inner()
+    )
+}
+
+/// Whether alice may read the guide.
+async fn alice_reads_guide(c: &mut AuthorizerClient<Channel>) -> pb::AuthorizeResponse {
+    c.authorize(alice_reads_guide_request())
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 pub(crate) fn req(
@@ -803,12 +808,7 @@ async fn explain_says_which_layer_which_allow_and_what_is_missing() {
         .into_inner();
     assert_eq!(a.explanation.unwrap().layer, "boundary");
     let a = c
-        .authorize(explain(req(
-            "user/alice",
-            "docs:GetDocument",
-            DOC,
-            &[("docs:Team", "docs")],
-        )))
+        .authorize(explain(alice_reads_guide_request()))
         .await
         .unwrap()
         .into_inner();

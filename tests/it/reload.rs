@@ -66,11 +66,17 @@ fn watched() -> (tempfile::TempDir, PathBuf, Arc<Store>, reload::Watcher) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     write_all(&dir, &files("A"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    r.reload(Trigger::Start);
-    let w = reload::watch(r, options()).unwrap();
+    let (store, w) = loaded_and_watched(&dir, options());
     (tmp, dir, store, w)
+}
+
+/// The bundle in `dir` loaded (it must load) into a new store, and
+/// watched with `options`.
+fn loaded_and_watched(dir: &Path, options: WatchOptions) -> (Arc<Store>, reload::Watcher) {
+    let store = Store::new();
+    let mut r = Reloader::new(dir, store.clone());
+    assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
+    (store, reload::watch(r, options).unwrap())
 }
 
 fn options() -> WatchOptions {
@@ -266,10 +272,7 @@ fn a_bundle_given_by_a_relative_path_is_watched_too() {
     let dir = tmp.path().strip_prefix(&cwd).unwrap().join("bundle");
     assert!(dir.is_relative(), "{}", dir.display());
     write_all(&dir, &files("A"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    r.reload(Trigger::Start);
-    let _w = reload::watch(r, options()).unwrap();
+    let (store, _w) = loaded_and_watched(&dir, options());
     write_all(&dir, &files("B"));
     wait_for(&store, "B");
 }
@@ -368,10 +371,7 @@ fn a_configmap_symlink_swap_is_picked_up() {
     let dir = tmp.path().join("bundle");
     std::fs::create_dir_all(&dir).unwrap();
     configmap_update(&dir, "2026_11_28_01", &files("A"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
-    let _w = reload::watch(r, options()).unwrap();
+    let (store, _w) = loaded_and_watched(&dir, options());
     configmap_update(&dir, "2026_11_28_02", &files("B"));
     std::fs::remove_dir_all(dir.join("..2026_11_28_01")).unwrap();
     wait_for(&store, "B");
@@ -382,29 +382,23 @@ fn the_timer_and_sighup_reload_without_events() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     write_all(&dir, &files("A"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    r.reload(Trigger::Start);
     let polling = WatchOptions {
         events: false,
         poll_interval: Duration::from_millis(100),
         ..options()
     };
-    let w = reload::watch(r, polling).unwrap();
+    let (store, w) = loaded_and_watched(&dir, polling);
     write_all(&dir, &files("B"));
     wait_for(&store, "B");
     drop(w);
 
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
-    r.reload(Trigger::Start);
     let on_signal = WatchOptions {
         events: false,
         poll_interval: Duration::from_secs(3600),
         sighup: true,
         ..options()
     };
-    let _w = reload::watch(r, on_signal).unwrap();
+    let (store, _w) = loaded_and_watched(&dir, on_signal);
     write_all(&dir, &files("C"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
