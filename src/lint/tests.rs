@@ -131,6 +131,20 @@ const CASES: &[(&str, LoneKind, &str, &[&str])] = &[
         &[],
     ),
     (
+        "every destructive verb of a wildcard guarded",
+        LoneKind::Identity,
+        r#"{"Effect": "Allow", "Action": "docs:Del*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "docs:Delete*", "Resource": "*", "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}"#,
+        &[],
+    ),
+    (
+        "one destructive verb of a wildcard guarded, not the others",
+        LoneKind::Identity,
+        r#"{"Effect": "Allow", "Action": "docs:*", "Resource": "arn:acme:docs:eu-1:123456789012:doc/*"},
+        {"Effect": "Deny", "Action": "docs:Delete*", "Resource": "*", "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}"#,
+        &["W006"],
+    ),
+    (
         "shadowed",
         LoneKind::Identity,
         r#"{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/x"},
@@ -514,4 +528,22 @@ fn codes_are_unique_and_stable() {
     assert_eq!(sorted.len(), codes.len());
     assert_eq!(codes.first(), Some(&"E001"));
     assert_eq!(codes.last(), Some(&"W016"));
+}
+
+#[test]
+fn a_wildcard_warning_names_a_destructive_verb_no_guard_covers() {
+    let f = policy_findings(
+        LoneKind::Identity,
+        &statement(
+            r#"{"Effect": "Allow", "Action": "docs:*", "Resource": "arn:acme:docs:eu-1:123456789012:doc/*"},
+            {"Effect": "Deny", "Action": ["docs:Delete*", "docs:Terminate*"], "Resource": "*", "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}"#,
+        ),
+    );
+    let messages: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "allows `docs:*`, which includes destructive actions (`docs:Remove*`) without requiring MFA"
+        ],
+    );
 }
