@@ -90,15 +90,7 @@ fn serve(listener: std::net::TcpListener) -> Result<(), Box<dyn std::error::Erro
         .block_on(async {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             // As iamd does: no Nagle delay on accepted connections.
-            let incoming = tokio_stream::StreamExt::map(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                |s| {
-                    if let Ok(s) = &s {
-                        let _ = s.set_nodelay(true);
-                    }
-                    s
-                },
-            );
+            let incoming = iamd::server::without_nagle(listener);
             tonic::transport::Server::builder()
                 .add_service(pb::authorizer_server::AuthorizerServer::new(Empty))
                 .serve_with_incoming(incoming)

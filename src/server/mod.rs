@@ -431,7 +431,8 @@ impl Listener {
     }
 
     /// The next connection, made a plain (blocking-free) stream that any
-    /// runtime can take over; TCP ones without Nagle's delay.
+    /// runtime can take over; TCP ones without Nagle's delay (as
+    /// [`without_nagle`]'s).
     async fn accept(&self) -> std::io::Result<workers::Accepted> {
         match self {
             Self::Tcp(l) => {
@@ -455,14 +456,7 @@ pub async fn serve_tcp(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    // Answers are small and latency is the point: no Nagle delay (which,
-    // with the peer's delayed ACKs, held answers back by up to 40 ms).
-    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |s| {
-        if let Ok(s) = &s {
-            let _ = s.set_nodelay(true);
-        }
-        s
-    });
+    let incoming = without_nagle(listener);
     let admission = services.admission();
     router(services, admission)
         .await?
@@ -481,11 +475,7 @@ pub async fn serve_tls(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let incoming = tls_incoming(
-        TcpListenerStream::new(listener),
-        tls,
-        services.metrics.clone(),
-    );
+    let incoming = tls_incoming(without_nagle(listener), tls, services.metrics.clone());
     let admission = services.admission();
     router(services, admission)
         .await?
@@ -494,12 +484,34 @@ pub async fn serve_tls(
         .map_err(ServeError::Transport)
 }
 
+/// The connections of `listener`, without Nagle's delay: answers are small
+/// and latency is the point (with the peer's delayed ACKs, the delay held
+/// answers back by up to 40 ms). Also the benchmarks' empty handler's, so
+/// that the baseline cannot drift from the daemon.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    })
+}
+
+/// After an accept that failed (out of file descriptors, most often):
+/// says so, waits a little, and the loop goes on.
+async fn accept_failed(e: &std::io::Error) {
+    tracing::warn!("cannot accept a connection: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
 /// The longest a client may take to finish its TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Handshaken connections from `accepted` ones. Handshakes run in their
-/// own tasks, so a slow client holds up no one; the loop ends when the
-/// server drops the stream or `accepted` ends.
+/// Handshaken connections from `accepted` ones (already without Nagle's
+/// delay). Handshakes run in their own tasks, so a slow client holds up no
+/// one; the loop ends when the server drops the stream or `accepted` ends.
 fn tls_incoming(
     accepted: impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static,
     tls: Arc<Tls>,
@@ -518,9 +530,7 @@ fn tls_incoming(
                     None => return,
                     Some(Ok(s)) => s,
                     Some(Err(e)) => {
-                        // Out of file descriptors, most often: wait, go on.
-                        tracing::warn!("cannot accept a connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        accept_failed(&e).await;
                         continue;
                     }
                 },
@@ -528,7 +538,6 @@ fn tls_incoming(
             let peer = stream
                 .peer_addr()
                 .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-            let _ = stream.set_nodelay(true);
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
             let (tx, metrics) = (tx.clone(), metrics.clone());
             tokio::spawn(async move {

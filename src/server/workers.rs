@@ -11,7 +11,6 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
@@ -65,9 +64,7 @@ pub(super) async fn serve(
         let conn = match accepted {
             Ok(c) => c,
             Err(e) => {
-                // Out of file descriptors, most often: wait, go on.
-                tracing::warn!("cannot accept a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                super::accept_failed(&e).await;
                 continue;
             }
         };
