@@ -154,7 +154,7 @@ impl Reloader {
             Ok(f) => f,
             Err(e) => return self.reject(trigger, None, e.diagnostics),
         };
-        let digest = files.digest();
+        let digest = files.digest().to_owned();
         if self.live_digest.as_deref() == Some(digest.as_str()) {
             self.count(|c| c.unchanged += 1);
             return Outcome::Unchanged;

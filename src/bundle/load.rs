@@ -33,6 +33,9 @@ pub struct BundleFiles {
     texts: BTreeMap<String, String>,
     /// The bundle is one `aws iam get-account-authorization-details` file.
     aws: bool,
+    /// [`Self::digest`], computed once as the files are read: a reload
+    /// needs it to see whether anything changed, then for the revision.
+    digest: String,
 }
 
 type Files = BundleFiles;
@@ -60,9 +63,11 @@ impl BundleFiles {
                 |n| n.to_string_lossy().into_owned(),
             );
             let parent = dir.parent().map_or_else(PathBuf::new, Path::to_owned);
+            let texts = BTreeMap::from([(name, text)]);
             return Ok(Self {
                 dir: parent,
-                texts: BTreeMap::from([(name, text)]),
+                digest: digest(&texts),
+                texts,
                 aws: true,
             });
         }
@@ -113,6 +118,7 @@ impl BundleFiles {
         }
         Ok(Self {
             dir: dir.to_owned(),
+            digest: digest(&texts),
             texts,
             aws: false,
         })
@@ -154,7 +160,7 @@ impl BundleFiles {
             loader.parts()
         };
         match parts {
-            Some(parts) => loader.build(parts, self.digest()),
+            Some(parts) => loader.build(parts, self.digest.clone()),
             None => Err(BundleError {
                 diagnostics: loader.problems,
             }),
@@ -163,20 +169,8 @@ impl BundleFiles {
 
     /// SHA-256 over every file's relative path and contents, in path order,
     /// as lowercase hex.
-    pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        for (path, text) in &self.texts {
-            h.update((path.len() as u64).to_le_bytes());
-            h.update(path.as_bytes());
-            h.update((text.len() as u64).to_le_bytes());
-            // In pieces of about 20 µs of hashing: a large file is
-            // megabytes.
-            for piece in text.as_bytes().chunks(1 << 14) {
-                crate::pace::point();
-                h.update(piece);
-            }
-        }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     fn top(&self, name: &str) -> Option<(&str, &str)> {
@@ -237,6 +231,22 @@ fn read_into(
         },
         Err(e) => problems.push(format!("{rel}: cannot read: {e}")),
     }
+}
+
+/// [`BundleFiles::digest`] of `texts`.
+fn digest(texts: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (path, text) in texts {
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update((text.len() as u64).to_le_bytes());
+        // In pieces of about 20 µs of hashing: a large file is megabytes.
+        for piece in text.as_bytes().chunks(1 << 14) {
+            crate::pace::point();
+            h.update(piece);
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A file's bytes, read 64 KiB at a time with a [`crate::pace::point`]

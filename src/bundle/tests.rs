@@ -227,10 +227,10 @@ fn managed_policies_by_name_or_arn() {
 #[test]
 fn the_digest_follows_the_content() {
     let dir = write(&[ACCOUNT, READ]);
-    let a = BundleFiles::read(dir.path()).unwrap().digest();
+    let a = BundleFiles::read(dir.path()).unwrap().digest().to_owned();
     assert_eq!(a, BundleFiles::read(dir.path()).unwrap().digest());
     std::fs::write(dir.path().join("users.yaml"), "[]").unwrap();
-    let b = BundleFiles::read(dir.path()).unwrap().digest();
+    let b = BundleFiles::read(dir.path()).unwrap().digest().to_owned();
     assert_ne!(a, b);
     // Files the bundle does not read do not count.
     std::fs::write(dir.path().join("NOTES.md"), "x").unwrap();
