@@ -184,6 +184,19 @@ impl<C: Default + IntoIterator> Drop for PacedDrop<C> {
     }
 }
 
+/// The points `work` passes, run on a new thread marked background (for
+/// tests: a point elsewhere counts nothing).
+#[cfg(test)]
+pub(crate) fn points_in_background(work: impl FnOnce() + Send + 'static) -> u64 {
+    std::thread::spawn(|| {
+        background();
+        work();
+        counts().map_or(0, |c| c.points)
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 /// What the calling thread's points did since it was marked background;
 /// `None` on a thread that is not.
 pub fn counts() -> Option<Counts> {
@@ -223,31 +236,22 @@ mod tests {
 
     #[test]
     fn a_paced_drop_is_a_point_per_entry() {
-        std::thread::spawn(|| {
-            background();
-            let list = PacedDrop(vec![
-                String::from("a"),
-                String::from("b"),
-                String::from("c"),
-            ]);
-            assert_eq!(list.len(), 3);
-            drop(list);
-            assert_eq!(counts().map(|c| c.points), Some(3));
-        })
-        .join()
-        .unwrap();
+        let list = PacedDrop(vec![
+            String::from("a"),
+            String::from("b"),
+            String::from("c"),
+        ]);
+        assert_eq!(list.len(), 3);
+        assert_eq!(points_in_background(move || drop(list)), 3);
     }
 
     #[test]
     fn each_paced_entry_of_a_list_is_a_point() {
-        std::thread::spawn(|| {
-            background();
+        let points = points_in_background(|| {
             let list: Vec<Paced<u32>> = serde_json::from_str("[1, 2, 3, 4, 5]").unwrap();
             assert_eq!(list.iter().map(|p| **p).sum::<u32>(), 15);
-            assert_eq!(counts().map(|c| c.points), Some(5));
-        })
-        .join()
-        .unwrap();
+        });
+        assert_eq!(points, 5);
     }
 
     #[test]

@@ -328,20 +328,11 @@ fn large_bundles_split_lists_across_files() {
 
 #[test]
 fn a_dismantled_bundle_is_freed_with_a_pace_point_per_entity() {
-    std::thread::spawn(|| {
-        let b = load(&example()).unwrap_or_else(|e| panic!("{e}"));
-        let entities = b.entities.len();
-        let resources = b.exact_resources.len();
-        assert!(entities >= 3, "{entities}");
-        crate::pace::background();
-        let before = crate::pace::counts().map(|c| c.points);
-        b.dismantle();
-        let after = crate::pace::counts().map(|c| c.points);
-        assert_eq!(
-            after.zip(before).map(|(a, b)| a - b),
-            Some((entities + resources) as u64)
-        );
-    })
-    .join()
-    .unwrap();
+    let b = load(&example()).unwrap_or_else(|e| panic!("{e}"));
+    let (entities, resources) = (b.entities.len(), b.exact_resources.len());
+    assert!(entities >= 3, "{entities}");
+    assert_eq!(
+        crate::pace::points_in_background(move || b.dismantle()),
+        (entities + resources) as u64
+    );
 }
