@@ -141,7 +141,7 @@ fn measure(users: usize) {
         for (i, name) in names.iter().enumerate() {
             let r = b.resolve(name).unwrap();
             let req = Request::new(&r.principal, "svc3:GetThing", resource, &tagged[i]);
-            let d = evaluate(&b.layers(&r, resource, None), &req, &mut matched);
+            let d = evaluate(&b.layers(&r, &req, None), &req, &mut matched);
             allowed += u64::from(d.outcome == Outcome::Allow);
         }
     }

@@ -84,11 +84,8 @@ fn bench(c: &mut Criterion) {
     let mut matched = Vec::with_capacity(16);
     for (name, ctx) in &requests {
         let r = b.resolve(name).unwrap();
-        let d = evaluate(
-            &b.layers(&r, resource, None),
-            &Request::new(&r.principal, action, resource, ctx),
-            &mut matched,
-        );
+        let req = Request::new(&r.principal, action, resource, ctx);
+        let d = evaluate(&b.layers(&r, &req, None), &req, &mut matched);
         cache.insert(key(&revision, name, action, resource, ctx), d.outcome);
     }
     let mut group = c.benchmark_group("cache");
@@ -98,11 +95,8 @@ fn bench(c: &mut Criterion) {
             i = (i + 1) % requests.len();
             let (name, ctx) = &requests[i];
             let r = b.resolve(name).unwrap();
-            evaluate(
-                black_box(&b.layers(&r, resource, None)),
-                &Request::new(&r.principal, action, resource, ctx),
-                &mut matched,
-            )
+            let req = Request::new(&r.principal, action, resource, ctx);
+            evaluate(black_box(&b.layers(&r, &req, None)), &req, &mut matched)
         })
     });
     group.bench_function("moka hit (hash request + get)", |bch| {

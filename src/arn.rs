@@ -23,28 +23,21 @@ pub struct Arn<'a> {
 impl<'a> Arn<'a> {
     /// Splits `text`; `None` when it is not an ARN.
     pub fn parse(text: &'a str) -> Option<Self> {
-        // A plain byte scan: this runs once per decision and per ARN condition
-        // value, and beats the generic `splitn` searcher on short strings.
+        // This runs once per decision and per ARN condition value: `memchr`
+        // finds the colons a word at a time (a byte loop was a tenth of the
+        // server's own work per decision, callgrind).
         let bytes = text.as_bytes();
         if bytes.get(..4) != Some(b"arn:".as_slice()) {
             return None;
         }
-        let mut cuts = [3usize; 5];
-        let mut found = 1;
-        let mut i = 4;
-        while found < 5 {
-            match bytes.get(i) {
-                Some(b':') => {
-                    if let Some(c) = cuts.get_mut(found) {
-                        *c = i;
-                    }
-                    found += 1;
-                }
-                Some(_) => {}
-                None => return None,
-            }
-            i += 1;
-        }
+        let mut colons = memchr::memchr_iter(b':', bytes.get(4..)?).map(|i| i + 4);
+        let cuts = [
+            3,
+            colons.next()?,
+            colons.next()?,
+            colons.next()?,
+            colons.next()?,
+        ];
         Some(Self {
             parts: cut_at(text, cuts)?,
             head: text.get(cuts[0] + 1..cuts[4])?,

@@ -233,13 +233,13 @@ impl Case {
     }
 
     fn request(&self) -> Request<'_> {
-        Request {
-            principal: &self.principal,
-            action: &self.action,
-            resource: &self.resource_arn,
-            resource_account: self.resource_account.as_deref(),
-            context: &self.context,
-        }
+        Request::new(
+            &self.principal,
+            &self.action,
+            &self.resource_arn,
+            &self.context,
+        )
+        .with_resource_account(self.resource_account.as_deref())
     }
 
     /// Decides the case and names the determining statements.

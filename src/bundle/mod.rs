@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::arn::{Arn, Principal, PrincipalKind};
 use crate::context::{Context, Facts};
-use crate::eval::{Layers, StatementSet};
+use crate::eval::{Layers, Request, StatementSet};
 use crate::policy::pattern::{ArnPattern, ArnSyntax};
 
 pub use catalog::Catalog;
@@ -319,28 +319,33 @@ impl Bundle {
     /// trust policy for a role ARN, ignoring the role's path), else the first
     /// pattern that matches it.
     pub fn resource_policy(&self, resource: &str) -> Option<&StatementSet> {
+        self.resource_policy_of(resource, Arn::parse(resource).as_ref())
+    }
+
+    /// [`Bundle::resource_policy`] of `resource` already split (`arn`).
+    fn resource_policy_of(&self, resource: &str, arn: Option<&Arn<'_>>) -> Option<&StatementSet> {
         if let Some(set) = self.exact_resources.get(resource) {
             return Some(set);
         }
-        let arn = Arn::parse(resource)?;
+        let arn = arn?;
         let empty = Context::new();
         self.pattern_resources
             .iter()
-            .find(|(p, _)| p.matches(&arn, &empty))
+            .find(|(p, _)| p.matches(arn, &empty))
             .map(|(_, set)| &**set)
     }
 
-    /// The layers of a request by `resolved` on `resource`; `session` is the
-    /// request's session policy, if any.
+    /// The layers of `request` by `resolved`; `session` is the request's
+    /// session policy, if any.
     pub fn layers<'b>(
         &'b self,
         resolved: &Resolved<'b>,
-        resource: &str,
+        request: &Request<'_>,
         session: Option<&'b StatementSet>,
     ) -> Layers<'b> {
         Layers {
             identity: Some(&resolved.entity.identity),
-            resource: self.resource_policy(resource),
+            resource: self.resource_policy_of(request.resource(), request.resource_arn()),
             boundary: resolved.entity.boundary.as_ref(),
             session,
             scps: &self.scps,

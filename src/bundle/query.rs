@@ -174,14 +174,9 @@ impl Bundle {
         let resolved = self.resolve(&q.principal)?;
         let mut ctx = q.context.clone();
         ctx.add_facts(resolved.facts(), now, false);
-        let layers = self.layers(&resolved, &q.resource, session);
-        let request = Request {
-            principal: &resolved.principal,
-            action: &q.action,
-            resource: &q.resource,
-            resource_account: q.resource_account.as_deref(),
-            context: &ctx,
-        };
+        let request = Request::new(&resolved.principal, &q.action, &q.resource, &ctx)
+            .with_resource_account(q.resource_account.as_deref());
+        let layers = self.layers(&resolved, &request, session);
         Some(f(&layers, &request))
     }
 

@@ -32,8 +32,10 @@ pub struct Request<'a> {
     pub principal: &'a Principal,
     /// `service:Action`.
     pub action: &'a str,
-    /// The resource ARN (or `*`).
-    pub resource: &'a str,
+    /// The resource ARN (or `*`): see [`Request::resource`].
+    resource: &'a str,
+    /// `resource` split, once for the whole decision (`None`: not an ARN).
+    arn: Option<arn::Arn<'a>>,
     /// The account that owns the resource; `None`: the resource ARN's
     /// account, or the principal's when the ARN has none.
     pub resource_account: Option<&'a str>,
@@ -54,9 +56,28 @@ impl<'a> Request<'a> {
             principal,
             action,
             resource,
+            arn: arn::Arn::parse(resource),
             resource_account: None,
             context,
         }
+    }
+
+    /// The same request, on a resource that belongs to `account` (`None`:
+    /// the resource ARN's account, or the principal's).
+    pub fn with_resource_account(mut self, account: Option<&'a str>) -> Self {
+        self.resource_account = account;
+        self
+    }
+
+    /// The resource ARN (or `*`).
+    pub fn resource(&self) -> &'a str {
+        self.resource
+    }
+
+    /// The resource ARN split into its components; `None` when the
+    /// resource is not an ARN (`*`).
+    pub fn resource_arn(&self) -> Option<&arn::Arn<'a>> {
+        self.arn.as_ref()
     }
 }
 
@@ -270,7 +291,7 @@ pub fn matching(layers: &Layers<'_>, req: &Request<'_>, out: &mut Vec<Determinin
 fn with_input<R>(layers: &Layers<'_>, req: &Request<'_>, f: impl FnOnce(&Input<'_>) -> R) -> R {
     let mut buf = [0u8; 128];
     let folded = index::lowercase_action(req.action, &mut buf);
-    let arn = arn::Arn::parse(req.resource);
+    let arn = req.arn;
     let input = Input {
         req,
         folded_action: &folded,

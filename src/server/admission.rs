@@ -3,9 +3,10 @@
 //!
 //! A call takes a permit without waiting when one is free (one atomic
 //! operation); otherwise it queues for one. The timeout counts from the
-//! call's arrival, queueing included, but its timer is armed only when the
-//! call does not finish on its first poll: a decision whose request body is
-//! already there (nearly all of them) never touches the timer wheel. Past
+//! call's first poll (hyper polls a call as soon as it is made), queueing
+//! included, and its timer is armed only when the call does not finish on
+//! that poll: a decision whose request body is already there (nearly all of
+//! them) never touches the timer wheel, nor reads the clock. Past
 //! the timeout the call ends with `CANCELLED`, as tonic's own timeout does;
 //! a shorter `grpc-timeout` from the client is enforced by tonic.
 
@@ -16,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tonic::codegen::http;
 
 /// The layer: at most `max_concurrent` calls in flight across every
@@ -74,7 +75,6 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let arrived = Instant::now();
         let state = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => State::Running {
                 call: self.inner.call(req),
@@ -96,7 +96,7 @@ where
         };
         AdmissionFuture {
             state,
-            deadline: arrived + self.timeout,
+            timeout: self.timeout,
             timer: None,
         }
     }
@@ -131,8 +131,9 @@ pin_project_lite::pin_project! {
     pub(crate) struct AdmissionFuture<S: tower::Service<Req>, Req> {
         #[pin]
         state: State<S, Req>,
-        deadline: Instant,
-        // Armed on the first poll that does not finish the call.
+        timeout: Duration,
+        // Armed, `timeout` from then, on the first poll that does not
+        // finish the call.
         timer: Option<Pin<Box<Sleep>>>,
     }
 }
@@ -175,10 +176,10 @@ where
                 },
             }
         }
-        let deadline = *this.deadline;
+        let timeout = *this.timeout;
         let timer = this
             .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Ok(cancelled())),
             Poll::Pending => Poll::Pending,
@@ -195,6 +196,7 @@ fn cancelled<B: Default>() -> http::Response<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
     use tower::{Layer, Service, ServiceExt};
 
     type Req = http::Request<()>;
@@ -235,13 +237,21 @@ mod tests {
         let timeout = Duration::from_millis(100);
         let mut svc = AdmissionLayer::new(1, timeout).layer(inner);
         let holder = svc.ready().await.unwrap().call(http::Request::new(()));
-        let arrived = Instant::now();
-        let queued = svc.ready().await.unwrap().call(http::Request::new(()));
+        let mut queued = Box::pin(svc.ready().await.unwrap().call(http::Request::new(())));
+        let first_poll = Instant::now();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(queued.as_mut().poll(&mut cx).is_pending());
         assert!(matches!(queued.state, State::Queued { .. }));
-        // The queued call's deadline runs from its arrival, not from when
-        // the holder's permit frees (a timeout later).
-        assert!(queued.deadline >= arrived + timeout);
-        assert!(queued.deadline <= Instant::now() + timeout);
+        // The queued call's timer runs from its first poll, while it waits
+        // for a permit, not from when the holder's permit frees (a timeout
+        // later).
+        let deadline = queued
+            .timer
+            .as_ref()
+            .expect("armed while queued")
+            .deadline();
+        assert!(deadline >= first_poll + timeout);
+        assert!(deadline <= Instant::now() + timeout);
         let (holder, queued) = tokio::join!(holder, queued);
         assert_eq!(code(&holder.unwrap()), tonic::Code::Cancelled);
         assert_eq!(code(&queued.unwrap()), tonic::Code::Cancelled);

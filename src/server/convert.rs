@@ -69,15 +69,15 @@ pub(crate) fn decide(
     };
     // The server knows the principal's facts better than the caller.
     ctx.add_facts(resolved.facts(), now, true);
-    let layers = bundle.layers(&resolved, &req.resource, None);
-    let request = Request {
-        principal: &resolved.principal,
-        action: &req.action,
-        resource: &req.resource,
-        resource_account: Some(req.resource_account.as_str()).filter(|a| !a.is_empty()),
-        context: &ctx,
-    };
-    let mut matched = Vec::new();
+    let request = Request::new(&resolved.principal, &req.action, &req.resource, &ctx)
+        .with_resource_account(Some(req.resource_account.as_str()).filter(|a| !a.is_empty()));
+    let layers = bundle.layers(&resolved, &request, None);
+    // The determining statements' scratch space, kept by the thread from
+    // one decision to the next (no allocation per call).
+    thread_local! {
+        static MATCHED: std::cell::Cell<Vec<Determining>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut matched = MATCHED.take();
     let d = eval::evaluate(&layers, &request, &mut matched);
     let decision = match d.outcome {
         Outcome::Allow => pb::Decision::Allow,
@@ -96,10 +96,12 @@ pub(crate) fn decide(
             missing_context_keys: e.missing_context_keys,
         }
     });
+    let determining = matched.iter().map(|m| determining(&layers, m)).collect();
+    MATCHED.set(matched);
     Ok(pb::AuthorizeResponse {
         decision: decision.into(),
         revision,
-        determining: matched.iter().map(|m| determining(&layers, m)).collect(),
+        determining,
         denied_by: d
             .implicit_deny_layer
             .map(|l| l.name().into_owned())

@@ -435,7 +435,7 @@ fn readers_never_see_a_mix_of_two_bundles() {
                     let verb = bundle.revision().label.clone().unwrap();
                     for action in ["docs:GetDocument", "docs:PutDocument"] {
                         let req = Request::new(p, action, "*", &ctx);
-                        let d = evaluate(&bundle.layers(&who, "*", None), &req, &mut matched);
+                        let d = evaluate(&bundle.layers(&who, &req, None), &req, &mut matched);
                         // Every answer comes from exactly the revision read.
                         let want = if action.ends_with(&verb) {
                             Outcome::Allow
