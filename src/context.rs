@@ -357,7 +357,12 @@ fn is_fact_key(folded: &str) -> bool {
 
 /// Folds a key name for lookups.
 pub(crate) fn fold(key: &str) -> String {
-    key.to_lowercase()
+    // Keys are ASCII but for the odd tag: the same result, cheaper.
+    if key.is_ascii() {
+        key.to_ascii_lowercase()
+    } else {
+        key.to_lowercase()
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +423,16 @@ mod tests {
         ctx.set("aws:sourceIP", ContextValue::Multi(vec![]));
         assert_eq!(ctx.get("aws:SourceIp"), Some(Values::Multi(&[])));
         assert_eq!(ctx.len(), 1);
+        // Beyond ASCII too (a tag key in another language).
+        ctx.insert(
+            "aws:PrincipalTag/Équipe",
+            ContextValue::Single("docs".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            ctx.get("AWS:PRINCIPALTAG/ÉQUIPE"),
+            Some(Values::Single("docs"))
+        );
     }
 
     #[test]
