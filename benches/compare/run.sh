@@ -90,6 +90,7 @@ measure() { # LAYOUT: starts the three servers, loads them RUNS times, prints a 
     "$WORK/cerbos.bin" | grep -q '"get": "EFFECT_ALLOW"' || { echo "Cerbos did not allow" >&2; exit 1; }
 
   declare -A R
+  last() { awk "BEGIN {printf \"%.0f\", $(tr ' ' '\n' <<<"${R[$1]}" | grep . | tail -1)$2$(tr ' ' '\n' <<<"${R[$3]}" | grep . | tail -1)}"; }
   local run rps p99 cpu
   for run in $(seq "$RUNS"); do
     R[h2_iamd]+="$(h2 50077 "$WORK/iamd.bin" /iamd.v1.Authorizer/Authorize 200000) "
@@ -99,8 +100,13 @@ measure() { # LAYOUT: starts the three servers, loads them RUNS times, prints a 
     R[b_iamd]+="$rps "; R[b_iamd_p99]+="$p99 "; R[b_iamd_cpu]+="$cpu "
     read -r rps p99 cpu <<<"$(bench 50078 "$EMPTY_PID")"
     R[b_empty]+="$rps "; R[b_empty_p99]+="$p99 "; R[b_empty_cpu]+="$cpu "
+    # Each run's ratios, the two servers measured a few seconds apart.
+    R[h2_ratio]+="$(last h2_iamd "*100/" h2_empty) "
+    R[b_ratio]+="$(last b_iamd "*100/" b_empty) "
   done
   m() { tr ' ' '\n' <<<"${R[$1]}" | grep . | median; }
+  # The median, and the spread of the runs when there are several.
+  ms() { local v; v=$(tr ' ' '\n' <<<"${R[$1]}" | grep . | sort -n | awk '{a[NR]=$1} END {if (NR > 1) printf " (%s to %s)", a[1], a[NR]}'); echo "$(m "$1")$v"; }
   # Open loop at half of iamd's closed-loop throughput, for iamd and for the
   # empty handler at the same rate: the round trip's own tail beside iamd's.
   local half=$(( $(m b_iamd) / 2 ))
@@ -119,14 +125,14 @@ measure() { # LAYOUT: starts the three servers, loads them RUNS times, prints a 
 
 | generator | iamd | empty handler | Cerbos 0.55 | iamd / empty | iamd / Cerbos |
 |---|---|---|---|---|---|
-| h2load, requests/s | $(m h2_iamd) | $(m h2_empty) | $(m h2_cerbos) | $(ratio "$(m h2_iamd)*100" "$(m h2_empty)" "%.0f%%") | $(ratio "$(m h2_iamd)" "$(m h2_cerbos)" "%.1fx") |
-| iamd bench, requests/s | $(m b_iamd) | $(m b_empty) | | $(ratio "$(m b_iamd)*100" "$(m b_empty)" "%.0f%%") | |
-| iamd bench, p99 µs (closed loop) | $(m b_iamd_p99) | $(m b_empty_p99) | | | |
+| h2load, requests/s | $(ms h2_iamd) | $(ms h2_empty) | $(ms h2_cerbos) | $(ratio "$(m h2_iamd)*100" "$(m h2_empty)" "%.0f%%") (runs: $(sed "s/ $//; s/ /, /g" <<<"${R[h2_ratio]}")%) | $(ratio "$(m h2_iamd)" "$(m h2_cerbos)" "%.1fx") |
+| iamd bench, requests/s | $(ms b_iamd) | $(ms b_empty) | | $(ratio "$(m b_iamd)*100" "$(m b_empty)" "%.0f%%") (runs: $(sed "s/ $//; s/ /, /g" <<<"${R[b_ratio]}")%) | |
+| iamd bench, p99 µs (closed loop) | $(ms b_iamd_p99) | $(ms b_empty_p99) | | | |
 | server CPU µs per request (closed loop) | $(m b_iamd_cpu) | $(m b_empty_cpu) | | | |
-| open loop at $half/s (half of iamd's), p99 µs | $(m o_iamd_p99) | $(m o_empty_p99) | | | |
+| open loop at $half/s (half of iamd's), p99 µs | $(ms o_iamd_p99) | $(ms o_empty_p99) | | | |
 | server CPU µs per request (open loop) | $(m o_iamd_cpu) | $(m o_empty_cpu) | | | |
 
-Medians of $RUNS runs; h2load: 2 connections x 16 streams, 200,000 requests (Cerbos 50,000); iamd bench: 5 s after 1 s of warm-up, closed loop and open loop.
+Medians of $RUNS runs (in brackets: the lowest and the highest); h2load: 2 connections x 16 streams, 200,000 requests (Cerbos 50,000); iamd bench: 5 s after 1 s of warm-up, closed loop and open loop.
 EOF
 }
 
