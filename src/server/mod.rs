@@ -389,14 +389,33 @@ async fn serve_on(
         (Listener::Tcp(listener), None) => serve_tcp(listener, services, shutdown).await,
         // `Listener::bind` refused TLS on a Unix socket.
         (Listener::Unix(listener), _) => {
-            let admission = services.admission();
-            router(services, admission)
-                .await?
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-                .await
-                .map_err(ServeError::Transport)
+            serve_incoming(services, UnixListenerStream::new(listener), shutdown).await
         }
     }
+}
+
+/// Serves the connections of `incoming` on the calling runtime until
+/// `shutdown` completes.
+async fn serve_incoming<IO, IE>(
+    services: Services,
+    incoming: impl tokio_stream::Stream<Item = Result<IO, IE>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError>
+where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let admission = services.admission();
+    router(services, admission)
+        .await?
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(ServeError::Transport)
 }
 
 /// A bound listener.
@@ -456,13 +475,7 @@ pub async fn serve_tcp(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let incoming = without_nagle(listener);
-    let admission = services.admission();
-    router(services, admission)
-        .await?
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(ServeError::Transport)
+    serve_incoming(services, without_nagle(listener), shutdown).await
 }
 
 /// Serves TLS (mutual TLS when `tls` has a client CA) on a bound TCP
@@ -476,12 +489,7 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let incoming = tls_incoming(without_nagle(listener), tls, services.metrics.clone());
-    let admission = services.admission();
-    router(services, admission)
-        .await?
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(ServeError::Transport)
+    serve_incoming(services, incoming, shutdown).await
 }
 
 /// The connections of `listener`, without Nagle's delay: answers are small
