@@ -291,6 +291,57 @@ impl Principal {
     pub fn principal_arn(&self) -> &str {
         self.role_arn.as_deref().unwrap_or(&self.arn)
     }
+
+    /// For a role session, names its role by `role_arn`, the role's full
+    /// ARN with its path (`arn:aws:iam::111122223333:role/service/indexer`):
+    /// a session ARN leaves the path out, and `Principal` elements, trust
+    /// policies and `aws:PrincipalArn` name the role with it.
+    ///
+    /// `role_arn` must be a role of the session's partition and account
+    /// whose name (the last path segment) is the session's role name;
+    /// otherwise the principal is left as it was and the error says why.
+    pub fn with_role_arn(mut self, role_arn: &str) -> Result<Self, PrincipalError> {
+        let err = |reason| PrincipalError {
+            text: role_arn.to_owned(),
+            reason,
+        };
+        if self.kind != PrincipalKind::AssumedRole {
+            return Err(err("only a role session's role can be named by its ARN"));
+        }
+        let Some([_, partition, service, _, account, resource]) = split(role_arn) else {
+            return Err(err(
+                "the role's ARN is `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`",
+            ));
+        };
+        let Some(path_and_name) = resource.strip_prefix("role/") else {
+            return Err(err(
+                "the role's ARN is `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`",
+            ));
+        };
+        if service != "iam" || partition != self.partition || account != self.account {
+            return Err(err(
+                "the role's ARN must be an `iam` ARN of the session's partition and account",
+            ));
+        }
+        let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
+        if Some(name) != self.session_role_name() {
+            return Err(err(
+                "the role's name (the ARN's last segment) must be the session's role name",
+            ));
+        }
+        self.role_arn = Some(role_arn.to_owned());
+        Ok(self)
+    }
+
+    /// For a role session, the role's name as the session ARN gives it
+    /// (`indexer` in `assumed-role/indexer/s1`).
+    pub fn session_role_name(&self) -> Option<&str> {
+        if self.kind != PrincipalKind::AssumedRole {
+            return None;
+        }
+        let [_, _, _, _, _, resource] = split(&self.arn)?;
+        resource.strip_prefix("assumed-role/")?.split('/').next()
+    }
 }
 
 impl fmt::Display for Principal {

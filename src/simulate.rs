@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::arn::Principal;
+use crate::arn::{Principal, PrincipalKind};
 use crate::bundle::Bundle;
-use crate::context::{self, Context, ContextValue};
+use crate::context::{self, Context, ContextValue, Values};
 use crate::eval::{self, Decision, Determining, Layers, Outcome, Request, StatementSet};
 use crate::json::{self, Object, Source, Value};
 use crate::policy::{Policy, PolicyKind};
@@ -190,6 +190,29 @@ impl Case {
             });
         let (Some(principal), Some(req)) = (principal, request) else {
             return Err(CaseError { errors: r.errors });
+        };
+        // A session ARN leaves out its role's path; with inline policies the
+        // case's `aws:PrincipalArn` is the only place the path is known, and
+        // the session is matched by the role's ARN as it gives it
+        // (docs/semantics.md, "Role sessions and role paths").
+        let principal = match (principal.kind(), req.context.get("aws:PrincipalArn")) {
+            (PrincipalKind::AssumedRole, Some(Values::Single(role_arn))) => {
+                match principal.clone().with_role_arn(role_arn) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        r.error(req.principal_at, format!("context key `aws:PrincipalArn` does not name the session's role: {e}"));
+                        principal
+                    }
+                }
+            }
+            (PrincipalKind::AssumedRole, Some(Values::Multi(_))) => {
+                r.error(
+                    req.principal_at,
+                    "context key `aws:PrincipalArn` is single-valued: give the role's ARN as a string",
+                );
+                principal
+            }
+            _ => principal,
         };
         if !r.errors.is_empty() {
             return Err(CaseError { errors: r.errors });

@@ -303,9 +303,16 @@ impl Bundle {
                 });
             }
             PrincipalKind::AssumedRole => {
-                let role_arn = p.role_arn()?;
-                let role = role_arn.rsplit('/').next()?;
-                self.entities.get(format!("role/{role}").as_str())?
+                let role = p.session_role_name()?;
+                let e = self.entities.get(format!("role/{role}").as_str())?;
+                // The session ARN leaves out the role's path; every
+                // `Principal` element and `aws:PrincipalArn` names the role
+                // with it, so the session takes the role's own ARN.
+                let p = p.with_role_arn(e.principal.arn()).ok()?;
+                return Some(Resolved {
+                    entity: e,
+                    principal: Cow::Owned(p),
+                });
             }
             _ => return None,
         };
