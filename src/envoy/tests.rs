@@ -428,3 +428,63 @@ routes:
     assert!(e.contains("`acme/{sa}` is not a SPIFFE ID template"), "{e}");
     assert!(e.contains("role `role/{name}` is not a role ARN"), "{e}");
 }
+
+/// A role session whose role has a path, through Envoy's `Check`: a
+/// resource policy's Deny naming the role's ARN (with its path) denies the
+/// session (it was allowed: the session ARN has no path).
+#[test]
+fn a_deny_naming_a_pathed_role_denies_its_sessions_through_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("bundle.yaml", "account: \"123456789012\"\n");
+    write(
+        "roles.yaml",
+        r#"- name: indexer
+  path: /service/
+  inline:
+    read:
+      Version: "2012-10-17"
+      Statement: [{Effect: Allow, Action: "docs:GetDocument", Resource: "*"}]
+  trust:
+    Version: "2012-10-17"
+    Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: "sts:AssumeRole"}]
+"#,
+    );
+    write(
+        "resources.yaml",
+        r#"- resource: arn:acme:docs:eu-1:123456789012:doc/secret
+  policy:
+    Version: "2012-10-17"
+    Statement:
+      - Sid: DenyIndexer
+        Effect: Deny
+        Principal: {AWS: arn:aws:iam::123456789012:role/service/indexer}
+        Action: docs:GetDocument
+"#,
+    );
+    let store = crate::reload::Store::new();
+    crate::reload::Reloader::new(dir.path(), store.clone()).reload(crate::reload::Trigger::Start);
+    assert!(store.bundle().is_some());
+    let file: FileMapping = serde_saphyr::from_str(
+        r#"
+principal:
+  - header: {name: X-Session, template: "arn:aws:sts::123456789012:assumed-role/indexer/{value}"}
+routes:
+  - {method: GET, path: "/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{id}"}
+"#,
+    )
+    .unwrap();
+    let metrics = crate::admin::Metrics::new(store.clone());
+    let authorizer =
+        crate::server::AuthorizerService::new(store, crate::server::Limits::default(), metrics);
+    let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
+    let get = |path: &str| {
+        http_status(&s.decide(&check("GET", path, &[("x-session", "s1")], &[]), now()))
+    };
+    let (code, http, body, _) = get("/docs/secret");
+    assert_eq!(
+        (code, http, body.as_str()),
+        (7, Some(403), r#"{"decision":"EXPLICIT_DENY"}"#)
+    );
+    assert_eq!(get("/docs/other").0, 0);
+}

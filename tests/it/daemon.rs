@@ -197,6 +197,46 @@ async fn allow_and_both_denies() {
     d.stop().await;
 }
 
+/// The fail-open of a session whose role has a path, over gRPC: a Deny
+/// naming the role's ARN denies its sessions too, and a caller cannot
+/// lift it by claiming another `aws:PrincipalArn`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deny_naming_a_pathed_role_denies_its_sessions_over_grpc() {
+    let dir = crate::sessions::pathed_bundle();
+    let store = Store::new();
+    Reloader::new(dir.path(), store.clone()).reload(Trigger::Start);
+    let d = Daemon::start(store, Limits::default()).await;
+    let mut c = d.client().await;
+    for (principal, claim) in [
+        ("role/indexer", None),
+        ("arn:aws:sts::123456789012:assumed-role/indexer/s1", None),
+        (
+            "arn:aws:sts::123456789012:assumed-role/indexer/s1",
+            Some("arn:aws:iam::123456789012:role/indexer"),
+        ),
+    ] {
+        let mut context = vec![("docs:Team", "search")];
+        context.extend(claim.map(|c| ("aws:PrincipalArn", c)));
+        let r = c
+            .authorize(req(
+                principal,
+                "docs:GetDocument",
+                crate::sessions::SECRET,
+                &context,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.decision(),
+            pb::Decision::ExplicitDeny,
+            "{principal} {claim:?}: {r:?}"
+        );
+        assert_eq!(r.determining[0].sid, "DenyIndexer");
+    }
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn callers_cannot_claim_principal_facts() {
     let d = Daemon::with_example().await;

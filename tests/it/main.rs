@@ -21,6 +21,7 @@ mod properties;
 mod python;
 mod python_client;
 mod reload;
+mod sessions;
 mod suite;
 mod telemetry;
 mod tls;

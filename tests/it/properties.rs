@@ -328,3 +328,96 @@ proptest! {
         let _ = iamd::simulate::run(&Source::new("fuzz", &text), jiff::Timestamp::UNIX_EPOCH);
     }
 }
+
+// === role sessions: matched by their role's ARN or their own ===
+
+/// The ARNs a `Principal`/`NotPrincipal` entry may name, for a session
+/// `s1` of the role `arn:aws:iam::111122223333:role{path}app`.
+fn named(path: &str) -> Vec<String> {
+    vec![
+        format!("arn:aws:iam::111122223333:role{path}app"),
+        "arn:aws:sts::111122223333:assumed-role/app/s1".to_owned(),
+        "111122223333".to_owned(),
+        // Near misses: another path, another session, another role, another
+        // account.
+        "arn:aws:iam::111122223333:role/app".to_owned(),
+        "arn:aws:iam::111122223333:role/x/app".to_owned(),
+        "arn:aws:sts::111122223333:assumed-role/app/s2".to_owned(),
+        format!("arn:aws:iam::111122223333:role{path}other"),
+        "444455556666".to_owned(),
+    ]
+}
+
+const ROLE_PATHS: &[&str] = &["/", "/team/", "/a/b/"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// A session is named by exactly the entries that name its role's full
+    /// ARN or its own session ARN (or, for a Deny, its account);
+    /// `NotPrincipal` leaves it out only
+    /// when the account, the role's ARN and the session's ARN are all
+    /// listed.
+    #[test]
+    fn a_session_is_matched_by_its_role_arn_or_its_session_arn(
+        path in prop::sample::select(ROLE_PATHS),
+        stmts in prop::collection::vec((any::<bool>(), any::<bool>(), prop::collection::vec(0usize..8, 1..4)), 1..5),
+    ) {
+        let names = named(path);
+        let role_arn = &names[0];
+        let session_arn = &names[1];
+        let mut json = vec![r#"{"Sid": "Base", "Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "*", "Resource": "*"}"#.to_owned()];
+        let mut want_denies = std::collections::BTreeSet::new();
+        let mut want_allows = std::collections::BTreeSet::new();
+        for (deny, negated, picks) in &stmts {
+            // An Allow naming the account defers to identity policies (none
+            // here): Allows name ARNs only.
+            let list: Vec<&String> = picks
+                .iter()
+                .filter(|&&p| *deny || p != 2)
+                .map(|&p| &names[p])
+                .collect();
+            if list.is_empty() {
+                continue;
+            }
+            let has = |s: &str| list.iter().any(|x| *x == s);
+            // NotPrincipal is Deny only.
+            let negated = *negated && *deny;
+            let applies = if negated {
+                !(has("111122223333") && has(role_arn) && has(session_arn))
+            } else {
+                // A Deny naming the account applies to everyone in it.
+                has(role_arn) || has(session_arn) || (*deny && has("111122223333"))
+            };
+            if applies {
+                let at = json.len();
+                if *deny { want_denies.insert(at) } else { want_allows.insert(at) };
+            }
+            json.push(format!(
+                r#"{{"Effect": "{}", "{}": {{"AWS": {}}}, "Action": "*", "Resource": "*"}}"#,
+                if *deny { "Deny" } else { "Allow" },
+                if negated { "NotPrincipal" } else { "Principal" },
+                serde_json::to_string(&list).unwrap(),
+            ));
+        }
+        let text = format!(r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#, json.join(","));
+        let policy = Policy::parse(&Source::new("resource", &text), PolicyKind::Resource).unwrap();
+        let set = StatementSet::new([Arc::new(policy)]);
+        let session = Principal::parse(session_arn).unwrap().with_role_arn(role_arn).unwrap();
+        let ctx = Context::new();
+        let request = Request::new(&session, "docs:GetDocument", "arn:acme:docs:eu-1:111122223333:doc/1", &ctx);
+        let layers = Layers { resource: Some(&set), ..Layers::default() };
+        let mut matched = Vec::new();
+        let decision = evaluate(&layers, &request, &mut matched);
+        let got: std::collections::BTreeSet<usize> = matched.iter().map(|m| m.statement as usize).collect();
+        if !want_denies.is_empty() {
+            prop_assert_eq!(decision.outcome, Outcome::ExplicitDeny);
+            prop_assert_eq!(got, want_denies);
+        } else if !want_allows.is_empty() {
+            prop_assert_eq!(decision.outcome, Outcome::Allow);
+            prop_assert_eq!(got, want_allows);
+        } else {
+            prop_assert_eq!(decision.outcome, Outcome::ImplicitDeny);
+        }
+    }
+}
