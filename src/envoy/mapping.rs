@@ -48,6 +48,11 @@ pub struct FileMapping {
     /// Its `payload_in_metadata` key (default `jwt_payload`).
     #[serde(default)]
     pub jwt_payload_key: Option<String>,
+    /// Whether `;` may appear in a path segment (matrix or path
+    /// parameters, which some upstreams strip before they route). Off by
+    /// default: a path with `;` is refused.
+    #[serde(default)]
+    pub path_parameters: bool,
 }
 
 /// One principal source.
@@ -166,6 +171,90 @@ pub struct Mapping {
     pub principal_header: String,
     /// The header that carries the bundle revision upstream.
     pub revision_header: String,
+    path_parameters: bool,
+}
+
+/// Why a request path was refused before any route was tried: iamd decides
+/// on exactly the path the upstream receives, so a path that an upstream
+/// could read as another one (a dot segment, an encoded `/`) is never
+/// decided, whatever Envoy's own normalization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadPath {
+    /// A `.` or `..` segment, raw or percent-encoded.
+    DotSegment,
+    /// An encoded `/` or `\` (`%2F`, `%5C`), or a raw `\`.
+    EncodedSeparator,
+    /// A NUL or another control character, raw or encoded.
+    ControlCharacter,
+    /// A `;` (path parameters), unless `pathParameters: true`.
+    PathParameter,
+    /// An empty segment inside the path (`//`).
+    EmptySegment,
+    /// A percent-encoding that is not UTF-8, or a stray `%`.
+    BadEncoding,
+}
+
+impl BadPath {
+    /// What the answer says.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::DotSegment => "the path has a `.` or `..` segment",
+            Self::EncodedSeparator => "the path has an encoded `/` or `\\`, or a `\\`",
+            Self::ControlCharacter => "the path has a control character",
+            Self::PathParameter => "the path has a `;` (path parameters are off)",
+            Self::EmptySegment => "the path has an empty segment (`//`)",
+            Self::BadEncoding => "the path's percent-encoding is not UTF-8",
+        }
+    }
+}
+
+/// Splits a request path (without its leading `/` and query) into its
+/// decoded segments, refusing any path that could name something else
+/// upstream. A trailing `/` leaves an empty last segment.
+fn split_path(text: &str, path_parameters: bool) -> Result<Vec<String>, BadPath> {
+    let raw: Vec<&str> = text.split('/').collect();
+    let last = raw.len().saturating_sub(1);
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, seg) in raw.iter().enumerate() {
+        if seg.is_empty() && i != last && raw.len() > 1 {
+            return Err(BadPath::EmptySegment);
+        }
+        if seg.contains('\\') {
+            return Err(BadPath::EncodedSeparator);
+        }
+        if !path_parameters && seg.contains(';') {
+            return Err(BadPath::PathParameter);
+        }
+        let bytes = seg.as_bytes();
+        for (j, &b) in bytes.iter().enumerate() {
+            if b == b'%' {
+                let hex = |k: usize| bytes.get(j + k).is_some_and(u8::is_ascii_hexdigit);
+                if !(hex(1) && hex(2)) {
+                    return Err(BadPath::BadEncoding);
+                }
+            }
+        }
+        let decoded = percent_encoding::percent_decode_str(seg)
+            .decode_utf8()
+            .map_err(|_| BadPath::BadEncoding)?;
+        if decoded.contains(['/', '\\']) {
+            return Err(BadPath::EncodedSeparator);
+        }
+        if decoded.chars().any(char::is_control) {
+            return Err(BadPath::ControlCharacter);
+        }
+        if !path_parameters && decoded.contains(';') {
+            return Err(BadPath::PathParameter);
+        }
+        // With path parameters on, `..;v=1` is `..` to a server that
+        // strips them.
+        let name = decoded.split(';').next().unwrap_or_default();
+        if name == "." || name == ".." {
+            return Err(BadPath::DotSegment);
+        }
+        out.push(decoded.into_owned());
+    }
+    Ok(out)
 }
 
 /// What a `CheckRequest` maps to.
@@ -175,6 +264,8 @@ pub enum Mapped {
     Unauthenticated,
     /// No route matched: deny.
     NoRoute,
+    /// The path could be read as another one upstream: refused (400).
+    BadPath(BadPath),
     /// The iamd request.
     Request(pb::AuthorizeRequest),
     /// The iamd request of a role, which the mTLS peer (a SPIFFE ID) may
@@ -228,11 +319,26 @@ fn unknown_names(
     }
 }
 
+/// Substitutes each `{name}` of `template` with its value, in one pass: a
+/// value is never read again as a template (a capture `{id}` stays text).
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = template.to_owned();
-    for (k, v) in values {
-        out = out.replace(&format!("{{{k}}}"), v);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        let Some(len) = from.find('}') else {
+            out.push_str(from);
+            return out;
+        };
+        let name = from.get(1..len).unwrap_or_default();
+        match values.iter().find(|(k, _)| *k == name) {
+            Some((_, v)) => out.push_str(v),
+            None => out.push_str(from.get(..=len).unwrap_or_default()),
+        }
+        rest = from.get(len + 1..).unwrap_or_default();
     }
+    out.push_str(rest);
     out
 }
 
@@ -334,6 +440,7 @@ impl Mapping {
                 .revision
                 .clone()
                 .unwrap_or_else(|| "x-iamd-revision".into()),
+            path_parameters: file.path_parameters,
         })
     }
 
@@ -367,7 +474,8 @@ impl Mapping {
                 .map(|v| (fill(template, &[("value", &v)]), None)),
             Source::Peer { spiffe, role } => {
                 let id = peer?;
-                let captured = match_segments(spiffe, id.strip_prefix("spiffe://")?)?;
+                let parts = split_path(id.strip_prefix("spiffe://")?, false).ok()?;
+                let captured = match_segments(spiffe, &parts)?;
                 let values: Vec<(&str, &str)> =
                     captured.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 Some((fill(role, &values), Some(id.to_owned())))
@@ -382,7 +490,11 @@ impl Mapping {
         let method = http.map_or("", |h| h.method.as_str());
         let full = http.map_or("/", |h| h.path.as_str());
         let (path, query) = full.split_once('?').unwrap_or((full, ""));
-        let Some((action, resource)) = self.route(method, path) else {
+        let parts = match split_path(path.trim_start_matches('/'), self.path_parameters) {
+            Ok(parts) => parts,
+            Err(bad) => return Mapped::BadPath(bad),
+        };
+        let Some((action, resource)) = self.route(method, &parts) else {
             return Mapped::NoRoute;
         };
         let mut context: BTreeMap<String, pb::ContextValue> = BTreeMap::new();
@@ -478,8 +590,7 @@ impl Mapping {
         }
     }
 
-    fn route(&self, method: &str, path: &str) -> Option<(String, String)> {
-        let path = path.trim_start_matches('/');
+    fn route(&self, method: &str, parts: &[String]) -> Option<(String, String)> {
         self.routes.iter().find_map(|r| {
             if r.method
                 .as_ref()
@@ -487,7 +598,7 @@ impl Mapping {
             {
                 return None;
             }
-            let captured = match_segments(&r.segments, path)?;
+            let captured = match_segments(&r.segments, parts)?;
             let values: Vec<(&str, &str)> =
                 captured.iter().map(|(k, v)| (*k, v.as_str())).collect();
             Some((fill(&r.action, &values), fill(&r.resource, &values)))
@@ -495,24 +606,25 @@ impl Mapping {
     }
 }
 
-/// `/`-separated segments: the captures of `text` if it matches.
-fn match_segments<'s>(segments: &'s [Segment], text: &str) -> Option<Vec<(&'s str, String)>> {
-    let parts: Vec<&str> = text.split('/').collect();
+/// The captures of a path's decoded segments (`split_path`) if they match
+/// `segments`. A literal matches its decoded segment exactly (case
+/// included).
+fn match_segments<'s>(segments: &'s [Segment], parts: &[String]) -> Option<Vec<(&'s str, String)>> {
     let mut captured = Vec::new();
     let mut i = 0;
     for seg in segments {
         match seg {
             Segment::Rest(name) => {
                 let rest = parts.get(i..).map(|p| p.join("/")).unwrap_or_default();
-                captured.push((name.as_str(), decode_segment(&rest)));
+                captured.push((name.as_str(), rest));
                 return Some(captured);
             }
             Segment::One(name) => {
                 let p = parts.get(i).filter(|p| !p.is_empty())?;
-                captured.push((name.as_str(), decode_segment(p)));
+                captured.push((name.as_str(), p.clone()));
             }
             Segment::Literal(l) => {
-                if parts.get(i) != Some(&l.as_str()) {
+                if parts.get(i).map(String::as_str) != Some(l.as_str()) {
                     return None;
                 }
             }
@@ -559,12 +671,6 @@ fn captures(segments: &[Segment]) -> Vec<&str> {
             Segment::Literal(_) => None,
         })
         .collect()
-}
-
-fn decode_segment(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 fn scalar(v: &Value) -> Option<String> {

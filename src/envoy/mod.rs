@@ -27,7 +27,7 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::ext_authz::v3::{
     CheckResponseExt as _, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
-pub use mapping::{FileMapping, Mapped, Mapping, MappingError};
+pub use mapping::{BadPath, FileMapping, Mapped, Mapping, MappingError};
 use tonic::{Request, Response, Status};
 
 use crate::server::{AuthorizerService, pb};
@@ -63,6 +63,14 @@ impl ExtAuthz {
                 return denied(
                     HttpStatusCode::Forbidden,
                     "NO_ROUTE",
+                    tonic::Code::PermissionDenied,
+                );
+            }
+            Mapped::BadPath(bad) => {
+                tracing::debug!("ext_authz: refused: {}", bad.reason());
+                return denied(
+                    HttpStatusCode::BadRequest,
+                    "BAD_PATH",
                     tonic::Code::PermissionDenied,
                 );
             }

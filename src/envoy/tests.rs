@@ -488,3 +488,134 @@ routes:
     );
     assert_eq!(get("/docs/other").0, 0);
 }
+
+/// Every traversal form that once reached a decision as another resource
+/// than the one the upstream serves: each is refused before any route is
+/// tried, so an explicit deny on `doc/audit/*` or `doc/secret` cannot be
+/// walked around.
+#[test]
+fn paths_that_could_name_another_resource_are_refused() {
+    let m = mapping();
+    let alice = [("sub", string("alice"))];
+    let cases: &[(&str, &str, BadPath)] = &[
+        ("PUT", "/drafts/alice/../../audit/2026", BadPath::DotSegment),
+        (
+            "PUT",
+            "/drafts/alice/%2e%2e/%2e%2e/audit/2026",
+            BadPath::DotSegment,
+        ),
+        ("PUT", "/drafts/alice/%2E%2E/audit", BadPath::DotSegment),
+        ("PUT", "/drafts/alice/./x", BadPath::DotSegment),
+        (
+            "PUT",
+            "/drafts/alice%2F..%2F..%2Faudit%2F2026",
+            BadPath::EncodedSeparator,
+        ),
+        (
+            "DELETE",
+            "/docs/..%2Faudit%2F2026",
+            BadPath::EncodedSeparator,
+        ),
+        ("GET", "/docs/x%2F..%2Fsecret", BadPath::EncodedSeparator),
+        ("GET", "/docs/.%2Fsecret", BadPath::EncodedSeparator),
+        ("GET", "/docs/secret%2F", BadPath::EncodedSeparator),
+        ("GET", "/docs/secret%5C..", BadPath::EncodedSeparator),
+        ("GET", "/docs/..\\secret", BadPath::EncodedSeparator),
+        ("GET", "/docs/secret;x=1", BadPath::PathParameter),
+        ("GET", "/docs/secret%3Bx=1", BadPath::PathParameter),
+        ("GET", "/docs/secret%00", BadPath::ControlCharacter),
+        ("GET", "/docs/secret%0a", BadPath::ControlCharacter),
+        ("GET", "/docs/secret%7F", BadPath::ControlCharacter),
+        ("GET", "/docs//secret", BadPath::EmptySegment),
+        ("GET", "/docs/secret%ff", BadPath::BadEncoding),
+        ("GET", "/docs/secret%2", BadPath::BadEncoding),
+        ("GET", "/docs/secret%zz", BadPath::BadEncoding),
+    ];
+    for (method, path, why) in cases {
+        assert_eq!(
+            m.map(&check(method, path, &[], &alice), now()),
+            Mapped::BadPath(*why),
+            "{method} {path}"
+        );
+    }
+    // The ordinary forms still map: an encoded space or letter is the
+    // same resource the upstream decodes.
+    for (path, resource) in [
+        ("/docs/a%20b", "doc/a b"),
+        ("/docs/%73ecret", "doc/secret"),
+        ("/docs/..x", "doc/..x"),
+    ] {
+        let Mapped::Request(r) = m.map(&check("GET", path, &[], &alice), now()) else {
+            panic!("{path}")
+        };
+        assert_eq!(
+            r.resource,
+            format!("arn:acme:docs:eu-1:123456789012:{resource}"),
+            "{path}"
+        );
+    }
+    // Case is part of the name: `SECRET` is another resource (docs/envoy.md).
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/SECRET", &[], &alice), now()) else {
+        panic!()
+    };
+    assert_eq!(r.resource, "arn:acme:docs:eu-1:123456789012:doc/SECRET");
+    // Through the service: a 400 that names no resource.
+    let (code, http, body, _) = http_status(&service(true).decide(
+        &check(
+            "GET",
+            "/docs/x%2F..%2Fsecret",
+            &[("x-team", "docs")],
+            &alice,
+        ),
+        now(),
+    ));
+    assert_eq!(
+        (code, http, body.as_str()),
+        (7, Some(400), r#"{"decision":"BAD_PATH"}"#)
+    );
+}
+
+#[test]
+fn path_parameters_pass_only_when_configured() {
+    let mut file: FileMapping = serde_saphyr::from_str(MAPPING).unwrap();
+    file.path_parameters = true;
+    let m = Mapping::compile(&file).unwrap();
+    let alice = [("sub", string("alice"))];
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/a;v=1", &[], &alice), now()) else {
+        panic!()
+    };
+    assert_eq!(r.resource, "arn:acme:docs:eu-1:123456789012:doc/a;v=1");
+    // Dot segments are refused all the same, with their parameters too
+    // (`..;` is `..` to servers that strip them).
+    assert_eq!(
+        m.map(&check("GET", "/docs/..;/x", &[], &alice), now()),
+        Mapped::BadPath(BadPath::DotSegment),
+    );
+}
+
+/// Captures are substituted in one pass: a capture that reads `{id}` is
+/// text, never a second template.
+#[test]
+fn captures_are_substituted_once() {
+    let file: FileMapping = serde_saphyr::from_str(
+        r#"
+principal:
+  - jwt: {claim: sub}
+routes:
+  - {path: "/orgs/{org}/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{org}/{id}"}
+"#,
+    )
+    .unwrap();
+    let m = Mapping::compile(&file).unwrap();
+    let alice = [("sub", string("alice"))];
+    let Mapped::Request(r) = m.map(
+        &check("GET", "/orgs/%7Bid%7D/docs/secret", &[], &alice),
+        now(),
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        r.resource,
+        "arn:acme:docs:eu-1:123456789012:doc/{id}/secret"
+    );
+}

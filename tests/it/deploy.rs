@@ -287,6 +287,11 @@ fn the_istio_material_names_what_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/istio");
     let read = |f: &str| documents(&std::fs::read_to_string(root.join(f)).unwrap());
     let mesh = read("istiod-values.yaml");
+    // Paths are normalized before iamd decides (docs/envoy.md).
+    assert_eq!(
+        mesh[0]["meshConfig"]["pathNormalization"]["normalization"],
+        "MERGE_SLASHES"
+    );
     let providers = mesh[0]["meshConfig"]["extensionProviders"]
         .as_array()
         .unwrap();

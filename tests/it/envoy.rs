@@ -176,10 +176,22 @@ fn envoy_binary() -> Option<PathBuf> {
     Some(venv.join("bin/envoy"))
 }
 
-/// `deploy/envoy/envoy.yaml` with its ports and TLS directory replaced.
-fn envoy_config(dir: &Path, ports: [(u16, u16); 5]) -> PathBuf {
+/// `deploy/envoy/envoy.yaml` with its ports and TLS directory replaced;
+/// `raw`, without its path normalization (a careless Envoy, in front of
+/// which iamd must still refuse traversals).
+fn envoy_config(dir: &Path, ports: [(u16, u16); 5], raw: bool) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut text = std::fs::read_to_string(root.join("deploy/envoy/envoy.yaml")).unwrap();
+    if raw {
+        for line in [
+            "normalize_path: true",
+            "merge_slashes: true",
+            "path_with_escaped_slashes_action: REJECT_REQUEST",
+        ] {
+            assert_eq!(text.matches(line).count(), 1, "{line} in envoy.yaml");
+            text = text.replace(line, "");
+        }
+    }
     for (from, to) in ports {
         let from = format!("port_value: {from}}}");
         assert_eq!(text.matches(&from).count(), 1, "{from} in envoy.yaml");
@@ -190,7 +202,7 @@ fn envoy_config(dir: &Path, ports: [(u16, u16); 5]) -> PathBuf {
         "{filename: /etc/envoy/tls/",
         &format!("{{filename: {}/", dir.display()),
     );
-    let path = dir.join("envoy.yaml");
+    let path = dir.join(if raw { "envoy-raw.yaml" } else { "envoy.yaml" });
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -244,6 +256,7 @@ fn envoy_asks_iamd_before_every_request() {
             (50051, iamd_port),
             (9901, admin),
         ],
+        false,
     );
     let _envoy = Killed(
         Command::new(&envoy)
@@ -354,6 +367,106 @@ fn envoy_asks_iamd_before_every_request() {
         (status, body.as_str()),
         (401, r#"{"decision":"UNAUTHENTICATED"}"#)
     );
+
+    // Path traversal: the normalizing configuration resolves dot segments
+    // before anyone decides (so the upstream and iamd see one path) and
+    // refuses encoded slashes; a raw Envoy passes them, and iamd refuses
+    // them itself. Never an allow around the audit log's explicit deny.
+    let raw_listen = free_port();
+    let raw_config = envoy_config(
+        dir.path(),
+        [
+            (10000, raw_listen),
+            (10443, free_port()),
+            (8080, service),
+            (50051, iamd_port),
+            (9901, free_port()),
+        ],
+        true,
+    );
+    let _raw_envoy = Killed(
+        Command::new(&envoy)
+            .arg("-c")
+            .arg(&raw_config)
+            .args(["--concurrency", "1", "--log-level", "error"])
+            .args(["--disable-hot-restart", "--base-id"])
+            .arg(raw_listen.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the raw Envoy answers", Duration::from_secs(20), || {
+        matches!(
+            http(
+                raw_listen,
+                "GET",
+                "/docs/guide",
+                &[("authorization", &alice), ("x-docs-team", "docs")]
+            ),
+            Ok((200, _))
+        )
+    });
+    let bad_path = (400, r#"{"decision":"BAD_PATH"}"#.to_owned());
+    for (method, path, who, normalized, raw) in [
+        (
+            "PUT",
+            "/docs/drafts/alice/../../audit/2026",
+            &alice,
+            (403, r#"{"decision":"EXPLICIT_DENY"}"#.to_owned()),
+            bad_path.clone(),
+        ),
+        (
+            "PUT",
+            "/docs/drafts/alice/%2e%2e/%2e%2e/audit/2026",
+            &alice,
+            (403, r#"{"decision":"EXPLICIT_DENY"}"#.to_owned()),
+            bad_path.clone(),
+        ),
+        (
+            "PUT",
+            "/docs/drafts/alice%2F..%2F..%2Faudit%2F2026",
+            &alice,
+            (400, String::new()),
+            bad_path.clone(),
+        ),
+        (
+            "DELETE",
+            "/docs/..%2Faudit%2F2026",
+            &bob_mfa,
+            (400, String::new()),
+            bad_path.clone(),
+        ),
+        (
+            "GET",
+            "/docs/guide;x=1",
+            &alice,
+            bad_path.clone(),
+            bad_path.clone(),
+        ),
+        (
+            "GET",
+            "/docs/guide%00",
+            &alice,
+            (400, String::new()),
+            bad_path,
+        ),
+    ] {
+        let headers = [("authorization", who.as_str()), ("x-docs-team", "docs")];
+        let (status, body) = http(listen, method, path, &headers).unwrap();
+        assert_eq!(
+            status, normalized.0,
+            "normalizing Envoy: {method} {path}: {body}"
+        );
+        if !normalized.1.is_empty() {
+            assert_eq!(body, normalized.1, "normalizing Envoy: {method} {path}");
+        }
+        assert_eq!(
+            http(raw_listen, method, path, &headers).unwrap(),
+            raw,
+            "raw Envoy: {method} {path}"
+        );
+    }
 
     // The bundle changes while traffic flows: every answer is 200 (old
     // bundle) or 403 (new), never an error, and once 403, always 403.
