@@ -130,6 +130,7 @@ pub struct Reloader {
     store: Arc<Store>,
     live_digest: Option<String>,
     rejected: Option<(Option<String>, Vec<String>)>,
+    settle: Duration,
 }
 
 impl Reloader {
@@ -140,7 +141,15 @@ impl Reloader {
             store,
             live_digest: None,
             rejected: None,
+            settle: SETTLE,
         }
+    }
+
+    /// How long a file must go unmodified before a reload (other than the
+    /// first) reads it ([`SETTLE`] by default).
+    pub fn with_settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
     }
 
     /// The directory it reloads.
@@ -150,7 +159,14 @@ impl Reloader {
 
     /// Reads the directory and publishes its bundle if it changed and is good.
     pub fn reload(&mut self, trigger: Trigger) -> Outcome {
-        let files = match BundleFiles::read(&self.dir) {
+        // At start nothing is served yet; afterwards a file written moments
+        // ago may be half-written: wait until it has settled.
+        let settle = if trigger == Trigger::Start {
+            Duration::ZERO
+        } else {
+            self.settle
+        };
+        let files = match BundleFiles::read_settled(&self.dir, settle) {
             Ok(f) => f,
             Err(e) => return self.reject(trigger, None, e.diagnostics),
         };
@@ -279,6 +295,13 @@ impl Default for WatchOptions {
         }
     }
 }
+
+/// How long a bundle file must go unmodified before a reload reads it: a
+/// writer that writes a file in pieces (`cat > file`, an editor saving in
+/// place, a network copy) is given this long between two writes. Writers
+/// that write a temporary file and rename it, and ConfigMap swaps, are
+/// never read half-written (docs/bundles.md).
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// Drops a replaced bundle on the reloader's thread. Calls still deciding
 /// on it hold it for microseconds; the last of them to finish would

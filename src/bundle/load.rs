@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
@@ -43,85 +44,89 @@ type Files = BundleFiles;
 const TOP: &[&str] = &["bundle", "users", "groups", "roles", "resources"];
 
 impl BundleFiles {
-    /// Reads the bundle's files from `dir`.
+    /// Reads the bundle's files from `dir`, as one consistent snapshot
+    /// (see [`BundleFiles::read_settled`]), without waiting for recent
+    /// writes to settle.
     pub fn read(dir: &Path) -> Result<Self, BundleError> {
+        Self::read_settled(dir, Duration::ZERO)
+    }
+
+    /// Reads the bundle's files from `dir` as one consistent snapshot.
+    ///
+    /// - In the Kubernetes layout (a `..data` symlink), everything is read
+    ///   from the directory `..data` points to, resolved once; otherwise
+    ///   from `dir` resolved once (a symlinked root is pinned to its
+    ///   target).
+    /// - After the read, the root must still resolve to the same directory
+    ///   and every file and listing must be as it was (size, modification
+    ///   time, inode); if not, a writer or a swap came between, and the read
+    ///   starts again (a few times, then an error).
+    /// - A file modified less than `settle` ago may still be being written:
+    ///   the read waits until it is `settle` old.
+    /// - Only regular files are read, without blocking (a FIFO is an error,
+    ///   not a hang; a device is an error, not an endless read), each up to
+    ///   [`ReadLimits::file_bytes`], the whole bundle up to
+    ///   [`ReadLimits::bundle_bytes`] and [`ReadLimits::files`], within
+    ///   [`ReadLimits::deadline`]. A name that exists but is not readable
+    ///   (a dangling link, a loop, a directory where a file belongs, no
+    ///   permission) is an error: it never silently drops a part of the
+    ///   bundle.
+    pub fn read_settled(dir: &Path, settle: Duration) -> Result<Self, BundleError> {
+        Self::read_with(dir, settle, &ReadLimits::default())
+    }
+
+    /// [`BundleFiles::read_settled`] with other limits.
+    pub fn read_with(
+        dir: &Path,
+        settle: Duration,
+        limits: &ReadLimits,
+    ) -> Result<Self, BundleError> {
         let fail = |m: String| BundleError {
             diagnostics: vec![m],
         };
-        let meta = std::fs::metadata(dir).map_err(|e| {
-            fail(format!(
-                "{}: cannot read the bundle directory: {e}",
-                dir.display()
-            ))
-        })?;
-        if meta.is_file() {
-            // The output of `aws iam get-account-authorization-details`.
-            let text = std::fs::read_to_string(dir)
-                .map_err(|e| fail(format!("{}: cannot read: {e}", dir.display())))?;
-            let name = dir.file_name().map_or_else(
-                || "details.json".into(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            let parent = dir.parent().map_or_else(PathBuf::new, Path::to_owned);
-            let texts = BTreeMap::from([(name, text)]);
-            return Ok(Self {
-                dir: parent,
-                digest: digest(&texts),
-                texts,
-                aws: true,
-            });
-        }
-        if !meta.is_dir() {
-            return Err(fail(format!(
-                "{}: not a directory: a bundle is a directory with `bundle.yaml`",
-                dir.display()
-            )));
-        }
-        let mut texts = BTreeMap::new();
-        let mut problems = Vec::new();
-        for name in TOP {
-            let found: Vec<String> = ["yaml", "yml", "json"]
-                .iter()
-                .map(|ext| format!("{name}.{ext}"))
-                .filter(|f| dir.join(f).is_file())
-                .collect();
-            if found.len() > 1 {
-                problems.push(format!(
-                    "{}: {} give the same part of the bundle: keep one",
-                    dir.display(),
-                    found.join(" and ")
-                ));
+        let started = Instant::now();
+        for _ in 0..ATTEMPTS {
+            let root = Root::resolve(dir).map_err(fail)?;
+            let mut reader = Reader {
+                root: root.path.clone(),
+                limits,
+                started,
+                total: 0,
+                seen: Vec::new(),
+                newest: None,
+            };
+            let result = if root.file {
+                reader.read_export(dir)
+            } else {
+                reader.read_dir(dir)
+            };
+            // The snapshot holds only if nothing moved under it.
+            let same = Root::resolve(dir).is_ok_and(|now| now == root) && reader.unchanged();
+            if !same {
+                if started.elapsed() > limits.deadline {
+                    break;
+                }
+                std::thread::sleep(RETRY_PAUSE);
+                continue;
             }
-            for f in found {
-                read_into(dir, &f, &mut texts, &mut problems);
+            if let Some(newest) = reader.newest
+                && let Ok(age) = SystemTime::now().duration_since(newest)
+                && age < settle
+            {
+                if started.elapsed() + (settle - age) > limits.deadline {
+                    break;
+                }
+                // A file was written moments ago: its writer may not be done.
+                std::thread::sleep(settle - age);
+                continue;
             }
+            return result;
         }
-        for part in ["users.d", "groups.d", "roles.d", "resources.d"] {
-            read_subdir(
-                dir,
-                part,
-                &[".yaml", ".yml", ".json"],
-                &mut texts,
-                &mut problems,
-            );
-        }
-        for sub in ["policies", "scps", "documents"] {
-            read_subdir(dir, sub, &[".json"], &mut texts, &mut problems);
-        }
-        if !texts.keys().any(|k| k.starts_with("bundle.")) {
-            problems.push(format!("{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)", dir.display()));
-        }
-        if !problems.is_empty() {
-            return Err(BundleError {
-                diagnostics: problems,
-            });
-        }
-        Ok(Self {
-            dir: dir.to_owned(),
-            digest: digest(&texts),
-            texts,
-            aws: false,
-        })
+        Err(fail(format!(
+            "{}: the bundle kept changing while it was read ({ATTEMPTS} attempts in {} ms): the last good bundle stays; write a new version beside it and swap it in at once (docs/bundles.md)",
+            dir.display(),
+            started.elapsed().as_millis()
+        )))
     }
 
     /// The directory the files were read from.
@@ -193,46 +198,6 @@ impl BundleFiles {
     }
 }
 
-/// Reads the files of `dir/sub` whose names end in one of `extensions`
-/// (hidden files left out), in name order; a missing `sub` is no error.
-fn read_subdir(
-    dir: &Path,
-    sub: &str,
-    extensions: &[&str],
-    texts: &mut BTreeMap<String, String>,
-    problems: &mut Vec<String>,
-) {
-    let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-        return;
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.') && extensions.iter().any(|x| n.ends_with(x)))
-        .collect();
-    names.sort();
-    for n in names {
-        read_into(dir, &format!("{sub}/{n}"), texts, problems);
-    }
-}
-
-fn read_into(
-    dir: &Path,
-    rel: &str,
-    texts: &mut BTreeMap<String, String>,
-    problems: &mut Vec<String>,
-) {
-    match read_paced(&dir.join(rel)) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => {
-                texts.insert(rel.to_owned(), t);
-            }
-            Err(_) => problems.push(format!("{rel}: not UTF-8 text")),
-        },
-        Err(e) => problems.push(format!("{rel}: cannot read: {e}")),
-    }
-}
-
 /// [`BundleFiles::digest`] of `texts`.
 fn digest(texts: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
@@ -249,20 +214,388 @@ fn digest(texts: &BTreeMap<String, String>) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A file's bytes, read 64 KiB at a time with a [`crate::pace::point`]
-/// before each read (a bundle is up to thousands of files and megabytes).
-fn read_paced(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    crate::pace::point();
-    let mut file = std::fs::File::open(path)?;
-    let size = file.metadata().map_or(0, |m| m.len());
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    loop {
-        crate::pace::point();
-        if (&mut file).take(1 << 16).read_to_end(&mut bytes)? == 0 {
-            return Ok(bytes);
+/// Limits on reading a bundle's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Bytes in one file (default 64 MiB).
+    pub file_bytes: u64,
+    /// Bytes in the whole bundle (default 1 GiB).
+    pub bundle_bytes: u64,
+    /// Files in the bundle (default 100,000).
+    pub files: usize,
+    /// The longest a read may take, retries and settling included
+    /// (default 60 s).
+    pub deadline: Duration,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            file_bytes: 64 << 20,
+            bundle_bytes: 1 << 30,
+            files: 100_000,
+            deadline: Duration::from_secs(60),
         }
     }
+}
+
+/// Reads of a changing bundle are tried this often before giving up.
+const ATTEMPTS: usize = 8;
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Where a bundle is read from: the real directory (or export file), once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Root {
+    path: PathBuf,
+    /// The bundle is one AWS export file.
+    file: bool,
+    /// Device and inode of the resolved root.
+    id: (u64, u64),
+}
+
+impl Root {
+    fn resolve(dir: &Path) -> Result<Self, String> {
+        use std::os::unix::fs::MetadataExt;
+        let cannot =
+            |e: std::io::Error| format!("{}: cannot read the bundle directory: {e}", dir.display());
+        // The kubelet's layout: every name is a link through `..data`, which
+        // it swaps at once; read the version `..data` names, resolved once.
+        let data = dir.join("..data");
+        let base = match std::fs::symlink_metadata(&data) {
+            Ok(_) => data,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                dir.to_owned()
+            }
+            Err(e) => return Err(cannot(e)),
+        };
+        let path = std::fs::canonicalize(&base).map_err(cannot)?;
+        let meta = std::fs::metadata(&path).map_err(cannot)?;
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(format!(
+                "{}: not a directory: a bundle is a directory with `bundle.yaml`",
+                dir.display()
+            ));
+        }
+        Ok(Self {
+            path,
+            file: meta.is_file(),
+            id: (meta.dev(), meta.ino()),
+        })
+    }
+}
+
+/// What was seen of one file or directory listing, to compare after the
+/// read.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    File {
+        path: PathBuf,
+        stamp: (u64, u64, u64, i64, i64),
+    },
+    Listing {
+        path: PathBuf,
+        extensions: &'static [&'static str],
+        names: Vec<String>,
+    },
+    Absent(PathBuf),
+}
+
+struct Reader<'l> {
+    root: PathBuf,
+    limits: &'l ReadLimits,
+    started: Instant,
+    total: u64,
+    seen: Vec<Seen>,
+    /// The newest modification time of the files read.
+    newest: Option<SystemTime>,
+}
+
+fn stamp(m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())
+}
+
+/// What a file system object that is not a regular file is, for errors.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+impl Reader<'_> {
+    fn read_export(&mut self, dir: &Path) -> Result<BundleFiles, BundleError> {
+        let fail = |m: String| BundleError {
+            diagnostics: vec![m],
+        };
+        let path = self.root.clone();
+        let name = dir.file_name().map_or_else(
+            || "details.json".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let text = self
+            .read_file(&path)
+            .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        let parent = dir.parent().map_or_else(PathBuf::new, Path::to_owned);
+        let texts = BTreeMap::from([(name, text)]);
+        Ok(BundleFiles {
+            dir: parent,
+            digest: digest(&texts),
+            texts,
+            aws: true,
+        })
+    }
+
+    fn read_dir(&mut self, dir: &Path) -> Result<BundleFiles, BundleError> {
+        let mut texts = BTreeMap::new();
+        let mut problems = Vec::new();
+        for name in TOP {
+            let mut found = Vec::new();
+            for ext in ["yaml", "yml", "json"] {
+                let f = format!("{name}.{ext}");
+                match self.exists(&f) {
+                    Ok(true) => found.push(f),
+                    Ok(false) => {}
+                    Err(e) => problems.push(e),
+                }
+            }
+            if found.len() > 1 {
+                problems.push(format!(
+                    "{}: {} give the same part of the bundle: keep one",
+                    dir.display(),
+                    found.join(" and ")
+                ));
+            }
+            for f in found {
+                self.read_into(&f, &mut texts, &mut problems);
+            }
+        }
+        for part in ["users.d", "groups.d", "roles.d", "resources.d"] {
+            self.read_subdir(part, &[".yaml", ".yml", ".json"], &mut texts, &mut problems);
+        }
+        for sub in ["policies", "scps", "documents"] {
+            self.read_subdir(sub, &[".json"], &mut texts, &mut problems);
+        }
+        if problems.is_empty() && !texts.keys().any(|k| k.starts_with("bundle.")) {
+            problems.push(format!("{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)", dir.display()));
+        }
+        if !problems.is_empty() {
+            return Err(BundleError {
+                diagnostics: problems,
+            });
+        }
+        Ok(BundleFiles {
+            dir: dir.to_owned(),
+            digest: digest(&texts),
+            texts,
+            aws: false,
+        })
+    }
+
+    /// Whether `rel` names something (absent is no error; something that is
+    /// there but cannot be looked at is).
+    fn exists(&mut self, rel: &str) -> Result<bool, String> {
+        let path = self.root.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.seen.push(Seen::Absent(path));
+                Ok(false)
+            }
+            Err(e) => Err(format!("{rel}: cannot read: {e}")),
+        }
+    }
+
+    /// Reads the files of `sub` whose names end in one of `extensions`
+    /// (hidden files left out), in name order; a missing `sub` is no error,
+    /// one that is there but cannot be listed is.
+    fn read_subdir(
+        &mut self,
+        sub: &str,
+        extensions: &'static [&'static str],
+        texts: &mut BTreeMap<String, String>,
+        problems: &mut Vec<String>,
+    ) {
+        match self.exists(sub) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => return problems.push(e),
+        }
+        let path = self.root.join(sub);
+        let entries = match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(&path),
+            Ok(m) => {
+                return problems.push(format!(
+                    "{sub}: is {}: `{sub}` must be a directory",
+                    kind_of(m.file_type())
+                ));
+            }
+            Err(e) => Err(e),
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => return problems.push(format!("{sub}: cannot list: {e}")),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            match e {
+                Ok(e) => match e.file_name().into_string() {
+                    Ok(n) if wanted(&n, extensions) => names.push(n),
+                    Ok(_) => {}
+                    Err(n) => problems.push(format!(
+                        "{sub}/{}: the file name is not UTF-8: rename it",
+                        n.to_string_lossy()
+                    )),
+                },
+                Err(e) => problems.push(format!("{sub}: cannot list: {e}")),
+            }
+        }
+        names.sort();
+        self.seen.push(Seen::Listing {
+            path,
+            extensions,
+            names: names.clone(),
+        });
+        for n in names {
+            self.read_into(&format!("{sub}/{n}"), texts, problems);
+        }
+    }
+
+    fn read_into(
+        &mut self,
+        rel: &str,
+        texts: &mut BTreeMap<String, String>,
+        problems: &mut Vec<String>,
+    ) {
+        if self.seen.len() > self.limits.files {
+            problems.push(format!(
+                "{rel}: the bundle has more than {} files: split it, or raise the limit",
+                self.limits.files
+            ));
+            return;
+        }
+        match self.read_file(&self.root.join(rel)) {
+            Ok(t) => {
+                texts.insert(rel.to_owned(), t);
+            }
+            Err(e) => problems.push(format!("{rel}: {e}")),
+        }
+    }
+
+    /// A regular file's text, opened without blocking and read with the
+    /// limits applied as it is read, 64 KiB at a time with a
+    /// [`crate::pace::point`] before each read.
+    fn read_file(&mut self, path: &Path) -> Result<String, String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        crate::pace::point();
+        if self.started.elapsed() > self.limits.deadline {
+            return Err(format!(
+                "reading the bundle took longer than {} s: the last good bundle stays",
+                self.limits.deadline.as_secs()
+            ));
+        }
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!(
+                "is {}: a bundle file must be a regular file",
+                kind_of(meta.file_type())
+            ));
+        }
+        // No blocking open (a FIFO swapped in after the check), no
+        // controlling terminal; then the opened file itself is checked.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!(
+                "is {}: a bundle file must be a regular file",
+                kind_of(meta.file_type())
+            ));
+        }
+        let too_big = |what: &str, limit: u64| {
+            format!("{what} more than {limit} bytes: the last good bundle stays")
+        };
+        if meta.len() > self.limits.file_bytes {
+            return Err(too_big("the file has", self.limits.file_bytes));
+        }
+        let room = self.limits.bundle_bytes.saturating_sub(self.total);
+        let cap = self.limits.file_bytes.min(room);
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len().min(cap)).unwrap_or(0));
+        let mut limited = (&file).take(cap + 1);
+        loop {
+            crate::pace::point();
+            let n = (&mut limited)
+                .take(1 << 16)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            if n == 0 {
+                break;
+            }
+        }
+        if bytes.len() as u64 > cap {
+            return Err(if cap == self.limits.file_bytes {
+                too_big("the file has", self.limits.file_bytes)
+            } else {
+                too_big("the bundle has", self.limits.bundle_bytes)
+            });
+        }
+        self.total += bytes.len() as u64;
+        if let Ok(m) = meta.modified() {
+            self.newest = Some(self.newest.map_or(m, |n| n.max(m)));
+        }
+        self.seen.push(Seen::File {
+            path: path.to_owned(),
+            stamp: stamp(&meta),
+        });
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
+    }
+
+    /// Whether everything read is still as it was read.
+    fn unchanged(&self) -> bool {
+        self.seen.iter().all(|s| match s {
+            Seen::File { path, stamp: was } => {
+                std::fs::metadata(path).is_ok_and(|m| stamp(&m) == *was)
+            }
+            Seen::Listing {
+                path,
+                extensions,
+                names,
+            } => std::fs::read_dir(path).is_ok_and(|entries| {
+                let mut now: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| wanted(n, extensions))
+                    .collect();
+                now.sort();
+                now == *names
+            }),
+            Seen::Absent(path) => std::fs::symlink_metadata(path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
+        })
+    }
+}
+
+/// Whether a directory entry is one of the bundle's files: not hidden, and
+/// with one of `extensions`.
+fn wanted(name: &str, extensions: &[&str]) -> bool {
+    !name.starts_with('.') && extensions.iter().any(|x| name.ends_with(x))
 }
 
 // === loading ===

@@ -26,7 +26,7 @@ use crate::policy::pattern::{ArnPattern, ArnSyntax};
 
 pub use catalog::Catalog;
 pub(crate) use load::yaml_error;
-pub use load::{BundleFiles, load};
+pub use load::{BundleFiles, ReadLimits, load};
 
 /// Limits that validation enforces, after the AWS quotas they mirror
 /// (IAM and STS quotas in the AWS IAM User Guide). Each can be set in

@@ -16,6 +16,7 @@ mod deploy;
 mod diff;
 mod envoy;
 mod explain;
+mod integrity;
 mod managed_policies;
 mod properties;
 mod python;
