@@ -111,11 +111,16 @@ pub struct FileLog {
 #[error("{}", .0.join("\n"))]
 pub struct ConfigError(pub Vec<String>);
 
+/// The largest configuration file read: a few kilobytes is typical.
+const CONFIG_BYTES: u64 = 1 << 20;
+
 /// Reads a configuration file.
 pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
+    let bytes = crate::regular_file::read(path, CONFIG_BYTES)
+        .map_err(|e| ConfigError(vec![format!("{name}: {e}")]))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ConfigError(vec![format!("{name}: not UTF-8 text")]))?;
     serde_saphyr::from_str(&text)
         .map_err(|e| ConfigError(vec![crate::bundle::yaml_error(&name, &e)]))
 }

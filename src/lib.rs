@@ -22,6 +22,7 @@ pub mod json;
 pub mod lint;
 pub mod pace;
 pub mod policy;
+pub mod regular_file;
 pub mod reload;
 pub mod server;
 pub mod simulate;

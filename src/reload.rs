@@ -131,6 +131,9 @@ pub struct Reloader {
     live_digest: Option<String>,
     rejected: Option<(Option<String>, Vec<String>)>,
     settle: Duration,
+    /// Set when the watcher running this reloader is dropped: a reload that
+    /// finishes afterwards publishes nothing.
+    stopping: Option<Arc<AtomicBool>>,
 }
 
 impl Reloader {
@@ -142,6 +145,7 @@ impl Reloader {
             live_digest: None,
             rejected: None,
             settle: SETTLE,
+            stopping: None,
         }
     }
 
@@ -190,6 +194,13 @@ impl Reloader {
         let paused = crate::pace::counts()
             .unwrap_or_default()
             .paused_since(&before);
+        if self
+            .stopping
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            return Outcome::Unchanged;
+        }
         match compiled {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();
@@ -352,17 +363,36 @@ fn may_change(event: &notify::Event, dir: &Path) -> bool {
 }
 
 /// A running watcher thread; dropping it stops the thread.
+///
+/// A reload in progress is not waited for beyond [`STOP_WAIT`]: a slow
+/// read (a huge bundle, files that keep changing) must never hold up a
+/// shutdown. The thread is then left to end with the process, and a reload
+/// that finishes after the drop is not published.
 #[derive(Debug)]
 pub struct Watcher {
     stop: Arc<AtomicBool>,
+    done: mpsc::Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// How long dropping a [`Watcher`] waits for a reload in progress.
+pub const STOP_WAIT: Duration = Duration::from_secs(1);
 
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        match self.done.recv_timeout(STOP_WAIT) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    "a bundle reload is still running after {} ms: not waiting for it",
+                    STOP_WAIT.as_millis()
+                );
+            }
         }
     }
 }
@@ -393,6 +423,8 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
     }
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
+    reloader.stopping = Some(stop.clone());
+    let (done_tx, done) = mpsc::channel::<()>();
     let dir = reloader.dir().to_owned();
     let parent = dir.parent().map(Path::to_owned);
     // A path that does not exist (a directory being replaced) cannot be
@@ -437,9 +469,11 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
                 }
             }
             drop(tx);
+            let _ = done_tx.send(());
         })?;
     Ok(Watcher {
         stop,
+        done,
         thread: Some(thread),
     })
 }

@@ -36,8 +36,8 @@ pub struct TlsFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("{0}: cannot read: {1}")]
-    Read(String, #[source] std::io::Error),
+    #[error("{0}: {1}")]
+    Read(String, #[source] crate::regular_file::ReadError),
     /// The certificate file holds no certificate.
     #[error(
         "{0}: no certificate found: give the server's certificate chain in PEM (`-----BEGIN CERTIFICATE-----`), leaf first"
@@ -160,8 +160,13 @@ struct Contents {
     client_ca: Option<Vec<u8>>,
 }
 
+/// A PEM file is a few kilobytes; a chain with many intermediates or a CA
+/// bundle a few hundred.
+const PEM_BYTES: u64 = 4 << 20;
+
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError::Read(path.display().to_string(), e))
+    crate::regular_file::read(path, PEM_BYTES)
+        .map_err(|e| TlsError::Read(path.display().to_string(), e))
 }
 
 fn read_all(files: &TlsFiles) -> Result<Contents, TlsError> {

@@ -18,6 +18,7 @@ use crate::eval::StatementSet;
 use crate::json::Source;
 use crate::pace::{Paced, PacedDrop};
 use crate::policy::{Policy, PolicyKind};
+use crate::regular_file::kind_of;
 
 /// Loads and compiles the bundle in `dir`.
 pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
@@ -320,22 +321,6 @@ fn stamp(m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
     (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())
 }
 
-/// What a file system object that is not a regular file is, for errors.
-fn kind_of(t: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
 impl Reader<'_> {
     fn read_export(&mut self, dir: &Path) -> Result<BundleFiles, BundleError> {
         let fail = |m: String| BundleError {
@@ -500,7 +485,6 @@ impl Reader<'_> {
     /// [`crate::pace::point`] before each read.
     fn read_file(&mut self, path: &Path) -> Result<String, String> {
         use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
         crate::pace::point();
         if self.started.elapsed() > self.limits.deadline {
             return Err(format!(
@@ -508,27 +492,12 @@ impl Reader<'_> {
                 self.limits.deadline.as_secs()
             ));
         }
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-        if !meta.is_file() {
-            return Err(format!(
-                "is {}: a bundle file must be a regular file",
-                kind_of(meta.file_type())
-            ));
-        }
-        // No blocking open (a FIFO swapped in after the check), no
-        // controlling terminal; then the opened file itself is checked.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
-            .map_err(|e| format!("cannot read: {e}"))?;
-        let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
-        if !meta.is_file() {
-            return Err(format!(
-                "is {}: a bundle file must be a regular file",
-                kind_of(meta.file_type())
-            ));
-        }
+        let (file, meta) = crate::regular_file::open(path).map_err(|e| match e {
+            crate::regular_file::ReadError::NotRegular(kind) => {
+                format!("is {kind}: a bundle file must be a regular file")
+            }
+            e => e.to_string(),
+        })?;
         let too_big = |what: &str, limit: u64| {
             format!("{what} more than {limit} bytes: the last good bundle stays")
         };

@@ -340,3 +340,78 @@ fn a_half_written_file_waits_for_its_writer() {
         "the prefix of users.yaml was loaded"
     );
 }
+
+#[test]
+fn a_reload_in_progress_never_holds_up_a_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    good(&dir);
+    let store = Store::new();
+    // A settle of a minute: a file written now keeps the reload waiting
+    // for its writer far longer than any shutdown may take.
+    let mut reloader = Reloader::new(&dir, store.clone()).with_settle(Duration::from_secs(60));
+    assert!(matches!(
+        reloader.reload(Trigger::Start),
+        Outcome::Loaded(_)
+    ));
+    let before = store.bundle().as_ref().unwrap().revision().clone();
+    let options = iamd::reload::WatchOptions {
+        debounce: Duration::from_millis(20),
+        ..iamd::reload::WatchOptions::default()
+    };
+    let watcher = iamd::reload::watch(reloader, options).unwrap();
+    write(&dir, "bundle.yaml", &format!("{ACCOUNT}revision: next\n"));
+    // The event reaches the thread, which starts the reload and waits.
+    std::thread::sleep(Duration::from_millis(500));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(watcher);
+        let _ = tx.send(());
+    });
+    // Bounded against a hang, far below the minute the reload waits.
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("dropping the watcher waited for the reload");
+    assert_eq!(*store.bundle().as_ref().unwrap().revision(), before);
+}
+
+#[test]
+fn daemon_files_that_are_not_regular_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("config.yaml");
+    mkfifo(&fifo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(iamd::config::load(&path));
+    });
+    let e = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reading a FIFO as the configuration hung")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("config.yaml: is a FIFO"), "{e}");
+    let files = iamd::tls::TlsFiles {
+        cert: fifo,
+        key: PathBuf::from("/dev/zero"),
+        client_ca: None,
+    };
+    let e = iamd::tls::Tls::load(files).unwrap_err().to_string();
+    assert!(e.contains("config.yaml: is a FIFO"), "{e}");
+    let files = iamd::tls::TlsFiles {
+        cert: tmp.path().join("absent.pem"),
+        key: PathBuf::from("/dev/zero"),
+        client_ca: None,
+    };
+    let e = iamd::tls::Tls::load(files).unwrap_err().to_string();
+    assert!(e.contains("absent.pem: cannot read: "), "{e}");
+    // Before, a key linked to /dev/zero was read until memory ran out.
+    let cert = tmp.path().join("cert.pem");
+    std::fs::write(&cert, "").unwrap();
+    let files = iamd::tls::TlsFiles {
+        cert,
+        key: PathBuf::from("/dev/zero"),
+        client_ca: None,
+    };
+    let e = iamd::tls::Tls::load(files).unwrap_err().to_string();
+    assert_eq!(e, "/dev/zero: is a device: give a regular file");
+}
