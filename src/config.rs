@@ -94,6 +94,8 @@ pub struct FileReload {
     pub poll_interval_seconds: Option<u64>,
     /// Milliseconds without file events before reloading.
     pub debounce_ms: Option<u64>,
+    /// Milliseconds a file must go unmodified before a reload reads it.
+    pub settle_ms: Option<u64>,
 }
 
 /// `log:`.
@@ -195,6 +197,8 @@ pub struct ServeConfig {
     pub poll_interval: Duration,
     /// Quiet time before a reload.
     pub debounce: Duration,
+    /// How long a file must go unmodified before a reload reads it.
+    pub settle: Duration,
     /// Log output.
     pub log_format: LogFormat,
     /// Least severe level logged.
@@ -282,6 +286,10 @@ impl ServeConfig {
             .unwrap_or(10);
         let poll = positive(&mut problems, "pollIntervalSeconds", poll as usize) as u64;
         let debounce = file.reload.debounce_ms.unwrap_or(100);
+        let settle = file
+            .reload
+            .settle_ms
+            .map_or(crate::reload::SETTLE, Duration::from_millis);
         let log_format = match o
             .log_format
             .or(file.log.format)
@@ -347,6 +355,7 @@ impl ServeConfig {
                 limits,
                 poll_interval: Duration::from_secs(poll),
                 debounce: Duration::from_millis(debounce),
+                settle,
                 log_format,
                 log_level,
                 decision_log,
@@ -463,6 +472,17 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.0, ["workers is 0: give a positive number"]);
+    }
+
+    #[test]
+    fn the_settle_time_defaults_to_a_second_and_may_be_zero() {
+        let c = ServeConfig::resolve(file("bundle: b\n").unwrap(), Overrides::default());
+        assert_eq!(c.unwrap().settle, crate::reload::SETTLE);
+        let c = ServeConfig::resolve(
+            file("bundle: b\nreload: {settleMs: 0}\n").unwrap(),
+            Overrides::default(),
+        );
+        assert_eq!(c.unwrap().settle, Duration::ZERO);
     }
 
     #[test]

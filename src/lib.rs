@@ -20,6 +20,7 @@ pub mod envoy;
 pub mod eval;
 pub mod json;
 pub mod lint;
+pub mod message;
 pub mod pace;
 pub mod policy;
 pub mod regular_file;

@@ -884,7 +884,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     drop(entered);
     let store = iamd::reload::Store::new();
-    let mut reloader = iamd::reload::Reloader::new(&cfg.bundle, store.clone());
+    let mut reloader =
+        iamd::reload::Reloader::new(&cfg.bundle, store.clone()).with_settle(cfg.settle);
     if let iamd::reload::Outcome::Failed(_) = reloader.reload(iamd::reload::Trigger::Start) {
         tracing::warn!(
             "starting without a bundle: every request is denied (UNAVAILABLE) until one loads"

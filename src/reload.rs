@@ -251,18 +251,20 @@ impl Reloader {
             || "no bundle: every request is denied".to_owned(),
             |b| format!("keeping revision {}", b.revision()),
         );
+        let total = errors.len();
+        let reported = reported(&errors, &self.dir);
         tracing::warn!(
             dir = %self.dir.display(),
             ?trigger,
-            errors = errors.len(),
+            errors = total,
             "bundle rejected ({keeping}):\n{}",
-            errors.join("\n")
+            reported.join("\n")
         );
         self.rejected = Some((digest.clone(), errors.clone()));
         let failure = Failure {
             at: Timestamp::now(),
             digest,
-            errors: errors.clone(),
+            errors: reported,
         };
         self.update(|s| {
             s.last_failure = Some(failure);
@@ -280,6 +282,23 @@ impl Reloader {
         f(&mut next);
         self.store.status.store(Arc::new(next));
     }
+}
+
+/// The errors of a rejected bundle kept in [`Status`] and logged: the
+/// first [`REPORTED_ERRORS`], then one line saying how many more there are.
+/// Each is already one short line ([`crate::bundle::BundleError::new`]).
+pub const REPORTED_ERRORS: usize = 100;
+
+fn reported(errors: &[String], dir: &Path) -> Vec<String> {
+    let mut kept: Vec<String> = errors.iter().take(REPORTED_ERRORS).cloned().collect();
+    if errors.len() > REPORTED_ERRORS {
+        kept.push(format!(
+            "… and {} more errors: `iamd validate {}` lists them all",
+            errors.len() - REPORTED_ERRORS,
+            dir.display()
+        ));
+    }
+    kept
 }
 
 /// How the watcher works.

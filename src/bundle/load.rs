@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -82,9 +82,7 @@ impl BundleFiles {
         settle: Duration,
         limits: &ReadLimits,
     ) -> Result<Self, BundleError> {
-        let fail = |m: String| BundleError {
-            diagnostics: vec![m],
-        };
+        let fail = |m: String| BundleError::new(vec![m]);
         let started = Instant::now();
         for _ in 0..ATTEMPTS {
             let root = Root::resolve(dir).map_err(fail)?;
@@ -167,9 +165,7 @@ impl BundleFiles {
         };
         match parts {
             Some(parts) => loader.build(parts, self.digest.clone()),
-            None => Err(BundleError {
-                diagnostics: loader.problems,
-            }),
+            None => Err(BundleError::new(loader.problems)),
         }
     }
 
@@ -323,9 +319,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
 
 impl Reader<'_> {
     fn read_export(&mut self, dir: &Path) -> Result<BundleFiles, BundleError> {
-        let fail = |m: String| BundleError {
-            diagnostics: vec![m],
-        };
+        let fail = |m: String| BundleError::new(vec![m]);
         let path = self.root.clone();
         let name = dir.file_name().map_or_else(
             || "details.json".into(),
@@ -378,9 +372,7 @@ impl Reader<'_> {
             problems.push(format!("{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)", dir.display()));
         }
         if !problems.is_empty() {
-            return Err(BundleError {
-                diagnostics: problems,
-            });
+            return Err(BundleError::new(problems));
         }
         Ok(BundleFiles {
             dir: dir.to_owned(),
@@ -690,7 +682,25 @@ impl Loader<'_> {
                 })
                 .collect()
         };
-        let (account_file, account) = account?;
+        let managed: Vec<DocumentSource> = docs("policies");
+        let scps: Vec<DocumentSource> = docs("scps");
+        let Some((account_file, account)) = account else {
+            // No account to build a bundle for: still report every error
+            // of the policy files, with the default limits.
+            let limits = limits(&RawLimits::default());
+            for doc in &managed {
+                self.policy_file(
+                    doc,
+                    PolicyKind::Identity,
+                    Some(limits.managed_policy_size),
+                    "managedPolicySize",
+                );
+            }
+            for doc in &scps {
+                self.policy_file(doc, PolicyKind::Scp, None, "");
+            }
+            return None;
+        };
         Some(Parts {
             account_file,
             account,
@@ -698,8 +708,8 @@ impl Loader<'_> {
             groups,
             roles,
             resources,
-            managed: docs("policies"),
-            scps: docs("scps"),
+            managed,
+            scps,
             aws: false,
         })
     }
@@ -746,6 +756,10 @@ impl Loader<'_> {
         // Managed policies and SCPs: one document per file, compiled once.
         let mut managed: FxHashMap<String, (Arc<Policy>, usize)> = FxHashMap::default();
         let mut managed_lower: FxHashMap<String, String> = FxHashMap::default();
+        // Policies whose files have errors: those errors are reported, and
+        // each reference to them is not one more ("unknown").
+        let mut broken: FxHashSet<String> = FxHashSet::default();
+        let mut broken_scps: FxHashSet<String> = FxHashSet::default();
         for doc in managed_docs.iter() {
             crate::pace::point();
             let (file, name) = (&doc.file, &doc.name);
@@ -761,6 +775,8 @@ impl Loader<'_> {
             ) {
                 let statements = p.statements().len();
                 managed.insert(name.to_owned(), (p, statements));
+            } else {
+                broken.insert(name.to_owned());
             }
         }
         let mut scp_docs: FxHashMap<String, Arc<Policy>> = FxHashMap::default();
@@ -768,6 +784,8 @@ impl Loader<'_> {
             crate::pace::point();
             if let Some(p) = self.policy_file(doc, PolicyKind::Scp, None, "") {
                 scp_docs.insert(doc.name.clone(), p);
+            } else {
+                broken_scps.insert(doc.name.clone());
             }
         }
         let lookup = |this: &mut Self, file: &str, r: Ref<'_>| -> Option<Arc<Policy>> {
@@ -779,6 +797,7 @@ impl Loader<'_> {
                     }
                     Some(p.clone())
                 }
+                None if broken.contains(name) => None,
                 None => {
                     let hint = match managed_lower.get(&name.to_lowercase()) {
                         Some(n) => format!("did you mean `{n}`?"),
@@ -802,6 +821,7 @@ impl Loader<'_> {
             for name in &level.value {
                 match scp_docs.get(&name.value) {
                     Some(p) => docs.push(p.clone()),
+                    None if broken_scps.contains(&name.value) => {}
                     None => self.problems.push(format!(
                         "{}: unknown SCP `{}`: add `scps/{}.json`",
                         yaml_at(&account_file, &name.referenced),
@@ -1012,9 +1032,7 @@ impl Loader<'_> {
         }
 
         if !self.problems.is_empty() {
-            return Err(BundleError {
-                diagnostics: self.problems,
-            });
+            return Err(BundleError::new(self.problems));
         }
         let statements = managed.values().map(|(_, n)| n).sum::<usize>()
             + entities
@@ -1030,9 +1048,8 @@ impl Loader<'_> {
             statements,
         };
         let root_arn = format!("arn:{partition}:iam::{account_id}:root");
-        let root = Principal::parse(&root_arn).map_err(|e| BundleError {
-            diagnostics: vec![e.to_string()],
-        })?;
+        let root =
+            Principal::parse(&root_arn).map_err(|e| BundleError::new(vec![e.to_string()]))?;
         let revision = Revision {
             digest,
             label: account.revision,
@@ -1044,9 +1061,7 @@ impl Loader<'_> {
             partition,
             entities,
             outsider: Arc::new(Entity::new(
-                Principal::parse("*").map_err(|e| BundleError {
-                    diagnostics: vec![e.to_string()],
-                })?,
+                Principal::parse("*").map_err(|e| BundleError::new(vec![e.to_string()]))?,
                 StatementSet::default(),
                 None,
                 Vec::new(),

@@ -77,6 +77,23 @@ pub struct BundleError {
     pub diagnostics: Vec<String>,
 }
 
+impl BundleError {
+    /// The error of these problems, each line shortened
+    /// ([`crate::message::shorten`]): a huge value in a bundle makes a short
+    /// error.
+    pub fn new(diagnostics: Vec<String>) -> Self {
+        Self {
+            diagnostics: diagnostics
+                .into_iter()
+                .map(|d| match crate::message::shorten(&d) {
+                    std::borrow::Cow::Borrowed(_) => d,
+                    std::borrow::Cow::Owned(short) => short,
+                })
+                .collect(),
+        }
+    }
+}
+
 impl fmt::Display for BundleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.diagnostics.join("\n"))

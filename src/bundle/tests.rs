@@ -336,3 +336,96 @@ fn a_dismantled_bundle_is_freed_with_a_pace_point_per_entity() {
         (entities + resources) as u64
     );
 }
+
+#[test]
+fn a_huge_value_makes_a_short_error() {
+    let name = "a".repeat(1_000_000);
+    let users = format!("- name: {name}\n  policies: [P{name}]\n");
+    let errs = errors(&[ACCOUNT, READ, ("users.yaml", &users)]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    for e in &errs {
+        assert!(e.len() < 400, "{} bytes: {}", e.len(), &e[..200]);
+    }
+    assert!(
+        errs[0].starts_with(&format!(
+            "users.yaml:1:9: user name `{}…` (1000000 bytes) ",
+            "a".repeat(crate::message::QUOTE_CHARS)
+        )),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].contains(&format!(
+            "unknown managed policy `P{}…` (1000001 bytes)",
+            "a".repeat(crate::message::QUOTE_CHARS - 1)
+        )),
+        "{}",
+        errs[1]
+    );
+}
+
+#[test]
+fn a_policy_with_errors_is_reported_once_not_as_unknown_everywhere() {
+    let broken = (
+        "policies/Read.json",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Alow","Action":"docs:Get*","Resource":"*"}]}"#,
+    );
+    let scp = (
+        "scps/Guard.json",
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*""#,
+    );
+    let errs = errors(&[
+        (
+            "bundle.yaml",
+            "account: \"123456789012\"\norganization:\n  - [Guard]\n",
+        ),
+        broken,
+        scp,
+        (
+            "users.yaml",
+            "- name: a\n  policies: [Read]\n- name: b\n  boundary: Read\n- name: c\n  policies: [read]\n",
+        ),
+    ]);
+    // The files' own errors, and the reference in another case; never
+    // "unknown managed policy `Read`: did you mean `Read`?".
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].starts_with(
+            "policies/Read.json:1:48: statement 0: `Effect` is `Allow` or `Deny`, found `Alow`"
+        ),
+        "{errs:#?}"
+    );
+    assert!(errs[1].starts_with("scps/Guard.json:"), "{errs:#?}");
+    assert!(
+        errs[2].contains("unknown managed policy `read`: did you mean `Read`?"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn policy_errors_are_reported_beside_a_broken_bundle_yaml() {
+    let broken = (
+        "policies/Read.json",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Alow","Action":"docs:Get*","Resource":"*"}]}"#,
+    );
+    let errs = errors(&[
+        ("bundle.yaml", "acount: \"123456789012\"\n"),
+        broken,
+        ("users.yaml", "- name: a\n  groups: 5\n"),
+    ]);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("bundle.yaml:1:1: unknown field `acount`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("users.yaml:2:11: ")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("policies/Read.json:1:48: ")),
+        "{errs:#?}"
+    );
+}

@@ -166,22 +166,26 @@ pub fn policy(file: &str, text: &str, kind: LoneKind) -> Vec<Finding> {
     };
     let source = Source::new(file, text);
     match crate::policy::Policy::parse(&source, policy_kind) {
-        Err(e) => e
-            .diagnostics
-            .into_iter()
-            .map(|d| Finding {
-                rule: &rules::LOAD,
-                place: Place {
-                    file: d.file,
-                    line: d.location.line,
-                    column: d.location.column,
-                },
-                policy: d.policy,
-                statement: d.statement,
-                message: d.message,
-                fix: None,
-            })
-            .collect(),
+        Err(e) => {
+            let mut findings: Vec<Finding> = e
+                .diagnostics
+                .into_iter()
+                .map(|d| Finding {
+                    rule: &rules::LOAD,
+                    place: Place {
+                        file: d.file,
+                        line: d.location.line,
+                        column: d.location.column,
+                    },
+                    policy: d.policy,
+                    statement: d.statement,
+                    message: d.message,
+                    fix: None,
+                })
+                .collect();
+            sort(&mut findings);
+            findings
+        }
         Ok(p) => {
             let catalog = Catalog::lone(crate::bundle::catalog::Document {
                 label: format!("policy `{file}`"),
@@ -220,7 +224,15 @@ pub fn rules() -> &'static [&'static Rule] {
     rules::ALL
 }
 
+/// Findings in file order, each message shortened
+/// ([`crate::message::shorten`]).
 fn sort(findings: &mut [Finding]) {
+    for f in findings.iter_mut() {
+        shorten(&mut f.message);
+        if let Some(p) = &mut f.policy {
+            shorten(p);
+        }
+    }
     findings.sort_by(|a, b| {
         (&a.place.file, a.place.line, a.place.column, a.rule.code).cmp(&(
             &b.place.file,
@@ -229,6 +241,12 @@ fn sort(findings: &mut [Finding]) {
             b.rule.code,
         ))
     });
+}
+
+fn shorten(text: &mut String) {
+    if let std::borrow::Cow::Owned(short) = crate::message::shorten(text) {
+        *text = short;
+    }
 }
 
 /// A bundle's load errors (`file:line:column: message` lines) as findings,

@@ -745,29 +745,33 @@ fn principals(out: &mut Out<'_>, doc: &Doc<'_>, s: &Stmt, catalog: &Catalog) {
 /// W009, W010: statements of one policy that repeat or cover each other.
 fn within(out: &mut Out<'_>, doc: &Doc<'_>) {
     let keys: Vec<String> = doc.statements.iter().map(canonical).collect();
+    let mut first_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let outers = ByAction::new(doc.statements.iter().enumerate());
     for (j, s) in doc.statements.iter().enumerate() {
-        if let Some(i) = keys[..j].iter().position(|k| *k == keys[j]) {
-            let first = &doc.statements[i];
+        let first = *first_of.entry(keys[j].as_str()).or_insert(j);
+        if first != j {
             out.add(
                 &DUPLICATE,
                 doc,
                 s.raw.at,
                 Some(s),
-                format!("repeats {}", describe(first)),
+                format!("repeats {}", describe(&doc.statements[first])),
                 "delete one of the two",
             );
             continue;
         }
-        let cover = doc.statements.iter().enumerate().find(|(i, t)| {
-            *i != j
-                && keys[*i] != keys[j]
+        let cover = outers.candidates(s).find_map(|i| {
+            let t = doc.statements.get(i)?;
+            (i != j
+                && keys[i] != keys[j]
                 && (s.allow && t.allow || s.deny && t.deny)
                 && same_principals(s, t)
                 && covers(t, s, true)
                 // Of two statements covering each other, keep the first.
-                && !(covers(s, t, true) && *i > j)
+                && !(covers(s, t, true) && i > j))
+                .then_some(t)
         });
-        if let Some((_, t)) = cover {
+        if let Some(t) = cover {
             out.add(
                 &REDUNDANT,
                 doc,
@@ -777,6 +781,69 @@ fn within(out: &mut Out<'_>, doc: &Doc<'_>) {
                 "delete it, or narrow the other statement",
             );
         }
+    }
+}
+
+/// Statements indexed by the literal start of their action patterns, so
+/// that the rules asking "which statement covers this one" look only at
+/// statements that could (asking every statement of a policy for every
+/// other made `iamd validate` quadratic: 11 s for one policy of 8,000
+/// statements). A statement is found under each of its actions' keys: `*`
+/// under the empty key, `svc:get*` under `svc:get`, any other pattern
+/// under itself; an action is covered ([`pattern_covers`]) only by a
+/// pattern whose key is one of its prefixes.
+struct ByAction {
+    keys: std::collections::HashMap<String, Vec<usize>>,
+    /// The longest key, in bytes: no prefix beyond it needs a lookup.
+    longest: usize,
+}
+
+impl ByAction {
+    /// Indexes `statements` (index, statement), in ascending index order.
+    fn new<'s>(statements: impl Iterator<Item = (usize, &'s Stmt)>) -> Self {
+        let mut keys: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, s) in statements {
+            for a in s.actions() {
+                let lower = a.v.to_lowercase();
+                let key = match lower.strip_suffix('*') {
+                    _ if lower == "*" => "",
+                    Some(prefix) if !prefix.contains(['*', '?']) => prefix,
+                    _ => lower.as_str(),
+                };
+                let list = keys.entry(key.to_owned()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        let longest = keys.keys().map(String::len).max().unwrap_or(0);
+        Self { keys, longest }
+    }
+
+    /// The indexes of the statements that may cover every action of
+    /// `inner`, ascending, each once: those that may cover its first
+    /// action (none when it names no `Action`: it cannot be covered).
+    fn candidates(&self, inner: &Stmt) -> impl Iterator<Item = usize> + use<> {
+        inner
+            .actions()
+            .first()
+            .map(|a| self.for_action(&a.v.to_lowercase()))
+            .unwrap_or_default()
+            .into_iter()
+    }
+
+    /// The statements that may cover `action` (lowercase), ascending.
+    fn for_action(&self, action: &str) -> Vec<usize> {
+        let mut found: Vec<usize> = (0..=action.len().min(self.longest))
+            .filter(|&k| action.is_char_boundary(k))
+            .filter_map(|k| self.keys.get(&action[..k]))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 }
 
@@ -904,6 +971,8 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, holders: &Holders<'_>, docs: &
         .filter_map(|&i| docs.get(i)?.as_ref())
         .flat_map(|d| d.statements.iter().filter(|s| s.deny).map(move |s| (d, s)))
         .collect();
+    let scp_index = ByAction::new(scp_denies.iter().map(|(_, d)| *d).enumerate());
+    let denies = Denies::new(docs, |d| d.deny);
     for (id, doc) in docs.iter().enumerate() {
         let Some(doc) = doc else { continue };
         if doc.doc.role == DocumentRole::Scp {
@@ -911,14 +980,14 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, holders: &Holders<'_>, docs: &
         }
         let sets = holders.sets(id);
         for s in doc.statements.iter().filter(|s| s.allow) {
-            let same = doc
-                .statements
-                .iter()
-                .find(|d| d.deny && same_principals(d, s) && covers(d, s, true))
+            let same = denies
+                .covering(id, s)
+                .find(|d| same_principals(d, s) && covers(d, s, true))
                 .map(|d| format!("{} of this policy", describe(d)));
             let scp = || {
-                scp_denies
-                    .iter()
+                scp_index
+                    .candidates(s)
+                    .filter_map(|i| scp_denies.get(i))
                     .find(|(_, d)| covers(d, s, false))
                     .map(|(sd, d)| format!("{} of {}", describe(d), sd.doc.label))
             };
@@ -928,10 +997,9 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, holders: &Holders<'_>, docs: &
                 for set in &sets {
                     let hit = set.iter().filter(|&&j| j != id).find_map(|&j| {
                         let other = docs.get(j)?.as_ref()?;
-                        other
-                            .statements
-                            .iter()
-                            .find(|d| d.deny && covers(d, s, false))
+                        denies
+                            .covering(j, s)
+                            .find(|d| covers(d, s, false))
                             .map(|d| format!("{} of {}", describe(d), other.doc.label))
                     });
                     match hit {
@@ -952,6 +1020,63 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, holders: &Holders<'_>, docs: &
                 );
             }
         }
+    }
+}
+
+/// For each document, the statements of one kind (its Denies, its Denies
+/// with an MFA condition), indexed by action when first asked for.
+struct Denies<'d, 'c> {
+    docs: &'d [Option<Doc<'c>>],
+    kind: fn(&Stmt) -> bool,
+    indexes: Vec<std::cell::OnceCell<ByAction>>,
+}
+
+impl<'d, 'c> Denies<'d, 'c> {
+    fn new(docs: &'d [Option<Doc<'c>>], kind: fn(&Stmt) -> bool) -> Self {
+        Self {
+            docs,
+            kind,
+            indexes: docs.iter().map(|_| std::cell::OnceCell::new()).collect(),
+        }
+    }
+
+    fn statements(&self, id: usize) -> &'d [Stmt] {
+        self.docs
+            .get(id)
+            .and_then(Option::as_ref)
+            .map_or(&[], |d| d.statements.as_slice())
+    }
+
+    fn index(&self, id: usize) -> Option<&ByAction> {
+        let statements = self.statements(id);
+        let kind = self.kind;
+        Some(
+            self.indexes.get(id)?.get_or_init(|| {
+                ByAction::new(statements.iter().enumerate().filter(|(_, s)| kind(s)))
+            }),
+        )
+    }
+
+    /// Document `id`'s statements of this kind that may cover `inner`, in
+    /// order.
+    fn covering(&self, id: usize, inner: &Stmt) -> impl Iterator<Item = &'d Stmt> {
+        let statements = self.statements(id);
+        self.index(id)
+            .map(|x| x.candidates(inner).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(move |i| statements.get(i))
+    }
+
+    /// Document `id`'s statements of this kind that may cover `action`
+    /// (lowercase), in order.
+    fn for_action(&self, id: usize, action: &str) -> impl Iterator<Item = &'d Stmt> {
+        let statements = self.statements(id);
+        self.index(id)
+            .map(|x| x.for_action(action))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(move |i| statements.get(i))
     }
 }
 
@@ -1069,13 +1194,12 @@ fn mfa(
     docs: &[Option<Doc<'_>>],
     guardrail: impl Fn(usize, &Doc<'_>) -> bool,
 ) {
-    let guards = |d: &Doc<'_>, action: &str| {
-        d.statements.iter().any(|g| {
-            g.deny
-                && g.has_key(MFA_KEYS)
-                && g.actions()
-                    .iter()
-                    .any(|ga| pattern_covers(&ga.v.to_lowercase(), action, 0))
+    let mfa_denies = Denies::new(docs, |g| g.deny && g.has_key(MFA_KEYS));
+    let guards = |id: usize, action: &str| {
+        mfa_denies.for_action(id, action).any(|g| {
+            g.actions()
+                .iter()
+                .any(|ga| pattern_covers(&ga.v.to_lowercase(), action, 0))
         })
     };
     for (id, doc) in docs.iter().enumerate() {
@@ -1089,13 +1213,11 @@ fn mfa(
         // holds it.
         let sets = holders.sets(id);
         let guarded = |action: &str| {
-            guards(doc, action)
+            guards(id, action)
                 || (!sets.is_empty()
-                    && sets.iter().all(|set| {
-                        set.iter()
-                            .filter_map(|&j| docs.get(j)?.as_ref())
-                            .any(|d| guards(d, action))
-                    }))
+                    && sets
+                        .iter()
+                        .all(|set| set.iter().any(|&j| guards(j, action))))
         };
         for s in doc
             .statements

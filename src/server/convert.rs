@@ -60,7 +60,11 @@ pub(crate) fn decide(
             revision,
             determining: Vec::new(),
             denied_by: "principal".into(),
-            reason: format!("principal `{}` is not in the bundle", req.principal),
+            reason: crate::message::shorten(&format!(
+                "principal `{}` is not in the bundle",
+                req.principal
+            ))
+            .into_owned(),
             explanation: req.explain.then(|| pb::Explanation {
                 layer: "principal".into(),
                 ..Default::default()

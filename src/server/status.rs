@@ -11,7 +11,9 @@ pub fn no_bundle() -> Status {
     )
 }
 
-/// A malformed request.
+/// A malformed request. The message quotes the caller's values, shortened
+/// ([`crate::message::shorten`]): a megabyte principal makes a short
+/// status, never a trailer too large to send.
 pub fn invalid(e: InvalidRequest) -> Status {
-    Status::invalid_argument(e.0)
+    Status::invalid_argument(crate::message::shorten(&e.0).into_owned())
 }

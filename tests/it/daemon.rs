@@ -376,6 +376,27 @@ async fn malformed_requests_are_invalid_arguments() {
         "{}",
         e.message()
     );
+    // A megabyte value quoted in the error makes a short status, and a
+    // megabyte unknown principal a short reason.
+    let huge = "a".repeat(1 << 20);
+    let e = c
+        .authorize(req("user/alice", &huge, "*", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().len() < 300, "{} bytes", e.message().len());
+    assert!(
+        e.message()
+            .contains("…` (1048576 bytes) is not `service:Action`"),
+        "{}",
+        e.message()
+    );
+    let r = c
+        .authorize(req(&format!("user/{huge}"), "docs:Get", "*", &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.reason.len() < 300, "{} bytes", r.reason.len());
     d.stop().await;
 }
 

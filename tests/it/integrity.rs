@@ -415,3 +415,39 @@ fn daemon_files_that_are_not_regular_files_are_refused() {
     let e = iamd::tls::Tls::load(files).unwrap_err().to_string();
     assert_eq!(e, "/dev/zero: is a device: give a regular file");
 }
+
+#[test]
+fn a_rejected_bundle_reports_a_bounded_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    good(&dir);
+    let store = Store::new();
+    let mut reloader = Reloader::new(&dir, store.clone()).with_settle(Duration::ZERO);
+    assert!(matches!(
+        reloader.reload(Trigger::Start),
+        Outcome::Loaded(_)
+    ));
+    // 150 errors, each quoting a 100 KB name.
+    let long = "g".repeat(100_000);
+    let users: String = (0..150)
+        .map(|i| format!("- name: u{i}\n  groups: [{long}{i}]\n"))
+        .collect();
+    write(&dir, "users.yaml", &users);
+    let Outcome::Failed(all) = reloader.reload(Trigger::Signal) else {
+        panic!("the bundle loaded");
+    };
+    assert_eq!(all.len(), 150);
+    let status = store.status();
+    let kept = &status.last_failure.as_ref().unwrap().errors;
+    assert_eq!(kept.len(), iamd::reload::REPORTED_ERRORS + 1);
+    assert!(
+        kept.last()
+            .unwrap()
+            .starts_with("… and 50 more errors: `iamd validate "),
+        "{kept:?}"
+    );
+    let bytes: usize = kept.iter().map(String::len).sum();
+    assert!(bytes < 100 * 300, "{bytes} bytes of errors kept");
+    // The good bundle still serves.
+    assert!(store.bundle().is_some());
+}
