@@ -429,3 +429,42 @@ fn policy_errors_are_reported_beside_a_broken_bundle_yaml() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn a_policy_at_the_size_quota_may_be_all_policy_variables() {
+    // 375 variables in one Resource: the document is just under the
+    // 6,144-character quota of a managed policy.
+    let path = "/${aws:username}".repeat(375);
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"docs:GetDocument","Resource":"arn:acme:docs:eu-1:123456789012:doc{path}"}}]}}"#
+    );
+    assert!(
+        policy.len() <= 6144 && policy.len() > 6000,
+        "{}",
+        policy.len()
+    );
+    let dir = write(&[
+        ACCOUNT,
+        ("policies/Own.json", &policy),
+        ("users.yaml", "- name: alice\n  policies: [Own]\n"),
+    ]);
+    let b = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let ask = |resource: &str| {
+        let case = format!(
+            r#"{{"request":{{"principal":"user/alice","action":"docs:GetDocument","resource":"{resource}"}}}}"#
+        );
+        crate::simulate::run_bundle(
+            &crate::json::Source::new("case", &case),
+            &b,
+            jiff::Timestamp::now(),
+        )
+        .decision
+    };
+    let own = format!(
+        "arn:acme:docs:eu-1:123456789012:doc{}",
+        "/alice".repeat(375)
+    );
+    assert_eq!(ask(&own), "Allowed");
+    let other = format!("{}/bob", &own[..own.len() - 6]);
+    assert_eq!(ask(&other), "ImplicitlyDenied");
+}

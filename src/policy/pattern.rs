@@ -5,8 +5,10 @@
 use crate::arn::Arn;
 use crate::context::{Context, Values};
 
-/// The most policy variables one value may hold.
-pub(crate) const MAX_VARIABLES: usize = 8;
+/// Policy variables resolved once, on the stack, before a match: a value
+/// with more (AWS sets no limit) resolves each one where the match reads
+/// it, also without allocating.
+pub(crate) const INLINE_VARIABLES: usize = 8;
 
 /// How a pattern's text is read.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +35,7 @@ enum Piece {
     Lit(Box<str>),
     Star,
     One,
-    Var(u8),
+    Var(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +69,6 @@ pub(crate) struct Pattern {
 pub(crate) enum PatternError {
     EmptyVariable,
     BadVariable(String),
-    TooManyVariables,
 }
 
 impl std::fmt::Display for PatternError {
@@ -81,9 +82,6 @@ impl std::fmt::Display for PatternError {
                 f,
                 "invalid policy variable `${{{v}}}`: write `${{key}}` or `${{key, 'default'}}`"
             ),
-            Self::TooManyVariables => {
-                write!(f, "more than {MAX_VARIABLES} policy variables in one value")
-            }
         }
     }
 }
@@ -106,11 +104,12 @@ impl Pattern {
                     "*" | "?" | "$" => lit.push_str(inner),
                     _ => {
                         let var = parse_variable(inner)?;
-                        if variables.len() >= MAX_VARIABLES {
-                            return Err(PatternError::TooManyVariables);
-                        }
                         flush(&mut lit, &mut pieces, syntax.fold);
-                        pieces.push(Piece::Var(variables.len() as u8));
+                        // A value is at most a policy's size: far fewer
+                        // than u32::MAX variables.
+                        pieces.push(Piece::Var(
+                            u32::try_from(variables.len()).unwrap_or(u32::MAX),
+                        ));
                         variables.push(var);
                     }
                 }
@@ -185,8 +184,8 @@ impl Pattern {
                         .is_some_and(|tail| eq(tail, s, self.fold))
             }
             Strategy::Glob => glob(&Plain(&self.pieces), text, self.fold),
-            Strategy::Template => {
-                let mut resolved: [&str; MAX_VARIABLES] = [""; MAX_VARIABLES];
+            Strategy::Template if self.variables.len() <= INLINE_VARIABLES => {
+                let mut resolved: [&str; INLINE_VARIABLES] = [""; INLINE_VARIABLES];
                 for (slot, var) in resolved.iter_mut().zip(self.variables.iter()) {
                     match resolve(var, ctx) {
                         Some(v) => *slot = v,
@@ -197,6 +196,20 @@ impl Pattern {
                     &Resolved {
                         pieces: &self.pieces,
                         resolved: &resolved,
+                    },
+                    text,
+                    self.fold,
+                )
+            }
+            Strategy::Template => {
+                if self.variables.iter().any(|v| resolve(v, ctx).is_none()) {
+                    return false;
+                }
+                glob(
+                    &Lazy {
+                        pieces: &self.pieces,
+                        variables: &self.variables,
+                        ctx,
                     },
                     text,
                     self.fold,
@@ -314,7 +327,7 @@ impl<'a> Pieces<'a> for Plain<'a> {
 
 struct Resolved<'a> {
     pieces: &'a [Piece],
-    resolved: &'a [&'a str; MAX_VARIABLES],
+    resolved: &'a [&'a str],
 }
 
 impl<'a> Pieces<'a> for Resolved<'a> {
@@ -325,9 +338,42 @@ impl<'a> Pieces<'a> for Resolved<'a> {
         match self.pieces.get(i) {
             Some(Piece::Lit(s)) => P::Lit(s),
             Some(Piece::One) => P::One,
-            Some(Piece::Var(v)) => {
-                P::Lit(self.resolved.get(usize::from(*v)).copied().unwrap_or(""))
-            }
+            Some(Piece::Var(v)) => P::Lit(
+                usize::try_from(*v)
+                    .ok()
+                    .and_then(|v| self.resolved.get(v))
+                    .copied()
+                    .unwrap_or(""),
+            ),
+            Some(Piece::Star) | None => P::Star,
+        }
+    }
+}
+
+/// The pieces of a template with more than [`INLINE_VARIABLES`]
+/// variables: each variable looked up in the context when the match reads
+/// it (every one is known to resolve).
+struct Lazy<'a> {
+    pieces: &'a [Piece],
+    variables: &'a [Variable],
+    ctx: &'a Context,
+}
+
+impl<'a> Pieces<'a> for Lazy<'a> {
+    fn len(&self) -> usize {
+        self.pieces.len()
+    }
+    fn get(&self, i: usize) -> P<'a> {
+        match self.pieces.get(i) {
+            Some(Piece::Lit(s)) => P::Lit(s),
+            Some(Piece::One) => P::One,
+            Some(Piece::Var(v)) => P::Lit(
+                usize::try_from(*v)
+                    .ok()
+                    .and_then(|v| self.variables.get(v))
+                    .and_then(|var| resolve(var, self.ctx))
+                    .unwrap_or(""),
+            ),
             Some(Piece::Star) | None => P::Star,
         }
     }
