@@ -63,7 +63,8 @@ impl BundleFiles {
     ///   time, inode); if not, a writer or a swap came between, and the read
     ///   starts again (a few times, then an error).
     /// - A file modified less than `settle` ago may still be being written:
-    ///   the read waits until it is `settle` old.
+    ///   the read waits until it is `settle` old. Not through `..data`: a
+    ///   version swapped in is complete.
     /// - Only regular files are read, without blocking (a FIFO is an error,
     ///   not a hang; a device is an error, not an endless read), each up to
     ///   [`ReadLimits::file_bytes`], the whole bundle up to
@@ -109,6 +110,7 @@ impl BundleFiles {
                 continue;
             }
             if let Some(newest) = reader.newest
+                && !root.swapped
                 && let Ok(age) = SystemTime::now().duration_since(newest)
                 && age < settle
             {
@@ -248,6 +250,9 @@ struct Root {
     file: bool,
     /// Device and inode of the resolved root.
     id: (u64, u64),
+    /// Read through `..data`: a version its writer finished before
+    /// swapping it in (the kubelet's protocol), never edited in place.
+    swapped: bool,
 }
 
 impl Root {
@@ -258,7 +263,9 @@ impl Root {
         // The kubelet's layout: every name is a link through `..data`, which
         // it swaps at once; read the version `..data` names, resolved once.
         let data = dir.join("..data");
-        let base = match std::fs::symlink_metadata(&data) {
+        let found = std::fs::symlink_metadata(&data);
+        let swapped = found.is_ok();
+        let base = match found {
             Ok(_) => data,
             Err(e)
                 if matches!(
@@ -282,6 +289,7 @@ impl Root {
             path,
             file: meta.is_file(),
             id: (meta.dev(), meta.ino()),
+            swapped,
         })
     }
 }

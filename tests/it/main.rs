@@ -23,6 +23,7 @@ mod python;
 mod python_client;
 mod reload;
 mod sessions;
+mod soak;
 mod suite;
 mod telemetry;
 mod tls;
