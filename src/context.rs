@@ -58,6 +58,7 @@ pub struct Context {
 
 /// The global condition keys that follow from a principal:
 /// `aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:PrincipalType`,
+/// `aws:PrincipalIsAWSService` (`true` for a service principal),
 /// `aws:username` (IAM users only), `aws:userid` (the root user's account
 /// id), a web identity's `aws:FederatedProvider` and `spiffe:sub`, and the
 /// principal's tags as `aws:PrincipalTag/KEY`.
@@ -255,6 +256,14 @@ impl Facts {
             ("aws:PrincipalType", "aws:principaltype"),
             kind.principal_type(),
         );
+        put(
+            ("aws:PrincipalIsAWSService", "aws:principalisawsservice"),
+            if kind == PrincipalKind::Service {
+                "true"
+            } else {
+                "false"
+            },
+        );
         let account = ("aws:PrincipalAccount", "aws:principalaccount");
         match kind {
             PrincipalKind::Anonymous => put(account, "anonymous"),
@@ -345,6 +354,7 @@ fn is_fact_key(folded: &str) -> bool {
         "aws:principalarn",
         "aws:principalaccount",
         "aws:principaltype",
+        "aws:principalisawsservice",
         "aws:username",
         "aws:federatedprovider",
         "spiffe:sub",
@@ -402,6 +412,31 @@ mod tests {
             assert_eq!(
                 ctx.get("AWS:CURRENTTIME"),
                 Some(Values::Single("2027-01-15T08:00:00Z"))
+            );
+        }
+    }
+
+    #[test]
+    fn whether_the_caller_is_a_service_is_a_fact_a_caller_cannot_claim() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        for (who, service) in [
+            ("arn:aws:iam::111122223333:user/mallory", "false"),
+            ("*", "false"),
+            ("cloudtrail.amazonaws.com", "true"),
+        ] {
+            let principal = crate::arn::Principal::parse(who).unwrap();
+            // A server: the fact wins over the caller's claim.
+            let mut ctx = Context::new();
+            ctx.insert(
+                "aws:PrincipalIsAWSService",
+                ContextValue::Single("true".into()),
+            )
+            .unwrap();
+            add_request_facts(&mut ctx, &principal, now, true);
+            assert_eq!(
+                ctx.get("aws:PrincipalIsAWSService"),
+                Some(Values::Single(service)),
+                "{who}"
             );
         }
     }

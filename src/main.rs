@@ -242,8 +242,8 @@ struct ValidateArgs {
     #[arg(long)]
     deny_warnings: bool,
     /// What a lone policy file is: `identity`, `resource`, `trust`,
-    /// `boundary` or `scp`.
-    #[arg(long, default_value = "identity", value_parser = ["identity", "resource", "trust", "boundary", "scp"])]
+    /// `boundary`, `scp` or `rcp`.
+    #[arg(long, default_value = "identity", value_parser = ["identity", "resource", "trust", "boundary", "scp", "rcp"])]
     kind: String,
 }
 
@@ -663,6 +663,7 @@ fn validate(args: &ValidateArgs) -> io::Result<ExitCode> {
         "trust" => LoneKind::Trust,
         "boundary" => LoneKind::Boundary,
         "scp" => LoneKind::Scp,
+        "rcp" => LoneKind::Rcp,
         _ => LoneKind::Identity,
     };
     let findings = lint::paths(&args.paths, kind);

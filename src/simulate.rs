@@ -6,7 +6,7 @@
 //! ```json
 //! {"identityPolicies": [POLICY], "resourcePolicy": POLICY,
 //!  "permissionBoundaries": [POLICY], "sessionPolicy": POLICY,
-//!  "scps": [[POLICY], [POLICY]],
+//!  "scps": [[POLICY], [POLICY]], "rcps": [[POLICY], []],
 //!  "request": {"principal": "arn:aws:iam::111122223333:user/alice",
 //!              "action": "docs:GetDocument",
 //!              "resource": "arn:aws:docs:us-east-1:111122223333:doc/1",
@@ -35,6 +35,7 @@ pub struct Case {
     boundary: Option<StatementSet>,
     session: Option<StatementSet>,
     scps: Vec<StatementSet>,
+    rcps: Vec<StatementSet>,
     principal: Principal,
     action: String,
     resource_arn: String,
@@ -94,6 +95,7 @@ const CASE_KEYS: &[&str] = &[
     "permissionBoundaries",
     "sessionPolicy",
     "scps",
+    "rcps",
     "request",
 ];
 const REQUEST_KEYS: &[&str] = &[
@@ -152,24 +154,28 @@ impl Case {
         let session = get("sessionPolicy")
             .and_then(|v| r.policy(v, PolicyKind::Session, "session".into()))
             .map(|p| StatementSet::new([p]));
-        let scps = match get("scps") {
+        let mut levels = |key: &str, kind: PolicyKind, layer: &str| match get(key) {
             None => Vec::new(),
             Some(Value::Array(levels)) => levels
                 .elements
                 .iter()
                 .enumerate()
                 .map(|(i, level)| {
-                    StatementSet::new(r.policy_list(level, PolicyKind::Scp, &format!("scp[{i}]")))
+                    StatementSet::new(r.policy_list(level, kind, &format!("{layer}[{i}]")))
                 })
                 .collect(),
             Some(v) => {
                 r.error(
                     json::start(v),
-                    "`scps` is an array of levels (root first), each an array of policies",
+                    format!(
+                        "`{key}` is an array of levels (root first), each an array of policies"
+                    ),
                 );
                 Vec::new()
             }
         };
+        let scps = levels("scps", PolicyKind::Scp, "scp");
+        let rcps = levels("rcps", PolicyKind::Rcp, "rcp");
 
         let mut request = None;
         match get("request") {
@@ -231,6 +237,7 @@ impl Case {
             boundary,
             session,
             scps,
+            rcps,
             principal,
             action,
             resource_arn,
@@ -246,6 +253,7 @@ impl Case {
             boundary: self.boundary.as_ref(),
             session: self.session.as_ref(),
             scps: &self.scps,
+            rcps: &self.rcps,
         }
     }
 

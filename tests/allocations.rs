@@ -46,12 +46,18 @@ fn main() {
         PolicyKind::Scp,
         r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
     )];
+    // An RCP level whose Deny does not apply to this caller.
+    let rcps = [set(
+        PolicyKind::Rcp,
+        r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"docs:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalAccount":"123456789012"}}}}"#,
+    )];
     let layers = Layers {
         identity: Some(&identity),
         resource: Some(&resource),
         boundary: Some(&boundary),
         session: None,
         scps: &scps,
+        rcps: &rcps,
     };
     let alice = Principal::parse("arn:aws:iam::123456789012:user/alice").unwrap();
     let mut ctx = Context::new();

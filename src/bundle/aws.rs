@@ -268,6 +268,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             partition: Some(partition_spanned),
             revision: None,
             organization: Vec::new(),
+            resource_controls: Vec::new(),
             limits: RawLimits::default(),
         },
         users: users.into_iter().map(|u| (file.to_owned(), u)).collect(),
@@ -276,6 +277,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
         resources: Vec::new(),
         managed,
         scps: Vec::new(),
+        rcps: Vec::new(),
         aws: true,
     })
 }

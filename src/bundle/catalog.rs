@@ -21,6 +21,8 @@ pub enum DocumentRole {
     Resource,
     /// A service control policy (`scps/`).
     Scp,
+    /// A resource control policy (`rcps/`).
+    Rcp,
 }
 
 /// A compiled policy document and where it was written.

@@ -373,7 +373,7 @@ impl Reader<'_> {
         for part in ["users.d", "groups.d", "roles.d", "resources.d"] {
             self.read_subdir(part, &[".yaml", ".yml", ".json"], &mut texts, &mut problems);
         }
-        for sub in ["policies", "scps", "documents"] {
+        for sub in ["policies", "scps", "rcps", "documents"] {
             self.read_subdir(sub, &[".json"], &mut texts, &mut problems);
         }
         if problems.is_empty() && !texts.keys().any(|k| k.starts_with("bundle.")) {
@@ -589,6 +589,7 @@ pub(crate) struct Parts {
     pub resources: Vec<(String, RawResource)>,
     pub managed: Vec<DocumentSource>,
     pub scps: Vec<DocumentSource>,
+    pub rcps: Vec<DocumentSource>,
     /// The bundle is an AWS export (hints name its lists, not files).
     pub aws: bool,
 }
@@ -692,6 +693,7 @@ impl Loader<'_> {
         };
         let managed: Vec<DocumentSource> = docs("policies");
         let scps: Vec<DocumentSource> = docs("scps");
+        let rcps: Vec<DocumentSource> = docs("rcps");
         let Some((account_file, account)) = account else {
             // No account to build a bundle for: still report every error
             // of the policy files, with the default limits.
@@ -707,6 +709,9 @@ impl Loader<'_> {
             for doc in &scps {
                 self.policy_file(doc, PolicyKind::Scp, None, "");
             }
+            for doc in &rcps {
+                self.policy_file(doc, PolicyKind::Rcp, None, "");
+            }
             return None;
         };
         Some(Parts {
@@ -718,6 +723,7 @@ impl Loader<'_> {
             resources,
             managed,
             scps,
+            rcps,
             aws: false,
         })
     }
@@ -737,6 +743,7 @@ impl Loader<'_> {
             resources,
             managed: managed_docs,
             scps: scp_sources,
+            rcps: rcp_sources,
             aws,
         } = parts;
         // Freed an entry at a time when this returns, either way: the raw
@@ -747,7 +754,11 @@ impl Loader<'_> {
             PacedDrop(roles),
             PacedDrop(resources),
         );
-        let (managed_docs, scp_sources) = (PacedDrop(managed_docs), PacedDrop(scp_sources));
+        let (managed_docs, scp_sources, rcp_sources) = (
+            PacedDrop(managed_docs),
+            PacedDrop(scp_sources),
+            PacedDrop(rcp_sources),
+        );
         let limits = limits(&account.limits);
         let account_id = account.account.value.clone();
         if !is_account_id(&account_id) {
@@ -794,6 +805,16 @@ impl Loader<'_> {
                 scp_docs.insert(doc.name.clone(), p);
             } else {
                 broken_scps.insert(doc.name.clone());
+            }
+        }
+        let mut rcp_docs: FxHashMap<String, Arc<Policy>> = FxHashMap::default();
+        let mut broken_rcps: FxHashSet<String> = FxHashSet::default();
+        for doc in rcp_sources.iter() {
+            crate::pace::point();
+            if let Some(p) = self.policy_file(doc, PolicyKind::Rcp, None, "") {
+                rcp_docs.insert(doc.name.clone(), p);
+            } else {
+                broken_rcps.insert(doc.name.clone());
             }
         }
         let lookup = |this: &mut Self, file: &str, r: Ref<'_>| -> Option<Arc<Policy>> {
@@ -845,6 +866,26 @@ impl Loader<'_> {
                 ));
             }
             scps.push(StatementSet::new(docs));
+        }
+
+        // RCP levels: `RCPFullAWSAccess` is implicit at each, so a level
+        // may list none.
+        let mut rcps = Vec::new();
+        for level in &account.resource_controls {
+            let mut docs = Vec::new();
+            for name in &level.value {
+                match rcp_docs.get(&name.value) {
+                    Some(p) => docs.push(p.clone()),
+                    None if broken_rcps.contains(&name.value) => {}
+                    None => self.problems.push(format!(
+                        "{}: unknown RCP `{}`: add `rcps/{}.json`",
+                        yaml_at(&account_file, &name.referenced),
+                        name.value,
+                        name.value
+                    )),
+                }
+            }
+            rcps.push(StatementSet::new(docs));
         }
 
         // Groups.
@@ -1078,6 +1119,7 @@ impl Loader<'_> {
             exact_resources,
             pattern_resources,
             scps,
+            rcps,
             stats,
         };
         Ok((bundle, self.recorder))
@@ -1381,6 +1423,8 @@ impl Loader<'_> {
         let policy = Arc::new(policy.with_name(name));
         let label = if kind == PolicyKind::Scp {
             format!("SCP `{name}`")
+        } else if kind == PolicyKind::Rcp {
+            format!("RCP `{name}`")
         } else {
             format!("managed policy `{name}`")
         };
@@ -1399,6 +1443,7 @@ impl Loader<'_> {
         let Some(r) = &mut self.recorder else { return };
         let role = match kind {
             PolicyKind::Scp => DocumentRole::Scp,
+            PolicyKind::Rcp => DocumentRole::Rcp,
             PolicyKind::Resource if policy.name().ends_with("#trust") => DocumentRole::Trust,
             PolicyKind::Resource => DocumentRole::Resource,
             _ if policy.name().contains('#') => DocumentRole::Inline,

@@ -204,6 +204,8 @@ pub struct Bundle {
     /// Resource patterns, in file order: the first that matches applies.
     pattern_resources: Vec<(ArnPattern, Arc<StatementSet>)>,
     scps: Vec<StatementSet>,
+    /// RCP levels, root first: they guard this account's resources.
+    rcps: Vec<StatementSet>,
     stats: BundleStats,
 }
 
@@ -269,6 +271,11 @@ impl Bundle {
     /// The SCP levels, root first.
     pub fn scps(&self) -> &[StatementSet] {
         &self.scps
+    }
+
+    /// The RCP levels, from the organization root down to the account.
+    pub fn rcps(&self) -> &[StatementSet] {
+        &self.rcps
     }
 
     /// Finds a request's principal: a user or role ARN (with its path), a
@@ -373,6 +380,15 @@ impl Bundle {
             boundary: resolved.entity.boundary.as_ref(),
             session,
             scps: &self.scps,
+            // The account's RCPs guard its own resources, and those whose
+            // owner is not known (an S3 ARN asked for by an anonymous
+            // caller): a request on another account's resource meets that
+            // account's RCPs, not these.
+            rcps: if request.resource_account().is_none_or(|a| a == self.account) {
+                &self.rcps
+            } else {
+                &[]
+            },
         }
     }
 }

@@ -22,6 +22,9 @@ pub(crate) struct RawAccount {
     /// SCP names by level, from the organization root down to the account.
     #[serde(default)]
     pub organization: Vec<Spanned<Vec<Spanned<String>>>>,
+    /// RCP names by level, from the organization root down to the account.
+    #[serde(default)]
+    pub resource_controls: Vec<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub limits: RawLimits,
 }

@@ -468,3 +468,73 @@ fn a_policy_at_the_size_quota_may_be_all_policy_variables() {
     let other = format!("{}/bob", &own[..own.len() - 6]);
     assert_eq!(ask(&other), "ImplicitlyDenied");
 }
+
+#[test]
+fn rcps_guard_the_accounts_own_resources_by_level() {
+    let perimeter = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Perimeter","Effect":"Deny","Principal":"*","Action":"docs:*","Resource":"*","Condition":{"StringNotEqualsIfExists":{"aws:PrincipalOrgID":"o-acme"}}}]}"#;
+    let public = "- resource: arn:acme:docs:eu-1:123456789012:doc/public/*\n  policy:\n    Statement: {Effect: Allow, Principal: '*', Action: 'docs:GetDocument'}\n";
+    let dir = write(&[
+        (
+            "bundle.yaml",
+            "account: \"123456789012\"\nresourceControls:\n  - []\n  - [Perimeter]\n",
+        ),
+        ("rcps/Perimeter.json", perimeter),
+        READ,
+        ("users.yaml", "- name: alice\n  policies: [Read]\n"),
+        ("resources.yaml", public),
+    ]);
+    let b = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b.rcps().len(), 2);
+    let ask = |principal: &str, resource: &str, org: Option<&str>| {
+        let context = org.map_or_else(String::new, |o| {
+            format!(r#","context":{{"aws:PrincipalOrgID":"{o}"}}"#)
+        });
+        let case = format!(
+            r#"{{"request":{{"principal":"{principal}","action":"docs:GetDocument","resource":"{resource}"{context}}}}}"#
+        );
+        let a = crate::simulate::run_bundle(
+            &crate::json::Source::new("case", &case),
+            &b,
+            jiff::Timestamp::now(),
+        );
+        (a.decision, a.denied_by.unwrap_or_default())
+    };
+    let own = "arn:acme:docs:eu-1:123456789012:doc/public/x";
+    assert_eq!(ask("user/alice", own, Some("o-acme")).0, "Allowed");
+    assert_eq!(
+        ask("user/alice", own, Some("o-other")).0,
+        "ExplicitlyDenied"
+    );
+    // The headline case: a public resource, an anonymous caller.
+    assert_eq!(ask("*", own, None).0, "ExplicitlyDenied");
+    // Another account's resource meets that account's RCPs, not these:
+    // no explicit deny, only the missing grant of the other account.
+    let theirs = "arn:acme:docs:eu-1:999988887777:doc/x";
+    assert_eq!(
+        ask("user/alice", theirs, Some("o-other")),
+        ("ImplicitlyDenied", "resource".to_owned())
+    );
+
+    let errs = errors(&[
+        (
+            "bundle.yaml",
+            "account: \"123456789012\"\nresourceControls:\n  - [Perimetre]\n",
+        ),
+        ("rcps/Perimeter.json", perimeter),
+        (
+            "rcps/Grant.json",
+            r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}}"#,
+        ),
+    ]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].starts_with(
+            "rcps/Grant.json:1:24: statement 0: a resource control policy only denies"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].starts_with("bundle.yaml:3:6: unknown RCP `Perimetre`: add `rcps/Perimetre.json`"),
+        "{errs:#?}"
+    );
+}

@@ -167,7 +167,7 @@ impl StatementTrace {
     }
 }
 
-/// Every statement of every layer (SCP levels, resource, identity,
+/// Every statement of every layer (SCP levels, RCP levels, resource, identity,
 /// boundary, session), evaluated against `req`, in evaluation order.
 pub fn trace(layers: &Layers<'_>, req: &Request<'_>) -> Vec<StatementTrace> {
     let arn = Arn::parse(req.resource);

@@ -5,7 +5,8 @@
 //!
 //! Order (AWS IAM User Guide, "Policy evaluation logic"):
 //! 1. an explicit `Deny` in any layer decides (`EXPLICIT_DENY`);
-//! 2. every SCP level, root to account, must allow;
+//! 2. every SCP level, root to account, must allow (RCP levels only deny:
+//!    `RCPFullAWSAccess` allows at each);
 //! 3. a resource-based policy of the same account may allow on its own,
 //!    depending on how it names the principal ([`Grant`]);
 //! 4. otherwise the identity policies must allow, and the permissions
@@ -74,6 +75,15 @@ impl<'a> Request<'a> {
         self.resource
     }
 
+    /// The account that owns the resource, when known: the one given, else
+    /// the resource ARN's, else the principal's.
+    pub fn resource_account(&self) -> Option<&'a str> {
+        self.resource_account
+            .filter(|a| !a.is_empty())
+            .or_else(|| self.arn.map(|a| a.parts[4]).filter(|a| !a.is_empty()))
+            .or_else(|| Some(self.principal.account()).filter(|a| !a.is_empty()))
+    }
+
     /// The resource ARN split into its components; `None` when the
     /// resource is not an ARN (`*`).
     pub fn resource_arn(&self) -> Option<&arn::Arn<'a>> {
@@ -97,6 +107,11 @@ pub struct Layers<'a> {
     pub session: Option<&'a StatementSet>,
     /// SCPs by level, from the organization root down to the account.
     pub scps: &'a [StatementSet],
+    /// The resource's account's RCPs by level, from the organization root
+    /// down to the account (empty when the resource is not in an account
+    /// of the organization). Only their denies count: `RCPFullAWSAccess`
+    /// is implicit at every level.
+    pub rcps: &'a [StatementSet],
 }
 
 impl<'a> Layers<'a> {
@@ -117,18 +132,26 @@ impl<'a> Layers<'a> {
             Layer::Boundary => self.boundary,
             Layer::Session => self.session,
             Layer::Scp(level) => self.scps.get(usize::from(level)),
+            Layer::Rcp(level) => self.rcps.get(usize::from(level)),
         }
     }
 
     /// Each layer present, in evaluation order: SCP levels from the root,
-    /// resource, identity, boundary, session. Off the hot path (it
-    /// allocates).
+    /// RCP levels from the root, resource, identity, boundary, session. Off
+    /// the hot path (it allocates).
     pub fn in_order(&self) -> Vec<(Layer, &'a StatementSet)> {
+        let level = |i: usize| u16::try_from(i).unwrap_or(u16::MAX);
         let mut sets: Vec<(Layer, &'a StatementSet)> = self
             .scps
             .iter()
             .enumerate()
-            .map(|(i, s)| (Layer::Scp(u16::try_from(i).unwrap_or(u16::MAX)), s))
+            .map(|(i, s)| (Layer::Scp(level(i)), s))
+            .chain(
+                self.rcps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (Layer::Rcp(level(i)), s)),
+            )
             .collect();
         for (set, layer) in [
             (self.resource, Layer::Resource),
@@ -155,6 +178,8 @@ impl<'a> Layers<'a> {
 pub enum Layer {
     /// The SCP level at this position (0 is the organization root).
     Scp(u16),
+    /// The RCP level at this position (0 is the organization root).
+    Rcp(u16),
     /// The resource-based policy.
     Resource,
     /// The identity policies.
@@ -170,7 +195,7 @@ impl Layer {
     /// borrowed but for SCP levels.
     pub fn name(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Self::Scp(_) => self.to_string().into(),
+            Self::Scp(_) | Self::Rcp(_) => self.to_string().into(),
             Self::Resource => "resource".into(),
             Self::Identity => "identity".into(),
             Self::Boundary => "boundary".into(),
@@ -183,6 +208,7 @@ impl std::fmt::Display for Layer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Scp(level) => write!(f, "scp[{level}]"),
+            Self::Rcp(level) => write!(f, "rcp[{level}]"),
             other => f.write_str(&other.name()),
         }
     }
@@ -321,6 +347,12 @@ fn decide_with(layers: &Layers<'_>, input: &Input<'_>, matched: &mut Vec<Determi
                 scp_missing = Some(layer);
             }
         }
+    }
+    // RCPs guard the resource whoever asks (service principals and
+    // anonymous callers included); only their denies count.
+    for (level, set) in layers.rcps.iter().enumerate() {
+        let layer = Layer::Rcp(u16::try_from(level).unwrap_or(u16::MAX));
+        any_deny |= scan(set, layer, input, false, matched).deny;
     }
     let resource = layers
         .resource

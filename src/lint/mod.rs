@@ -100,6 +100,8 @@ pub enum LoneKind {
     Boundary,
     /// A service control policy.
     Scp,
+    /// A resource control policy.
+    Rcp,
 }
 
 /// Validates the bundle in `dir` (a directory or an AWS export file).
@@ -163,6 +165,7 @@ pub fn policy(file: &str, text: &str, kind: LoneKind) -> Vec<Finding> {
         LoneKind::Trust => (PolicyKind::Resource, DocumentRole::Trust),
         LoneKind::Boundary => (PolicyKind::Boundary, DocumentRole::Managed),
         LoneKind::Scp => (PolicyKind::Scp, DocumentRole::Scp),
+        LoneKind::Rcp => (PolicyKind::Rcp, DocumentRole::Rcp),
     };
     let source = Source::new(file, text);
     match crate::policy::Policy::parse(&source, policy_kind) {

@@ -354,7 +354,7 @@ pub(super) fn check(catalog: &Catalog, dir: &Path) -> Vec<Finding> {
         .flat_map(|p| p.identity.iter().copied())
         .collect();
     let guardrail = |id: usize, doc: &Doc<'_>| {
-        doc.doc.role == DocumentRole::Scp
+        matches!(doc.doc.role, DocumentRole::Scp | DocumentRole::Rcp)
             || doc.doc.kind == crate::policy::PolicyKind::Boundary
             || (boundaries.contains(&id) && !identities.contains(&id))
     };
@@ -975,7 +975,7 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, holders: &Holders<'_>, docs: &
     let denies = Denies::new(docs, |d| d.deny);
     for (id, doc) in docs.iter().enumerate() {
         let Some(doc) = doc else { continue };
-        if doc.doc.role == DocumentRole::Scp {
+        if matches!(doc.doc.role, DocumentRole::Scp | DocumentRole::Rcp) {
             continue;
         }
         let sets = holders.sets(id);

@@ -70,6 +70,18 @@ const CASES: &[(&str, LoneKind, &str, &[&str])] = &[
         &[],
     ),
     (
+        "an RCP denies everyone outside the organization without a warning",
+        LoneKind::Rcp,
+        r#"{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*", "Condition": {"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-acme"}}}"#,
+        &[],
+    ),
+    (
+        "an RCP that allows does not load",
+        LoneKind::Rcp,
+        r#"{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}"#,
+        &["E001"],
+    ),
+    (
         "open trust",
         LoneKind::Trust,
         r#"{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}"#,

@@ -48,6 +48,37 @@ pub(crate) fn compile(
     (version, statements)
 }
 
+/// What a resource control policy may hold (AWS Organizations, "RCP
+/// syntax"): only `Deny` (the `Allow` of `RCPFullAWSAccess` is implicit at
+/// every level), `Principal` only as `"*"`, no `NotPrincipal`, no
+/// `NotAction`.
+fn rcp_rules(s: &RawStatement, effect: Option<Effect>, st: Option<usize>, problems: &mut Problems) {
+    if effect == Some(Effect::Allow)
+        && let Some(e) = &s.effect
+    {
+        problems.add(e.at, st, "a resource control policy only denies: `\"Effect\": \"Allow\"` is for `RCPFullAWSAccess`, which iamd applies at every level already; write a `Deny`");
+    }
+    if let Some(p) = &s.principal
+        && !matches!(p.v, crate::policy::raw::RawPrincipal::Any)
+    {
+        problems.add(p.at, st, "a resource control policy takes only `\"Principal\": \"*\"`: narrow who it denies with a `Condition` (`aws:PrincipalOrgID`, `aws:PrincipalAccount`...)");
+    }
+    if let Some(p) = &s.not_principal {
+        problems.add(
+            p.at,
+            st,
+            "`NotPrincipal` is not supported in a resource control policy: use `\"Principal\": \"*\"` with a `Condition`",
+        );
+    }
+    if let Some(a) = &s.not_action {
+        problems.add(
+            a.at,
+            st,
+            "`NotAction` is not supported in a resource control policy: list the actions in `Action`",
+        );
+    }
+}
+
 fn statement(
     s: &RawStatement,
     index: usize,
@@ -135,8 +166,12 @@ fn statement(
         (None, Some(n)) => resources(n, true, "NotResource", st, variables, problems),
     };
 
+    if kind == PolicyKind::Rcp {
+        rcp_rules(s, effect, st, problems);
+    }
+    let names_principals = matches!(kind, PolicyKind::Resource | PolicyKind::Rcp);
     let principals = match (&s.principal, &s.not_principal) {
-        (Some(p), None) | (None, Some(p)) if kind != PolicyKind::Resource => {
+        (Some(p), None) | (None, Some(p)) if !names_principals => {
             let what = if s.principal.is_some() {
                 "Principal"
             } else {
@@ -158,7 +193,16 @@ fn statement(
             None
         }
         (None, None) => {
-            if kind == PolicyKind::Resource && missing("Principal") && missing("NotPrincipal") {
+            if kind == PolicyKind::Rcp && missing("Principal") {
+                problems.add(
+                    s.at,
+                    st,
+                    "the statement has no `Principal`: a resource control policy applies to every caller, write `\"Principal\": \"*\"` (and narrow it with a `Condition`)",
+                );
+            } else if kind == PolicyKind::Resource
+                && missing("Principal")
+                && missing("NotPrincipal")
+            {
                 problems.add(
                     s.at,
                     st,

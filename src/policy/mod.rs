@@ -34,8 +34,11 @@ pub enum PolicyKind {
     Boundary,
     /// A session policy.
     Session,
-    /// A service control policy (organization guardrail).
+    /// A service control policy (organization guardrail on principals).
     Scp,
+    /// A resource control policy (organization guardrail on resources):
+    /// `Deny` statements with `"Principal": "*"`.
+    Rcp,
 }
 
 impl PolicyKind {
@@ -46,6 +49,7 @@ impl PolicyKind {
             Self::Boundary => "a permissions boundary",
             Self::Session => "a session",
             Self::Scp => "a service control",
+            Self::Rcp => "a resource control",
         }
     }
 }
