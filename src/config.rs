@@ -84,6 +84,10 @@ pub struct FileLimits {
     pub max_concurrent_requests: Option<usize>,
     /// Milliseconds a call may take.
     pub request_timeout_ms: Option<u64>,
+    /// Keys in one request's context.
+    pub max_context_keys: Option<usize>,
+    /// Values in one request's context.
+    pub max_context_values: Option<usize>,
 }
 
 /// `reload:`.
@@ -274,6 +278,18 @@ impl ServeConfig {
                     .or(file.limits.request_timeout_ms)
                     .map_or(d.request_timeout.as_millis() as usize, |v| v as usize),
             ) as u64),
+            max_context_keys: positive(
+                &mut problems,
+                "maxContextKeys",
+                file.limits.max_context_keys.unwrap_or(d.max_context_keys),
+            ),
+            max_context_values: positive(
+                &mut problems,
+                "maxContextValues",
+                file.limits
+                    .max_context_values
+                    .unwrap_or(d.max_context_values),
+            ),
         };
         let workers = positive(
             &mut problems,

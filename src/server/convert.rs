@@ -17,6 +17,7 @@ pub(crate) fn decide(
     bundle: &Bundle,
     req: &pb::AuthorizeRequest,
     now: jiff::Timestamp,
+    limits: &super::Limits,
 ) -> Result<pb::AuthorizeResponse, InvalidRequest> {
     let bad = |m: String| Err(InvalidRequest(m));
     if req.principal.is_empty() {
@@ -36,7 +37,28 @@ pub(crate) fn decide(
     if req.resource.is_empty() {
         return bad("`resource` is empty: give the resource's ARN, or `*`".into());
     }
-    let mut ctx = Context::new();
+    if req.context.len() > limits.max_context_keys {
+        return bad(format!(
+            "the context has {} keys; the server accepts at most {} (`limits.maxContextKeys`)",
+            req.context.len(),
+            limits.max_context_keys
+        ));
+    }
+    let values: usize = req
+        .context
+        .values()
+        .map(|v| match &v.kind {
+            Some(pb::context_value::Kind::Multi(list)) => list.values.len(),
+            _ => 1,
+        })
+        .sum();
+    if values > limits.max_context_values {
+        return bad(format!(
+            "the context has {values} values; the server accepts at most {} (`limits.maxContextValues`)",
+            limits.max_context_values
+        ));
+    }
+    let mut keys = Vec::with_capacity(req.context.len());
     for (key, value) in &req.context {
         let value = match &value.kind {
             Some(pb::context_value::Kind::Single(s)) => ContextValue::Single(s.clone()),
@@ -50,9 +72,9 @@ pub(crate) fn decide(
         if key.is_empty() {
             return bad("a context key is empty".into());
         }
-        ctx.insert(key.as_str(), value)
-            .map_err(|e| InvalidRequest(e.to_string()))?;
+        keys.push((key.as_str(), value));
     }
+    let mut ctx = Context::from_keys(keys).map_err(|e| InvalidRequest(e.to_string()))?;
     let revision = bundle.revision_text().to_owned();
     let Some(resolved) = bundle.resolve(&req.principal) else {
         return Ok(pb::AuthorizeResponse {

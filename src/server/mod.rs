@@ -105,6 +105,10 @@ pub struct Limits {
     /// `grpc-timeout` from the client wins): past it, `CANCELLED`
     /// ("Timeout expired").
     pub request_timeout: Duration,
+    /// Keys in one request's context.
+    pub max_context_keys: usize,
+    /// Values in one request's context (a multivalued key counts each).
+    pub max_context_values: usize,
 }
 
 impl Default for Limits {
@@ -114,6 +118,8 @@ impl Default for Limits {
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent: 1_024,
             request_timeout: Duration::from_secs(5),
+            max_context_keys: 1_024,
+            max_context_values: 4_096,
         }
     }
 }
@@ -160,7 +166,7 @@ impl AuthorizerService {
         trace_id: Option<&str>,
     ) -> Result<pb::AuthorizeResponse, convert::InvalidRequest> {
         let started = std::time::Instant::now();
-        let answer = convert::decide(bundle, r, now)?;
+        let answer = convert::decide(bundle, r, now, &self.limits)?;
         let outcome = match answer.decision() {
             _ if answer.denied_by == "principal" => None,
             pb::Decision::Allow => Some(crate::eval::Outcome::Allow),

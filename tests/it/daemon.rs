@@ -397,6 +397,38 @@ async fn malformed_requests_are_invalid_arguments() {
         .unwrap()
         .into_inner();
     assert!(r.reason.len() < 300, "{} bytes", r.reason.len());
+    // Contexts are bounded in keys and in values.
+    let mut many = req("user/alice", "docs:Get", "*", &[]);
+    for i in 0..1_025 {
+        many.context.insert(
+            format!("docs:k{i}"),
+            pb::ContextValue {
+                kind: Some(pb::context_value::Kind::Single(String::new())),
+            },
+        );
+    }
+    let e = c.authorize(many).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(
+        e.message(),
+        "the context has 1025 keys; the server accepts at most 1024 (`limits.maxContextKeys`)"
+    );
+    let mut wide = req("user/alice", "docs:Get", "*", &[]);
+    wide.context.insert(
+        "docs:tags".into(),
+        pb::ContextValue {
+            kind: Some(pb::context_value::Kind::Multi(pb::StringList {
+                values: vec![String::new(); 4_097],
+            })),
+        },
+    );
+    let e = c.authorize(wide).await.unwrap_err();
+    assert!(
+        e.message()
+            .contains("the context has 4097 values; the server accepts at most 4096"),
+        "{}",
+        e.message()
+    );
     d.stop().await;
 }
 
