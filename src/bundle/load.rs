@@ -778,7 +778,6 @@ impl Loader<'_> {
         // Policies whose files have errors: those errors are reported, and
         // each reference to them is not one more ("unknown").
         let mut broken: FxHashSet<String> = FxHashSet::default();
-        let mut broken_scps: FxHashSet<String> = FxHashSet::default();
         for doc in managed_docs.iter() {
             crate::pace::point();
             let (file, name) = (&doc.file, &doc.name);
@@ -798,25 +797,8 @@ impl Loader<'_> {
                 broken.insert(name.to_owned());
             }
         }
-        let mut scp_docs: FxHashMap<String, Arc<Policy>> = FxHashMap::default();
-        for doc in scp_sources.iter() {
-            crate::pace::point();
-            if let Some(p) = self.policy_file(doc, PolicyKind::Scp, None, "") {
-                scp_docs.insert(doc.name.clone(), p);
-            } else {
-                broken_scps.insert(doc.name.clone());
-            }
-        }
-        let mut rcp_docs: FxHashMap<String, Arc<Policy>> = FxHashMap::default();
-        let mut broken_rcps: FxHashSet<String> = FxHashSet::default();
-        for doc in rcp_sources.iter() {
-            crate::pace::point();
-            if let Some(p) = self.policy_file(doc, PolicyKind::Rcp, None, "") {
-                rcp_docs.insert(doc.name.clone(), p);
-            } else {
-                broken_rcps.insert(doc.name.clone());
-            }
-        }
+        let scp_docs = self.guardrails(&scp_sources, PolicyKind::Scp);
+        let rcp_docs = self.guardrails(&rcp_sources, PolicyKind::Rcp);
         let lookup = |this: &mut Self, file: &str, r: Ref<'_>| -> Option<Arc<Policy>> {
             let name = this.managed_name(file, r, &account_id, &partition)?;
             match managed.get(name) {
@@ -843,50 +825,28 @@ impl Loader<'_> {
             }
         };
 
-        // SCP levels.
-        let mut scps = Vec::new();
-        for level in &account.organization {
-            let mut docs = Vec::new();
-            for name in &level.value {
-                match scp_docs.get(&name.value) {
-                    Some(p) => docs.push(p.clone()),
-                    None if broken_scps.contains(&name.value) => {}
-                    None => self.problems.push(format!(
-                        "{}: unknown SCP `{}`: add `scps/{}.json`",
-                        yaml_at(&account_file, &name.referenced),
-                        name.value,
-                        name.value
-                    )),
-                }
-            }
-            if level.value.is_empty() {
-                self.problems.push(format!(
-                    "{}: an organization level lists no SCP: every level must allow, so an empty level denies everything; list at least one",
-                    yaml_at(&account_file, &level.referenced)
-                ));
-            }
-            scps.push(StatementSet::new(docs));
+        // SCP levels; RCP levels, where `RCPFullAWSAccess` is implicit at
+        // each, so that a level may list none.
+        let scps = self.levels(
+            &account_file,
+            &account.organization,
+            &scp_docs,
+            "SCP",
+            "scps",
+        );
+        for level in account.organization.iter().filter(|l| l.value.is_empty()) {
+            self.problems.push(format!(
+                "{}: an organization level lists no SCP: every level must allow, so an empty level denies everything; list at least one",
+                yaml_at(&account_file, &level.referenced)
+            ));
         }
-
-        // RCP levels: `RCPFullAWSAccess` is implicit at each, so a level
-        // may list none.
-        let mut rcps = Vec::new();
-        for level in &account.resource_controls {
-            let mut docs = Vec::new();
-            for name in &level.value {
-                match rcp_docs.get(&name.value) {
-                    Some(p) => docs.push(p.clone()),
-                    None if broken_rcps.contains(&name.value) => {}
-                    None => self.problems.push(format!(
-                        "{}: unknown RCP `{}`: add `rcps/{}.json`",
-                        yaml_at(&account_file, &name.referenced),
-                        name.value,
-                        name.value
-                    )),
-                }
-            }
-            rcps.push(StatementSet::new(docs));
-        }
+        let rcps = self.levels(
+            &account_file,
+            &account.resource_controls,
+            &rcp_docs,
+            "RCP",
+            "rcps",
+        );
 
         // Groups.
         let mut group_names: FxHashMap<String, String> = FxHashMap::default();
@@ -1371,6 +1331,52 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+
+    /// SCPs or RCPs compiled, by name; `None` for those whose files have
+    /// errors (reported once, not again at each reference).
+    fn guardrails(
+        &mut self,
+        sources: &[DocumentSource],
+        kind: PolicyKind,
+    ) -> FxHashMap<String, Option<Arc<Policy>>> {
+        let mut docs = FxHashMap::default();
+        for doc in sources {
+            crate::pace::point();
+            let compiled = self.policy_file(doc, kind, None, "");
+            docs.insert(doc.name.clone(), compiled);
+        }
+        docs
+    }
+
+    /// The organization levels `levels` of `bundle.yaml` (`file`), each a
+    /// list of names of `docs` (`what`: SCP or RCP, files under `dir/`).
+    fn levels(
+        &mut self,
+        file: &str,
+        levels: &[Spanned<Vec<Spanned<String>>>],
+        docs: &FxHashMap<String, Option<Arc<Policy>>>,
+        what: &str,
+        dir: &str,
+    ) -> Vec<StatementSet> {
+        let mut sets = Vec::with_capacity(levels.len());
+        for level in levels {
+            let mut policies = Vec::new();
+            for name in &level.value {
+                match docs.get(&name.value) {
+                    Some(Some(p)) => policies.push(p.clone()),
+                    Some(None) => {}
+                    None => self.problems.push(format!(
+                        "{}: unknown {what} `{}`: add `{dir}/{}.json`",
+                        yaml_at(file, &name.referenced),
+                        name.value,
+                        name.value
+                    )),
+                }
+            }
+            sets.push(StatementSet::new(policies));
+        }
+        sets
     }
 
     fn policy_file(

@@ -195,7 +195,7 @@ impl Pattern {
                 glob(
                     &Resolved {
                         pieces: &self.pieces,
-                        resolved: &resolved,
+                        values: VarValues::Inline(&resolved),
                     },
                     text,
                     self.fold,
@@ -206,10 +206,12 @@ impl Pattern {
                     return false;
                 }
                 glob(
-                    &Lazy {
+                    &Resolved {
                         pieces: &self.pieces,
-                        variables: &self.variables,
-                        ctx,
+                        values: VarValues::Lazy {
+                            variables: &self.variables,
+                            ctx,
+                        },
                     },
                     text,
                     self.fold,
@@ -325,9 +327,20 @@ impl<'a> Pieces<'a> for Plain<'a> {
     }
 }
 
+/// A template's pieces with its variables' values: resolved once on the
+/// stack (up to [`INLINE_VARIABLES`]), or looked up in the context when the
+/// match reads them (more; every one is known to resolve).
 struct Resolved<'a> {
     pieces: &'a [Piece],
-    resolved: &'a [&'a str],
+    values: VarValues<'a>,
+}
+
+enum VarValues<'a> {
+    Inline(&'a [&'a str]),
+    Lazy {
+        variables: &'a [Variable],
+        ctx: &'a Context,
+    },
 }
 
 impl<'a> Pieces<'a> for Resolved<'a> {
@@ -338,42 +351,16 @@ impl<'a> Pieces<'a> for Resolved<'a> {
         match self.pieces.get(i) {
             Some(Piece::Lit(s)) => P::Lit(s),
             Some(Piece::One) => P::One,
-            Some(Piece::Var(v)) => P::Lit(
-                usize::try_from(*v)
-                    .ok()
-                    .and_then(|v| self.resolved.get(v))
-                    .copied()
-                    .unwrap_or(""),
-            ),
-            Some(Piece::Star) | None => P::Star,
-        }
-    }
-}
-
-/// The pieces of a template with more than [`INLINE_VARIABLES`]
-/// variables: each variable looked up in the context when the match reads
-/// it (every one is known to resolve).
-struct Lazy<'a> {
-    pieces: &'a [Piece],
-    variables: &'a [Variable],
-    ctx: &'a Context,
-}
-
-impl<'a> Pieces<'a> for Lazy<'a> {
-    fn len(&self) -> usize {
-        self.pieces.len()
-    }
-    fn get(&self, i: usize) -> P<'a> {
-        match self.pieces.get(i) {
-            Some(Piece::Lit(s)) => P::Lit(s),
-            Some(Piece::One) => P::One,
-            Some(Piece::Var(v)) => P::Lit(
-                usize::try_from(*v)
-                    .ok()
-                    .and_then(|v| self.variables.get(v))
-                    .and_then(|var| resolve(var, self.ctx))
-                    .unwrap_or(""),
-            ),
+            Some(Piece::Var(v)) => {
+                let v = usize::try_from(*v).unwrap_or(usize::MAX);
+                let value = match &self.values {
+                    VarValues::Inline(values) => values.get(v).copied(),
+                    VarValues::Lazy { variables, ctx } => {
+                        variables.get(v).and_then(|var| resolve(var, ctx))
+                    }
+                };
+                P::Lit(value.unwrap_or(""))
+            }
             Some(Piece::Star) | None => P::Star,
         }
     }
