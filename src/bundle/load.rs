@@ -42,7 +42,14 @@ pub struct BundleFiles {
 
 type Files = BundleFiles;
 
-const TOP: &[&str] = &["bundle", "users", "groups", "roles", "resources"];
+const TOP: &[&str] = &[
+    "bundle",
+    "users",
+    "groups",
+    "roles",
+    "resources",
+    "aws-export",
+];
 
 impl BundleFiles {
     /// Reads the bundle's files from `dir`, as one consistent snapshot
@@ -714,6 +721,37 @@ impl Loader<'_> {
             }
             return None;
         };
+        if let Some((file, text)) = self.files.top("aws-export") {
+            // An AWS export beside the organization's policies: the
+            // export gives the identities and managed policies, the
+            // directory the SCP and RCP levels and resource policies.
+            let from_dir =
+                !users.is_empty() || !groups.is_empty() || !roles.is_empty() || !managed.is_empty();
+            if from_dir {
+                self.problems.push(format!("{file}: the bundle also has users, groups, roles or `policies/`: with an AWS export they come from the export alone; remove them"));
+            }
+            let mut parts = super::aws::parts(file, text, &mut self.problems)?;
+            if parts.account.account.value != account.account.value {
+                self.problems.push(format!(
+                    "{}: account `{}` is not the export's account `{}`: they must be the same",
+                    yaml_at(&account_file, &account.account.referenced),
+                    account.account.value,
+                    parts.account.account.value
+                ));
+                // Every reference of the export would be another error.
+                return None;
+            }
+            let partition = account.partition.clone().or(parts.account.partition);
+            parts.account = RawAccount {
+                partition,
+                ..account
+            };
+            parts.account_file = account_file;
+            parts.resources = resources;
+            parts.scps = scps;
+            parts.rcps = rcps;
+            return Some(parts);
+        }
         Some(Parts {
             account_file,
             account,

@@ -538,3 +538,55 @@ fn rcps_guard_the_accounts_own_resources_by_level() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn an_aws_export_takes_its_organization_policies_from_the_directory() {
+    let export = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/aws/authorization-details.json"),
+    )
+    .unwrap();
+    let tls_only = r#"{"Version":"2012-10-17","Statement":[{"Sid":"TlsOnly","Effect":"Deny","Principal":"*","Action":"*","Resource":"*","Condition":{"BoolIfExists":{"aws:SecureTransport":"false"}}}]}"#;
+    let dir = write(&[
+        (
+            "bundle.yaml",
+            "account: \"111122223333\"\nresourceControls:\n  - [TlsOnly]\n",
+        ),
+        ("aws-export.json", &export),
+        ("rcps/TlsOnly.json", tls_only),
+    ]);
+    let b = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b.rcps().len(), 1);
+    let ask = |tls: &str| {
+        let case = format!(
+            r#"{{"request":{{"principal":"user/alice","action":"s3:GetObject","resource":"arn:aws:s3:::reports/alice/q1.csv","context":{{"aws:SecureTransport":"{tls}"}}}}}}"#
+        );
+        crate::simulate::run_bundle(
+            &crate::json::Source::new("case", &case),
+            &b,
+            jiff::Timestamp::now(),
+        )
+        .decision
+    };
+    // alice's own inline policy, from the export; the RCP, from the
+    // directory.
+    assert_eq!(ask("true"), "Allowed");
+    assert_eq!(ask("false"), "ExplicitlyDenied");
+
+    let errs = errors(&[
+        ("bundle.yaml", "account: \"123456789012\"\n"),
+        ("aws-export.json", &export),
+        ("users.yaml", "- name: carol\n"),
+    ]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("aws-export.json: the bundle also has users")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "bundle.yaml:1:10: account `123456789012` is not the export's account `111122223333`"
+        )),
+        "{errs:#?}"
+    );
+}
