@@ -461,3 +461,51 @@ fn health_says_not_serving_without_a_bundle() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "NOT_SERVING\n");
     stop(&mut server);
 }
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    // Enough answers that the writer outlives a reader of one line.
+    let line = r#"{"request": {"principal": "user/alice", "action": "docs:GetDocument", "resource": "arn:acme:docs:eu-1:123456789012:doc/x", "context": {"docs:Team": "docs"}}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    std::fs::write(&requests, format!("{line}\n").repeat(50_000)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args(["simulate", "--bundle", "examples/bundle", "--batch"])
+        .arg(&requests)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    // The reader goes away, as `| head -1` does.
+    drop(child.stdout.take());
+    let status = wait_exit(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_closed_pipe_is_no_panic_for_printed_answers() {
+    let (mut server, addr) = spawn_daemon(&[]);
+    wait_serving(&mut server, &addr);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args(["authorize", "--addr", &addr, "--principal", "user/alice"])
+        .args(["--action", "docs:GetDocument", "--explain"])
+        .args(["--resource", "arn:acme:docs:eu-1:123456789012:doc/x"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the answer comes back: its first line meets no reader.
+    drop(child.stdout.take());
+    let status = wait_exit(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    stop(&mut server);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+}
