@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["iamd/v1/authorizer.proto"], ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("iamd_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Decode errors are INVALID_ARGUMENT (src/server/codec.rs).
+    tonic_prost_build::configure()
+        .codec_path("crate::server::codec::Codec")
+        .compile_fds(fds)?;
     Ok(())
 }

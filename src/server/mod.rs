@@ -6,6 +6,7 @@
 //! to `tonic::Status` in [`status`] only.
 
 mod admission;
+pub mod codec;
 mod convert;
 pub mod status;
 mod workers;

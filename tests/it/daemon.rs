@@ -1023,3 +1023,36 @@ async fn past_the_cap(workers: usize) {
     );
     d.stop().await;
 }
+
+/// An `AuthorizeRequest` whose `principal` carries raw bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawPrincipal {
+    #[prost(bytes = "vec", tag = "1")]
+    principal: Vec<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_does_not_decode_is_an_invalid_argument() {
+    let d = Daemon::with_example().await;
+    let mut grpc = tonic::client::Grpc::new(d.connection().await);
+    grpc.ready().await.unwrap();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/iamd.v1.Authorizer/Authorize");
+    // Invalid UTF-8 in a string field.
+    let bad = RawPrincipal {
+        principal: vec![0xff, 0xfe, b'a'],
+    };
+    let codec = tonic_prost::ProstCodec::<RawPrincipal, pb::AuthorizeResponse>::default();
+    let e = grpc
+        .unary(tonic::Request::new(bad), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    assert!(
+        e.message()
+            .starts_with("the message does not decode as its protobuf type: "),
+        "{}",
+        e.message()
+    );
+    d.stop().await;
+}
