@@ -112,7 +112,20 @@ pub fn parse(text: &str) -> Result<Value<'_>, SyntaxError> {
         allow_extended_string_escapes: false,
     };
     let collect = jsonc_parser::CollectOptions::default();
-    match jsonc_parser::parse_to_ast(text, &collect, &options) {
+    let parsed = jsonc_parser::parse_to_ast(text, &collect, &options);
+    if parsed.is_ok()
+        && let Some((offset, c)) = raw_control_in_string(text)
+    {
+        return Err(SyntaxError {
+            offset,
+            message: format!(
+                "a string holds the raw control character U+{:04X}: JSON (RFC 8259) requires it escaped, as `\\u{:04x}`",
+                u32::from(c),
+                u32::from(c)
+            ),
+        });
+    }
+    match parsed {
         Ok(result) => result.value.ok_or_else(|| SyntaxError {
             offset: text.len(),
             message: "the document is empty: expected a JSON object".to_owned(),
@@ -122,6 +135,28 @@ pub fn parse(text: &str) -> Result<Value<'_>, SyntaxError> {
             message: lowercase_first(&e.kind().to_string()),
         }),
     }
+}
+
+/// The first control character (U+0000 to U+001F) written raw inside a
+/// string of `text`, a valid JSON text otherwise: the parser takes them,
+/// RFC 8259 does not (a literal NUL in a `Sid` once loaded).
+fn raw_control_in_string(text: &str) -> Option<(usize, u8)> {
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, b) in text.bytes().enumerate() {
+        if !in_string {
+            in_string = b == b'"';
+        } else if escaped {
+            escaped = false;
+        } else if b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            in_string = false;
+        } else if b < 0x20 {
+            return Some((i, b));
+        }
+    }
+    None
 }
 
 fn lowercase_first(s: &str) -> String {
@@ -264,6 +299,27 @@ mod tests {
             assert!(parse(text).is_err(), "{text} should not parse");
         }
         assert!(parse("{\"a\": [1, \"x\", true, null]}").is_ok());
+    }
+
+    #[test]
+    fn raw_control_characters_in_strings_are_errors() {
+        for (text, at) in [
+            ("{\"Sid\": \"a\u{0}b\"}", 10),
+            ("{\"a\tb\": 1}", 3),
+            ("[\"x\", \"\\\"\u{1f}\"]", 9),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.offset, at, "{text:?}: {}", e.message);
+            assert!(
+                e.message
+                    .starts_with("a string holds the raw control character U+"),
+                "{}",
+                e.message
+            );
+        }
+        // Escaped, and between tokens, they are JSON.
+        assert!(parse("{\"Sid\": \"a\\u0000\\tb\"}").is_ok());
+        assert!(parse("{\n\t\"a\": 1\r\n}").is_ok());
     }
 
     #[test]
