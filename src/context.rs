@@ -277,6 +277,19 @@ impl Context {
 }
 
 impl Facts {
+    /// The same facts with `aws:PrincipalOrgID`, when the principal's
+    /// organization is known (a bundle's `organizationId`).
+    pub fn with_organization(mut self, organization: Option<&str>) -> Self {
+        if let Some(org) = organization {
+            self.entries.push(Entry::known(
+                ("aws:PrincipalOrgID", "aws:principalorgid"),
+                org.to_owned(),
+            ));
+            self.entries.sort_by(|a, b| a.folded.cmp(&b.folded));
+        }
+        self
+    }
+
     /// The facts of `principal`, with `tags` (key, value) as its
     /// `aws:PrincipalTag/KEY`.
     pub fn of(principal: &crate::arn::Principal, tags: &[(String, String)]) -> Self {
@@ -387,6 +400,7 @@ fn is_fact_key(folded: &str) -> bool {
         "aws:principalaccount",
         "aws:principaltype",
         "aws:principalisawsservice",
+        "aws:principalorgid",
         "aws:username",
         "aws:federatedprovider",
         "spiffe:sub",

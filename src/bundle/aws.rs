@@ -269,6 +269,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             revision: None,
             organization: Vec::new(),
             resource_controls: Vec::new(),
+            organization_id: None,
             limits: RawLimits::default(),
         },
         users: users.into_iter().map(|u| (file.to_owned(), u)).collect(),

@@ -163,6 +163,7 @@ impl BundleFiles {
             files: self,
             problems: Vec::new(),
             recorder,
+            organization: None,
         };
         let parts = if self.aws {
             self.texts
@@ -605,6 +606,8 @@ struct Loader<'f> {
     files: &'f Files,
     problems: Vec<String>,
     recorder: Option<Recorder>,
+    /// `organizationId`: the organization of the account's principals.
+    organization: Option<Arc<str>>,
 }
 
 /// YAML limits sized for bundles of 100,000 users and more, still bounded
@@ -809,6 +812,17 @@ impl Loader<'_> {
             .partition
             .as_ref()
             .map_or_else(|| "aws".to_owned(), |p| p.value.clone());
+        if let Some(org) = &account.organization_id {
+            if is_organization_id(&org.value) {
+                self.organization = Some(org.value.as_str().into());
+            } else {
+                self.problems.push(format!(
+                    "{}: organizationId `{}` is not an organization id: write `o-` and 10 to 32 lowercase letters or digits (`o-a1b2c3d4e5`)",
+                    yaml_at(&account_file, &org.referenced),
+                    org.value
+                ));
+            }
+        }
 
         // Managed policies and SCPs: one document per file, compiled once.
         let mut managed: FxHashMap<String, (Arc<Policy>, usize)> = FxHashMap::default();
@@ -1107,13 +1121,21 @@ impl Loader<'_> {
             account: account_id,
             partition,
             entities,
+            // Callers from outside: their organization is not known.
             outsider: Arc::new(Entity::new(
                 Principal::parse("*").map_err(|e| BundleError::new(vec![e.to_string()]))?,
                 StatementSet::default(),
                 None,
                 Vec::new(),
+                None,
             )),
-            root: Arc::new(Entity::new(root, StatementSet::default(), None, Vec::new())),
+            root: Arc::new(Entity::new(
+                root,
+                StatementSet::default(),
+                None,
+                Vec::new(),
+                self.organization.clone(),
+            )),
             exact_resources,
             pattern_resources,
             scps,
@@ -1225,6 +1247,7 @@ impl Loader<'_> {
                     StatementSet::new(identity),
                     boundary.map(|p| StatementSet::new([p])),
                     tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    self.organization.clone(),
                 )),
             );
         }
@@ -1503,6 +1526,16 @@ impl Loader<'_> {
             policy: policy.clone(),
         });
     }
+}
+
+/// `o-` and 10 to 32 lowercase letters or digits (AWS Organizations).
+fn is_organization_id(id: &str) -> bool {
+    id.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 fn limits(raw: &RawLimits) -> Limits {

@@ -144,6 +144,8 @@ pub struct Entity {
     identity: StatementSet,
     boundary: Option<StatementSet>,
     tags: Vec<(String, String)>,
+    /// The organization of the bundle's principals (none for outsiders).
+    organization: Option<Arc<str>>,
     /// The principal's facts and tags, made once (a request shares them).
     facts: Arc<Facts>,
 }
@@ -154,13 +156,17 @@ impl Entity {
         identity: StatementSet,
         boundary: Option<StatementSet>,
         tags: Vec<(String, String)>,
+        organization: Option<Arc<str>>,
     ) -> Self {
         Self {
-            facts: Arc::new(Facts::of(&principal, &tags)),
+            facts: Arc::new(
+                Facts::of(&principal, &tags).with_organization(organization.as_deref()),
+            ),
             principal,
             identity,
             boundary,
             tags,
+            organization,
         }
     }
 
@@ -237,7 +243,10 @@ impl Resolved<'_> {
     pub fn facts(&self) -> Arc<Facts> {
         match &self.principal {
             Cow::Borrowed(_) => self.entity.facts.clone(),
-            Cow::Owned(p) => Arc::new(Facts::of(p, &self.entity.tags)),
+            Cow::Owned(p) => Arc::new(
+                Facts::of(p, &self.entity.tags)
+                    .with_organization(self.entity.organization.as_deref()),
+            ),
         }
     }
 }

@@ -22,6 +22,10 @@ pub(crate) struct RawAccount {
     /// SCP names by level, from the organization root down to the account.
     #[serde(default)]
     pub organization: Vec<Spanned<Vec<Spanned<String>>>>,
+    /// The organization the account belongs to (`aws:PrincipalOrgID` of
+    /// its principals).
+    #[serde(default)]
+    pub organization_id: Option<Spanned<String>>,
     /// RCP names by level, from the organization root down to the account.
     #[serde(default)]
     pub resource_controls: Vec<Spanned<Vec<Spanned<String>>>>,

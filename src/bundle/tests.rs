@@ -590,3 +590,53 @@ fn an_aws_export_takes_its_organization_policies_from_the_directory() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn the_bundles_organization_is_a_fact_of_its_principals_only() {
+    let dir = write(&[
+        (
+            "bundle.yaml",
+            "account: \"123456789012\"\norganizationId: o-acme123456\n",
+        ),
+        ("users.yaml", "- name: alice\n"),
+        (
+            "roles.yaml",
+            "- name: app\n  trust: {Statement: {Effect: Allow, Principal: {AWS: '123456789012'}, Action: 'sts:AssumeRole'}}\n",
+        ),
+    ]);
+    let b = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let org_of = |who: &str| {
+        let resolved = b.resolve(who).unwrap();
+        let mut ctx = crate::context::Context::new();
+        // What a caller claims is dropped: the server owns the fact.
+        ctx.insert(
+            "aws:PrincipalOrgID",
+            crate::context::ContextValue::Single("o-claimed0000".into()),
+        )
+        .unwrap();
+        ctx.add_facts(resolved.facts(), jiff::Timestamp::now(), true);
+        ctx.get("aws:PrincipalOrgID").map(|v| format!("{v:?}"))
+    };
+    let acme = Some(format!(
+        "{:?}",
+        crate::context::Values::Single("o-acme123456")
+    ));
+    assert_eq!(org_of("user/alice"), acme);
+    assert_eq!(
+        org_of("arn:aws:sts::123456789012:assumed-role/app/s1"),
+        acme
+    );
+    assert_eq!(org_of("123456789012"), acme);
+    // An anonymous caller or a service: none, and none it can claim.
+    assert_eq!(org_of("*"), None);
+    assert_eq!(org_of("ec2.amazonaws.com"), None);
+
+    let errs = errors(&[(
+        "bundle.yaml",
+        "account: \"123456789012\"\norganizationId: acme\n",
+    )]);
+    assert!(
+        errs[0].starts_with("bundle.yaml:2:17: organizationId `acme` is not an organization id"),
+        "{errs:#?}"
+    );
+}

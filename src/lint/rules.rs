@@ -696,12 +696,12 @@ fn principals(out: &mut Out<'_>, doc: &Doc<'_>, s: &Stmt, catalog: &Catalog) {
         let (what, fix) = if doc.doc.role == DocumentRole::Trust {
             (
                 "anyone, in any account, may assume this role",
-                "name the principals that may assume it (an account, role or user ARN), or add a condition such as `aws:PrincipalOrgID` or `sts:ExternalId`",
+                "name the principals that may assume it (an account, role or user ARN), or add a condition such as `aws:PrincipalOrgID` (set by the server from `organizationId` in bundle.yaml, never by a caller) or `sts:ExternalId`",
             )
         } else {
             (
                 "anyone, in any account or anonymous, is allowed",
-                "name the principals, or add a condition such as `aws:PrincipalOrgID`, `aws:SourceVpce` or `aws:SourceIp`",
+                "name the principals, or add a condition such as `aws:PrincipalOrgID` (set by the server from `organizationId` in bundle.yaml, never by a caller), `aws:SourceVpce` or `aws:SourceIp`",
             )
         };
         out.add(&OPEN_TRUST, doc, p.at, Some(s), what.into(), fix);
