@@ -621,10 +621,18 @@ async fn router(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: v1, and v1alpha for the clients that
+    // know only it (grpcurl before 1.9, Python's grpcio-reflection).
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder()
         .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let service = AuthorizerService::new(store, limits, metrics);
     let ext_authz = envoy.map(|mapping| {
@@ -642,6 +650,7 @@ async fn router(
         .layer(admission)
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(authorizer)
         .add_optional_service(ext_authz))
 }

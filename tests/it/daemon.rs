@@ -687,6 +687,58 @@ async fn reflection_lists_the_services() {
     d.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn reflection_v1alpha_lists_and_describes_the_services() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let d = Daemon::with_example().await;
+    let mut c = ServerReflectionClient::new(d.connection().await);
+    let ask = |m: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(m),
+    };
+    let mut stream = c
+        .server_reflection_info(tokio_stream::iter([
+            ask(MessageRequest::ListServices(String::new())),
+            ask(MessageRequest::FileContainingSymbol(
+                "iamd.v1.Authorizer".into(),
+            )),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("{first:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "iamd.v1.Authorizer",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{names:?}");
+    }
+    let second = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
+        panic!("{second:?}")
+    };
+    // The file that defines the service (serialized FileDescriptorProto:
+    // its name, package and service names appear as written).
+    let file = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .find(|f| f.contains("iamd/v1/authorizer.proto"))
+        .expect("the file of iamd.v1");
+    for name in ["iamd.v1", "Authorizer", "AuthorizeRequest"] {
+        assert!(file.contains(name), "{name}");
+    }
+    d.stop().await;
+}
+
 /// GET over plain HTTP/1.1: status code and body.
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
