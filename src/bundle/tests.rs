@@ -78,6 +78,15 @@ fn errors(files: &[(&str, &str)]) -> Vec<String> {
     load(dir.path()).unwrap_err().diagnostics
 }
 
+/// The answer to the simulate case `case` against `bundle`, now.
+fn decide(bundle: &Bundle, case: &str) -> crate::simulate::Answer {
+    crate::simulate::run_bundle(
+        &crate::json::Source::new("case", case),
+        bundle,
+        jiff::Timestamp::now(),
+    )
+}
+
 const ACCOUNT: (&str, &str) = ("bundle.yaml", "account: \"123456789012\"\n");
 const READ: (&str, &str) = (
     "policies/Read.json",
@@ -453,12 +462,7 @@ fn a_policy_at_the_size_quota_may_be_all_policy_variables() {
         let case = format!(
             r#"{{"request":{{"principal":"user/alice","action":"docs:GetDocument","resource":"{resource}"}}}}"#
         );
-        crate::simulate::run_bundle(
-            &crate::json::Source::new("case", &case),
-            &b,
-            jiff::Timestamp::now(),
-        )
-        .decision
+        decide(&b, &case).decision
     };
     let own = format!(
         "arn:acme:docs:eu-1:123456789012:doc{}",
@@ -492,11 +496,7 @@ fn rcps_guard_the_accounts_own_resources_by_level() {
         let case = format!(
             r#"{{"request":{{"principal":"{principal}","action":"docs:GetDocument","resource":"{resource}"{context}}}}}"#
         );
-        let a = crate::simulate::run_bundle(
-            &crate::json::Source::new("case", &case),
-            &b,
-            jiff::Timestamp::now(),
-        );
+        let a = decide(&b, &case);
         (a.decision, a.denied_by.unwrap_or_default())
     };
     let own = "arn:acme:docs:eu-1:123456789012:doc/public/x";
@@ -560,12 +560,7 @@ fn an_aws_export_takes_its_organization_policies_from_the_directory() {
         let case = format!(
             r#"{{"request":{{"principal":"user/alice","action":"s3:GetObject","resource":"arn:aws:s3:::reports/alice/q1.csv","context":{{"aws:SecureTransport":"{tls}"}}}}}}"#
         );
-        crate::simulate::run_bundle(
-            &crate::json::Source::new("case", &case),
-            &b,
-            jiff::Timestamp::now(),
-        )
-        .decision
+        decide(&b, &case).decision
     };
     // alice's own inline policy, from the export; the RCP, from the
     // directory.
