@@ -716,12 +716,8 @@ impl Loader<'_> {
                     "managedPolicySize",
                 );
             }
-            for doc in &scps {
-                self.policy_file(doc, PolicyKind::Scp, None, "");
-            }
-            for doc in &rcps {
-                self.policy_file(doc, PolicyKind::Rcp, None, "");
-            }
+            self.guardrails(&scps, PolicyKind::Scp);
+            self.guardrails(&rcps, PolicyKind::Rcp);
             return None;
         };
         if let Some((file, text)) = self.files.top("aws-export") {

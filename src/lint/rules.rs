@@ -760,7 +760,7 @@ fn within(out: &mut Out<'_>, doc: &Doc<'_>) {
             );
             continue;
         }
-        let cover = outers.candidates(s).find_map(|i| {
+        let cover = outers.candidates(s).into_iter().find_map(|i| {
             let t = doc.statements.get(i)?;
             (i != j
                 && keys[i] != keys[j]
@@ -824,13 +824,12 @@ impl ByAction {
     /// The indexes of the statements that may cover every action of
     /// `inner`, ascending, each once: those that may cover its first
     /// action (none when it names no `Action`: it cannot be covered).
-    fn candidates(&self, inner: &Stmt) -> impl Iterator<Item = usize> + use<> {
+    fn candidates(&self, inner: &Stmt) -> Vec<usize> {
         inner
             .actions()
             .first()
             .map(|a| self.for_action(&a.v.to_lowercase()))
             .unwrap_or_default()
-            .into_iter()
     }
 
     /// The statements that may cover `action` (lowercase), ascending.
@@ -987,6 +986,7 @@ fn shadowed(out: &mut Out<'_>, catalog: &Catalog, holders: &Holders<'_>, docs: &
             let scp = || {
                 scp_index
                     .candidates(s)
+                    .into_iter()
                     .filter_map(|i| scp_denies.get(i))
                     .find(|(_, d)| covers(d, s, false))
                     .map(|(sd, d)| format!("{} of {}", describe(d), sd.doc.label))
@@ -1060,20 +1060,24 @@ impl<'d, 'c> Denies<'d, 'c> {
     /// Document `id`'s statements of this kind that may cover `inner`, in
     /// order.
     fn covering(&self, id: usize, inner: &Stmt) -> impl Iterator<Item = &'d Stmt> {
-        let statements = self.statements(id);
-        self.index(id)
-            .map(|x| x.candidates(inner).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(move |i| statements.get(i))
+        self.pick(id, |x| x.candidates(inner))
     }
 
     /// Document `id`'s statements of this kind that may cover `action`
     /// (lowercase), in order.
     fn for_action(&self, id: usize, action: &str) -> impl Iterator<Item = &'d Stmt> {
+        self.pick(id, |x| x.for_action(action))
+    }
+
+    /// Document `id`'s statements at the positions its index gives.
+    fn pick(
+        &self,
+        id: usize,
+        find: impl FnOnce(&ByAction) -> Vec<usize>,
+    ) -> impl Iterator<Item = &'d Stmt> {
         let statements = self.statements(id);
         self.index(id)
-            .map(|x| x.for_action(action))
+            .map(find)
             .unwrap_or_default()
             .into_iter()
             .filter_map(move |i| statements.get(i))

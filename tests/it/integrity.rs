@@ -14,7 +14,7 @@ use iamd::reload::{Outcome, Reloader, Store, Trigger};
 
 const ACCOUNT: &str = "account: \"123456789012\"\n";
 
-fn write(dir: &Path, name: &str, text: &str) {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -150,7 +150,7 @@ fn names_that_are_not_readable_files_are_errors_not_absences() {
     }
 }
 
-fn mkfifo(path: &Path) {
+pub(crate) fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
         .arg(path)
         .status()
@@ -200,6 +200,12 @@ fn configmap_swap(dir: &Path, version: &str, files: &[(String, String)]) {
     for (name, text) in files {
         write(&real, name, text);
     }
+    swap_data_link(dir, version);
+}
+
+/// Points `..data` at `..VERSION` in one rename, as the kubelet does, and
+/// makes each top-level name a link through `..data` the first time.
+pub(crate) fn swap_data_link(dir: &Path, version: &str) {
     let tmp_link = dir.join("..data_tmp");
     let _ = std::fs::remove_file(&tmp_link);
     std::os::unix::fs::symlink(format!("..{version}"), &tmp_link).unwrap();

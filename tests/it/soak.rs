@@ -22,6 +22,8 @@ use iamd::json::Source;
 use iamd::server::pb;
 use pb::authorizer_client::AuthorizerClient;
 
+use crate::integrity::{mkfifo, swap_data_link, write};
+
 const ACCOUNT: &str = "account: \"123456789012\"\n";
 const DOC: &str = "arn:acme:docs:eu-1:123456789012:doc";
 
@@ -170,12 +172,6 @@ fn expectations(kind: Kind) -> Vec<String> {
         .collect()
 }
 
-fn write(dir: &Path, name: &str, text: &str) {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
 /// Writes version `n` as `..vN`, swaps `..data` to it, removes the one
 /// before (the kubelet's order); returns the digest of the good ones.
 fn swap_in(dir: &Path, n: u64, kind: Kind, label: &str) -> Option<String> {
@@ -184,13 +180,7 @@ fn swap_in(dir: &Path, n: u64, kind: Kind, label: &str) -> Option<String> {
         write(&real, &name, &text);
     }
     match kind {
-        Kind::Fifo => {
-            let status = std::process::Command::new("mkfifo")
-                .arg(real.join("policies/Fifo.json"))
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
+        Kind::Fifo => mkfifo(&real.join("policies/Fifo.json")),
         Kind::Zero => {
             std::os::unix::fs::symlink("/dev/zero", real.join("policies/Zero.json")).unwrap();
         }
@@ -199,16 +189,7 @@ fn swap_in(dir: &Path, n: u64, kind: Kind, label: &str) -> Option<String> {
     let digest = kind
         .good()
         .then(|| BundleFiles::read(&real).unwrap().digest().to_owned());
-    let tmp_link = dir.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp_link);
-    std::os::unix::fs::symlink(format!("..v{n}"), &tmp_link).unwrap();
-    std::fs::rename(&tmp_link, dir.join("..data")).unwrap();
-    for top in ["bundle.yaml", "users.yaml", "users.d", "policies"] {
-        let link = dir.join(top);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(PathBuf::from("..data").join(top), &link).unwrap();
-        }
-    }
+    swap_data_link(dir, &format!("v{n}"));
     if n > 0 {
         let _ = std::fs::remove_dir_all(dir.join(format!("..v{}", n - 1)));
     }
