@@ -277,22 +277,14 @@ impl Context {
 }
 
 impl Facts {
-    /// The same facts with `aws:PrincipalOrgID`, when the principal's
-    /// organization is known (a bundle's `organizationId`).
-    pub fn with_organization(mut self, organization: Option<&str>) -> Self {
-        if let Some(org) = organization {
-            self.entries.push(Entry::known(
-                ("aws:PrincipalOrgID", "aws:principalorgid"),
-                org.to_owned(),
-            ));
-            self.entries.sort_by(|a, b| a.folded.cmp(&b.folded));
-        }
-        self
-    }
-
     /// The facts of `principal`, with `tags` (key, value) as its
-    /// `aws:PrincipalTag/KEY`.
-    pub fn of(principal: &crate::arn::Principal, tags: &[(String, String)]) -> Self {
+    /// `aws:PrincipalTag/KEY`, and `organization`, when known (a bundle's
+    /// `organizationId`), as its `aws:PrincipalOrgID`.
+    pub fn of(
+        principal: &crate::arn::Principal,
+        tags: &[(String, String)],
+        organization: Option<&str>,
+    ) -> Self {
         use crate::arn::PrincipalKind;
         let mut entries = Vec::new();
         let mut put = |key, value: &str| entries.push(Entry::known(key, value.to_owned()));
@@ -330,6 +322,9 @@ impl Facts {
                 put(account, principal.account());
             }
         }
+        if let Some(org) = organization {
+            put(("aws:PrincipalOrgID", "aws:principalorgid"), org);
+        }
         match kind {
             PrincipalKind::User => put(("aws:username", "aws:username"), principal.name()),
             PrincipalKind::Root => put(("aws:userid", "aws:userid"), principal.account()),
@@ -359,7 +354,7 @@ pub fn add_request_facts(
     now: jiff::Timestamp,
     overwrite: bool,
 ) {
-    ctx.add_facts(Arc::new(Facts::of(principal, &[])), now, overwrite);
+    ctx.add_facts(Arc::new(Facts::of(principal, &[], None)), now, overwrite);
 }
 
 /// The clock's facts at `now`, made once a second per thread (formatting
@@ -437,7 +432,7 @@ mod tests {
             let mut ctx = Context::new();
             let principal = crate::arn::Principal::parse(who).unwrap();
             let tags = [("Team".to_owned(), "docs".to_owned())];
-            ctx.add_facts(Arc::new(Facts::of(&principal, &tags)), now, true);
+            ctx.add_facts(Arc::new(Facts::of(&principal, &tags, None)), now, true);
             assert!(!ctx.is_empty());
             for e in ctx.visible() {
                 assert_eq!(*e.folded, fold(&e.name), "{who}");

@@ -122,9 +122,10 @@ fn provider(env: impl Fn(&str) -> Option<String>) -> Result<SdkTracerProvider, T
                 "the collector `{endpoint}` is TLS: set OTEL_EXPORTER_OTLP_CERTIFICATE to the PEM file of the CA that signed its certificate"
             )));
         };
-        let pem = crate::regular_file::read(std::path::Path::new(&ca), 4 << 20).map_err(|e| {
-            TelemetryError::Otlp(format!("OTEL_EXPORTER_OTLP_CERTIFICATE `{ca}`: {e}"))
-        })?;
+        let pem = crate::regular_file::read(std::path::Path::new(&ca), crate::tls::PEM_BYTES)
+            .map_err(|e| {
+                TelemetryError::Otlp(format!("OTEL_EXPORTER_OTLP_CERTIFICATE `{ca}`: {e}"))
+            })?;
         builder = builder.with_tls_config(
             tonic::transport::ClientTlsConfig::new()
                 .ca_certificate(tonic::transport::Certificate::from_pem(pem)),

@@ -162,7 +162,7 @@ struct Contents {
 
 /// A PEM file is a few kilobytes; a chain with many intermediates or a CA
 /// bundle a few hundred.
-const PEM_BYTES: u64 = 4 << 20;
+pub(crate) const PEM_BYTES: u64 = 4 << 20;
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     crate::regular_file::read(path, PEM_BYTES)

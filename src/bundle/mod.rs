@@ -159,9 +159,7 @@ impl Entity {
         organization: Option<Arc<str>>,
     ) -> Self {
         Self {
-            facts: Arc::new(
-                Facts::of(&principal, &tags).with_organization(organization.as_deref()),
-            ),
+            facts: Arc::new(Facts::of(&principal, &tags, organization.as_deref())),
             principal,
             identity,
             boundary,
@@ -243,10 +241,11 @@ impl Resolved<'_> {
     pub fn facts(&self) -> Arc<Facts> {
         match &self.principal {
             Cow::Borrowed(_) => self.entity.facts.clone(),
-            Cow::Owned(p) => Arc::new(
-                Facts::of(p, &self.entity.tags)
-                    .with_organization(self.entity.organization.as_deref()),
-            ),
+            Cow::Owned(p) => Arc::new(Facts::of(
+                p,
+                &self.entity.tags,
+                self.entity.organization.as_deref(),
+            )),
         }
     }
 }
