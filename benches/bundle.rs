@@ -16,10 +16,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use iamd::bundle;
-use iamd::context::Context;
-use iamd::eval::{Outcome, Request, evaluate};
-use iamd::reload::{self, Reloader, Store, Trigger, WatchOptions};
+use iamd_bundle as bundle;
+use iamd_policy::context::Context;
+use iamd_policy::eval::{Outcome, Request, evaluate};
+use iamd_server::reload::{self, Reloader, Store, Trigger, WatchOptions};
 
 const MANAGED: usize = 200;
 const GROUPS: usize = 50;
@@ -119,7 +119,7 @@ fn measure(users: usize) {
     let mut ctx = Context::new();
     ctx.insert(
         "aws:SecureTransport",
-        iamd::context::ContextValue::Single("true".into()),
+        iamd_policy::context::ContextValue::Single("true".into()),
     )
     .unwrap();
     let names: Vec<String> = (0..1000)

@@ -18,9 +18,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rustc_hash::FxBuildHasher;
 
-use iamd::bundle;
-use iamd::context::{Context, ContextValue};
-use iamd::eval::{Outcome, Request, evaluate};
+use iamd_bundle as bundle;
+use iamd_policy::context::{Context, ContextValue};
+use iamd_policy::eval::{Outcome, Request, evaluate};
 
 fn generate(dir: &std::path::Path, users: usize) {
     std::fs::create_dir_all(dir.join("policies")).unwrap();

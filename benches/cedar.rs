@@ -22,11 +22,11 @@ use cedar_policy::{
     Request as CedarRequest,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use iamd::arn::Principal;
-use iamd::context::{Context, ContextValue};
-use iamd::eval::{Layers, Outcome, Request, StatementSet, evaluate};
-use iamd::json::Source;
-use iamd::policy::{Policy, PolicyKind};
+use iamd_policy::arn::Principal;
+use iamd_policy::context::{Context, ContextValue};
+use iamd_policy::eval::{Layers, Outcome, Request, StatementSet, evaluate};
+use iamd_policy::json::Source;
+use iamd_policy::policy::{Policy, PolicyKind};
 
 const IAM: &str = r#"{"Version": "2012-10-17", "Statement": [
   {"Sid": "ReadTeamDocuments", "Effect": "Allow", "Action": ["docs:GetDocument", "docs:ListDocuments"],

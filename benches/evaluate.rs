@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use iamd::arn::Principal;
-use iamd::context::{Context, ContextValue};
-use iamd::eval::{Layers, Outcome, Request, StatementSet, evaluate};
-use iamd::json::Source;
-use iamd::policy::{Policy, PolicyKind};
+use iamd_policy::arn::Principal;
+use iamd_policy::context::{Context, ContextValue};
+use iamd_policy::eval::{Layers, Outcome, Request, StatementSet, evaluate};
+use iamd_policy::json::Source;
+use iamd_policy::policy::{Policy, PolicyKind};
 
 fn policy(name: &str, text: &str) -> Arc<Policy> {
     Arc::new(Policy::parse(&Source::new(name, text), PolicyKind::Identity).unwrap())
@@ -209,12 +209,13 @@ fn bench_compile(c: &mut Criterion) {
 /// What the gRPC handler does for one call once the request is decoded:
 /// the transport's share is measured by `iamd bench` (docs/benchmarks.md).
 fn bench_server(c: &mut Criterion) {
-    use iamd::reload::{Reloader, Store, Trigger};
-    use iamd::server::{AuthorizerService, Limits, pb};
+    use iamd_proto::pb;
+    use iamd_server::grpc::{AuthorizerService, Limits};
+    use iamd_server::reload::{Reloader, Store, Trigger};
     let bundle = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle");
     let store = Store::new();
     Reloader::new(&bundle, store.clone()).reload(Trigger::Start);
-    let metrics = iamd::admin::Metrics::new(store.clone());
+    let metrics = iamd_server::admin::Metrics::new(store.clone());
     let service = AuthorizerService::new(store, Limits::default(), metrics);
     let single = |s: &str| pb::ContextValue {
         kind: Some(pb::context_value::Kind::Single(s.into())),

@@ -6,11 +6,11 @@
 //! cargo run --release --example empty_server -- 127.0.0.1:50052 [WORKERS]
 //! ```
 //!
-//! On the daemon's runtime (`iamd::server::runtime_builder()`): one thread
+//! On the daemon's runtime (`iamd_server::grpc::runtime_builder()`): one thread
 //! by default, as `iamd serve --workers 1`, or `WORKERS` threads each with
 //! an event loop of its own, as `iamd serve --workers N`.
 
-use iamd::server::pb;
+use iamd_proto::pb;
 use tonic::{Request, Response, Status};
 
 /// The same allocator as iamd's binary, for a fair baseline.
@@ -84,13 +84,13 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
 /// One event loop serving the connections it accepts.
 fn serve(listener: std::net::TcpListener) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    iamd::server::runtime_builder()
+    iamd_server::grpc::runtime_builder()
         .enable_all()
         .build()?
         .block_on(async {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             // As iamd does: no Nagle delay on accepted connections.
-            let incoming = iamd::server::without_nagle(listener);
+            let incoming = iamd_server::grpc::without_nagle(listener);
             tonic::transport::Server::builder()
                 .add_service(pb::authorizer_server::AuthorizerServer::new(Empty))
                 .serve_with_incoming(incoming)

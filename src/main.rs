@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use iamd::json::Source;
-use iamd::simulate;
+use iamd_policy::json::Source;
+use iamd_tools::simulate;
 
 /// mimalloc: under load the daemon spends a tenth of its time in glibc's
 /// malloc and free (HTTP/2 frames, protobuf messages); see
@@ -295,7 +295,7 @@ struct BenchArgs {
 }
 
 fn bench(args: &BenchArgs) -> ExitCode {
-    use iamd::bench;
+    use iamd_bench as bench;
     let name = args.mix.display().to_string();
     let mix = match std::fs::read_to_string(&args.mix) {
         Ok(text) => match bench::read_mix(&name, &text) {
@@ -330,7 +330,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
         threads: args.workers.into(),
     };
     // The load threads have runtimes of their own (`bench::Options::threads`).
-    let rt = match built(iamd::server::runtime_builder()) {
+    let rt = match built(iamd_server::grpc::runtime_builder()) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -456,8 +456,8 @@ struct DiffArgs {
 }
 
 fn diff(args: &DiffArgs) -> io::Result<ExitCode> {
-    use iamd::diff;
-    let load = |p: &std::path::Path| iamd::bundle::BundleFiles::read(p).and_then(|f| f.catalog());
+    use iamd_tools::diff;
+    let load = |p: &std::path::Path| iamd_bundle::BundleFiles::read(p).and_then(|f| f.catalog());
     let (old, new) = match (load(&args.old), load(&args.new)) {
         (Ok(o), Ok(n)) => (o, n),
         (o, n) => {
@@ -551,8 +551,8 @@ fn context_args(args: &[String]) -> Result<Vec<(String, Vec<String>)>, String> {
 }
 
 fn explain(args: &ExplainArgs) -> io::Result<ExitCode> {
-    use iamd::context::{Context, ContextValue};
-    let bundle = match iamd::bundle::load(&args.bundle) {
+    use iamd_policy::context::{Context, ContextValue};
+    let bundle = match iamd_bundle::load(&args.bundle) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("iamd: the bundle does not load:\n{e}");
@@ -575,7 +575,7 @@ fn explain(args: &ExplainArgs) -> io::Result<ExitCode> {
         };
         context.set(&k, value);
     }
-    let query = iamd::bundle::query::Query {
+    let query = iamd_bundle::query::Query {
         principal: args.request.principal.clone(),
         action: args.request.action.clone(),
         resource: args.request.resource.clone(),
@@ -584,7 +584,7 @@ fn explain(args: &ExplainArgs) -> io::Result<ExitCode> {
     };
     let mut out = BufWriter::new(io::stdout().lock());
     match bundle.trace(&query, jiff::Timestamp::now()) {
-        Some(t) => iamd::suite::trace::render(&query, &t, args.all, &mut out)?,
+        Some(t) => iamd_tools::suite::trace::render(&query, &t, args.all, &mut out)?,
         None => writeln!(
             out,
             "decision: IMPLICIT_DENY\n  principal `{}` is not in the bundle (write an ARN of its account, or `user/NAME`, `role/NAME`)",
@@ -613,8 +613,8 @@ struct TestArgs {
 }
 
 fn test(args: &TestArgs) -> io::Result<ExitCode> {
-    use iamd::suite::{self, render};
-    let loaded = iamd::bundle::BundleFiles::read(&args.bundle)
+    use iamd_tools::suite::{self, render};
+    let loaded = iamd_bundle::BundleFiles::read(&args.bundle)
         .and_then(|f| f.catalog().map(|(b, c)| (f, b, c)));
     let (files, bundle, catalog) = match loaded {
         Ok(l) => l,
@@ -657,7 +657,7 @@ fn test(args: &TestArgs) -> io::Result<ExitCode> {
 }
 
 fn validate(args: &ValidateArgs) -> io::Result<ExitCode> {
-    use iamd::lint::{self, LoneKind, render};
+    use iamd_tools::lint::{self, LoneKind, render};
     let kind = match args.kind.as_str() {
         "resource" => LoneKind::Resource,
         "trust" => LoneKind::Trust,
@@ -726,7 +726,7 @@ fn main() -> ExitCode {
             pretty,
             bundle,
         } => {
-            let bundle = match bundle.as_deref().map(iamd::bundle::load).transpose() {
+            let bundle = match bundle.as_deref().map(iamd_bundle::load).transpose() {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("iamd: the bundle does not load:\n{e}");
@@ -856,7 +856,7 @@ fn built(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    use iamd::config::{self, Overrides, ServeConfig};
+    use iamd_server::config::{self, Overrides, ServeConfig};
     let file = match args.config.as_deref().map(config::load).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => {
@@ -893,15 +893,15 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     // One thread: it serves the calls, or with `workers` > 1 accepts the
     // connections and deals them to that many serving threads
-    // (`iamd::server::serve_with_workers`).
+    // (`iamd_server::grpc::serve_with_workers`).
     let workers = cfg.workers;
-    let rt = match built(iamd::server::runtime_builder()) {
+    let rt = match built(iamd_server::grpc::runtime_builder()) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     // The OTLP exporter's channel lives on the runtime.
     let entered = rt.enter();
-    let telemetry = match iamd::telemetry::init(cfg.log_format, cfg.log_level) {
+    let telemetry = match iamd_server::telemetry::init(cfg.log_format, cfg.log_level) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("iamd: {e}");
@@ -909,20 +909,22 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     drop(entered);
-    let store = iamd::reload::Store::new();
+    let store = iamd_server::reload::Store::new();
     let mut reloader =
-        iamd::reload::Reloader::new(&cfg.bundle, store.clone()).with_settle(cfg.settle);
-    if let iamd::reload::Outcome::Failed(_) = reloader.reload(iamd::reload::Trigger::Start) {
+        iamd_server::reload::Reloader::new(&cfg.bundle, store.clone()).with_settle(cfg.settle);
+    if let iamd_server::reload::Outcome::Failed(_) =
+        reloader.reload(iamd_server::reload::Trigger::Start)
+    {
         tracing::warn!(
             "starting without a bundle: every request is denied (UNAVAILABLE) until one loads"
         );
     }
-    let options = iamd::reload::WatchOptions {
+    let options = iamd_server::reload::WatchOptions {
         poll_interval: cfg.poll_interval,
         debounce: cfg.debounce,
-        ..iamd::reload::WatchOptions::default()
+        ..iamd_server::reload::WatchOptions::default()
     };
-    let _watcher = match iamd::reload::watch(reloader, options) {
+    let _watcher = match iamd_server::reload::watch(reloader, options) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!("cannot watch the bundle: {e}");
@@ -931,18 +933,19 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let log = match &cfg.decision_log {
         None => None,
-        Some((path, options)) => match iamd::decision_log::DecisionLog::open(path, options.clone())
-        {
-            Ok(l) => Some(std::sync::Arc::new(l)),
-            Err(e) => {
-                tracing::error!("cannot open the decision log `{path}`: {e}");
-                return ExitCode::from(2);
+        Some((path, options)) => {
+            match iamd_server::decision_log::DecisionLog::open(path, options.clone()) {
+                Ok(l) => Some(std::sync::Arc::new(l)),
+                Err(e) => {
+                    tracing::error!("cannot open the decision log `{path}`: {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
     };
     let tls = match &cfg.tls {
         None => None,
-        Some((files, _)) => match iamd::tls::Tls::load(files.clone()) {
+        Some((files, _)) => match iamd_server::tls::Tls::load(files.clone()) {
             Ok(t) => Some(std::sync::Arc::new(t)),
             Err(e) => {
                 tracing::error!("cannot set up TLS: {e}");
@@ -967,32 +970,33 @@ fn serve(args: ServeArgs) -> ExitCode {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let metrics = iamd::admin::Metrics::with_decision_log(store.clone(), log);
-        let admin = iamd::admin::bind(admin_listen)
+        let metrics = iamd_server::admin::Metrics::with_decision_log(store.clone(), log);
+        let admin = iamd_server::admin::bind(admin_listen)
             .await
-            .map_err(|e| iamd::server::ServeError::Bind(admin_listen.to_string(), e))?;
+            .map_err(|e| iamd_server::grpc::ServeError::Bind(admin_listen.to_string(), e))?;
         tracing::info!(listen = %admin_listen, "serving /metrics, /healthz, /readyz, /status");
-        tokio::spawn(iamd::admin::serve(
+        tokio::spawn(iamd_server::admin::serve(
             admin,
             store.clone(),
             metrics.clone(),
             stopped(stop_rx.clone()),
         ));
         if let (Some(tls), Some(every)) = (&tls, tls_interval) {
-            iamd::tls::watch(tls.clone(), every, metrics.clone());
+            iamd_server::tls::watch(tls.clone(), every, metrics.clone());
         }
         let security = match &tls {
             None => "plaintext",
             Some(t) if t.mutual() => "mutual TLS",
             Some(_) => "TLS",
         };
-        let mut services = iamd::server::Services::new(store, limits, metrics);
+        let mut services = iamd_server::grpc::Services::new(store, limits, metrics);
         if let Some(mapping) = envoy {
             services = services.with_envoy(mapping);
             tracing::info!(listen = %listen, "serving envoy.service.auth.v3.Authorization");
         }
         tracing::info!(listen = %listen, security, "serving iamd.v1.Authorizer");
-        iamd::server::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx)).await
+        iamd_server::grpc::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx))
+            .await
     });
     telemetry.shutdown();
     match result {
@@ -1127,7 +1131,7 @@ async fn shutdown_signal() {
 }
 
 fn authorize(args: AuthorizeArgs) -> ExitCode {
-    use iamd::server::pb;
+    use iamd_proto::pb;
     let (addr, endpoint) = (args.daemon.url(), args.daemon.endpoint());
     let endpoint = match endpoint {
         Ok(e) => e,
@@ -1189,8 +1193,8 @@ fn authorize(args: AuthorizeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_answer(a: &iamd::server::pb::AuthorizeResponse, json: bool) {
-    use iamd::server::pb;
+fn print_answer(a: &iamd_proto::pb::AuthorizeResponse, json: bool) {
+    use iamd_proto::pb;
     let decision = pb::Decision::try_from(a.decision).unwrap_or(pb::Decision::Unspecified);
     let name = match decision {
         pb::Decision::Allow => "ALLOW",

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use iamd::arn::Principal;
-use iamd::context::{Context, ContextValue};
-use iamd::eval::{Layers, Outcome, Request, StatementSet, evaluate};
-use iamd::json::Source;
-use iamd::policy::{Policy, PolicyKind};
+use iamd_policy::arn::Principal;
+use iamd_policy::context::{Context, ContextValue};
+use iamd_policy::eval::{Layers, Outcome, Request, StatementSet, evaluate};
+use iamd_policy::json::Source;
+use iamd_policy::policy::{Policy, PolicyKind};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use iamd::bundle;
-use iamd::json::Source;
-use iamd::simulate::run_bundle;
+use iamd_bundle as bundle;
+use iamd_policy::json::Source;
+use iamd_tools::simulate::run_bundle;
 
 fn path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/aws/authorization-details.json")

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use iamd::bundle::{self, Bundle};
-use iamd::json::Source;
-use iamd::simulate::run_bundle;
+use iamd_bundle::{self as bundle, Bundle};
+use iamd_policy::json::Source;
+use iamd_tools::simulate::run_bundle;
 
 fn example() -> Bundle {
     bundle::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle")).unwrap()

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use iamd::json::Source;
-use iamd::simulate;
+use iamd_policy::json::Source;
+use iamd_tools::simulate;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

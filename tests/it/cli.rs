@@ -331,7 +331,7 @@ fn serve_refuses_a_bad_configuration_with_every_problem() {
 /// most 20 seconds.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_no_answered_request() {
-    use iamd::server::pb;
+    use iamd_proto::pb;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamd::reload::{Reloader, Store, Trigger};
-use iamd::server::{self, Limits, pb};
+use iamd_proto::pb;
+use iamd_server::grpc::{self as server, Limits};
+use iamd_server::reload::{Reloader, Store, Trigger};
 use pb::authorizer_client::AuthorizerClient;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -31,14 +32,14 @@ struct Daemon {
 
 impl Daemon {
     async fn start(store: Arc<Store>, limits: Limits) -> Self {
-        let metrics = iamd::admin::Metrics::new(store.clone());
+        let metrics = iamd_server::admin::Metrics::new(store.clone());
         Self::start_with(store, limits, metrics).await
     }
 
     async fn start_with(
         store: Arc<Store>,
         limits: Limits,
-        metrics: Arc<iamd::admin::Metrics>,
+        metrics: Arc<iamd_server::admin::Metrics>,
     ) -> Self {
         Self::start_workers(store, limits, metrics, 1).await
     }
@@ -47,7 +48,7 @@ impl Daemon {
     async fn start_workers(
         store: Arc<Store>,
         limits: Limits,
-        metrics: Arc<iamd::admin::Metrics>,
+        metrics: Arc<iamd_server::admin::Metrics>,
         workers: usize,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -501,7 +502,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     copy_dir(&example(), &dir);
     assert!(matches!(
         reloader.reload(Trigger::Event),
-        iamd::reload::Outcome::Loaded(_)
+        iamd_server::reload::Outcome::Loaded(_)
     ));
     let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::Allow);
@@ -538,7 +539,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     .unwrap();
     assert!(matches!(
         reloader.reload(Trigger::Event),
-        iamd::reload::Outcome::Loaded(_)
+        iamd_server::reload::Outcome::Loaded(_)
     ));
     let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
@@ -576,7 +577,7 @@ async fn unix_socket(workers: usize) {
     let store = example_store();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let listen = server::Listen::Unix(sock.clone());
-    let metrics = iamd::admin::Metrics::new(store.clone());
+    let metrics = iamd_server::admin::Metrics::new(store.clone());
     let task = tokio::spawn(async move {
         let services = server::Services::new(store, Limits::default(), metrics);
         server::serve_with_workers(&listen, None, services, workers, async {
@@ -624,7 +625,7 @@ fn thread_names() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn serving_threads_answer_every_connection_and_stop_with_the_server() {
     let store = example_store();
-    let metrics = iamd::admin::Metrics::new(store.clone());
+    let metrics = iamd_server::admin::Metrics::new(store.clone());
     let d = Daemon::start_workers(store, Limits::default(), metrics, 3).await;
     let mut clients = Vec::new();
     for _ in 0..6 {
@@ -765,13 +766,13 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
     let store = Store::new();
     let mut reloader = Reloader::new(&dir, store.clone());
     reloader.reload(Trigger::Start);
-    let metrics = iamd::admin::Metrics::new(store.clone());
-    let admin = iamd::admin::bind("127.0.0.1:0".parse().unwrap())
+    let metrics = iamd_server::admin::Metrics::new(store.clone());
+    let admin = iamd_server::admin::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let admin_addr = admin.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(iamd::admin::serve(
+    let admin_task = tokio::spawn(iamd_server::admin::serve(
         admin,
         store.clone(),
         metrics.clone(),
@@ -842,14 +843,15 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
 async fn decisions_are_logged_with_trace_ids_and_masked_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("decisions.jsonl");
-    let options = iamd::decision_log::Options {
+    let options = iamd_server::decision_log::Options {
         mask_keys: vec!["X-Token".into()],
         ..Default::default()
     };
-    let log =
-        Arc::new(iamd::decision_log::DecisionLog::open(path.to_str().unwrap(), options).unwrap());
+    let log = Arc::new(
+        iamd_server::decision_log::DecisionLog::open(path.to_str().unwrap(), options).unwrap(),
+    );
     let store = example_store();
-    let metrics = iamd::admin::Metrics::with_decision_log(store.clone(), Some(log));
+    let metrics = iamd_server::admin::Metrics::with_decision_log(store.clone(), Some(log));
     let d = Daemon::start_with(store, Limits::default(), metrics.clone()).await;
     let mut c = d.client().await;
     let mut call = tonic::Request::new(req(
@@ -1008,7 +1010,7 @@ async fn past_the_cap(workers: usize) {
         request_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let metrics = iamd::admin::Metrics::new(store.clone());
+    let metrics = iamd_server::admin::Metrics::new(store.clone());
     let d = Daemon::start_workers(store, limits, metrics, workers).await;
     let holding = d.connection().await;
     let patiently = d.connection().await;

@@ -155,7 +155,7 @@ fn check_iamd_material(
     docs: &[serde_json::Value],
     deployment: &str,
     container_in: &str,
-) -> iamd::config::ServeConfig {
+) -> iamd_server::config::ServeConfig {
     let d = find(docs, "Deployment", deployment);
     let spec = &d["spec"]["template"]["spec"];
     let container = spec[container_in]
@@ -196,7 +196,7 @@ fn check_iamd_material(
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    iamd::bundle::load(dir.path())
+    iamd_bundle::load(dir.path())
         .unwrap_or_else(|e| panic!("the rendered bundle does not load: {e}"));
     let config_map = find(
         docs,
@@ -205,8 +205,8 @@ fn check_iamd_material(
     );
     let cfg = dir.path().join("iamd.yaml");
     std::fs::write(&cfg, config_map["data"]["iamd.yaml"].as_str().unwrap()).unwrap();
-    let file = iamd::config::load(&cfg).unwrap();
-    iamd::config::ServeConfig::resolve(file, iamd::config::Overrides::default())
+    let file = iamd_server::config::load(&cfg).unwrap();
+    iamd_server::config::ServeConfig::resolve(file, iamd_server::config::Overrides::default())
         .unwrap_or_else(|e| panic!("the rendered configuration is not valid: {e}"))
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use iamd::bundle::{self, BundleFiles, ReadLimits};
-use iamd::reload::{Outcome, Reloader, Store, Trigger};
+use iamd_bundle::{self as bundle, BundleFiles, ReadLimits};
+use iamd_server::reload::{Outcome, Reloader, Store, Trigger};
 
 const ACCOUNT: &str = "account: \"123456789012\"\n";
 
@@ -361,11 +361,11 @@ fn a_reload_in_progress_never_holds_up_a_shutdown() {
         Outcome::Loaded(_)
     ));
     let before = store.bundle().as_ref().unwrap().revision().clone();
-    let options = iamd::reload::WatchOptions {
+    let options = iamd_server::reload::WatchOptions {
         debounce: Duration::from_millis(20),
-        ..iamd::reload::WatchOptions::default()
+        ..iamd_server::reload::WatchOptions::default()
     };
-    let watcher = iamd::reload::watch(reloader, options).unwrap();
+    let watcher = iamd_server::reload::watch(reloader, options).unwrap();
     write(&dir, "bundle.yaml", &format!("{ACCOUNT}revision: next\n"));
     // The event reaches the thread, which starts the reload and waits.
     std::thread::sleep(Duration::from_millis(500));
@@ -388,7 +388,7 @@ fn daemon_files_that_are_not_regular_files_are_refused() {
     let (tx, rx) = std::sync::mpsc::channel();
     let path = fifo.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(iamd::config::load(&path));
+        let _ = tx.send(iamd_server::config::load(&path));
     });
     let e = rx
         .recv_timeout(Duration::from_secs(10))
@@ -396,29 +396,29 @@ fn daemon_files_that_are_not_regular_files_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("config.yaml: is a FIFO"), "{e}");
-    let files = iamd::tls::TlsFiles {
+    let files = iamd_server::tls::TlsFiles {
         cert: fifo,
         key: PathBuf::from("/dev/zero"),
         client_ca: None,
     };
-    let e = iamd::tls::Tls::load(files).unwrap_err().to_string();
+    let e = iamd_server::tls::Tls::load(files).unwrap_err().to_string();
     assert!(e.contains("config.yaml: is a FIFO"), "{e}");
-    let files = iamd::tls::TlsFiles {
+    let files = iamd_server::tls::TlsFiles {
         cert: tmp.path().join("absent.pem"),
         key: PathBuf::from("/dev/zero"),
         client_ca: None,
     };
-    let e = iamd::tls::Tls::load(files).unwrap_err().to_string();
+    let e = iamd_server::tls::Tls::load(files).unwrap_err().to_string();
     assert!(e.contains("absent.pem: cannot read: "), "{e}");
     // Before, a key linked to /dev/zero was read until memory ran out.
     let cert = tmp.path().join("cert.pem");
     std::fs::write(&cert, "").unwrap();
-    let files = iamd::tls::TlsFiles {
+    let files = iamd_server::tls::TlsFiles {
         cert,
         key: PathBuf::from("/dev/zero"),
         client_ca: None,
     };
-    let e = iamd::tls::Tls::load(files).unwrap_err().to_string();
+    let e = iamd_server::tls::Tls::load(files).unwrap_err().to_string();
     assert_eq!(e, "/dev/zero: is a device: give a regular file");
 }
 
@@ -445,7 +445,7 @@ fn a_rejected_bundle_reports_a_bounded_status() {
     assert_eq!(all.len(), 150);
     let status = store.status();
     let kept = &status.last_failure.as_ref().unwrap().errors;
-    assert_eq!(kept.len(), iamd::reload::REPORTED_ERRORS + 1);
+    assert_eq!(kept.len(), iamd_server::reload::REPORTED_ERRORS + 1);
     assert!(
         kept.last()
             .unwrap()

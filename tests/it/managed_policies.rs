@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use iamd::json::Source;
-use iamd::policy::{Policy, PolicyKind};
+use iamd_policy::json::Source;
+use iamd_policy::policy::{Policy, PolicyKind};
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws-managed-policies")
@@ -47,9 +47,9 @@ fn all_managed_policies_compile_with_their_statement_counts() {
 
 #[test]
 fn administrator_access_allows_everything_and_read_only_does_not_write() {
-    use iamd::arn::Principal;
-    use iamd::context::Context;
-    use iamd::eval::{Layers, Outcome, Request, StatementSet, evaluate};
+    use iamd_policy::arn::Principal;
+    use iamd_policy::context::Context;
+    use iamd_policy::eval::{Layers, Outcome, Request, StatementSet, evaluate};
     use std::sync::Arc;
 
     let load = |name: &str| {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use iamd::arn::Principal;
-use iamd::context::{Context, ContextValue};
-use iamd::eval::{Layers, Outcome, Request, StatementSet, evaluate};
-use iamd::json::Source;
-use iamd::policy::{Policy, PolicyKind};
+use iamd_policy::arn::Principal;
+use iamd_policy::context::{Context, ContextValue};
+use iamd_policy::eval::{Layers, Outcome, Request, StatementSet, evaluate};
+use iamd_policy::json::Source;
+use iamd_policy::policy::{Policy, PolicyKind};
 
 // === random policies ===
 
@@ -318,14 +318,14 @@ proptest! {
         let text = mutate(&to_json(&ps), &cuts);
         let _ = Policy::parse(&Source::new("fuzz", &text), PolicyKind::Identity);
         let case = format!(r#"{{"identityPolicies": [{text}], "request": {{"principal": "arn:aws:iam::1:user/u", "action": "a:Get", "resource": "*"}}}}"#);
-        let _ = iamd::simulate::run(&Source::new("fuzz", &case), jiff::Timestamp::UNIX_EPOCH);
+        let _ = iamd_tools::simulate::run(&Source::new("fuzz", &case), jiff::Timestamp::UNIX_EPOCH);
     }
 
     #[test]
     fn the_simulator_never_panics_on_broken_cases(cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
         let base = include_str!("../../examples/simulate/alice-reads-her-document.json");
         let text = mutate(base, &cuts);
-        let _ = iamd::simulate::run(&Source::new("fuzz", &text), jiff::Timestamp::UNIX_EPOCH);
+        let _ = iamd_tools::simulate::run(&Source::new("fuzz", &text), jiff::Timestamp::UNIX_EPOCH);
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::python::run;
 
-use iamd::server::{self, Limits};
+use iamd_server::grpc::{self as server, Limits};
 
 const GRPC_VERSION: &str = "1.85.1";
 
@@ -45,7 +45,7 @@ async fn a_python_grpc_client_uses_the_api() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let metrics = iamd::admin::Metrics::new(store.clone());
+    let metrics = iamd_server::admin::Metrics::new(store.clone());
     let server = tokio::spawn(server::serve_tcp(
         listener,
         server::Services::new(store, Limits::default(), metrics),

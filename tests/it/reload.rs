@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use iamd::arn::Principal;
-use iamd::context::Context;
-use iamd::eval::{Outcome, Request, evaluate};
-use iamd::reload::{self, Outcome as Reload, Reloader, Store, Trigger, WatchOptions};
+use iamd_policy::arn::Principal;
+use iamd_policy::context::Context;
+use iamd_policy::eval::{Outcome, Request, evaluate};
+use iamd_server::reload::{self, Outcome as Reload, Reloader, Store, Trigger, WatchOptions};
 
 const ACCOUNT: &str = "account: \"123456789012\"\n";
 
@@ -305,9 +305,9 @@ fn a_background_load_on_busy_cpus_pauses_after_each_window() {
         })
         .collect();
     let (users, counts) = std::thread::spawn(move || {
-        iamd::pace::background();
-        let bundle = iamd::bundle::load(&dir).unwrap();
-        (bundle.stats().users, iamd::pace::counts())
+        iamd_bundle::pace::background();
+        let bundle = iamd_bundle::load(&dir).unwrap();
+        (bundle.stats().users, iamd_bundle::pace::counts())
     })
     .join()
     .unwrap();

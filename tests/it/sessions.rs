@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use iamd::bundle;
-use iamd::json::Source;
-use iamd::simulate::run_bundle;
+use iamd_bundle as bundle;
+use iamd_policy::json::Source;
+use iamd_tools::simulate::run_bundle;
 
 /// The example bundle (role `indexer` has the path `/service/`) with a
 /// resource policy denying the indexer's role ARN `doc/secret`, a Deny with

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iamd::bundle::BundleFiles;
-use iamd::json::Source;
-use iamd::server::pb;
+use iamd_bundle::BundleFiles;
+use iamd_policy::json::Source;
+use iamd_proto::pb;
 use pb::authorizer_client::AuthorizerClient;
 
 use crate::integrity::{mkfifo, swap_data_link, write};
@@ -154,7 +154,7 @@ fn expectations(kind: Kind) -> Vec<String> {
     for (name, text) in files(kind, "expect") {
         write(dir.path(), &name, &text);
     }
-    let bundle = iamd::bundle::load(dir.path()).unwrap();
+    let bundle = iamd_bundle::load(dir.path()).unwrap();
     requests()
         .iter()
         .map(|r| {
@@ -162,7 +162,7 @@ fn expectations(kind: Kind) -> Vec<String> {
                 "principal": r.principal, "action": r.action, "resource": r.resource,
             }})
             .to_string();
-            let a = iamd::simulate::run_bundle(
+            let a = iamd_tools::simulate::run_bundle(
                 &Source::new("soak", &case),
                 &bundle,
                 jiff::Timestamp::now(),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use iamd::server::pb;
+use iamd_proto::pb;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };

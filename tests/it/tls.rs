@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamd::server::{self, Limits, pb};
-use iamd::tls::{Tls, TlsFiles};
+use iamd_proto::pb;
+use iamd_server::grpc::{self as server, Limits};
+use iamd_server::tls::{Tls, TlsFiles};
 use pb::authorizer_client::AuthorizerClient;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -78,7 +79,7 @@ fn write_server_files(dir: &Path, leaf: &Leaf, client_ca: Option<&Ca>) -> TlsFil
 struct Daemon {
     port: u16,
     tls: Arc<Tls>,
-    metrics: Arc<iamd::admin::Metrics>,
+    metrics: Arc<iamd_server::admin::Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), server::ServeError>>,
 }
@@ -91,7 +92,7 @@ impl Daemon {
     /// With `workers` serving threads, each handshaking its connections.
     async fn start_workers(files: TlsFiles, workers: usize) -> Self {
         let store = crate::daemon::example_store();
-        let metrics = iamd::admin::Metrics::new(store.clone());
+        let metrics = iamd_server::admin::Metrics::new(store.clone());
         let tls = Arc::new(Tls::load(files).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -251,7 +252,8 @@ async fn a_rotated_certificate_is_used_for_new_connections() {
     let old_ca = Ca::new("old CA");
     let files = write_server_files(dir.path(), &old_ca.issue(&["localhost"]), None);
     let d = Daemon::start(files).await;
-    let _watch = iamd::tls::watch(d.tls.clone(), Duration::from_millis(50), d.metrics.clone());
+    let _watch =
+        iamd_server::tls::watch(d.tls.clone(), Duration::from_millis(50), d.metrics.clone());
     // A connection opened before the rotation.
     let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{}", d.port))
         .unwrap()

@@ -1,0 +1,1575 @@
+//! Reading a bundle directory: files, digest, validation, compilation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::de::DeserializeOwned;
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use super::catalog::{Catalog, Document, DocumentRole, Recorder};
+use super::raw::{RawAccount, RawDocument, RawGroup, RawLimits, RawResource, RawRole, RawUser};
+use super::{Bundle, BundleError, BundleStats, Entity, Limits, Revision, resource_pattern};
+use crate::pace::{Paced, PacedDrop};
+use crate::regular_file::kind_of;
+use iamd_policy::arn::{Principal, is_account_id};
+use iamd_policy::eval::StatementSet;
+use iamd_policy::json::Source;
+use iamd_policy::policy::{Policy, PolicyKind};
+
+/// Loads and compiles the bundle in `dir`.
+pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+    BundleFiles::read(dir)?.compile()
+}
+
+// === files ===
+
+/// A bundle's files, read once (relative path to text): what a reloader
+/// digests to see whether anything changed before compiling.
+#[derive(Debug, Clone)]
+pub struct BundleFiles {
+    dir: PathBuf,
+    texts: BTreeMap<String, String>,
+    /// The bundle is one `aws iam get-account-authorization-details` file.
+    aws: bool,
+    /// [`Self::digest`], computed once as the files are read: a reload
+    /// needs it to see whether anything changed, then for the revision.
+    digest: String,
+}
+
+type Files = BundleFiles;
+
+const TOP: &[&str] = &[
+    "bundle",
+    "users",
+    "groups",
+    "roles",
+    "resources",
+    "aws-export",
+];
+
+impl BundleFiles {
+    /// Reads the bundle's files from `dir`, as one consistent snapshot
+    /// (see [`BundleFiles::read_settled`]), without waiting for recent
+    /// writes to settle.
+    pub fn read(dir: &Path) -> Result<Self, BundleError> {
+        Self::read_settled(dir, Duration::ZERO)
+    }
+
+    /// Reads the bundle's files from `dir` as one consistent snapshot.
+    ///
+    /// - In the Kubernetes layout (a `..data` symlink), everything is read
+    ///   from the directory `..data` points to, resolved once; otherwise
+    ///   from `dir` resolved once (a symlinked root is pinned to its
+    ///   target).
+    /// - After the read, the root must still resolve to the same directory
+    ///   and every file and listing must be as it was (size, modification
+    ///   time, inode); if not, a writer or a swap came between, and the read
+    ///   starts again (a few times, then an error).
+    /// - A file modified less than `settle` ago may still be being written:
+    ///   the read waits until it is `settle` old. Not through `..data`: a
+    ///   version swapped in is complete.
+    /// - Only regular files are read, without blocking (a FIFO is an error,
+    ///   not a hang; a device is an error, not an endless read), each up to
+    ///   [`ReadLimits::file_bytes`], the whole bundle up to
+    ///   [`ReadLimits::bundle_bytes`] and [`ReadLimits::files`], within
+    ///   [`ReadLimits::deadline`]. A name that exists but is not readable
+    ///   (a dangling link, a loop, a directory where a file belongs, no
+    ///   permission) is an error: it never silently drops a part of the
+    ///   bundle.
+    pub fn read_settled(dir: &Path, settle: Duration) -> Result<Self, BundleError> {
+        Self::read_with(dir, settle, &ReadLimits::default())
+    }
+
+    /// [`BundleFiles::read_settled`] with other limits.
+    pub fn read_with(
+        dir: &Path,
+        settle: Duration,
+        limits: &ReadLimits,
+    ) -> Result<Self, BundleError> {
+        let fail = |m: String| BundleError::new(vec![m]);
+        let started = Instant::now();
+        for _ in 0..ATTEMPTS {
+            let root = Root::resolve(dir).map_err(fail)?;
+            let mut reader = Reader {
+                root: root.path.clone(),
+                limits,
+                started,
+                total: 0,
+                seen: Vec::new(),
+                newest: None,
+            };
+            let result = if root.file {
+                reader.read_export(dir)
+            } else {
+                reader.read_dir(dir)
+            };
+            // The snapshot holds only if nothing moved under it.
+            let same = Root::resolve(dir).is_ok_and(|now| now == root) && reader.unchanged();
+            if !same {
+                if started.elapsed() > limits.deadline {
+                    break;
+                }
+                std::thread::sleep(RETRY_PAUSE);
+                continue;
+            }
+            if let Some(newest) = reader.newest
+                && !root.swapped
+                && let Ok(age) = SystemTime::now().duration_since(newest)
+                && age < settle
+            {
+                if started.elapsed() + (settle - age) > limits.deadline {
+                    break;
+                }
+                // A file was written moments ago: its writer may not be done.
+                std::thread::sleep(settle - age);
+                continue;
+            }
+            return result;
+        }
+        Err(fail(format!(
+            "{}: the bundle kept changing while it was read ({ATTEMPTS} attempts in {} ms): the last good bundle stays; write a new version beside it and swap it in at once (docs/bundles.md)",
+            dir.display(),
+            started.elapsed().as_millis()
+        )))
+    }
+
+    /// The directory the files were read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Compiles the files into a bundle, reporting every problem.
+    pub fn compile(&self) -> Result<Bundle, BundleError> {
+        self.compile_recording(None).map(|(b, _)| b)
+    }
+
+    /// Compiles the files and catalogs their documents and uses, for the
+    /// authoring tools.
+    pub fn catalog(&self) -> Result<(Bundle, Catalog), BundleError> {
+        let (bundle, recorder) = self.compile_recording(Some(Recorder::default()))?;
+        let catalog = recorder.unwrap_or_default().finish(bundle.account());
+        Ok((bundle, catalog))
+    }
+
+    fn compile_recording(
+        &self,
+        recorder: Option<Recorder>,
+    ) -> Result<(Bundle, Option<Recorder>), BundleError> {
+        let mut loader = Loader {
+            files: self,
+            problems: Vec::new(),
+            recorder,
+            organization: None,
+        };
+        let parts = if self.aws {
+            self.texts
+                .iter()
+                .next()
+                .and_then(|(file, text)| super::aws::parts(file, text, &mut loader.problems))
+        } else {
+            loader.parts()
+        };
+        match parts {
+            Some(parts) => loader.build(parts, self.digest.clone()),
+            None => Err(BundleError::new(loader.problems)),
+        }
+    }
+
+    /// SHA-256 over every file's relative path and contents, in path order,
+    /// as lowercase hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    fn top(&self, name: &str) -> Option<(&str, &str)> {
+        ["yaml", "yml", "json"].iter().find_map(|ext| {
+            let key = format!("{name}.{ext}");
+            self.texts
+                .get_key_value(key.as_str())
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        })
+    }
+
+    fn under<'a>(&'a self, sub: &'a str) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> + 'a {
+        self.texts.iter().filter_map(move |(k, v)| {
+            let name = k
+                .strip_prefix(sub)?
+                .strip_prefix('/')?
+                .strip_suffix(".json")?;
+            Some((k.as_str(), name, v.as_str()))
+        })
+    }
+}
+
+/// [`BundleFiles::digest`] of `texts`.
+fn digest(texts: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (path, text) in texts {
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update((text.len() as u64).to_le_bytes());
+        // In pieces of about 20 µs of hashing: a large file is megabytes.
+        for piece in text.as_bytes().chunks(1 << 14) {
+            crate::pace::point();
+            h.update(piece);
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Limits on reading a bundle's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Bytes in one file (default 64 MiB).
+    pub file_bytes: u64,
+    /// Bytes in the whole bundle (default 1 GiB).
+    pub bundle_bytes: u64,
+    /// Files in the bundle (default 100,000).
+    pub files: usize,
+    /// The longest a read may take, retries and settling included
+    /// (default 60 s).
+    pub deadline: Duration,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            file_bytes: 64 << 20,
+            bundle_bytes: 1 << 30,
+            files: 100_000,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Reads of a changing bundle are tried this often before giving up.
+const ATTEMPTS: usize = 8;
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Where a bundle is read from: the real directory (or export file), once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Root {
+    path: PathBuf,
+    /// The bundle is one AWS export file.
+    file: bool,
+    /// Device and inode of the resolved root.
+    id: (u64, u64),
+    /// Read through `..data`: a version its writer finished before
+    /// swapping it in (the kubelet's protocol), never edited in place.
+    swapped: bool,
+}
+
+impl Root {
+    fn resolve(dir: &Path) -> Result<Self, String> {
+        use std::os::unix::fs::MetadataExt;
+        let cannot =
+            |e: std::io::Error| format!("{}: cannot read the bundle directory: {e}", dir.display());
+        // The kubelet's layout: every name is a link through `..data`, which
+        // it swaps at once; read the version `..data` names, resolved once.
+        let data = dir.join("..data");
+        let found = std::fs::symlink_metadata(&data);
+        let swapped = found.is_ok();
+        let base = match found {
+            Ok(_) => data,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                dir.to_owned()
+            }
+            Err(e) => return Err(cannot(e)),
+        };
+        let path = std::fs::canonicalize(&base).map_err(cannot)?;
+        let meta = std::fs::metadata(&path).map_err(cannot)?;
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(format!(
+                "{}: not a directory: a bundle is a directory with `bundle.yaml`",
+                dir.display()
+            ));
+        }
+        Ok(Self {
+            path,
+            file: meta.is_file(),
+            id: (meta.dev(), meta.ino()),
+            swapped,
+        })
+    }
+}
+
+/// What was seen of one file or directory listing, to compare after the
+/// read.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    File {
+        path: PathBuf,
+        stamp: (u64, u64, u64, i64, i64),
+    },
+    Listing {
+        path: PathBuf,
+        extensions: &'static [&'static str],
+        names: Vec<String>,
+    },
+    Absent(PathBuf),
+}
+
+struct Reader<'l> {
+    root: PathBuf,
+    limits: &'l ReadLimits,
+    started: Instant,
+    total: u64,
+    seen: Vec<Seen>,
+    /// The newest modification time of the files read.
+    newest: Option<SystemTime>,
+}
+
+fn stamp(m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())
+}
+
+impl Reader<'_> {
+    fn read_export(&mut self, dir: &Path) -> Result<BundleFiles, BundleError> {
+        let fail = |m: String| BundleError::new(vec![m]);
+        let path = self.root.clone();
+        let name = dir.file_name().map_or_else(
+            || "details.json".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let text = self
+            .read_file(&path)
+            .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        let parent = dir.parent().map_or_else(PathBuf::new, Path::to_owned);
+        let texts = BTreeMap::from([(name, text)]);
+        Ok(BundleFiles {
+            dir: parent,
+            digest: digest(&texts),
+            texts,
+            aws: true,
+        })
+    }
+
+    fn read_dir(&mut self, dir: &Path) -> Result<BundleFiles, BundleError> {
+        let mut texts = BTreeMap::new();
+        let mut problems = Vec::new();
+        for name in TOP {
+            let mut found = Vec::new();
+            for ext in ["yaml", "yml", "json"] {
+                let f = format!("{name}.{ext}");
+                match self.exists(&f) {
+                    Ok(true) => found.push(f),
+                    Ok(false) => {}
+                    Err(e) => problems.push(e),
+                }
+            }
+            if found.len() > 1 {
+                problems.push(format!(
+                    "{}: {} give the same part of the bundle: keep one",
+                    dir.display(),
+                    found.join(" and ")
+                ));
+            }
+            for f in found {
+                self.read_into(&f, &mut texts, &mut problems);
+            }
+        }
+        for part in ["users.d", "groups.d", "roles.d", "resources.d"] {
+            self.read_subdir(part, &[".yaml", ".yml", ".json"], &mut texts, &mut problems);
+        }
+        for sub in ["policies", "scps", "rcps", "documents"] {
+            self.read_subdir(sub, &[".json"], &mut texts, &mut problems);
+        }
+        if problems.is_empty() && !texts.keys().any(|k| k.starts_with("bundle.")) {
+            problems.push(format!("{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)", dir.display()));
+        }
+        if !problems.is_empty() {
+            return Err(BundleError::new(problems));
+        }
+        Ok(BundleFiles {
+            dir: dir.to_owned(),
+            digest: digest(&texts),
+            texts,
+            aws: false,
+        })
+    }
+
+    /// Whether `rel` names something (absent is no error; something that is
+    /// there but cannot be looked at is).
+    fn exists(&mut self, rel: &str) -> Result<bool, String> {
+        let path = self.root.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.seen.push(Seen::Absent(path));
+                Ok(false)
+            }
+            Err(e) => Err(format!("{rel}: cannot read: {e}")),
+        }
+    }
+
+    /// Reads the files of `sub` whose names end in one of `extensions`
+    /// (hidden files left out), in name order; a missing `sub` is no error,
+    /// one that is there but cannot be listed is.
+    fn read_subdir(
+        &mut self,
+        sub: &str,
+        extensions: &'static [&'static str],
+        texts: &mut BTreeMap<String, String>,
+        problems: &mut Vec<String>,
+    ) {
+        match self.exists(sub) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => return problems.push(e),
+        }
+        let path = self.root.join(sub);
+        let entries = match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(&path),
+            Ok(m) => {
+                return problems.push(format!(
+                    "{sub}: is {}: `{sub}` must be a directory",
+                    kind_of(m.file_type())
+                ));
+            }
+            Err(e) => Err(e),
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => return problems.push(format!("{sub}: cannot list: {e}")),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            match e {
+                Ok(e) => match e.file_name().into_string() {
+                    Ok(n) if wanted(&n, extensions) => names.push(n),
+                    Ok(_) => {}
+                    Err(n) => problems.push(format!(
+                        "{sub}/{}: the file name is not UTF-8: rename it",
+                        n.to_string_lossy()
+                    )),
+                },
+                Err(e) => problems.push(format!("{sub}: cannot list: {e}")),
+            }
+        }
+        names.sort();
+        self.seen.push(Seen::Listing {
+            path,
+            extensions,
+            names: names.clone(),
+        });
+        for n in names {
+            self.read_into(&format!("{sub}/{n}"), texts, problems);
+        }
+    }
+
+    fn read_into(
+        &mut self,
+        rel: &str,
+        texts: &mut BTreeMap<String, String>,
+        problems: &mut Vec<String>,
+    ) {
+        if self.seen.len() > self.limits.files {
+            problems.push(format!(
+                "{rel}: the bundle has more than {} files: split it, or raise the limit",
+                self.limits.files
+            ));
+            return;
+        }
+        match self.read_file(&self.root.join(rel)) {
+            Ok(t) => {
+                texts.insert(rel.to_owned(), t);
+            }
+            Err(e) => problems.push(format!("{rel}: {e}")),
+        }
+    }
+
+    /// A regular file's text, opened without blocking and read with the
+    /// limits applied as it is read, 64 KiB at a time with a
+    /// [`crate::pace::point`] before each read.
+    fn read_file(&mut self, path: &Path) -> Result<String, String> {
+        use std::io::Read;
+        crate::pace::point();
+        if self.started.elapsed() > self.limits.deadline {
+            return Err(format!(
+                "reading the bundle took longer than {} s: the last good bundle stays",
+                self.limits.deadline.as_secs()
+            ));
+        }
+        let (file, meta) = crate::regular_file::open(path).map_err(|e| match e {
+            crate::regular_file::ReadError::NotRegular(kind) => {
+                format!("is {kind}: a bundle file must be a regular file")
+            }
+            e => e.to_string(),
+        })?;
+        let too_big = |what: &str, limit: u64| {
+            format!("{what} more than {limit} bytes: the last good bundle stays")
+        };
+        if meta.len() > self.limits.file_bytes {
+            return Err(too_big("the file has", self.limits.file_bytes));
+        }
+        let room = self.limits.bundle_bytes.saturating_sub(self.total);
+        let cap = self.limits.file_bytes.min(room);
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len().min(cap)).unwrap_or(0));
+        let mut limited = (&file).take(cap + 1);
+        loop {
+            crate::pace::point();
+            let n = (&mut limited)
+                .take(1 << 16)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            if n == 0 {
+                break;
+            }
+        }
+        if bytes.len() as u64 > cap {
+            return Err(if cap == self.limits.file_bytes {
+                too_big("the file has", self.limits.file_bytes)
+            } else {
+                too_big("the bundle has", self.limits.bundle_bytes)
+            });
+        }
+        self.total += bytes.len() as u64;
+        if let Ok(m) = meta.modified() {
+            self.newest = Some(self.newest.map_or(m, |n| n.max(m)));
+        }
+        self.seen.push(Seen::File {
+            path: path.to_owned(),
+            stamp: stamp(&meta),
+        });
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
+    }
+
+    /// Whether everything read is still as it was read.
+    fn unchanged(&self) -> bool {
+        self.seen.iter().all(|s| match s {
+            Seen::File { path, stamp: was } => {
+                std::fs::metadata(path).is_ok_and(|m| stamp(&m) == *was)
+            }
+            Seen::Listing {
+                path,
+                extensions,
+                names,
+            } => std::fs::read_dir(path).is_ok_and(|entries| {
+                let mut now: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| wanted(n, extensions))
+                    .collect();
+                now.sort();
+                now == *names
+            }),
+            Seen::Absent(path) => std::fs::symlink_metadata(path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
+        })
+    }
+}
+
+/// Whether a directory entry is one of the bundle's files: not hidden, and
+/// with one of `extensions`.
+fn wanted(name: &str, extensions: &[&str]) -> bool {
+    !name.starts_with('.') && extensions.iter().any(|x| name.ends_with(x))
+}
+
+// === loading ===
+
+/// A managed policy or SCP document: its file, name and JSON text, and for
+/// documents embedded in a larger file (AWS import), where they are.
+pub(crate) struct DocumentSource {
+    pub file: String,
+    pub name: String,
+    pub text: String,
+    pub at: Option<String>,
+}
+
+/// Everything a bundle is made of, read and parsed, before validation.
+pub(crate) struct Parts {
+    pub account_file: String,
+    pub account: RawAccount,
+    /// Each entry with the file it came from.
+    pub users: Vec<(String, RawUser)>,
+    pub groups: Vec<(String, RawGroup)>,
+    pub roles: Vec<(String, RawRole)>,
+    pub resources: Vec<(String, RawResource)>,
+    pub managed: Vec<DocumentSource>,
+    pub scps: Vec<DocumentSource>,
+    pub rcps: Vec<DocumentSource>,
+    /// The bundle is an AWS export (hints name its lists, not files).
+    pub aws: bool,
+}
+
+struct Loader<'f> {
+    files: &'f Files,
+    problems: Vec<String>,
+    recorder: Option<Recorder>,
+    /// `organizationId`: the organization of the account's principals.
+    organization: Option<Arc<str>>,
+}
+
+/// YAML limits sized for bundles of 100,000 users and more, still bounded
+/// (anchors and aliases keep the parser's defaults against YAML bombs).
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_reader_input_bytes = Some(1 << 30);
+    budget.max_events = 400_000_000;
+    budget.max_nodes = 200_000_000;
+    budget.max_total_scalar_bytes = 1 << 30;
+    serde_saphyr::options! { budget: Some(budget) }
+}
+
+/// A YAML (or JSON) error as one line: `file:line:column: message`.
+pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
+    let at = e
+        .location()
+        .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
+    let msg = e.to_string();
+    let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+    // The message repeats the place that `at` already gives.
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, rest)) => rest,
+        None => first,
+    };
+    format!("{at}: {first}")
+}
+
+pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
+    format!("{file}:{}:{}", loc.line(), loc.column())
+}
+
+/// A policy attached by reference, with where the reference is.
+type Ref<'r> = &'r Spanned<String>;
+
+impl Loader<'_> {
+    fn parse_yaml<T: DeserializeOwned>(&mut self, part: &str) -> Option<(String, T)> {
+        let (file, text) = self.files.top(part)?;
+        self.parse_file(file, text).map(|v| (file.to_owned(), v))
+    }
+
+    fn parse_file<T: DeserializeOwned>(&mut self, file: &str, text: &str) -> Option<T> {
+        match serde_saphyr::from_str_with_options::<T>(text, yaml_options()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems.push(yaml_error(file, &e));
+                None
+            }
+        }
+    }
+
+    /// The entries of a list part: its top-level file, then the files of
+    /// `PART.d/` in name order, each entry with its file.
+    fn list<T: DeserializeOwned>(&mut self, part: &str) -> Vec<(String, T)> {
+        let files = self.files;
+        let mut out = Vec::new();
+        let prefix = format!("{part}.d/");
+        let sources = files.top(part).into_iter().chain(
+            files
+                .texts
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        for (file, text) in sources {
+            // A large `users.yaml` is one parse of hundreds of
+            // milliseconds: a point per entry.
+            if let Some(items) = self.parse_file::<Vec<Paced<T>>>(file, text) {
+                out.extend(items.into_iter().map(|i| (file.to_owned(), i.0)));
+            }
+        }
+        out
+    }
+
+    /// Reads the directory format's files.
+    fn parts(&mut self) -> Option<Parts> {
+        let account = self.parse_yaml::<RawAccount>("bundle");
+        let users = self.list("users");
+        let groups = self.list("groups");
+        let roles = self.list("roles");
+        let resources = self.list("resources");
+        let docs = |sub: &str| {
+            self.files
+                .under(sub)
+                .map(|(file, name, text)| DocumentSource {
+                    file: file.to_owned(),
+                    name: name.to_owned(),
+                    text: text.to_owned(),
+                    at: None,
+                })
+                .collect()
+        };
+        let managed: Vec<DocumentSource> = docs("policies");
+        let scps: Vec<DocumentSource> = docs("scps");
+        let rcps: Vec<DocumentSource> = docs("rcps");
+        let Some((account_file, account)) = account else {
+            // No account to build a bundle for: still report every error
+            // of the policy files, with the default limits.
+            let limits = limits(&RawLimits::default());
+            for doc in &managed {
+                self.policy_file(
+                    doc,
+                    PolicyKind::Identity,
+                    Some(limits.managed_policy_size),
+                    "managedPolicySize",
+                );
+            }
+            self.guardrails(&scps, PolicyKind::Scp);
+            self.guardrails(&rcps, PolicyKind::Rcp);
+            return None;
+        };
+        if let Some((file, text)) = self.files.top("aws-export") {
+            // An AWS export beside the organization's policies: the
+            // export gives the identities and managed policies, the
+            // directory the SCP and RCP levels and resource policies.
+            let from_dir =
+                !users.is_empty() || !groups.is_empty() || !roles.is_empty() || !managed.is_empty();
+            if from_dir {
+                self.problems.push(format!("{file}: the bundle also has users, groups, roles or `policies/`: with an AWS export they come from the export alone; remove them"));
+            }
+            let mut parts = super::aws::parts(file, text, &mut self.problems)?;
+            if parts.account.account.value != account.account.value {
+                self.problems.push(format!(
+                    "{}: account `{}` is not the export's account `{}`: they must be the same",
+                    yaml_at(&account_file, &account.account.referenced),
+                    account.account.value,
+                    parts.account.account.value
+                ));
+                // Every reference of the export would be another error.
+                return None;
+            }
+            let partition = account.partition.clone().or(parts.account.partition);
+            parts.account = RawAccount {
+                partition,
+                ..account
+            };
+            parts.account_file = account_file;
+            parts.resources = resources;
+            parts.scps = scps;
+            parts.rcps = rcps;
+            return Some(parts);
+        }
+        Some(Parts {
+            account_file,
+            account,
+            users,
+            groups,
+            roles,
+            resources,
+            managed,
+            scps,
+            rcps,
+            aws: false,
+        })
+    }
+
+    /// Validates and compiles the parts: every problem is collected.
+    pub(crate) fn build(
+        mut self,
+        parts: Parts,
+        digest: String,
+    ) -> Result<(Bundle, Option<Recorder>), BundleError> {
+        let Parts {
+            account_file,
+            account,
+            users,
+            groups,
+            roles,
+            resources,
+            managed: managed_docs,
+            scps: scp_sources,
+            rcps: rcp_sources,
+            aws,
+        } = parts;
+        // Freed an entry at a time when this returns, either way: the raw
+        // lists of 10,000 users are millions of small blocks.
+        let (users, groups, roles, resources) = (
+            PacedDrop(users),
+            PacedDrop(groups),
+            PacedDrop(roles),
+            PacedDrop(resources),
+        );
+        let (managed_docs, scp_sources, rcp_sources) = (
+            PacedDrop(managed_docs),
+            PacedDrop(scp_sources),
+            PacedDrop(rcp_sources),
+        );
+        let limits = limits(&account.limits);
+        let account_id = account.account.value.clone();
+        if !is_account_id(&account_id) {
+            self.problems.push(format!(
+                "{}: account `{account_id}` is not a 12-digit account id",
+                yaml_at(&account_file, &account.account.referenced)
+            ));
+        }
+        let partition = account
+            .partition
+            .as_ref()
+            .map_or_else(|| "aws".to_owned(), |p| p.value.clone());
+        if let Some(org) = &account.organization_id {
+            if is_organization_id(&org.value) {
+                self.organization = Some(org.value.as_str().into());
+            } else {
+                self.problems.push(format!(
+                    "{}: organizationId `{}` is not an organization id: write `o-` and 10 to 32 lowercase letters or digits (`o-a1b2c3d4e5`)",
+                    yaml_at(&account_file, &org.referenced),
+                    org.value
+                ));
+            }
+        }
+
+        // Managed policies and SCPs: one document per file, compiled once.
+        let mut managed: FxHashMap<String, (Arc<Policy>, usize)> = FxHashMap::default();
+        let mut managed_lower: FxHashMap<String, String> = FxHashMap::default();
+        // Policies whose files have errors: those errors are reported, and
+        // each reference to them is not one more ("unknown").
+        let mut broken: FxHashSet<String> = FxHashSet::default();
+        for doc in managed_docs.iter() {
+            crate::pace::point();
+            let (file, name) = (&doc.file, &doc.name);
+            if let Some(prev) = managed_lower.insert(name.to_lowercase(), name.to_owned()) {
+                let at = doc.at.as_deref().unwrap_or(file);
+                self.problems.push(format!("{at}: managed policy `{name}` has the same name as `{prev}` (names are case-insensitive)"));
+            }
+            if let Some(p) = self.policy_file(
+                doc,
+                PolicyKind::Identity,
+                Some(limits.managed_policy_size),
+                "managedPolicySize",
+            ) {
+                let statements = p.statements().len();
+                managed.insert(name.to_owned(), (p, statements));
+            } else {
+                broken.insert(name.to_owned());
+            }
+        }
+        let scp_docs = self.guardrails(&scp_sources, PolicyKind::Scp);
+        let rcp_docs = self.guardrails(&rcp_sources, PolicyKind::Rcp);
+        let lookup = |this: &mut Self, file: &str, r: Ref<'_>| -> Option<Arc<Policy>> {
+            let name = this.managed_name(file, r, &account_id, &partition)?;
+            match managed.get(name) {
+                Some((p, _)) => {
+                    if let Some(r) = &mut this.recorder {
+                        r.managed_use(p.name());
+                    }
+                    Some(p.clone())
+                }
+                None if broken.contains(name) => None,
+                None => {
+                    let hint = match managed_lower.get(&name.to_lowercase()) {
+                        Some(n) => format!("did you mean `{n}`?"),
+                        None if aws => "the export's `Policies` does not hold it (export without a `--filter` that leaves it out)".to_owned(),
+                        None => format!("add `policies/{name}.json`"),
+                    };
+                    this.problems.push(format!(
+                        "{}: unknown managed policy `{}`: {hint}",
+                        yaml_at(file, &r.referenced),
+                        r.value
+                    ));
+                    None
+                }
+            }
+        };
+
+        // SCP levels; RCP levels, where `RCPFullAWSAccess` is implicit at
+        // each, so that a level may list none.
+        let scps = self.levels(
+            &account_file,
+            &account.organization,
+            &scp_docs,
+            "SCP",
+            "scps",
+        );
+        for level in account.organization.iter().filter(|l| l.value.is_empty()) {
+            self.problems.push(format!(
+                "{}: an organization level lists no SCP: every level must allow, so an empty level denies everything; list at least one",
+                yaml_at(&account_file, &level.referenced)
+            ));
+        }
+        let rcps = self.levels(
+            &account_file,
+            &account.resource_controls,
+            &rcp_docs,
+            "RCP",
+            "rcps",
+        );
+
+        // Groups.
+        let mut group_names: FxHashMap<String, String> = FxHashMap::default();
+        let mut group_policies: FxHashMap<String, Vec<Arc<Policy>>> = FxHashMap::default();
+        for (groups_file, g) in groups.iter() {
+            crate::pace::point();
+            let groups_file = groups_file.as_str();
+            self.name(groups_file, &g.name, "group", 128, &mut group_names);
+            if let Some(r) = &mut self.recorder {
+                r.group(&g.name.value, yaml_at(groups_file, &g.name.referenced));
+            }
+            self.path(groups_file, g.path.as_ref());
+            if g.policies.len() > limits.group_attached_policies {
+                self.problems.push(format!(
+                    "{}: group `{}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per group; raise `limits.groupAttachedPolicies`)",
+                    yaml_at(groups_file, &g.name.referenced), g.name.value, g.policies.len(), limits.group_attached_policies
+                ));
+            }
+            let mut docs: Vec<Arc<Policy>> = g
+                .policies
+                .iter()
+                .filter_map(|r| lookup(&mut self, groups_file, r))
+                .collect();
+            docs.extend(self.inline(
+                groups_file,
+                &g.name.value,
+                "group",
+                &g.inline,
+                limits.group_inline_size,
+                "groupInlineSize",
+            ));
+            group_policies.insert(g.name.value.clone(), docs);
+        }
+
+        // Users.
+        // Sized once: growing a map of 10,000 entries rehashes it all at
+        // once, milliseconds without a pace point.
+        let mut entities: FxHashMap<Box<str>, Arc<Entity>> =
+            FxHashMap::with_capacity_and_hasher(users.len() + roles.len(), Default::default());
+        let mut user_names = PacedDrop(FxHashMap::with_capacity_and_hasher(
+            users.len(),
+            Default::default(),
+        ));
+        for (users_file, u) in users.iter() {
+            crate::pace::point();
+            let users_file = users_file.as_str();
+            self.name(users_file, &u.name, "user", 64, &mut user_names);
+            let path = self.path(users_file, u.path.as_ref());
+            let at = yaml_at(users_file, &u.name.referenced);
+            let who = &u.name.value;
+            if u.groups.len() > limits.groups_per_user {
+                self.problems.push(format!("{at}: user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user));
+            }
+            self.attached(&at, "user", who, u.policies.len(), limits.attached_policies);
+            self.tags(&at, who, &u.tags, limits.tags);
+            let mut docs: Vec<Arc<Policy>> = u
+                .policies
+                .iter()
+                .filter_map(|r| lookup(&mut self, users_file, r))
+                .collect();
+            docs.extend(self.inline(
+                users_file,
+                who,
+                "user",
+                &u.inline,
+                limits.user_inline_size,
+                "userInlineSize",
+            ));
+            for g in &u.groups {
+                match group_policies.get(&g.value) {
+                    Some(p) => {
+                        docs.extend(p.iter().cloned());
+                        if let Some(r) = &mut self.recorder {
+                            r.member(&g.value);
+                        }
+                    }
+                    None => {
+                        let hint = match group_names.get(&g.value.to_lowercase()) {
+                            Some(n) => format!(
+                                "did you mean `{n}`? (group names are case-insensitive in IAM but written as defined)"
+                            ),
+                            None if aws => {
+                                "the export's `GroupDetailList` does not hold it".to_owned()
+                            }
+                            None => "define it in groups.yaml or groups.d/".to_owned(),
+                        };
+                        self.problems.push(format!(
+                            "{}: user `{who}` is in unknown group `{}`: {hint}",
+                            yaml_at(users_file, &g.referenced),
+                            g.value
+                        ));
+                    }
+                }
+            }
+            let boundary = u
+                .boundary
+                .as_ref()
+                .and_then(|r| lookup(&mut self, users_file, r));
+            let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
+            self.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
+        }
+
+        // Roles, and their trust policies as the roles' resource policies.
+        let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> =
+            FxHashMap::with_capacity_and_hasher(roles.len() + resources.len(), Default::default());
+        let mut role_names: FxHashMap<String, String> =
+            FxHashMap::with_capacity_and_hasher(roles.len(), Default::default());
+        for (roles_file, r) in roles.iter() {
+            crate::pace::point();
+            let roles_file = roles_file.as_str();
+            self.name(roles_file, &r.name, "role", 64, &mut role_names);
+            let path = self.path(roles_file, r.path.as_ref());
+            let at = yaml_at(roles_file, &r.name.referenced);
+            let who = &r.name.value;
+            self.attached(&at, "role", who, r.policies.len(), limits.attached_policies);
+            if let Some(d) = &r.max_session_duration
+                && !(3600..=43200).contains(&d.value)
+            {
+                self.problems.push(format!("{}: role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", yaml_at(roles_file, &d.referenced), d.value));
+            }
+            self.tags(&at, who, &r.tags, limits.tags);
+            let mut docs: Vec<Arc<Policy>> = r
+                .policies
+                .iter()
+                .filter_map(|p| lookup(&mut self, roles_file, p))
+                .collect();
+            docs.extend(self.inline(
+                roles_file,
+                who,
+                "role",
+                &r.inline,
+                limits.role_inline_size,
+                "roleInlineSize",
+            ));
+            let boundary = r
+                .boundary
+                .as_ref()
+                .and_then(|p| lookup(&mut self, roles_file, p));
+            let trust = self.document(
+                roles_file,
+                &r.trust,
+                (
+                    &format!("role/{who}#trust"),
+                    &format!("trust policy of role `{who}`"),
+                ),
+                PolicyKind::Resource,
+                Some((limits.trust_policy_size, "trustPolicySize")),
+            );
+            let arn = format!("arn:{partition}:iam::{account_id}:role{path}{who}");
+            if let Some(trust) = trust {
+                let set = Arc::new(StatementSet::new([trust]));
+                exact_resources.insert(arn.as_str().into(), set.clone());
+                // Sessions name the role without its path.
+                exact_resources.insert(
+                    format!("arn:{partition}:iam::{account_id}:role/{who}").into(),
+                    set,
+                );
+            }
+            self.entity(("role", who, &arn), docs, boundary, &r.tags, &mut entities);
+        }
+
+        // Resource-based policies.
+        let mut pattern_resources = Vec::new();
+        let mut resource_policies = 0;
+        for (i, (resources_file, res)) in resources.iter().enumerate() {
+            crate::pace::point();
+            let resources_file = resources_file.as_str();
+            let at = yaml_at(resources_file, &res.resource.referenced);
+            let text = &res.resource.value;
+            let label = format!("resource policy of `{text}`");
+            let Some(doc) = self.document(
+                resources_file,
+                &res.policy,
+                (&format!("resource/{text}"), &label),
+                PolicyKind::Resource,
+                None,
+            ) else {
+                continue;
+            };
+            resource_policies += 1;
+            let set = Arc::new(StatementSet::new([doc]));
+            if text.contains('*') || text.contains('?') {
+                match resource_pattern(text) {
+                    Ok(p) => pattern_resources.push((p, set)),
+                    Err(e) => self.problems.push(format!("{at}: resource `{text}`: {e}")),
+                }
+            } else if iamd_policy::arn::Arn::parse(text).is_none() {
+                self.problems.push(format!("{at}: resource `{text}` is not an ARN: write `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`"));
+            } else if exact_resources.insert(text.as_str().into(), set).is_some() {
+                self.problems.push(format!("{at}: resource `{text}` already has a policy (entry {i} repeats it, or it is a role with a trust policy): a resource has one policy"));
+            }
+        }
+
+        if !self.problems.is_empty() {
+            return Err(BundleError::new(self.problems));
+        }
+        let statements = managed.values().map(|(_, n)| n).sum::<usize>()
+            + entities
+                .values()
+                .map(|e| e.identity.stats().statements)
+                .sum::<usize>();
+        let stats = BundleStats {
+            users: users.len(),
+            groups: groups.len(),
+            roles: roles.len(),
+            managed_policies: managed.len(),
+            resource_policies,
+            statements,
+        };
+        let root_arn = format!("arn:{partition}:iam::{account_id}:root");
+        let root =
+            Principal::parse(&root_arn).map_err(|e| BundleError::new(vec![e.to_string()]))?;
+        let revision = Revision {
+            digest,
+            label: account.revision,
+        };
+        let bundle = Bundle {
+            revision_text: revision.to_string(),
+            revision,
+            account: account_id,
+            partition,
+            entities,
+            // Callers from outside: their organization is not known.
+            outsider: Arc::new(Entity::new(
+                Principal::parse("*").map_err(|e| BundleError::new(vec![e.to_string()]))?,
+                StatementSet::default(),
+                None,
+                Vec::new(),
+                None,
+            )),
+            root: Arc::new(Entity::new(
+                root,
+                StatementSet::default(),
+                None,
+                Vec::new(),
+                self.organization.clone(),
+            )),
+            exact_resources,
+            pattern_resources,
+            scps,
+            rcps,
+            stats,
+        };
+        Ok((bundle, self.recorder))
+    }
+
+    /// The managed policy name a reference names: `Name`, or the ARN
+    /// `arn:PARTITION:iam::ACCOUNT:policy/PATH/Name` (the bundle's account or
+    /// `aws` for AWS managed policies).
+    fn managed_name<'r>(
+        &mut self,
+        file: &str,
+        r: Ref<'r>,
+        account: &str,
+        partition: &str,
+    ) -> Option<&'r str> {
+        let text = r.value.as_str();
+        if !text.starts_with("arn:") {
+            return Some(text);
+        }
+        match iamd_policy::arn::split(text) {
+            Some([_, p, "iam", "", acct, res])
+                if p == partition && (acct == account || acct == "aws") =>
+            {
+                if let Some(rest) = res.strip_prefix("policy/") {
+                    return rest.rsplit('/').next();
+                }
+            }
+            _ => {}
+        }
+        self.problems.push(format!(
+            "{}: `{text}` is not a managed policy of this bundle: write its name, or `arn:{partition}:iam::{account}:policy/NAME` (`arn:{partition}:iam::aws:policy/NAME` for an AWS managed policy)",
+            yaml_at(file, &r.referenced)
+        ));
+        None
+    }
+
+    fn name(
+        &mut self,
+        file: &str,
+        name: &Spanned<String>,
+        what: &str,
+        max: usize,
+        seen: &mut FxHashMap<String, String>,
+    ) {
+        let at = yaml_at(file, &name.referenced);
+        let n = &name.value;
+        let valid = !n.is_empty()
+            && n.len() <= max
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+        if !valid {
+            self.problems.push(format!(
+                "{at}: {what} name `{n}` is not valid: 1 to {max} letters, digits and `+=,.@_-`"
+            ));
+        }
+        if let Some(prev) = seen.insert(n.to_lowercase(), n.clone()) {
+            self.problems.push(format!("{at}: {what} `{n}` is defined twice (as `{prev}` before; IAM names are case-insensitive): keep one"));
+        }
+    }
+
+    /// A path (`/`, `/engineering/`); returns it, `/` when absent.
+    fn path(&mut self, file: &str, path: Option<&Spanned<String>>) -> String {
+        let Some(p) = path else { return "/".to_owned() };
+        let v = &p.value;
+        let valid = v.starts_with('/')
+            && v.ends_with('/')
+            && v.len() <= 512
+            && v.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c));
+        if !valid {
+            self.problems.push(format!(
+                "{}: path `{v}` is not valid: it starts and ends with `/` (e.g. `/engineering/`)",
+                yaml_at(file, &p.referenced)
+            ));
+        }
+        v.clone()
+    }
+
+    /// A user's or role's (`kind`) count of attached managed policies
+    /// against its quota.
+    fn attached(&mut self, at: &str, kind: &str, who: &str, n: usize, max: usize) {
+        if n > max {
+            self.problems.push(format!("{at}: {kind} `{who}` attaches {n} managed policies; the limit is {max} (AWS quota: managed policies per {kind}; raise `limits.attachedPolicies`)"));
+        }
+    }
+
+    /// The entity of a user or role (`kind`, its name and ARN) with its
+    /// identity policies and boundary, catalogued when a catalog is asked
+    /// for.
+    fn entity(
+        &mut self,
+        (kind, who, arn): (&str, &str, &str),
+        identity: Vec<Arc<Policy>>,
+        boundary: Option<Arc<Policy>>,
+        tags: &BTreeMap<String, String>,
+        entities: &mut FxHashMap<Box<str>, Arc<Entity>>,
+    ) {
+        if let Some(r) = &mut self.recorder {
+            r.principal(kind, who, &identity, boundary.as_ref());
+        }
+        if let Ok(principal) = Principal::parse(arn) {
+            entities.insert(
+                format!("{kind}/{who}").into(),
+                Arc::new(Entity::new(
+                    principal,
+                    StatementSet::new(identity),
+                    boundary.map(|p| StatementSet::new([p])),
+                    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    self.organization.clone(),
+                )),
+            );
+        }
+    }
+
+    fn tags(&mut self, at: &str, who: &str, tags: &BTreeMap<String, String>, max: usize) {
+        if tags.len() > max {
+            self.problems.push(format!("{at}: `{who}` has {} tags; the limit is {max} (AWS quota: tags per user or role; raise `limits.tags`)", tags.len()));
+        }
+        for (k, v) in tags {
+            if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+                self.problems.push(format!(
+                    "{at}: `{who}`: tag `{k}`: keys have 1 to 128 characters, values at most 256"
+                ));
+            }
+        }
+    }
+
+    fn inline(
+        &mut self,
+        file: &str,
+        who: &str,
+        what: &str,
+        inline: &BTreeMap<String, RawDocument>,
+        max: usize,
+        limit_name: &str,
+    ) -> Vec<Arc<Policy>> {
+        let mut out = Vec::new();
+        let mut total = 0;
+        let mut first = None;
+        for (name, doc) in inline {
+            first.get_or_insert(&doc.referenced);
+            if name.is_empty()
+                || name
+                    .chars()
+                    .any(|c| c.is_whitespace() || "\\/*?".contains(c))
+            {
+                self.problems.push(format!("{}: inline policy name `{name}` is not valid: no white space and none of `\\ / * ?`", yaml_at(file, &doc.referenced)));
+            }
+            let label = format!("inline policy `{name}` of {what} `{who}`");
+            let policy_name = format!("{what}/{who}#{name}");
+            if let Some((p, size)) =
+                self.document_sized(file, doc, (&policy_name, &label), PolicyKind::Identity)
+            {
+                total += size;
+                out.push(p);
+            }
+        }
+        if total > max
+            && let Some(loc) = first
+        {
+            self.problems.push(format!(
+                    "{}: the inline policies of {what} `{who}` have {total} characters (white space not counted); the limit is {max} (AWS quota: inline policy size per {what}; raise `limits.{limit_name}`)",
+                    yaml_at(file, loc)
+                ));
+        }
+        out
+    }
+
+    fn document(
+        &mut self,
+        file: &str,
+        doc: &RawDocument,
+        (name, label): (&str, &str),
+        kind: PolicyKind,
+        limit: Option<(usize, &str)>,
+    ) -> Option<Arc<Policy>> {
+        let (p, size) = self.document_sized(file, doc, (name, label), kind)?;
+        if let Some((max, name)) = limit
+            && size > max
+        {
+            self.problems.push(format!(
+                    "{}: the {label} has {size} characters (white space not counted); the limit is {max} (raise `limits.{name}`)",
+                    yaml_at(file, &doc.referenced)
+                ));
+        }
+        Some(p)
+    }
+
+    /// A document given inline (a mapping, compiled from its JSON form; errors
+    /// point at the mapping's line) or as a path to a JSON file in the bundle.
+    fn document_sized(
+        &mut self,
+        file: &str,
+        doc: &RawDocument,
+        (name, label): (&str, &str),
+        kind: PolicyKind,
+    ) -> Option<(Arc<Policy>, usize)> {
+        let at = yaml_at(file, &doc.referenced);
+        match &doc.value {
+            serde_json::Value::String(path) => {
+                let Some(text) = self
+                    .files
+                    .texts
+                    .get(path.as_str())
+                    .filter(|_| path.starts_with("documents/"))
+                else {
+                    self.problems.push(format!(
+                        "{at}: {label}: `{path}` is not a file of the bundle: give the policy inline, or as `documents/NAME.json`"
+                    ));
+                    return None;
+                };
+                let size = size_without_whitespace(text);
+                match Policy::parse(&Source::new(path, text), kind) {
+                    Ok(p) => {
+                        let p = Arc::new(p.with_name(name));
+                        self.record(label, kind, (path, text, None), &p);
+                        Some((p, size))
+                    }
+                    Err(e) => {
+                        self.problems
+                            .extend(e.diagnostics.iter().map(|d| format!("{d} ({label})")));
+                        None
+                    }
+                }
+            }
+            serde_json::Value::Object(_) => {
+                let text = doc.value.to_string();
+                let size = size_without_whitespace(&text);
+                match Policy::parse(&Source::new(name, &text), kind) {
+                    Ok(p) => {
+                        let p = Arc::new(p);
+                        self.record(label, kind, (file, &text, Some(&at)), &p);
+                        Some((p, size))
+                    }
+                    Err(e) => {
+                        for d in &e.diagnostics {
+                            let st = d
+                                .statement
+                                .as_ref()
+                                .map(|s| format!("{s}: "))
+                                .unwrap_or_default();
+                            self.problems
+                                .push(format!("{at}: {label}: {st}{}", d.message));
+                        }
+                        None
+                    }
+                }
+            }
+            other => {
+                self.problems.push(format!("{at}: {label}: expected a policy document (a mapping) or the path of a JSON file, found {other}"));
+                None
+            }
+        }
+    }
+
+    /// SCPs or RCPs compiled, by name; `None` for those whose files have
+    /// errors (reported once, not again at each reference).
+    fn guardrails(
+        &mut self,
+        sources: &[DocumentSource],
+        kind: PolicyKind,
+    ) -> FxHashMap<String, Option<Arc<Policy>>> {
+        let mut docs = FxHashMap::default();
+        for doc in sources {
+            crate::pace::point();
+            let compiled = self.policy_file(doc, kind, None, "");
+            docs.insert(doc.name.clone(), compiled);
+        }
+        docs
+    }
+
+    /// The organization levels `levels` of `bundle.yaml` (`file`), each a
+    /// list of names of `docs` (`what`: SCP or RCP, files under `dir/`).
+    fn levels(
+        &mut self,
+        file: &str,
+        levels: &[Spanned<Vec<Spanned<String>>>],
+        docs: &FxHashMap<String, Option<Arc<Policy>>>,
+        what: &str,
+        dir: &str,
+    ) -> Vec<StatementSet> {
+        let mut sets = Vec::with_capacity(levels.len());
+        for level in levels {
+            let mut policies = Vec::new();
+            for name in &level.value {
+                match docs.get(&name.value) {
+                    Some(Some(p)) => policies.push(p.clone()),
+                    Some(None) => {}
+                    None => self.problems.push(format!(
+                        "{}: unknown {what} `{}`: add `{dir}/{}.json`",
+                        yaml_at(file, &name.referenced),
+                        name.value,
+                        name.value
+                    )),
+                }
+            }
+            sets.push(StatementSet::new(policies));
+        }
+        sets
+    }
+
+    fn policy_file(
+        &mut self,
+        doc: &DocumentSource,
+        kind: PolicyKind,
+        max: Option<usize>,
+        limit_name: &str,
+    ) -> Option<Arc<Policy>> {
+        let DocumentSource {
+            file,
+            name,
+            text,
+            at,
+        } = doc;
+        let size = size_without_whitespace(text);
+        let policy = match Policy::parse(&Source::new(file, text), kind) {
+            Ok(p) => p,
+            Err(e) => {
+                match at {
+                    // Embedded: the text's own lines mean nothing to the
+                    // author; name the policy's place in the file.
+                    Some(at) => {
+                        for d in &e.diagnostics {
+                            let st = d
+                                .statement
+                                .as_ref()
+                                .map(|s| format!("{s}: "))
+                                .unwrap_or_default();
+                            self.problems
+                                .push(format!("{at}: managed policy `{name}`: {st}{}", d.message));
+                        }
+                    }
+                    None => self
+                        .problems
+                        .extend(e.diagnostics.iter().map(ToString::to_string)),
+                }
+                return None;
+            }
+        };
+        if let Some(max) = max
+            && size > max
+        {
+            let at = at.clone().unwrap_or_else(|| format!("{file}:1:1"));
+            self.problems.push(format!(
+                "{at}: managed policy `{name}` has {size} characters (white space not counted); the limit is {max} (AWS quota: managed policy size; raise `limits.{limit_name}`)"
+            ));
+        }
+        // The policy is known by its name, not its file.
+        let policy = Arc::new(policy.with_name(name));
+        let label = if kind == PolicyKind::Scp {
+            format!("SCP `{name}`")
+        } else if kind == PolicyKind::Rcp {
+            format!("RCP `{name}`")
+        } else {
+            format!("managed policy `{name}`")
+        };
+        self.record(&label, kind, (file, text, at.as_deref()), &policy);
+        Some(policy)
+    }
+
+    /// Catalogs a compiled document, when a catalog is asked for.
+    fn record(
+        &mut self,
+        label: &str,
+        kind: PolicyKind,
+        (file, text, embedded_at): (&str, &str, Option<&str>),
+        policy: &Arc<Policy>,
+    ) {
+        let Some(r) = &mut self.recorder else { return };
+        let role = match kind {
+            PolicyKind::Scp => DocumentRole::Scp,
+            PolicyKind::Rcp => DocumentRole::Rcp,
+            PolicyKind::Resource if policy.name().ends_with("#trust") => DocumentRole::Trust,
+            PolicyKind::Resource => DocumentRole::Resource,
+            _ if policy.name().contains('#') => DocumentRole::Inline,
+            _ => DocumentRole::Managed,
+        };
+        r.document(Document {
+            label: label.to_owned(),
+            role,
+            kind,
+            file: file.to_owned(),
+            text: text.to_owned(),
+            embedded_at: embedded_at.map(str::to_owned),
+            policy: policy.clone(),
+        });
+    }
+}
+
+/// `o-` and 10 to 32 lowercase letters or digits (AWS Organizations).
+fn is_organization_id(id: &str) -> bool {
+    id.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+fn limits(raw: &RawLimits) -> Limits {
+    let d = Limits::default();
+    Limits {
+        managed_policy_size: raw.managed_policy_size.unwrap_or(d.managed_policy_size),
+        user_inline_size: raw.user_inline_size.unwrap_or(d.user_inline_size),
+        group_inline_size: raw.group_inline_size.unwrap_or(d.group_inline_size),
+        role_inline_size: raw.role_inline_size.unwrap_or(d.role_inline_size),
+        trust_policy_size: raw.trust_policy_size.unwrap_or(d.trust_policy_size),
+        attached_policies: raw.attached_policies.unwrap_or(d.attached_policies),
+        group_attached_policies: raw
+            .group_attached_policies
+            .unwrap_or(d.group_attached_policies),
+        groups_per_user: raw.groups_per_user.unwrap_or(d.groups_per_user),
+        tags: raw.tags.unwrap_or(d.tags),
+    }
+}
+
+/// Characters of a JSON document, white space outside strings not counted.
+fn size_without_whitespace(text: &str) -> usize {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut n = 0;
+    for c in text.chars() {
+        if in_string {
+            n += 1;
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !c.is_whitespace() {
+            n += 1;
+            in_string = c == '"';
+        }
+    }
+    n
+}

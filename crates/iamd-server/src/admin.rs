@@ -1,0 +1,343 @@
+//! The admin HTTP listener (loopback by default): `/metrics` (Prometheus
+//! text), `/healthz`, `/readyz` and `/status` (the same as `GetStatus`, as
+//! JSON). Decisions are counted by the gRPC handlers through [`Metrics`];
+//! the bundle's and the reloader's figures are read from the [`Store`] at
+//! each scrape.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Response, StatusCode};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::decision_log::DecisionLog;
+use crate::reload::Store;
+use iamd_policy::eval::Outcome;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(
+    non_camel_case_types,
+    reason = "label values are written as Prometheus spells them"
+)]
+enum OutcomeValue {
+    allow,
+    explicit_deny,
+    implicit_deny,
+    unknown_principal,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: OutcomeValue,
+}
+
+/// What the daemon counts, and the decision log it writes to, if any.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// The counters of `iamd_decisions_total`, made at start (allow,
+    /// explicit deny, implicit deny, unknown principal): no lookup per
+    /// decision.
+    decisions: [Counter; 4],
+    latency: Histogram,
+    batch_sizes: Histogram,
+    tls_reloads: Family<ResultLabels, Counter>,
+    tls_handshake_failures: Counter,
+    log: Option<Arc<DecisionLog>>,
+}
+
+impl Metrics {
+    /// The metrics of a daemon serving from `store`.
+    pub fn new(store: Arc<Store>) -> Arc<Self> {
+        Self::with_decision_log(store, None)
+    }
+
+    /// The metrics of a daemon serving from `store` and logging its
+    /// decisions to `log`.
+    pub fn with_decision_log(store: Arc<Store>, log: Option<Arc<DecisionLog>>) -> Arc<Self> {
+        let mut registry = Registry::default();
+        let family = Family::<OutcomeLabels, Counter>::default();
+        registry.register("iamd_decisions", "Decisions by outcome", family.clone());
+        let decisions = [
+            OutcomeValue::allow,
+            OutcomeValue::explicit_deny,
+            OutcomeValue::implicit_deny,
+            OutcomeValue::unknown_principal,
+        ]
+        .map(|outcome| family.get_or_create(&OutcomeLabels { outcome }).clone());
+        // 1 µs to ~16 ms, doubling.
+        let latency = Histogram::new((0..15).map(|i| 1e-6 * f64::from(1u32 << i)));
+        registry.register(
+            "iamd_decision_duration_seconds",
+            "Time to decide one request, in the handler",
+            latency.clone(),
+        );
+        let batch_sizes = Histogram::new((0..11).map(|i| f64::from(1u32 << i)));
+        registry.register(
+            "iamd_batch_size",
+            "Requests per AuthorizeBatch call",
+            batch_sizes.clone(),
+        );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "iamd_tls_reloads",
+            "Changed TLS files seen, by result (success: the new certificate is live; failure: the old one stays)",
+            tls_reloads.clone(),
+        );
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "iamd_tls_handshake_failures",
+            "TLS connections refused or failed before the first request (no or untrusted client certificate, plaintext, timeout)",
+            tls_handshake_failures.clone(),
+        );
+        registry.register_collector(Box::new(StoreCollector(store, log.clone())));
+        Arc::new(Self {
+            registry,
+            decisions,
+            latency,
+            batch_sizes,
+            tls_reloads,
+            tls_handshake_failures,
+            log,
+        })
+    }
+
+    /// Counts one decision and its time.
+    pub fn decision(&self, outcome: Option<Outcome>, seconds: f64) {
+        let i = match outcome {
+            Some(Outcome::Allow) => 0,
+            Some(Outcome::ExplicitDeny) => 1,
+            Some(Outcome::ImplicitDeny) => 2,
+            None => 3,
+        };
+        self.decisions[i].inc();
+        self.latency.observe(seconds);
+    }
+
+    /// Writes one decision to the decision log, if there is one.
+    pub fn log(
+        &self,
+        req: &iamd_proto::pb::AuthorizeRequest,
+        answer: &iamd_proto::pb::AuthorizeResponse,
+        trace_id: Option<&str>,
+    ) {
+        if let Some(log) = &self.log {
+            log.record(req, answer, trace_id);
+        }
+    }
+
+    /// Counts one change of the TLS files, used or not.
+    pub fn tls_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.tls_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Counts one failed TLS handshake.
+    pub fn tls_handshake_failure(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
+    /// Counts one batch.
+    pub fn batch(&self, size: usize) {
+        self.batch_sizes.observe(size as f64);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// The bundle and the reloader, read at each scrape.
+#[derive(Debug)]
+struct StoreCollector(Arc<Store>, Option<Arc<DecisionLog>>);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let status = self.0.status();
+        let serving = ConstGauge::new(i64::from(self.0.bundle().is_some()));
+        serving.encode(encoder.encode_descriptor(
+            "iamd_serving",
+            "1 while a bundle is live",
+            None,
+            serving.metric_type(),
+        )?)?;
+        let reloads = [
+            ("loaded", status.reloads.loaded),
+            ("unchanged", status.reloads.unchanged),
+            ("failed", status.reloads.failed),
+        ];
+        let kind = ConstCounter::new(0u64).metric_type();
+        let mut family =
+            encoder.encode_descriptor("iamd_reloads", "Bundle reloads by result", None, kind)?;
+        for (result, n) in reloads {
+            ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+        }
+        if let Some(log) = &self.1 {
+            let dropped = ConstCounter::new(log.dropped());
+            dropped.encode(encoder.encode_descriptor(
+                "iamd_decision_log_dropped",
+                "Decision log records dropped because the writer fell behind",
+                None,
+                dropped.metric_type(),
+            )?)?;
+        }
+        let failing = ConstGauge::new(i64::from(status.last_failure.is_some()));
+        failing.encode(encoder.encode_descriptor(
+            "iamd_reload_failing",
+            "1 while the last reload failed (the previous bundle, if any, keeps serving)",
+            None,
+            failing.metric_type(),
+        )?)?;
+        if let Some(live) = &status.live {
+            let info = ConstGauge::new(1i64);
+            let label = live.revision.label.clone().unwrap_or_default();
+            let labels = [
+                ("digest", live.revision.digest.as_str()),
+                ("label", label.as_str()),
+            ];
+            let mut family = encoder.encode_descriptor(
+                "iamd_bundle_info",
+                "The live bundle's revision",
+                None,
+                info.metric_type(),
+            )?;
+            info.encode(family.encode_family(&labels)?)?;
+            let loaded = ConstGauge::new(live.loaded_at.as_second());
+            loaded.encode(encoder.encode_descriptor(
+                "iamd_bundle_loaded_timestamp_seconds",
+                "When the live bundle was loaded (Unix time)",
+                None,
+                loaded.metric_type(),
+            )?)?;
+            let statements =
+                ConstGauge::new(i64::try_from(live.stats.statements).unwrap_or(i64::MAX));
+            statements.encode(encoder.encode_descriptor(
+                "iamd_bundle_statements",
+                "Statements in the live bundle's identity sets",
+                None,
+                statements.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Serves the admin endpoints on `addr` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let (store, metrics) = (store.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let response = handle(&req, &store, &metrics);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Binds the admin listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+fn handle(
+    req: &hyper::Request<Incoming>,
+    store: &Store,
+    metrics: &Metrics,
+) -> Response<Full<Bytes>> {
+    let text = |code: StatusCode, content_type: &'static str, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = code;
+        if let Ok(v) = content_type.parse() {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if req.method() != Method::GET {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET\n".into(),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => text(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.render(),
+        ),
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => {
+            if store.bundle().is_some() {
+                text(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "no bundle loaded\n".into(),
+                )
+            }
+        }
+        "/status" => {
+            let s = store.status();
+            let body = serde_json::json!({
+                "serving": store.bundle().is_some(),
+                "live": s.live.as_ref().map(|l| serde_json::json!({
+                    "revision": l.revision.to_string(),
+                    "digest": l.revision.digest,
+                    "loadedAt": l.loaded_at.to_string(),
+                    "source": l.source.display().to_string(),
+                    "users": l.stats.users, "groups": l.stats.groups, "roles": l.stats.roles,
+                    "managedPolicies": l.stats.managed_policies,
+                    "resourcePolicies": l.stats.resource_policies,
+                    "statements": l.stats.statements,
+                })),
+                "lastFailure": s.last_failure.as_ref().map(|f| serde_json::json!({"at": f.at.to_string(), "errors": f.errors})),
+                "reloads": {"loaded": s.reloads.loaded, "unchanged": s.reloads.unchanged, "failed": s.reloads.failed},
+            });
+            text(StatusCode::OK, "application/json", format!("{body}\n"))
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics, /healthz, /readyz or /status\n".into(),
+        ),
+    }
+}

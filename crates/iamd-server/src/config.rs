@@ -1,0 +1,577 @@
+//! The daemon's configuration file (`iamd serve --config FILE`): YAML, every
+//! key optional. Flags and environment variables override it; defaults fill
+//! the rest (`ServeConfig::resolve`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::grpc::{Limits, Listen};
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileConfig {
+    /// The bundle directory or AWS export file.
+    pub bundle: Option<PathBuf>,
+    /// `HOST:PORT` or `unix:PATH`.
+    pub listen: Option<String>,
+    /// The admin HTTP listener's `HOST:PORT`.
+    pub admin_listen: Option<String>,
+    /// Threads answering calls.
+    pub workers: Option<usize>,
+    /// gRPC limits.
+    #[serde(default)]
+    pub limits: FileLimits,
+    /// Bundle reloading.
+    #[serde(default)]
+    pub reload: FileReload,
+    /// Logging.
+    #[serde(default)]
+    pub log: FileLog,
+    /// The decision log (off when absent).
+    #[serde(default)]
+    pub decision_log: Option<FileDecisionLog>,
+    /// TLS on the gRPC listener (off when absent).
+    #[serde(default)]
+    pub tls: FileTls,
+    /// Envoy's external authorization (off when absent).
+    #[serde(default)]
+    pub envoy: Option<crate::envoy::FileMapping>,
+}
+
+/// `tls:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileTls {
+    /// The certificate chain, PEM.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key, PEM.
+    pub key_file: Option<PathBuf>,
+    /// CAs for client certificates: mutual TLS when given.
+    pub client_ca_file: Option<PathBuf>,
+    /// Seconds between checks of the files.
+    pub reload_interval_seconds: Option<u64>,
+}
+
+/// `decisionLog:`.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileDecisionLog {
+    /// A file (appended) or `stdout`.
+    pub path: Option<String>,
+    /// The fraction of decisions logged, 0 to 1.
+    pub sample_rate: Option<f64>,
+    /// Log denies only.
+    pub denies_only: Option<bool>,
+    /// Context keys whose values are masked.
+    #[serde(default)]
+    pub mask_keys: Vec<String>,
+    /// Records waiting to be written before records are dropped.
+    pub queue: Option<usize>,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileLimits {
+    /// Requests in one `AuthorizeBatch`.
+    pub max_batch: Option<usize>,
+    /// Bytes in one message.
+    pub max_message_bytes: Option<usize>,
+    /// Calls in flight.
+    pub max_concurrent_requests: Option<usize>,
+    /// Milliseconds a call may take.
+    pub request_timeout_ms: Option<u64>,
+    /// Keys in one request's context.
+    pub max_context_keys: Option<usize>,
+    /// Values in one request's context.
+    pub max_context_values: Option<usize>,
+}
+
+/// `reload:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileReload {
+    /// Seconds between digest checks.
+    pub poll_interval_seconds: Option<u64>,
+    /// Milliseconds without file events before reloading.
+    pub debounce_ms: Option<u64>,
+    /// Milliseconds a file must go unmodified before a reload reads it.
+    pub settle_ms: Option<u64>,
+}
+
+/// `log:`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileLog {
+    /// `human` or `json`.
+    pub format: Option<String>,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: Option<String>,
+}
+
+/// The configuration file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+/// The largest configuration file read: a few kilobytes is typical.
+const CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a configuration file.
+pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    let name = path.display().to_string();
+    let bytes = iamd_bundle::regular_file::read(path, CONFIG_BYTES)
+        .map_err(|e| ConfigError(vec![format!("{name}: {e}")]))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ConfigError(vec![format!("{name}: not UTF-8 text")]))?;
+    serde_saphyr::from_str(&text).map_err(|e| ConfigError(vec![iamd_bundle::yaml_error(&name, &e)]))
+}
+
+/// What the command line and the environment gave (`None`: not given).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Overrides {
+    /// `--bundle`.
+    pub bundle: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--max-batch`.
+    pub max_batch: Option<usize>,
+    /// `--max-message-bytes`.
+    pub max_message_bytes: Option<usize>,
+    /// `--max-concurrent-requests`.
+    pub max_concurrent_requests: Option<usize>,
+    /// `--request-timeout-ms`.
+    pub request_timeout_ms: Option<u64>,
+    /// `--poll-interval`.
+    pub poll_interval_seconds: Option<u64>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+    /// `--decision-log`.
+    pub decision_log: Option<String>,
+    /// `--decision-log-sample-rate`.
+    pub decision_log_sample_rate: Option<f64>,
+    /// `--decision-log-denies-only`.
+    pub decision_log_denies_only: Option<bool>,
+    /// `--decision-log-mask` (added to the file's keys).
+    pub decision_log_mask: Vec<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// JSON lines.
+    Json,
+}
+
+/// The daemon's configuration, resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// Where to listen.
+    pub listen: Listen,
+    /// Where the admin HTTP endpoints listen.
+    pub admin_listen: std::net::SocketAddr,
+    /// Threads answering calls: 1 (the default) runs every connection on
+    /// one thread (tokio's current-thread scheduler); more run that many
+    /// such threads, the connections dealt to them in turn
+    /// (docs/operations.md).
+    pub workers: usize,
+    /// gRPC limits.
+    pub limits: Limits,
+    /// Seconds between digest checks.
+    pub poll_interval: Duration,
+    /// Quiet time before a reload.
+    pub debounce: Duration,
+    /// How long a file must go unmodified before a reload reads it.
+    pub settle: Duration,
+    /// Log output.
+    pub log_format: LogFormat,
+    /// Least severe level logged.
+    pub log_level: tracing::Level,
+    /// The decision log: where, and what.
+    pub decision_log: Option<(String, crate::decision_log::Options)>,
+    /// TLS on the gRPC listener, and how often its files are checked.
+    pub tls: Option<(crate::tls::TlsFiles, Duration)>,
+    /// Envoy's `Check`, with its mapping.
+    pub envoy: Option<std::sync::Arc<crate::envoy::Mapping>>,
+}
+
+impl ServeConfig {
+    /// Flags and environment over the file over the defaults; every problem
+    /// at once.
+    pub fn resolve(file: FileConfig, o: Overrides) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let d = Limits::default();
+        let bundle = o.bundle.or(file.bundle);
+        if bundle.is_none() {
+            problems.push("no bundle: give `--bundle PATH`, `IAMD_BUNDLE` or `bundle:` in the configuration file".to_owned());
+        }
+        let listen_text = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:50051".to_owned());
+        let listen = listen_text
+            .parse::<Listen>()
+            .map_err(|e| problems.push(format!("listen: {e}")))
+            .ok();
+        let admin_text = o
+            .admin_listen
+            .or(file.admin_listen)
+            .unwrap_or_else(|| "127.0.0.1:9464".to_owned());
+        let admin_listen = admin_text
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                problems.push(format!(
+                    "adminListen: `{admin_text}` is not an address: write `127.0.0.1:9464`"
+                ))
+            })
+            .ok();
+        let positive = |problems: &mut Vec<String>, name: &str, v: usize| {
+            if v == 0 {
+                problems.push(format!("{name} is 0: give a positive number"));
+            }
+            v
+        };
+        let limits = Limits {
+            max_batch: positive(
+                &mut problems,
+                "maxBatch",
+                o.max_batch.or(file.limits.max_batch).unwrap_or(d.max_batch),
+            ),
+            max_message_bytes: positive(
+                &mut problems,
+                "maxMessageBytes",
+                o.max_message_bytes
+                    .or(file.limits.max_message_bytes)
+                    .unwrap_or(d.max_message_bytes),
+            ),
+            max_concurrent: positive(
+                &mut problems,
+                "maxConcurrentRequests",
+                o.max_concurrent_requests
+                    .or(file.limits.max_concurrent_requests)
+                    .unwrap_or(d.max_concurrent),
+            ),
+            request_timeout: Duration::from_millis(positive(
+                &mut problems,
+                "requestTimeoutMs",
+                o.request_timeout_ms
+                    .or(file.limits.request_timeout_ms)
+                    .map_or(d.request_timeout.as_millis() as usize, |v| v as usize),
+            ) as u64),
+            max_context_keys: positive(
+                &mut problems,
+                "maxContextKeys",
+                file.limits.max_context_keys.unwrap_or(d.max_context_keys),
+            ),
+            max_context_values: positive(
+                &mut problems,
+                "maxContextValues",
+                file.limits
+                    .max_context_values
+                    .unwrap_or(d.max_context_values),
+            ),
+        };
+        let workers = positive(
+            &mut problems,
+            "workers",
+            o.workers.or(file.workers).unwrap_or(1),
+        );
+        let poll = o
+            .poll_interval_seconds
+            .or(file.reload.poll_interval_seconds)
+            .unwrap_or(10);
+        let poll = positive(&mut problems, "pollIntervalSeconds", poll as usize) as u64;
+        let debounce = file.reload.debounce_ms.unwrap_or(100);
+        let settle = file
+            .reload
+            .settle_ms
+            .map_or(crate::reload::SETTLE, Duration::from_millis);
+        let log_format = match o
+            .log_format
+            .or(file.log.format)
+            .as_deref()
+            .unwrap_or("human")
+        {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                problems.push(format!("log format `{other}`: write `human` or `json`"));
+                LogFormat::Human
+            }
+        };
+        let level_text = o
+            .log_level
+            .or(file.log.level)
+            .unwrap_or_else(|| "info".to_owned());
+        let log_level = level_text.parse::<tracing::Level>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "log level `{level_text}`: write `error`, `warn`, `info`, `debug` or `trace`"
+            ));
+            tracing::Level::INFO
+        });
+        let flags = [o.tls_cert, o.tls_key, o.tls_client_ca];
+        let tls = resolve_tls(file.tls, flags, listen.as_ref(), &mut problems);
+        let envoy = file.envoy.as_ref().and_then(|m| {
+            crate::envoy::Mapping::compile(m)
+                .map_err(|e| problems.extend(e.0))
+                .ok()
+                .map(std::sync::Arc::new)
+        });
+        let file_log = file.decision_log.unwrap_or_default();
+        let decision_log = o.decision_log.or(file_log.path).map(|path| {
+            let d = crate::decision_log::Options::default();
+            let sample_rate = o
+                .decision_log_sample_rate
+                .or(file_log.sample_rate)
+                .unwrap_or(d.sample_rate);
+            if !(0.0..=1.0).contains(&sample_rate) {
+                problems.push(format!(
+                    "decision log sample rate {sample_rate}: give a fraction from 0 to 1"
+                ));
+            }
+            let mut mask_keys = file_log.mask_keys;
+            mask_keys.extend(o.decision_log_mask);
+            let options = crate::decision_log::Options {
+                sample_rate,
+                denies_only: o
+                    .decision_log_denies_only
+                    .or(file_log.denies_only)
+                    .unwrap_or(false),
+                mask_keys,
+                queue: file_log.queue.unwrap_or(d.queue),
+            };
+            (path, options)
+        });
+        match (bundle, listen, admin_listen) {
+            (Some(bundle), Some(listen), Some(admin_listen)) if problems.is_empty() => Ok(Self {
+                bundle,
+                listen,
+                admin_listen,
+                workers,
+                limits,
+                poll_interval: Duration::from_secs(poll),
+                debounce: Duration::from_millis(debounce),
+                settle,
+                log_format,
+                log_level,
+                decision_log,
+                tls,
+                envoy,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+fn resolve_tls(
+    file: FileTls,
+    [cert, key, client_ca]: [Option<PathBuf>; 3],
+    listen: Option<&Listen>,
+    problems: &mut Vec<String>,
+) -> Option<(crate::tls::TlsFiles, Duration)> {
+    let cert = cert.or(file.cert_file);
+    let key = key.or(file.key_file);
+    let client_ca = client_ca.or(file.client_ca_file);
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => {
+            if client_ca.is_some() {
+                problems.push("tls: a client CA needs the server's own certificate: give `--tls-cert` and `--tls-key` too".into());
+            }
+            return None;
+        }
+        (Some(_), None) => {
+            problems.push(
+                "tls: a certificate without its key: give `--tls-key` (`tls.keyFile`) too".into(),
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            problems.push(
+                "tls: a key without its certificate: give `--tls-cert` (`tls.certFile`) too".into(),
+            );
+            return None;
+        }
+    };
+    if let Some(Listen::Unix(_)) = listen {
+        problems.push("tls: TLS applies to TCP listeners; a Unix socket is protected by its file permissions: listen on a TCP address or drop the TLS settings".into());
+    }
+    let interval = file.reload_interval_seconds.unwrap_or(10);
+    if interval == 0 {
+        problems.push("tls.reloadIntervalSeconds is 0: give a positive number".into());
+    }
+    Some((
+        crate::tls::TlsFiles {
+            cert,
+            key,
+            client_ca,
+        },
+        Duration::from_secs(interval.max(1)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Result<FileConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("iamd.yaml");
+        std::fs::write(&p, text).unwrap();
+        load(&p).map_err(|e| {
+            ConfigError(
+                e.0.iter()
+                    .map(|l| l.replace(&p.display().to_string(), "iamd.yaml"))
+                    .collect(),
+            )
+        })
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let f = file("bundle: /etc/iamd/bundle\nlisten: unix:/run/iamd.sock\nlimits: {maxBatch: 50, requestTimeoutMs: 250}\nlog: {format: json}\n").unwrap();
+        let o = Overrides {
+            max_batch: Some(7),
+            log_level: Some("debug".into()),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(f, o).unwrap();
+        assert_eq!(c.bundle, PathBuf::from("/etc/iamd/bundle"));
+        assert_eq!(c.listen, Listen::Unix("/run/iamd.sock".into()));
+        assert_eq!(c.limits.max_batch, 7);
+        assert_eq!(c.limits.request_timeout, Duration::from_millis(250));
+        assert_eq!(c.limits.max_concurrent, Limits::default().max_concurrent);
+        assert_eq!(
+            (c.log_format, c.log_level),
+            (LogFormat::Json, tracing::Level::DEBUG)
+        );
+        assert_eq!(c.poll_interval, Duration::from_secs(10));
+        assert_eq!(c.workers, 1, "one thread unless asked");
+    }
+
+    #[test]
+    fn workers_come_from_the_flag_or_the_file_and_are_positive() {
+        let c = ServeConfig::resolve(
+            file("bundle: b\nworkers: 4\n").unwrap(),
+            Overrides::default(),
+        );
+        assert_eq!(c.unwrap().workers, 4);
+        let o = Overrides {
+            workers: Some(2),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(file("bundle: b\nworkers: 4\n").unwrap(), o);
+        assert_eq!(c.unwrap().workers, 2);
+        let e = ServeConfig::resolve(
+            file("bundle: b\nworkers: 0\n").unwrap(),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, ["workers is 0: give a positive number"]);
+    }
+
+    #[test]
+    fn the_settle_time_defaults_to_a_second_and_may_be_zero() {
+        let c = ServeConfig::resolve(file("bundle: b\n").unwrap(), Overrides::default());
+        assert_eq!(c.unwrap().settle, crate::reload::SETTLE);
+        let c = ServeConfig::resolve(
+            file("bundle: b\nreload: {settleMs: 0}\n").unwrap(),
+            Overrides::default(),
+        );
+        assert_eq!(c.unwrap().settle, Duration::ZERO);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let f = file("listen: localhost\nlimits: {maxBatch: 0}\nlog: {format: xml, level: loud}\n")
+            .unwrap();
+        let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
+        assert_eq!(e.0.len(), 5, "{e}");
+        assert!(e.0[0].starts_with("no bundle: give `--bundle PATH`"), "{e}");
+        assert!(
+            e.0[1].starts_with("listen: `localhost` is not an address"),
+            "{e}"
+        );
+        assert!(e.0[2].starts_with("maxBatch is 0"), "{e}");
+        assert!(e.0[3].starts_with("log format `xml`"), "{e}");
+        assert!(e.0[4].starts_with("log level `loud`"), "{e}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_a_tcp_listener() {
+        let f = file("bundle: b\ntls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key, clientCaFile: /tls/ca.crt}\n").unwrap();
+        let c = ServeConfig::resolve(f, Overrides::default()).unwrap();
+        let (files, every) = c.tls.unwrap();
+        assert_eq!(files.cert, PathBuf::from("/tls/tls.crt"));
+        assert_eq!(files.client_ca, Some(PathBuf::from("/tls/ca.crt")));
+        assert_eq!(every, Duration::from_secs(10));
+        let o = Overrides {
+            bundle: Some("b".into()),
+            tls_cert: Some("c.pem".into()),
+            ..Overrides::default()
+        };
+        let e = ServeConfig::resolve(FileConfig::default(), o).unwrap_err();
+        assert_eq!(
+            e.0,
+            ["tls: a certificate without its key: give `--tls-key` (`tls.keyFile`) too"]
+        );
+        let f = file("bundle: b\nlisten: unix:/run/iamd.sock\ntls: {certFile: c, keyFile: k, reloadIntervalSeconds: 0}\n").unwrap();
+        let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(
+            e.0[0].starts_with("tls: TLS applies to TCP listeners"),
+            "{e}"
+        );
+        assert!(e.0[1].starts_with("tls.reloadIntervalSeconds is 0"), "{e}");
+        let f = file("bundle: b\ntls: {clientCaFile: ca.crt}\n").unwrap();
+        let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
+        assert!(e.0[0].starts_with("tls: a client CA needs"), "{e}");
+    }
+
+    #[test]
+    fn an_envoy_mapping_is_compiled_with_the_rest() {
+        let text = "bundle: b\nenvoy:\n  principal:\n    - jwt: {claim: sub}\n  routes:\n    - method: GET\n      path: /docs/{id}\n      action: docs:GetDocument\n      resource: arn:acme:docs:eu-1:123456789012:doc/{id}\n";
+        let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap();
+        assert!(c.envoy.is_some());
+        let bad = "bundle: b\nenvoy:\n  principal: []\n  routes: []\n";
+        let e = ServeConfig::resolve(file(bad).unwrap(), Overrides::default()).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(e.0[0].starts_with("envoy.principal:"), "{e}");
+        let e = file("bundle: b\nenvoy:\n  principal:\n    - cookie: {name: s}\n").unwrap_err();
+        assert!(e.0[0].starts_with("iamd.yaml:4:"), "{e}");
+        assert!(
+            ServeConfig::resolve(file("bundle: b\n").unwrap(), Overrides::default())
+                .unwrap()
+                .envoy
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_their_line() {
+        let e = file("bundle: b\nlimits:\n  maxBatches: 3\n").unwrap_err();
+        assert!(
+            e.0[0].starts_with("iamd.yaml:3:3: unknown field `maxBatches`"),
+            "{e}"
+        );
+    }
+}

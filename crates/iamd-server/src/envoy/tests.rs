@@ -1,0 +1,618 @@
+//! The mapping and the answers, on `CheckRequest`s built by hand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::config::core::v3::{Metadata, SocketAddress, address};
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
+
+use super::*;
+
+const MAPPING: &str = r#"
+principal:
+  - jwt: {claim: sub}
+  - header: {name: X-Service-Identity, template: "role/{value}"}
+routes:
+  - {method: GET, path: "/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{id}"}
+  - {method: DELETE, path: "/docs/{id}", action: "docs:DeleteDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{id}"}
+  - {method: PUT, path: "/drafts/{path*}", action: "docs:PutDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/drafts/{path}"}
+context:
+  headers: {x-team: docs:Team}
+  query: {tag: acme:Tags}
+  claims: {groups: acme:Groups}
+"#;
+
+fn mapping() -> Mapping {
+    let file: FileMapping = serde_saphyr::from_str(MAPPING).unwrap();
+    Mapping::compile(&file).unwrap()
+}
+
+fn string(s: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(s.into())),
+    }
+}
+
+/// A check for `method path` with headers and JWT claims.
+fn check(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    claims: &[(&str, Value)],
+) -> CheckRequest {
+    let mut metadata = None;
+    if !claims.is_empty() {
+        let payload = Struct {
+            fields: claims
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        };
+        let filter = Struct {
+            fields: [(
+                "jwt_payload".to_owned(),
+                Value {
+                    kind: Some(Kind::StructValue(payload)),
+                },
+            )]
+            .into(),
+        };
+        metadata = Some(Metadata {
+            filter_metadata: [("envoy.filters.http.jwt_authn".to_owned(), filter)].into(),
+            ..Default::default()
+        });
+    }
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                address: Some(envoy_types::pb::envoy::config::core::v3::Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: "10.1.2.3".into(),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method: method.into(),
+                    path: path.into(),
+                    scheme: "https".into(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect::<HashMap<_, _>>(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            metadata_context: metadata,
+            ..Default::default()
+        }),
+    }
+}
+
+fn single(r: &pb::AuthorizeRequest, key: &str) -> Option<String> {
+    match r.context.get(key)?.kind.as_ref()? {
+        pb::context_value::Kind::Single(s) => Some(s.clone()),
+        pb::context_value::Kind::Multi(m) => Some(format!("{:?}", m.values)),
+    }
+}
+
+fn now() -> jiff::Timestamp {
+    "2026-11-28T12:00:00Z".parse().unwrap()
+}
+
+#[test]
+fn routes_principals_and_context() {
+    let m = mapping();
+    let mfa = [
+        ("sub", string("alice")),
+        (
+            "amr",
+            Value {
+                kind: Some(Kind::ListValue(ListValue {
+                    values: vec![string("pwd"), string("mfa")],
+                })),
+            },
+        ),
+        (
+            "auth_time",
+            Value {
+                kind: Some(Kind::NumberValue((now().as_second() - 90) as f64)),
+            },
+        ),
+        (
+            "groups",
+            Value {
+                kind: Some(Kind::ListValue(ListValue {
+                    values: vec![string("dev"), string("ops")],
+                })),
+            },
+        ),
+    ];
+    let Mapped::Request(r) = m.map(
+        &check(
+            "GET",
+            "/docs/a%20b?tag=x&tag=y&other=1",
+            &[
+                ("x-team", "docs"),
+                ("user-agent", "curl/8"),
+                ("x-service-identity", "indexer"),
+            ],
+            &mfa,
+        ),
+        now(),
+    ) else {
+        panic!("not mapped");
+    };
+    // The JWT comes first in the list, so it wins over the header.
+    assert_eq!(r.principal, "user/alice");
+    assert_eq!(r.action, "docs:GetDocument");
+    assert_eq!(r.resource, "arn:acme:docs:eu-1:123456789012:doc/a b");
+    assert_eq!(single(&r, "aws:SourceIp").as_deref(), Some("10.1.2.3"));
+    assert_eq!(single(&r, "aws:SecureTransport").as_deref(), Some("true"));
+    assert_eq!(single(&r, "aws:UserAgent").as_deref(), Some("curl/8"));
+    assert_eq!(
+        single(&r, "aws:MultiFactorAuthPresent").as_deref(),
+        Some("true")
+    );
+    assert_eq!(single(&r, "aws:MultiFactorAuthAge").as_deref(), Some("90"));
+    assert_eq!(single(&r, "docs:Team").as_deref(), Some("docs"));
+    assert_eq!(single(&r, "acme:Tags").as_deref(), Some(r#"["x", "y"]"#));
+    assert_eq!(
+        single(&r, "acme:Groups").as_deref(),
+        Some(r#"["dev", "ops"]"#)
+    );
+
+    // No JWT: the header; a password-only JWT says MFA is absent.
+    let Mapped::Request(r) = m.map(
+        &check(
+            "DELETE",
+            "/docs/1",
+            &[("x-service-identity", "indexer")],
+            &[],
+        ),
+        now(),
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        (r.principal.as_str(), r.action.as_str()),
+        ("role/indexer", "docs:DeleteDocument")
+    );
+    assert_eq!(single(&r, "aws:MultiFactorAuthPresent"), None);
+    let pwd = [("sub", string("bob")), ("amr", string("pwd"))];
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/1", &[], &pwd), now()) else {
+        panic!()
+    };
+    assert_eq!(
+        single(&r, "aws:MultiFactorAuthPresent").as_deref(),
+        Some("false")
+    );
+    assert_eq!(single(&r, "aws:MultiFactorAuthAge"), None);
+
+    // The rest of the path; unmatched methods and paths; no identity.
+    let Mapped::Request(r) = m.map(&check("PUT", "/drafts/alice/notes/1", &[], &pwd), now()) else {
+        panic!()
+    };
+    assert_eq!(
+        r.resource,
+        "arn:acme:docs:eu-1:123456789012:doc/drafts/alice/notes/1"
+    );
+    assert_eq!(
+        m.map(&check("POST", "/docs/1", &[], &pwd), now()),
+        Mapped::NoRoute
+    );
+    assert_eq!(
+        m.map(&check("GET", "/docs/1/extra", &[], &pwd), now()),
+        Mapped::NoRoute
+    );
+    assert_eq!(
+        m.map(&check("GET", "/docs/", &[], &pwd), now()),
+        Mapped::NoRoute
+    );
+    assert_eq!(
+        m.map(&check("GET", "/docs/1", &[], &[]), now()),
+        Mapped::Unauthenticated
+    );
+}
+
+#[test]
+fn a_bad_mapping_says_every_problem() {
+    let file: FileMapping = serde_saphyr::from_str(
+        r#"
+principal: []
+routes:
+  - {path: "docs/{id}", action: "GetDocument", resource: "arn:x:{name}"}
+  - {path: "/a/{rest*}/b", action: "a:b", resource: "*"}
+  - {path: "/a/x{id}", action: "a:b", resource: "*"}
+"#,
+    )
+    .unwrap();
+    let e = Mapping::compile(&file).unwrap_err();
+    let text = e.to_string();
+    for expected in [
+        "envoy.principal: give at least one source",
+        "envoy.routes[0]: path `docs/{id}` must start with `/`",
+        "envoy.routes[0]: resource uses `{name}`, which the path does not capture (it has `{id}`)",
+        "envoy.routes[0]: action `GetDocument` is not `service:Action`",
+        "envoy.routes[1]: `{rest*}` takes the rest of the path, so it must come last",
+        "envoy.routes[2]: `x{id}`: a variable is a whole segment",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert_eq!(e.0.len(), 6, "{text}");
+}
+
+fn service(loaded: bool) -> ExtAuthz {
+    let store = crate::reload::Store::new();
+    if loaded {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bundle");
+        crate::reload::Reloader::new(&dir, store.clone()).reload(crate::reload::Trigger::Start);
+    }
+    let metrics = crate::admin::Metrics::new(store.clone());
+    let authorizer =
+        crate::grpc::AuthorizerService::new(store, crate::grpc::Limits::default(), metrics);
+    ExtAuthz::new(authorizer, Arc::new(mapping()))
+}
+
+fn http_status(r: &CheckResponse) -> (i32, Option<i32>, String, Vec<(String, String)>) {
+    use envoy_types::ext_authz::v3::pb::HttpResponse;
+    let code = r.status.as_ref().map_or(-1, |s| s.code);
+    match &r.http_response {
+        Some(HttpResponse::DeniedResponse(d)) => (
+            code,
+            d.status.as_ref().map(|s| s.code),
+            d.body.clone(),
+            Vec::new(),
+        ),
+        Some(HttpResponse::OkResponse(ok)) => (
+            code,
+            None,
+            String::new(),
+            ok.headers
+                .iter()
+                .filter_map(|h| h.header.as_ref().map(|h| (h.key.clone(), h.value.clone())))
+                .collect(),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn answers_for_envoy() {
+    let s = service(true);
+    let alice = [("sub", string("alice"))];
+    // Allow: the principal and the revision go upstream, overwriting.
+    let (code, http, _, headers) = http_status(&s.decide(
+        &check(
+            "GET",
+            "/docs/guide",
+            &[("x-team", "docs"), ("x-iamd-principal", "user/root")],
+            &alice,
+        ),
+        now(),
+    ));
+    assert_eq!((code, http), (0, None));
+    assert_eq!(
+        headers[0],
+        ("x-iamd-principal".to_owned(), "user/alice".to_owned())
+    );
+    assert_eq!(headers[1].0, "x-iamd-revision");
+    assert!(
+        headers[1].1.starts_with("docs-team-2026-11-28 (sha256:"),
+        "{headers:?}"
+    );
+    // Implicit deny: 403 with the outcome, nothing internal.
+    let (code, http, body, _) = http_status(&s.decide(
+        &check("GET", "/docs/guide", &[("x-team", "ops")], &alice),
+        now(),
+    ));
+    assert_eq!(
+        (code, http, body.as_str()),
+        (7, Some(403), r#"{"decision":"IMPLICIT_DENY"}"#)
+    );
+    // Explicit deny: bob deletes without MFA.
+    let bob = [("sub", string("bob")), ("amr", string("pwd"))];
+    let (_, http, body, _) =
+        http_status(&s.decide(&check("DELETE", "/docs/guide", &[], &bob), now()));
+    assert_eq!(
+        (http, body.as_str()),
+        (Some(403), r#"{"decision":"EXPLICIT_DENY"}"#)
+    );
+    // No identity: 401. No route: 403.
+    let (code, http, body, _) =
+        http_status(&s.decide(&check("GET", "/docs/guide", &[], &[]), now()));
+    assert_eq!(
+        (code, http, body.as_str()),
+        (16, Some(401), r#"{"decision":"UNAUTHENTICATED"}"#)
+    );
+    let (_, http, body, _) = http_status(&s.decide(&check("GET", "/admin", &[], &alice), now()));
+    assert_eq!(
+        (http, body.as_str()),
+        (Some(403), r#"{"decision":"NO_ROUTE"}"#)
+    );
+    // No bundle: a deny (503), never an allow.
+    let (code, http, _, _) = http_status(&service(false).decide(
+        &check("GET", "/docs/guide", &[("x-team", "docs")], &alice),
+        now(),
+    ));
+    assert_eq!((code, http), (14, Some(503)));
+}
+
+#[test]
+fn an_mtls_peer_acts_as_a_role_its_trust_policy_lets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("bundle.yaml", "account: \"123456789012\"\n");
+    write(
+        "roles.yaml",
+        r#"- name: indexer
+  path: /service/
+  inline:
+    read:
+      Version: "2012-10-17"
+      Statement: [{Effect: Allow, Action: "docs:GetDocument", Resource: "*"}]
+  trust:
+    Version: "2012-10-17"
+    Statement:
+      - Effect: Allow
+        Principal: {Federated: "spiffe://acme.example"}
+        Action: sts:AssumeRoleWithWebIdentity
+        Condition: {StringLike: {spiffe:sub: "spiffe://acme.example/ns/search/*"}}
+"#,
+    );
+    let store = crate::reload::Store::new();
+    crate::reload::Reloader::new(dir.path(), store.clone()).reload(crate::reload::Trigger::Start);
+    assert!(store.bundle().is_some());
+    let file: FileMapping = serde_saphyr::from_str(
+        r#"
+principal:
+  - peer: {spiffe: "spiffe://acme.example/ns/{ns}/sa/{sa}", role: "arn:aws:iam::123456789012:role/service/{sa}"}
+routes:
+  - {method: GET, path: "/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{id}"}
+"#,
+    )
+    .unwrap();
+    let metrics = crate::admin::Metrics::new(store.clone());
+    let authorizer =
+        crate::grpc::AuthorizerService::new(store, crate::grpc::Limits::default(), metrics.clone());
+    let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
+    let from = |peer: &str| {
+        let mut c = check("GET", "/docs/guide", &[], &[]);
+        if let Some(source) = c.attributes.as_mut().and_then(|a| a.source.as_mut()) {
+            source.principal = peer.into();
+        }
+        http_status(&s.decide(&c, now()))
+    };
+    let (code, _, _, headers) = from("spiffe://acme.example/ns/search/sa/indexer");
+    assert_eq!(code, 0, "{headers:?}");
+    assert_eq!(
+        headers[0].1,
+        "arn:aws:iam::123456789012:role/service/indexer"
+    );
+    // Two decisions, each counted (and logged): the role assumption, then
+    // the request as the role (AWS, too, records an assumption apart from
+    // the calls made with the role).
+    assert!(
+        metrics
+            .render()
+            .contains("iamd_decisions_total{outcome=\"allow\"} 2"),
+        "{}",
+        metrics.render()
+    );
+    // The trust policy does not let another namespace act as the role.
+    let (_, http, body, _) = from("spiffe://acme.example/ns/billing/sa/indexer");
+    assert_eq!(
+        (http, body.as_str()),
+        (Some(401), r#"{"decision":"UNAUTHENTICATED"}"#)
+    );
+    // A peer the template does not match gives no identity.
+    assert_eq!(
+        from("spiffe://other.example/ns/search/sa/indexer").1,
+        Some(401)
+    );
+    assert_eq!(from("").1, Some(401));
+    // A bad template says so.
+    let bad: FileMapping = serde_saphyr::from_str(
+        "principal:\n  - peer: {spiffe: \"acme/{sa}\", role: \"role/{name}\"}\nroutes:\n  - {path: /x, action: a:b, resource: \"*\"}\n",
+    )
+    .unwrap();
+    let e = Mapping::compile(&bad).unwrap_err().to_string();
+    assert!(e.contains("`acme/{sa}` is not a SPIFFE ID template"), "{e}");
+    assert!(e.contains("role `role/{name}` is not a role ARN"), "{e}");
+}
+
+/// A role session whose role has a path, through Envoy's `Check`: a
+/// resource policy's Deny naming the role's ARN (with its path) denies the
+/// session (it was allowed: the session ARN has no path).
+#[test]
+fn a_deny_naming_a_pathed_role_denies_its_sessions_through_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("bundle.yaml", "account: \"123456789012\"\n");
+    write(
+        "roles.yaml",
+        r#"- name: indexer
+  path: /service/
+  inline:
+    read:
+      Version: "2012-10-17"
+      Statement: [{Effect: Allow, Action: "docs:GetDocument", Resource: "*"}]
+  trust:
+    Version: "2012-10-17"
+    Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: "sts:AssumeRole"}]
+"#,
+    );
+    write(
+        "resources.yaml",
+        r#"- resource: arn:acme:docs:eu-1:123456789012:doc/secret
+  policy:
+    Version: "2012-10-17"
+    Statement:
+      - Sid: DenyIndexer
+        Effect: Deny
+        Principal: {AWS: arn:aws:iam::123456789012:role/service/indexer}
+        Action: docs:GetDocument
+"#,
+    );
+    let store = crate::reload::Store::new();
+    crate::reload::Reloader::new(dir.path(), store.clone()).reload(crate::reload::Trigger::Start);
+    assert!(store.bundle().is_some());
+    let file: FileMapping = serde_saphyr::from_str(
+        r#"
+principal:
+  - header: {name: X-Session, template: "arn:aws:sts::123456789012:assumed-role/indexer/{value}"}
+routes:
+  - {method: GET, path: "/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{id}"}
+"#,
+    )
+    .unwrap();
+    let metrics = crate::admin::Metrics::new(store.clone());
+    let authorizer =
+        crate::grpc::AuthorizerService::new(store, crate::grpc::Limits::default(), metrics);
+    let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
+    let get = |path: &str| {
+        http_status(&s.decide(&check("GET", path, &[("x-session", "s1")], &[]), now()))
+    };
+    let (code, http, body, _) = get("/docs/secret");
+    assert_eq!(
+        (code, http, body.as_str()),
+        (7, Some(403), r#"{"decision":"EXPLICIT_DENY"}"#)
+    );
+    assert_eq!(get("/docs/other").0, 0);
+}
+
+/// Every traversal form that once reached a decision as another resource
+/// than the one the upstream serves: each is refused before any route is
+/// tried, so an explicit deny on `doc/audit/*` or `doc/secret` cannot be
+/// walked around.
+#[test]
+fn paths_that_could_name_another_resource_are_refused() {
+    let m = mapping();
+    let alice = [("sub", string("alice"))];
+    let cases: &[(&str, &str, BadPath)] = &[
+        ("PUT", "/drafts/alice/../../audit/2026", BadPath::DotSegment),
+        (
+            "PUT",
+            "/drafts/alice/%2e%2e/%2e%2e/audit/2026",
+            BadPath::DotSegment,
+        ),
+        ("PUT", "/drafts/alice/%2E%2E/audit", BadPath::DotSegment),
+        ("PUT", "/drafts/alice/./x", BadPath::DotSegment),
+        (
+            "PUT",
+            "/drafts/alice%2F..%2F..%2Faudit%2F2026",
+            BadPath::EncodedSeparator,
+        ),
+        (
+            "DELETE",
+            "/docs/..%2Faudit%2F2026",
+            BadPath::EncodedSeparator,
+        ),
+        ("GET", "/docs/x%2F..%2Fsecret", BadPath::EncodedSeparator),
+        ("GET", "/docs/.%2Fsecret", BadPath::EncodedSeparator),
+        ("GET", "/docs/secret%2F", BadPath::EncodedSeparator),
+        ("GET", "/docs/secret%5C..", BadPath::EncodedSeparator),
+        ("GET", "/docs/..\\secret", BadPath::EncodedSeparator),
+        ("GET", "/docs/secret;x=1", BadPath::PathParameter),
+        ("GET", "/docs/secret%3Bx=1", BadPath::PathParameter),
+        ("GET", "/docs/secret%00", BadPath::ControlCharacter),
+        ("GET", "/docs/secret%0a", BadPath::ControlCharacter),
+        ("GET", "/docs/secret%7F", BadPath::ControlCharacter),
+        ("GET", "/docs//secret", BadPath::EmptySegment),
+        ("GET", "/docs/secret%ff", BadPath::BadEncoding),
+        ("GET", "/docs/secret%2", BadPath::BadEncoding),
+        ("GET", "/docs/secret%zz", BadPath::BadEncoding),
+    ];
+    for (method, path, why) in cases {
+        assert_eq!(
+            m.map(&check(method, path, &[], &alice), now()),
+            Mapped::BadPath(*why),
+            "{method} {path}"
+        );
+    }
+    // The ordinary forms still map: an encoded space or letter is the
+    // same resource the upstream decodes.
+    for (path, resource) in [
+        ("/docs/a%20b", "doc/a b"),
+        ("/docs/%73ecret", "doc/secret"),
+        ("/docs/..x", "doc/..x"),
+    ] {
+        let Mapped::Request(r) = m.map(&check("GET", path, &[], &alice), now()) else {
+            panic!("{path}")
+        };
+        assert_eq!(
+            r.resource,
+            format!("arn:acme:docs:eu-1:123456789012:{resource}"),
+            "{path}"
+        );
+    }
+    // Case is part of the name: `SECRET` is another resource (docs/envoy.md).
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/SECRET", &[], &alice), now()) else {
+        panic!()
+    };
+    assert_eq!(r.resource, "arn:acme:docs:eu-1:123456789012:doc/SECRET");
+    // Through the service: a 400 that names no resource.
+    let (code, http, body, _) = http_status(&service(true).decide(
+        &check(
+            "GET",
+            "/docs/x%2F..%2Fsecret",
+            &[("x-team", "docs")],
+            &alice,
+        ),
+        now(),
+    ));
+    assert_eq!(
+        (code, http, body.as_str()),
+        (7, Some(400), r#"{"decision":"BAD_PATH"}"#)
+    );
+}
+
+#[test]
+fn path_parameters_pass_only_when_configured() {
+    let mut file: FileMapping = serde_saphyr::from_str(MAPPING).unwrap();
+    file.path_parameters = true;
+    let m = Mapping::compile(&file).unwrap();
+    let alice = [("sub", string("alice"))];
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/a;v=1", &[], &alice), now()) else {
+        panic!()
+    };
+    assert_eq!(r.resource, "arn:acme:docs:eu-1:123456789012:doc/a;v=1");
+    // Dot segments are refused all the same, with their parameters too
+    // (`..;` is `..` to servers that strip them).
+    assert_eq!(
+        m.map(&check("GET", "/docs/..;/x", &[], &alice), now()),
+        Mapped::BadPath(BadPath::DotSegment),
+    );
+}
+
+/// Captures are substituted in one pass: a capture that reads `{id}` is
+/// text, never a second template.
+#[test]
+fn captures_are_substituted_once() {
+    let file: FileMapping = serde_saphyr::from_str(
+        r#"
+principal:
+  - jwt: {claim: sub}
+routes:
+  - {path: "/orgs/{org}/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{org}/{id}"}
+"#,
+    )
+    .unwrap();
+    let m = Mapping::compile(&file).unwrap();
+    let alice = [("sub", string("alice"))];
+    let Mapped::Request(r) = m.map(
+        &check("GET", "/orgs/%7Bid%7D/docs/secret", &[], &alice),
+        now(),
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        r.resource,
+        "arn:acme:docs:eu-1:123456789012:doc/{id}/secret"
+    );
+}

@@ -1,0 +1,649 @@
+//! The gRPC daemon: `iamd.v1.Authorizer` over the live bundle, with
+//! `grpc.health.v1` (`NOT_SERVING` until a bundle is live) and reflection.
+//!
+//! The handlers only convert: protobuf in, [`iamd_policy::eval::evaluate`] on the
+//! bundle read from the [`Store`] for this one call, protobuf out. Errors map
+//! to `tonic::Status` in [`status`] only.
+
+mod admission;
+mod convert;
+pub mod status;
+mod workers;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::{Request, Response, Status};
+
+use iamd_proto::pb;
+
+use self::admission::AdmissionLayer;
+use crate::admin::Metrics;
+use crate::reload::Store;
+use crate::telemetry;
+use crate::tls::Tls;
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address (`127.0.0.1:50051`).
+    Tcp(SocketAddr),
+    /// A Unix domain socket (`unix:/run/iamd.sock`).
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("`unix:` needs a socket path, as in `unix:/run/iamd.sock`".into());
+            }
+            return Ok(Self::Unix(path.into()));
+        }
+        s.parse::<SocketAddr>().map(Self::Tcp).map_err(|_| {
+            format!("`{s}` is not an address: write `127.0.0.1:50051`, `[::1]:50051` or `unix:/run/iamd.sock`")
+        })
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(a) => a.fmt(f),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// What the gRPC service may be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests in one `AuthorizeBatch`.
+    pub max_batch: usize,
+    /// Bytes in one message, either way.
+    pub max_message_bytes: usize,
+    /// Calls handled at once, over all connections; more wait their turn.
+    pub max_concurrent: usize,
+    /// The longest a call may take, waiting included (a shorter
+    /// `grpc-timeout` from the client wins): past it, `CANCELLED`
+    /// ("Timeout expired").
+    pub request_timeout: Duration,
+    /// Keys in one request's context.
+    pub max_context_keys: usize,
+    /// Values in one request's context (a multivalued key counts each).
+    pub max_context_values: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch: 1_000,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent: 1_024,
+            request_timeout: Duration::from_secs(5),
+            max_context_keys: 1_024,
+            max_context_values: 4_096,
+        }
+    }
+}
+
+/// The `iamd.v1.Authorizer` service.
+#[derive(Debug, Clone)]
+pub struct AuthorizerService {
+    store: Arc<Store>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
+impl AuthorizerService {
+    /// A service answering from `store`.
+    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            limits,
+            metrics,
+        }
+    }
+
+    /// Decides one request against the live bundle at `now`, counted and
+    /// logged as a call of `Authorize` is: `UNAVAILABLE` without a bundle,
+    /// `INVALID_ARGUMENT` for a malformed request.
+    pub fn decide_now(
+        &self,
+        r: &pb::AuthorizeRequest,
+        now: jiff::Timestamp,
+        trace_id: Option<&str>,
+    ) -> Result<pb::AuthorizeResponse, Status> {
+        let guard = self.store.bundle();
+        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
+        self.decide(bundle, r, now, trace_id)
+            .map_err(status::invalid)
+    }
+
+    /// Decides one request and counts it.
+    fn decide(
+        &self,
+        bundle: &iamd_bundle::Bundle,
+        r: &pb::AuthorizeRequest,
+        now: jiff::Timestamp,
+        trace_id: Option<&str>,
+    ) -> Result<pb::AuthorizeResponse, convert::InvalidRequest> {
+        let started = std::time::Instant::now();
+        let answer = convert::decide(bundle, r, now, &self.limits)?;
+        let outcome = match answer.decision() {
+            _ if answer.denied_by == "principal" => None,
+            pb::Decision::Allow => Some(iamd_policy::eval::Outcome::Allow),
+            pb::Decision::ExplicitDeny => Some(iamd_policy::eval::Outcome::ExplicitDeny),
+            pb::Decision::ImplicitDeny | pb::Decision::Unspecified => {
+                Some(iamd_policy::eval::Outcome::ImplicitDeny)
+            }
+        };
+        self.metrics
+            .decision(outcome, started.elapsed().as_secs_f64());
+        self.metrics.log(r, &answer, trace_id);
+        Ok(answer)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::authorizer_server::Authorizer for AuthorizerService {
+    async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let span = telemetry::rpc_span("iamd.v1.Authorizer/Authorize", request.metadata());
+        let _entered = span.enter();
+        let r = request.get_ref();
+        span.record("iamd.principal", r.principal.as_str());
+        span.record("iamd.action", r.action.as_str());
+        let answer = self.decide_now(r, jiff::Timestamp::now(), trace_of(&request));
+        if let Ok(a) = &answer {
+            span.record("iamd.decision", a.decision().as_str_name());
+            span.record("iamd.revision", a.revision.as_str());
+        }
+        traced(&span, answer.map(Response::new))
+    }
+
+    async fn authorize_batch(
+        &self,
+        request: Request<pb::AuthorizeBatchRequest>,
+    ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+        let span = telemetry::rpc_span("iamd.v1.Authorizer/AuthorizeBatch", request.metadata());
+        let _entered = span.enter();
+        let answer = self.batch(&request, &span);
+        traced(&span, answer)
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let span = telemetry::rpc_span("iamd.v1.Authorizer/GetStatus", request.metadata());
+        let _entered = span.enter();
+        let serving = self.store.bundle().is_some();
+        traced(
+            &span,
+            Ok(Response::new(convert::status(
+                serving,
+                &self.store.status(),
+            ))),
+        )
+    }
+}
+
+impl AuthorizerService {
+    fn batch(
+        &self,
+        request: &Request<pb::AuthorizeBatchRequest>,
+        span: &tracing::Span,
+    ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+        let requests = &request.get_ref().requests;
+        span.record("iamd.batch_size", requests.len());
+        if requests.len() > self.limits.max_batch {
+            return Err(Status::invalid_argument(format!(
+                "the batch has {} requests; the server accepts at most {} (split it, or raise `max_batch`)",
+                requests.len(),
+                self.limits.max_batch
+            )));
+        }
+        self.metrics.batch(requests.len());
+        let guard = self.store.bundle();
+        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
+        let now = jiff::Timestamp::now();
+        let mut responses = Vec::with_capacity(requests.len());
+        for (i, r) in requests.iter().enumerate() {
+            let answer = self
+                .decide(bundle, r, now, trace_of(request))
+                .map_err(|e| {
+                    status::invalid(crate::grpc::convert::InvalidRequest(format!(
+                        "requests[{i}]: {}",
+                        e.0
+                    )))
+                })?;
+            responses.push(answer);
+        }
+        if let Some(first) = responses.first() {
+            span.record("iamd.revision", first.revision.as_str());
+        }
+        Ok(Response::new(pb::AuthorizeBatchResponse { responses }))
+    }
+}
+
+/// Records the gRPC status of a call on its span.
+fn traced<T>(
+    span: &tracing::Span,
+    result: Result<Response<T>, Status>,
+) -> Result<Response<T>, Status> {
+    if !span.is_disabled() {
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        span.record("rpc.grpc.status_code", code as i64);
+        if code != tonic::Code::Ok {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    result
+}
+
+/// The W3C trace id of a call, from its `traceparent` metadata.
+fn trace_of<T>(request: &Request<T>) -> Option<&str> {
+    let header = request.metadata().get("traceparent")?.to_str().ok()?;
+    crate::decision_log::trace_id(header)
+}
+
+/// The builder of the runtime of each serving thread (and of each load
+/// thread of `iamd bench`, and of the benchmarks' empty handler): tokio's
+/// current-thread scheduler. On one thread the answers that are ready go
+/// out together (one write, one wake-up of the peer); the multi-thread
+/// scheduler runs a connection's writer right after each answer (its LIFO
+/// slot), one write per answer, which halved the throughput of a core
+/// (docs/benchmarks.md). More threads are more such runtimes
+/// ([`serve_with_workers`], `iamd_bench::Options::threads`).
+pub fn runtime_builder() -> tokio::runtime::Builder {
+    tokio::runtime::Builder::new_current_thread()
+}
+
+/// What the server serves: the store it decides from, its limits, its
+/// metrics, and Envoy's `Check` when a mapping is configured.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The live bundle.
+    pub store: Arc<Store>,
+    /// gRPC limits.
+    pub limits: Limits,
+    /// Counters and the decision log.
+    pub metrics: Arc<Metrics>,
+    /// `envoy.service.auth.v3.Authorization`, when configured.
+    pub envoy: Option<Arc<crate::envoy::Mapping>>,
+}
+
+impl Services {
+    /// `iamd.v1` (and health, reflection) over `store`.
+    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            limits,
+            metrics,
+            envoy: None,
+        }
+    }
+
+    /// Envoy's `Check` too, with `mapping`.
+    pub fn with_envoy(mut self, mapping: Arc<crate::envoy::Mapping>) -> Self {
+        self.envoy = Some(mapping);
+        self
+    }
+
+    /// The cap on calls in flight and the request timeout, for one server
+    /// (its clones share the cap).
+    fn admission(&self) -> AdmissionLayer {
+        AdmissionLayer::new(self.limits.max_concurrent, self.limits.request_timeout)
+    }
+}
+
+/// Serves on `listen` (over TLS when `tls` is given, TCP only) until
+/// `shutdown` completes, then drains in-flight calls. Health is
+/// `NOT_SERVING` until the store holds a bundle.
+pub async fn serve(
+    listen: &Listen,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_with_workers(listen, tls, services, 1, shutdown).await
+}
+
+/// [`serve`] with `workers` serving threads: on the calling runtime for
+/// one; for more, each thread with a one-thread runtime of its own, the
+/// calling runtime accepting the connections and dealing them out in turn
+/// (`workers.rs` says why not tokio's multi-thread scheduler).
+pub async fn serve_with_workers(
+    listen: &Listen,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = Listener::bind(listen, tls.is_some())?;
+    serve_on(listener, tls, services, workers, shutdown).await
+}
+
+/// [`serve_with_workers`] on a bound TCP listener (tests bind
+/// `127.0.0.1:0`), over TLS when `tls` is given.
+pub async fn serve_tcp_with_workers(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_on(Listener::Tcp(listener), tls, services, workers, shutdown).await
+}
+
+/// Serves on a bound listener: on the calling runtime for one worker, on
+/// `workers` threads for more.
+async fn serve_on(
+    listener: Listener,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    match (listener, tls) {
+        (listener, tls) if workers > 1 => {
+            workers::serve(listener, tls, services, workers, shutdown).await
+        }
+        (Listener::Tcp(listener), Some(tls)) => serve_tls(listener, tls, services, shutdown).await,
+        (Listener::Tcp(listener), None) => serve_tcp(listener, services, shutdown).await,
+        // `Listener::bind` refused TLS on a Unix socket.
+        (Listener::Unix(listener), _) => {
+            serve_incoming(services, UnixListenerStream::new(listener), shutdown).await
+        }
+    }
+}
+
+/// Serves the connections of `incoming` on the calling runtime until
+/// `shutdown` completes.
+async fn serve_incoming<IO, IE>(
+    services: Services,
+    incoming: impl tokio_stream::Stream<Item = Result<IO, IE>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError>
+where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let admission = services.admission();
+    router(services, admission)
+        .await?
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(ServeError::Transport)
+}
+
+/// A bound listener.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    /// Binds `listen` (on the calling runtime); TLS applies to TCP only.
+    fn bind(listen: &Listen, tls: bool) -> Result<Self, ServeError> {
+        let bind_error = |e| ServeError::Bind(listen.to_string(), e);
+        match listen {
+            Listen::Tcp(addr) => {
+                let std = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+                std.set_nonblocking(true).map_err(bind_error)?;
+                tokio::net::TcpListener::from_std(std)
+                    .map(Self::Tcp)
+                    .map_err(bind_error)
+            }
+            Listen::Unix(_) if tls => Err(ServeError::TlsOnUnix),
+            Listen::Unix(path) => {
+                // A stale socket from a previous run would make bind fail.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+                    let _ = std::fs::remove_file(path);
+                }
+                tokio::net::UnixListener::bind(path)
+                    .map(Self::Unix)
+                    .map_err(bind_error)
+            }
+        }
+    }
+
+    /// The next connection, made a plain (blocking-free) stream that any
+    /// runtime can take over; TCP ones without Nagle's delay (as
+    /// [`without_nagle`]'s).
+    async fn accept(&self) -> std::io::Result<workers::Accepted> {
+        match self {
+            Self::Tcp(l) => {
+                let (s, _) = l.accept().await?;
+                // A connection already reset fails here too: not worth a
+                // pause of the accept loop.
+                let _ = s.set_nodelay(true);
+                s.into_std().map(workers::Accepted::Tcp)
+            }
+            Self::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                s.into_std().map(workers::Accepted::Unix)
+            }
+        }
+    }
+}
+
+/// Serves on a bound TCP listener (tests bind `127.0.0.1:0`).
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_incoming(services, without_nagle(listener), shutdown).await
+}
+
+/// Serves TLS (mutual TLS when `tls` has a client CA) on a bound TCP
+/// listener. Each connection is handshaken, within
+/// [`TLS_HANDSHAKE_TIMEOUT`], with the configuration live when it was
+/// accepted; failed handshakes are logged at debug level and counted.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<Tls>,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let incoming = tls_incoming(without_nagle(listener), tls, services.metrics.clone());
+    serve_incoming(services, incoming, shutdown).await
+}
+
+/// The connections of `listener`, without Nagle's delay: answers are small
+/// and latency is the point (with the peer's delayed ACKs, the delay held
+/// answers back by up to 40 ms). Also the benchmarks' empty handler's, so
+/// that the baseline cannot drift from the daemon.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    })
+}
+
+/// After an accept that failed (out of file descriptors, most often):
+/// says so, waits a little, and the loop goes on.
+async fn accept_failed(e: &std::io::Error) {
+    tracing::warn!("cannot accept a connection: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// The longest a client may take to finish its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshaken connections from `accepted` ones (already without Nagle's
+/// delay). Handshakes run in their own tasks, so a slow client holds up no
+/// one; the loop ends when the server drops the stream or `accepted` ends.
+fn tls_incoming(
+    accepted: impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static,
+    tls: Arc<Tls>,
+    metrics: Arc<Metrics>,
+) -> tokio_stream::wrappers::ReceiverStream<
+    std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        tokio::pin!(accepted);
+        loop {
+            let stream = tokio::select! {
+                () = tx.closed() => return,
+                next = accepted.next() => match next {
+                    None => return,
+                    Some(Ok(s)) => s,
+                    Some(Err(e)) => {
+                        accept_failed(&e).await;
+                        continue;
+                    }
+                },
+            };
+            let peer = stream
+                .peer_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            let (tx, metrics) = (tx.clone(), metrics.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => {
+                        let _ = tx.send(Ok(s)).await;
+                    }
+                    Ok(Err(e)) => {
+                        metrics.tls_handshake_failure();
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    }
+                    Err(_) => {
+                        metrics.tls_handshake_failure();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The server stack: a global limit on calls in flight and the request
+/// timeout around every service.
+type Stack = tower::layer::util::Stack<AdmissionLayer, tower::layer::util::Identity>;
+
+async fn router(
+    services: Services,
+    admission: AdmissionLayer,
+) -> Result<tonic::transport::server::Router<Stack>, ServeError> {
+    let Services {
+        store,
+        limits,
+        metrics,
+        envoy,
+    } = services;
+    const ENVOY: &str = "envoy.service.auth.v3.Authorization";
+    let with_envoy = envoy.is_some();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    type Server = pb::authorizer_server::AuthorizerServer<AuthorizerService>;
+    reporter.set_not_serving::<Server>().await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    // Health follows the store: SERVING once a bundle is live.
+    let watched = store.clone();
+    tokio::spawn(async move {
+        let mut serving = false;
+        loop {
+            let now = watched.bundle().is_some();
+            if now != serving {
+                serving = now;
+                let s = if now {
+                    tonic_health::ServingStatus::Serving
+                } else {
+                    tonic_health::ServingStatus::NotServing
+                };
+                reporter.set_service_status("", s).await;
+                reporter
+                    .set_service_status(<Server as tonic::server::NamedService>::NAME, s)
+                    .await;
+                if with_envoy {
+                    reporter.set_service_status(ENVOY, s).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    // Reflection in both versions: v1, and v1alpha for the clients that
+    // know only it (grpcurl before 1.9, Python's grpcio-reflection).
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder()
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let service = AuthorizerService::new(store, limits, metrics);
+    let ext_authz = envoy.map(|mapping| {
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(crate::envoy::ExtAuthz::new(
+            service.clone(),
+            mapping,
+        ))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes)
+    });
+    let authorizer = pb::authorizer_server::AuthorizerServer::new(service)
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    Ok(tonic::transport::Server::builder()
+        .layer(admission)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
+        .add_service(authorizer)
+        .add_optional_service(ext_authz))
+}
+
+/// The server could not start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener could not be bound.
+    #[error("cannot listen on `{0}`: {1}")]
+    Bind(String, #[source] std::io::Error),
+    /// TLS was asked for on a Unix socket.
+    #[error(
+        "TLS applies to TCP listeners: a Unix socket is protected by its file permissions; listen on a TCP address or drop the TLS settings"
+    )]
+    TlsOnUnix,
+    /// The reflection service could not be built.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(String),
+    /// The transport failed.
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[source] tonic::transport::Error),
+    /// A serving thread could not start.
+    #[error("cannot start a serving thread: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A serving thread ended abnormally.
+    #[error("a serving thread failed: {0}")]
+    Worker(String),
+}

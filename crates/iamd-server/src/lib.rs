@@ -1,0 +1,13 @@
+//! The daemon: the [`reload::Store`] and its reloader, the gRPC
+//! ([`grpc`]) and Envoy ([`envoy`]) front doors, the admin listener
+//! ([`admin`]), the decision log, telemetry, TLS and the configuration.
+//! See `docs/architecture.md`.
+
+pub mod admin;
+pub mod config;
+pub mod decision_log;
+pub mod envoy;
+pub mod grpc;
+pub mod reload;
+pub mod telemetry;
+pub mod tls;
