@@ -210,7 +210,8 @@ fn bench_compile(c: &mut Criterion) {
 /// the transport's share is measured by `iamd bench` (docs/benchmarks.md).
 fn bench_server(c: &mut Criterion) {
     use iamd_proto::pb;
-    use iamd_server::grpc::{AuthorizerService, Limits};
+    use iamd_server::grpc::AuthorizerService;
+    use iamd_server::limits::Limits;
     use iamd_server::reload::{Reloader, Store, Trigger};
     let bundle = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle");
     let store = Store::new();

@@ -1,11 +1,12 @@
-//! Compiles `proto/` with protox (no system protoc) and tonic-prost-build,
+//! Compiles the repository's `proto/` (kept at the top, where clients
+//! find it) with protox (no system protoc) and tonic-prost-build,
 //! and writes the descriptor set that gRPC reflection serves.
 
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(["iamd/v1/authorizer.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=../../proto");
+    let fds = protox::compile(["iamd/v1/authorizer.proto"], ["../../proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("iamd_descriptor.bin"), fds.encode_to_vec())?;
     // Decode errors are INVALID_ARGUMENT (src/codec.rs).

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iamd_proto::pb;
-use iamd_server::grpc::{self as server, Limits};
+use iamd_server::grpc as server;
+use iamd_server::limits::Limits;
 use iamd_server::reload::{Reloader, Store, Trigger};
 use pb::authorizer_client::AuthorizerClient;
 use tonic::Code;
@@ -576,7 +577,7 @@ async fn unix_socket(workers: usize) {
     let sock = tmp.path().join("iamd.sock");
     let store = example_store();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let listen = server::Listen::Unix(sock.clone());
+    let listen = iamd_server::limits::Listen::Unix(sock.clone());
     let metrics = iamd_server::admin::Metrics::new(store.clone());
     let task = tokio::spawn(async move {
         let services = server::Services::new(store, Limits::default(), metrics);

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use crate::python::run;
 
-use iamd_server::grpc::{self as server, Limits};
+use iamd_server::grpc as server;
+use iamd_server::limits::Limits;
 
 const GRPC_VERSION: &str = "1.85.1";
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iamd_proto::pb;
-use iamd_server::grpc::{self as server, Limits};
+use iamd_server::grpc as server;
+use iamd_server::limits::Limits;
 use iamd_server::tls::{Tls, TlsFiles};
 use pb::authorizer_client::AuthorizerClient;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};

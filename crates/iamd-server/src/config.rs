@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::grpc::{Limits, Listen};
+use crate::limits::{Limits, Listen};
+use crate::telemetry::LogFormat;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -169,15 +170,6 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     /// `--tls-client-ca`.
     pub tls_client_ca: Option<PathBuf>,
-}
-
-/// Log output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Lines for people.
-    Human,
-    /// JSON lines.
-    Json,
 }
 
 /// The daemon's configuration, resolved and validated.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod decision_log;
 pub mod envoy;
 pub mod grpc;
+pub mod limits;
 pub mod reload;
 pub mod telemetry;
 pub mod tls;

@@ -17,8 +17,6 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::LogFormat;
-
 /// The target of the spans sent to OpenTelemetry (and never logged).
 pub const SPAN_TARGET: &str = "iamd::otel";
 
@@ -49,6 +47,15 @@ pub fn otlp_requested(env: impl Fn(&str) -> Option<String>) -> bool {
     let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
         || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim().eq_ignore_ascii_case("none"));
     endpoint && !disabled
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// JSON lines.
+    Json,
 }
 
 /// Installs logging on standard error and, when [`otlp_requested`], the

@@ -255,7 +255,7 @@ fn service(loaded: bool) -> ExtAuthz {
     }
     let metrics = crate::admin::Metrics::new(store.clone());
     let authorizer =
-        crate::grpc::AuthorizerService::new(store, crate::grpc::Limits::default(), metrics);
+        crate::grpc::AuthorizerService::new(store, crate::limits::Limits::default(), metrics);
     ExtAuthz::new(authorizer, Arc::new(mapping()))
 }
 
@@ -378,8 +378,11 @@ routes:
     )
     .unwrap();
     let metrics = crate::admin::Metrics::new(store.clone());
-    let authorizer =
-        crate::grpc::AuthorizerService::new(store, crate::grpc::Limits::default(), metrics.clone());
+    let authorizer = crate::grpc::AuthorizerService::new(
+        store,
+        crate::limits::Limits::default(),
+        metrics.clone(),
+    );
     let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
     let from = |peer: &str| {
         let mut c = check("GET", "/docs/guide", &[], &[]);
@@ -473,7 +476,7 @@ routes:
     .unwrap();
     let metrics = crate::admin::Metrics::new(store.clone());
     let authorizer =
-        crate::grpc::AuthorizerService::new(store, crate::grpc::Limits::default(), metrics);
+        crate::grpc::AuthorizerService::new(store, crate::limits::Limits::default(), metrics);
     let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
     let get = |path: &str| {
         http_status(&s.decide(&check("GET", path, &[("x-session", "s1")], &[]), now()))
