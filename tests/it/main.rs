@@ -6,6 +6,7 @@
     reason = "a test fails loudly on the first surprise"
 )]
 
+mod architecture;
 mod aws_import;
 mod bench;
 mod bundle;
