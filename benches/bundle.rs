@@ -162,8 +162,8 @@ fn reload_latency() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     generate(&dir, 10_000);
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::for_dir(&dir, publisher);
     r.reload(Trigger::Start);
     let _w = reload::watch(
         r,

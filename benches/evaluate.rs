@@ -214,10 +214,11 @@ fn bench_server(c: &mut Criterion) {
     use iamd_server::limits::Limits;
     use iamd_server::reload::{Reloader, Store, Trigger};
     let bundle = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle");
-    let store = Store::new();
-    Reloader::new(&bundle, store.clone()).reload(Trigger::Start);
+    let (store, publisher) = Store::new();
+    Reloader::for_dir(&bundle, publisher).reload(Trigger::Start);
     let metrics = iamd_server::admin::Metrics::new(store.clone());
-    let service = AuthorizerService::new(store, Limits::default(), metrics);
+    let decider = iamd_server::decide::Decider::new(store, Limits::default(), metrics);
+    let service = AuthorizerService::new(decider);
     let single = |s: &str| pb::ContextValue {
         kind: Some(pb::context_value::Kind::Single(s.into())),
     };

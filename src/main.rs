@@ -909,9 +909,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     drop(entered);
-    let store = iamd_server::reload::Store::new();
+    let (store, publisher) = iamd_server::reload::Store::new();
     let mut reloader =
-        iamd_server::reload::Reloader::new(&cfg.bundle, store.clone()).with_settle(cfg.settle);
+        iamd_server::reload::Reloader::for_dir(&cfg.bundle, publisher).with_settle(cfg.settle);
     if let iamd_server::reload::Outcome::Failed(_) =
         reloader.reload(iamd_server::reload::Trigger::Start)
     {

@@ -19,8 +19,8 @@ fn example() -> PathBuf {
 
 /// A store serving the example bundle.
 pub(crate) fn example_store() -> Arc<Store> {
-    let store = Store::new();
-    Reloader::new(&example(), store.clone()).reload(Trigger::Start);
+    let (store, publisher) = Store::new();
+    Reloader::for_dir(&example(), publisher).reload(Trigger::Start);
     store
 }
 
@@ -205,8 +205,8 @@ async fn allow_and_both_denies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deny_naming_a_pathed_role_denies_its_sessions_over_grpc() {
     let dir = crate::sessions::pathed_bundle();
-    let store = Store::new();
-    Reloader::new(dir.path(), store.clone()).reload(Trigger::Start);
+    let (store, publisher) = Store::new();
+    Reloader::for_dir(dir.path(), publisher).reload(Trigger::Start);
     let d = Daemon::start(store, Limits::default()).await;
     let mut c = d.client().await;
     for (principal, claim) in [
@@ -463,8 +463,8 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
-    let store = Store::new();
-    let mut reloader = Reloader::new(&dir, store.clone());
+    let (store, publisher) = Store::new();
+    let mut reloader = Reloader::for_dir(&dir, publisher);
     reloader.reload(Trigger::Start);
     let d = Daemon::start(store, Limits::default()).await;
     let mut c = d.client().await;
@@ -764,8 +764,8 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn the_admin_endpoints_report_metrics_health_and_status() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
-    let store = Store::new();
-    let mut reloader = Reloader::new(&dir, store.clone());
+    let (store, publisher) = Store::new();
+    let mut reloader = Reloader::for_dir(&dir, publisher);
     reloader.reload(Trigger::Start);
     let metrics = iamd_server::admin::Metrics::new(store.clone());
     let admin = iamd_server::admin::bind("127.0.0.1:0".parse().unwrap())

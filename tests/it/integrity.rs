@@ -132,8 +132,8 @@ fn names_that_are_not_readable_files_are_errors_not_absences() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         good(dir);
-        let store = Store::new();
-        let mut r = Reloader::new(dir, store.clone());
+        let (store, publisher) = Store::new();
+        let mut r = Reloader::for_dir(dir, publisher);
         assert!(matches!(r.reload(Trigger::Start), Outcome::Loaded(_)));
         damage(dir);
         let e = errors(dir);
@@ -304,8 +304,8 @@ fn a_half_written_file_waits_for_its_writer() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     good(&dir);
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::for_dir(&dir, publisher);
     assert!(matches!(r.reload(Trigger::Start), Outcome::Loaded(_)));
     // The first write ends before bob's boundary; the second comes 400 ms
     // later, as `cat > file` or an editor saving in place would.
@@ -352,10 +352,10 @@ fn a_reload_in_progress_never_holds_up_a_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     good(&dir);
-    let store = Store::new();
+    let (store, publisher) = Store::new();
     // A settle of a minute: a file written now keeps the reload waiting
     // for its writer far longer than any shutdown may take.
-    let mut reloader = Reloader::new(&dir, store.clone()).with_settle(Duration::from_secs(60));
+    let mut reloader = Reloader::for_dir(&dir, publisher).with_settle(Duration::from_secs(60));
     assert!(matches!(
         reloader.reload(Trigger::Start),
         Outcome::Loaded(_)
@@ -427,8 +427,8 @@ fn a_rejected_bundle_reports_a_bounded_status() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     good(&dir);
-    let store = Store::new();
-    let mut reloader = Reloader::new(&dir, store.clone()).with_settle(Duration::ZERO);
+    let (store, publisher) = Store::new();
+    let mut reloader = Reloader::for_dir(&dir, publisher).with_settle(Duration::ZERO);
     assert!(matches!(
         reloader.reload(Trigger::Start),
         Outcome::Loaded(_)

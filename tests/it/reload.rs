@@ -73,8 +73,8 @@ fn watched() -> (tempfile::TempDir, PathBuf, Arc<Store>, reload::Watcher) {
 /// The bundle in `dir` loaded (it must load) into a new store, and
 /// watched with `options`.
 fn loaded_and_watched(dir: &Path, options: WatchOptions) -> (Arc<Store>, reload::Watcher) {
-    let store = Store::new();
-    let mut r = Reloader::new(dir, store.clone());
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::for_dir(dir, publisher);
     assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
     (store, reload::watch(r, options).unwrap())
 }
@@ -92,8 +92,8 @@ fn options() -> WatchOptions {
 fn the_last_good_bundle_keeps_serving() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::for_dir(&dir, publisher);
     // No directory yet: a failure, and no bundle (every request denied).
     assert!(matches!(r.reload(Trigger::Start), Reload::Failed(_)));
     assert!(store.bundle().is_none());
@@ -138,8 +138,8 @@ fn the_reloader_frees_the_replaced_bundle_itself() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     write_all(&dir, &files("GetDocument"));
-    let store = Store::new();
-    let mut r = Reloader::new(&dir, store.clone());
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::for_dir(&dir, publisher);
     assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
     let old = Arc::downgrade(store.bundle().as_ref().unwrap());
     // A call still deciding on the old bundle when the new one is swapped
@@ -176,8 +176,8 @@ fn the_reload_thread_runs_at_a_lower_priority() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     write_all(&dir, &files("A"));
-    let store = Store::new();
-    let w = reload::watch(Reloader::new(&dir, store), options()).unwrap();
+    let (_store, publisher) = Store::new();
+    let w = reload::watch(Reloader::for_dir(&dir, publisher), options()).unwrap();
     // The thread's nice value: field 19 of its stat line (after the name).
     let nice = |task: &Path| -> Option<i64> {
         let stat = std::fs::read_to_string(task.join("stat")).ok()?;
@@ -416,9 +416,9 @@ fn readers_never_see_a_mix_of_two_bundles() {
     let dir = tmp.path().join("bundle");
     let verbs = ["GetDocument", "PutDocument"];
     write_all(&dir, &files(verbs[0]));
-    let store = Store::new();
+    let (store, publisher) = Store::new();
     // Each version is written whole before its reload: nothing to settle.
-    let mut r = Reloader::new(&dir, store.clone()).with_settle(Duration::ZERO);
+    let mut r = Reloader::for_dir(&dir, publisher).with_settle(Duration::ZERO);
     assert!(matches!(r.reload(Trigger::Start), Reload::Loaded(_)));
     let stop = Arc::new(AtomicBool::new(false));
     let answers = Arc::new(AtomicU64::new(0));

@@ -51,7 +51,101 @@ const TOP: &[&str] = &[
     "aws-export",
 ];
 
+/// The directories of a bundle and the extensions of the files read in
+/// each.
+const SUBDIRS: &[(&str, &[&str])] = &[
+    ("users.d", &[".yaml", ".yml", ".json"]),
+    ("groups.d", &[".yaml", ".yml", ".json"]),
+    ("roles.d", &[".yaml", ".yml", ".json"]),
+    ("resources.d", &[".yaml", ".yml", ".json"]),
+    ("policies", &[".json"]),
+    ("scps", &[".json"]),
+    ("rcps", &[".json"]),
+    ("documents", &[".json"]),
+];
+
 impl BundleFiles {
+    /// A bundle's files given as bytes (an archive's entries, a fetch):
+    /// the rules of a directory read apply, so that the same files make the
+    /// same bundle and the same [`BundleFiles::digest`] however they came.
+    /// `origin` names the bundle in errors.
+    ///
+    /// Entries that are not bundle files (by the directory's rules) are
+    /// left out; an absolute path, a `..`, an entry given twice, a part
+    /// given in two formats (`users.yaml` and `users.json`), text that is
+    /// not UTF-8, and more than [`ReadLimits::files`],
+    /// [`ReadLimits::file_bytes`] or [`ReadLimits::bundle_bytes`] are
+    /// errors, all of them reported.
+    pub fn from_files(
+        origin: &Path,
+        files: impl IntoIterator<Item = (String, Vec<u8>)>,
+        limits: &ReadLimits,
+    ) -> Result<Self, BundleError> {
+        let mut texts = BTreeMap::new();
+        let mut problems = Vec::new();
+        let (mut count, mut total) = (0usize, 0u64);
+        for (name, bytes) in files {
+            let rel = match relative(&name) {
+                Ok(rel) => rel,
+                Err(e) => {
+                    problems.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            if !bundle_file(&rel) {
+                continue;
+            }
+            count += 1;
+            if count > limits.files {
+                problems.push(format!(
+                    "{rel}: the bundle has more than {} files: split it, or raise the limit",
+                    limits.files
+                ));
+                break;
+            }
+            let size = bytes.len() as u64;
+            if size > limits.file_bytes {
+                problems.push(format!(
+                    "{rel}: the file has more than {} bytes: the last good bundle stays",
+                    limits.file_bytes
+                ));
+                continue;
+            }
+            total += size;
+            if total > limits.bundle_bytes {
+                problems.push(format!(
+                    "{rel}: the bundle has more than {} bytes: the last good bundle stays",
+                    limits.bundle_bytes
+                ));
+                break;
+            }
+            let Ok(text) = String::from_utf8(bytes) else {
+                problems.push(format!("{rel}: not UTF-8 text"));
+                continue;
+            };
+            if texts.insert(rel.clone(), text).is_some() {
+                problems.push(format!(
+                    "{rel}: given twice: a bundle holds one file of each name"
+                ));
+            }
+        }
+        for name in TOP {
+            let found: Vec<String> = ["yaml", "yml", "json"]
+                .iter()
+                .map(|ext| format!("{name}.{ext}"))
+                .filter(|f| texts.contains_key(f))
+                .collect();
+            if found.len() > 1 {
+                problems.push(format!(
+                    "{}: {} give the same part of the bundle: keep one",
+                    origin.display(),
+                    found.join(" and ")
+                ));
+            }
+        }
+        finish(origin, texts, problems)
+    }
+
     /// Reads the bundle's files from `dir`, as one consistent snapshot
     /// (see [`BundleFiles::read_settled`]), without waiting for recent
     /// writes to settle.
@@ -378,24 +472,10 @@ impl Reader<'_> {
                 self.read_into(&f, &mut texts, &mut problems);
             }
         }
-        for part in ["users.d", "groups.d", "roles.d", "resources.d"] {
-            self.read_subdir(part, &[".yaml", ".yml", ".json"], &mut texts, &mut problems);
+        for (sub, extensions) in SUBDIRS {
+            self.read_subdir(sub, extensions, &mut texts, &mut problems);
         }
-        for sub in ["policies", "scps", "rcps", "documents"] {
-            self.read_subdir(sub, &[".json"], &mut texts, &mut problems);
-        }
-        if problems.is_empty() && !texts.keys().any(|k| k.starts_with("bundle.")) {
-            problems.push(format!("{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)", dir.display()));
-        }
-        if !problems.is_empty() {
-            return Err(BundleError::new(problems));
-        }
-        Ok(BundleFiles {
-            dir: dir.to_owned(),
-            digest: digest(&texts),
-            texts,
-            aws: false,
-        })
+        finish(dir, texts, problems)
     }
 
     /// Whether `rel` names something (absent is no error; something that is
@@ -566,6 +646,64 @@ impl Reader<'_> {
             Seen::Absent(path) => std::fs::symlink_metadata(path)
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
         })
+    }
+}
+
+/// A bundle directory's files, checked for what only the whole can tell:
+/// `bundle.yaml` is there.
+fn finish(
+    dir: &Path,
+    texts: BTreeMap<String, String>,
+    mut problems: Vec<String>,
+) -> Result<BundleFiles, BundleError> {
+    if problems.is_empty() && !texts.keys().any(|k| k.starts_with("bundle.")) {
+        problems.push(format!(
+            "{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)",
+            dir.display()
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(BundleError::new(problems));
+    }
+    Ok(BundleFiles {
+        dir: dir.to_owned(),
+        digest: digest(&texts),
+        texts,
+        aws: false,
+    })
+}
+
+/// The relative path of an archive's or a fetch's entry (`./` and empty
+/// components dropped), or why it cannot be part of a bundle.
+fn relative(name: &str) -> Result<String, &'static str> {
+    if name.starts_with('/') {
+        return Err("is an absolute path: a bundle's entries are relative to it");
+    }
+    let mut parts = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("leaves the bundle (`..`): refused"),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Whether the relative path `rel` is one of a bundle's files, by the rules
+/// a directory is read by: a part at the top (`bundle.yaml`...), or a file
+/// directly inside one of [`SUBDIRS`] with one of its extensions, not
+/// hidden. Anything else is not read.
+fn bundle_file(rel: &str) -> bool {
+    match rel.split_once('/') {
+        None => TOP.iter().any(|name| {
+            rel.strip_prefix(name)
+                .and_then(|x| x.strip_prefix('.'))
+                .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
+        }),
+        Some((sub, name)) => SUBDIRS
+            .iter()
+            .any(|(s, extensions)| *s == sub && !name.contains('/') && wanted(name, extensions)),
     }
 }
 

@@ -133,12 +133,12 @@ impl Metrics {
     /// Writes one decision to the decision log, if there is one.
     pub fn log(
         &self,
-        req: &iamd_proto::pb::AuthorizeRequest,
-        answer: &iamd_proto::pb::AuthorizeResponse,
+        question: &crate::decide::Question<'_>,
+        decision: &crate::decide::Decision,
         trace_id: Option<&str>,
     ) {
         if let Some(log) = &self.log {
-            log.record(req, answer, trace_id);
+            log.record(question, decision, trace_id);
         }
     }
 
@@ -176,8 +176,10 @@ struct StoreCollector(Arc<Store>, Option<Arc<DecisionLog>>);
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let status = self.0.status();
-        let serving = ConstGauge::new(i64::from(self.0.bundle().is_some()));
+        // One snapshot: the gauges agree with each other.
+        let snapshot = self.0.load();
+        let status = snapshot.status();
+        let serving = ConstGauge::new(i64::from(snapshot.bundle().is_some()));
         serving.encode(encoder.encode_descriptor(
             "iamd_serving",
             "1 while a bundle is live",
@@ -305,7 +307,7 @@ fn handle(
         ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" => {
-            if store.bundle().is_some() {
+            if store.serving() {
                 text(StatusCode::OK, "text/plain", "ready\n".into())
             } else {
                 text(
@@ -316,14 +318,15 @@ fn handle(
             }
         }
         "/status" => {
-            let s = store.status();
+            let snapshot = store.load();
+            let s = snapshot.status();
             let body = serde_json::json!({
-                "serving": store.bundle().is_some(),
+                "serving": snapshot.bundle().is_some(),
                 "live": s.live.as_ref().map(|l| serde_json::json!({
                     "revision": l.revision.to_string(),
                     "digest": l.revision.digest,
                     "loadedAt": l.loaded_at.to_string(),
-                    "source": l.source.display().to_string(),
+                    "source": l.source,
                     "users": l.stats.users, "groups": l.stats.groups, "roles": l.stats.roles,
                     "managedPolicies": l.stats.managed_policies,
                     "resourcePolicies": l.stats.resource_policies,

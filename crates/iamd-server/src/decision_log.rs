@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 
-use iamd_proto::pb;
+use crate::decide::{Decision, Question, Statement, Value};
 
 /// What is logged.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,19 +123,9 @@ impl DecisionLog {
     }
 
     /// Logs one decision if the options say so. Never blocks.
-    pub fn record(
-        &self,
-        req: &pb::AuthorizeRequest,
-        answer: &pb::AuthorizeResponse,
-        trace_id: Option<&str>,
-    ) {
-        let decision = match answer.decision() {
-            pb::Decision::Allow => "ALLOW",
-            pb::Decision::ExplicitDeny => "EXPLICIT_DENY",
-            pb::Decision::ImplicitDeny => "IMPLICIT_DENY",
-            pb::Decision::Unspecified => "UNSPECIFIED",
-        };
-        if self.options.denies_only && decision == "ALLOW" {
+    pub fn record(&self, question: &Question<'_>, decision: &Decision, trace_id: Option<&str>) {
+        let name = decision.outcome_name();
+        if self.options.denies_only && name == "ALLOW" {
             return;
         }
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
@@ -146,47 +136,49 @@ impl DecisionLog {
             return;
         }
         let Some(tx) = &self.tx else { return };
-        let context = req
+        let context = question
             .context
             .iter()
             .map(|(k, v)| {
                 let value = if self.masked.contains(&k.to_lowercase()) {
                     serde_json::Value::from("***")
                 } else {
-                    match &v.kind {
-                        Some(pb::context_value::Kind::Single(s)) => {
-                            serde_json::Value::from(s.as_str())
-                        }
-                        Some(pb::context_value::Kind::Multi(l)) => {
-                            serde_json::Value::from(l.values.clone())
-                        }
-                        None => serde_json::Value::Null,
+                    match v {
+                        Value::Single(s) => serde_json::Value::from(*s),
+                        Value::Multi(l) => serde_json::Value::from(l.to_vec()),
                     }
                 };
-                (k.clone(), value)
+                ((*k).to_owned(), value)
             })
             .collect();
         let record = Record {
             time: jiff::Timestamp::now().to_string(),
-            principal: req.principal.clone(),
-            action: req.action.clone(),
-            resource: req.resource.clone(),
+            principal: question.principal.to_owned(),
+            action: question.action.to_owned(),
+            resource: question.resource.to_owned(),
             context,
-            decision,
-            determining: answer
-                .determining
-                .iter()
-                .map(pb::DeterminingStatement::to_json)
-                .collect(),
-            denied_by: answer.denied_by.clone(),
-            reason: answer.reason.clone(),
-            revision: answer.revision.clone(),
+            decision: name,
+            determining: decision.determining.iter().map(statement_json).collect(),
+            denied_by: decision
+                .denied_by
+                .map(|s| s.name().into_owned())
+                .unwrap_or_default(),
+            reason: decision.reason.clone().unwrap_or_default(),
+            revision: decision.revision.clone(),
             trace_id: trace_id.map(str::to_owned),
         };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(record) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A determining statement as the log writes it (`policy`, `layer`,
+/// `statement`, `sid`, `effect`: the fields of `iamd.v1`'s
+/// `DeterminingStatement`, an absent Sid as `""`).
+fn statement_json(s: &Statement) -> serde_json::Value {
+    serde_json::json!({"policy": s.policy, "layer": s.layer.name(), "statement": s.index,
+        "sid": s.sid.as_deref().unwrap_or_default(), "effect": s.effect.to_string()})
 }
 
 impl Drop for DecisionLog {
@@ -212,6 +204,8 @@ pub fn trace_id(traceparent: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use iamd_policy::eval::{Layer, Outcome};
+    use iamd_policy::policy::Effect;
     use std::sync::Mutex;
 
     /// A writer whose `write` waits for `gate`, and says when it was called.
@@ -237,32 +231,28 @@ mod tests {
         }
     }
 
-    fn req(principal: &str, context: &[(&str, &str)]) -> pb::AuthorizeRequest {
-        pb::AuthorizeRequest {
-            principal: principal.into(),
-            action: "docs:GetDocument".into(),
-            resource: "arn:acme:docs:eu-1:1:doc/1".into(),
+    fn req<'a>(principal: &'a str, context: &[(&'a str, &'a str)]) -> Question<'a> {
+        Question {
+            principal,
+            action: "docs:GetDocument",
+            resource: "arn:acme:docs:eu-1:1:doc/1",
+            resource_account: None,
             context: context
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        (*k).into(),
-                        pb::ContextValue {
-                            kind: Some(pb::context_value::Kind::Single((*v).into())),
-                        },
-                    )
-                })
+                .map(|(k, v)| (*k, Value::Single(v)))
                 .collect(),
-            resource_account: String::new(),
             explain: false,
         }
     }
 
-    fn answer(decision: pb::Decision) -> pb::AuthorizeResponse {
-        pb::AuthorizeResponse {
-            decision: decision.into(),
+    fn answer(outcome: Outcome) -> Decision {
+        Decision {
+            outcome,
+            denied_by: None,
             revision: "r1".into(),
-            ..Default::default()
+            determining: Vec::new(),
+            reason: None,
+            explanation: None,
         }
     }
 
@@ -290,7 +280,16 @@ mod tests {
                 "user/alice",
                 &[("x-api-key", "secret"), ("aws:SourceIp", "1.2.3.4")],
             ),
-            &answer(pb::Decision::Allow),
+            &Decision {
+                determining: vec![Statement {
+                    policy: "DocsRead".into(),
+                    layer: Layer::Identity,
+                    index: 0,
+                    sid: None,
+                    effect: Effect::Allow,
+                }],
+                ..answer(Outcome::Allow)
+            },
             Some("4bf92f3577b34da6a3ce929d0e0e4736"),
         );
         drop(log);
@@ -302,6 +301,10 @@ mod tests {
         assert_eq!(l[0]["context"]["x-api-key"], "***");
         assert_eq!(l[0]["context"]["aws:SourceIp"], "1.2.3.4");
         assert_eq!(l[0]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            l[0]["determining"],
+            serde_json::json!([{"policy": "DocsRead", "layer": "identity", "statement": 0, "sid": "", "effect": "Allow"}])
+        );
     }
 
     #[test]
@@ -316,7 +319,7 @@ mod tests {
         )
         .unwrap();
         for _ in 0..100 {
-            log.record(&req("p", &[]), &answer(pb::Decision::ImplicitDeny), None);
+            log.record(&req("p", &[]), &answer(Outcome::ImplicitDeny), None);
         }
         drop(log);
         assert_eq!(lines(&sink).len(), 25);
@@ -329,8 +332,8 @@ mod tests {
             },
         )
         .unwrap();
-        log.record(&req("a", &[]), &answer(pb::Decision::Allow), None);
-        log.record(&req("b", &[]), &answer(pb::Decision::ExplicitDeny), None);
+        log.record(&req("a", &[]), &answer(Outcome::Allow), None);
+        log.record(&req("b", &[]), &answer(Outcome::ExplicitDeny), None);
         drop(log);
         let l = lines(&sink);
         assert_eq!(l.len(), 1);
@@ -351,7 +354,7 @@ mod tests {
         // Declared after `log`, so that a failing assertion releases the
         // writer before `log` waits for it.
         let gate = sink.1.lock().unwrap();
-        log.record(&req("p", &[]), &answer(pb::Decision::Allow), None);
+        log.record(&req("p", &[]), &answer(Outcome::Allow), None);
         // Wait (bounded) until the writer is stuck writing the first record.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !sink.2.load(Ordering::SeqCst) {
@@ -362,7 +365,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         for _ in 0..19 {
-            log.record(&req("p", &[]), &answer(pb::Decision::Allow), None);
+            log.record(&req("p", &[]), &answer(Outcome::Allow), None);
         }
         // Two records fit in the queue; the other 17 were dropped, and
         // `record` never waited for the writer.

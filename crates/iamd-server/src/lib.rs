@@ -1,14 +1,17 @@
-//! The daemon: the [`reload::Store`] and its reloader, the gRPC
-//! ([`grpc`]) and Envoy ([`envoy`]) front doors, the admin listener
+//! The daemon: the [`reload::Store`] and its reloader, the one way into a
+//! decision ([`decide::Decider`]), the gRPC ([`grpc`]) and Envoy
+//! ([`envoy`]) front doors over it, the admin listener
 //! ([`admin`]), the decision log, telemetry, TLS and the configuration.
 //! See `docs/architecture.md`.
 
 pub mod admin;
 pub mod config;
+pub mod decide;
 pub mod decision_log;
 pub mod envoy;
 pub mod grpc;
 pub mod limits;
 pub mod reload;
+pub mod source;
 pub mod telemetry;
 pub mod tls;

@@ -1,6 +1,7 @@
-//! Hot reload: the live bundle behind one `ArcSwap`, a reloader that is its
-//! only writer, and a watcher thread that tells the reloader when the bundle
-//! directory may have changed.
+//! Hot reload: the live [`Snapshot`] (bundle and status) behind one
+//! `ArcSwap` in the [`Store`], a [`Reloader`] that owns the store's one
+//! [`Publisher`] and reads a [`BundleSource`], and a watcher thread that
+//! tells the reloader when the source may have changed.
 //!
 //! The reloader always runs read → digest → (unchanged? stop) → validate →
 //! compile → publish. A bundle that fails never replaces the live one: the
@@ -15,41 +16,134 @@
 //! after each burst, checks the digest on a timer as a backstop for missed
 //! events, and reloads on `SIGHUP`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use arc_swap::{ArcSwap, Guard};
 use jiff::Timestamp;
 use notify::{RecursiveMode, Watcher as _};
 
-use iamd_bundle::{Bundle, BundleFiles, BundleStats, Revision};
+use crate::source::{BundleSource, DirectorySource};
+use iamd_bundle::{Bundle, BundleStats, Revision};
 
-/// The live bundle, and what the reloader has to say about it.
+/// What is live, published as one: the bundle being served and the
+/// reloader's report on it. Readers take one snapshot per call and see a
+/// bundle and a status that belong together.
+///
+/// Today a snapshot holds one bundle, the default one. A second live
+/// bundle (a tenant's, a shadow candidate) will be a second named slot of
+/// the same snapshot: readers keep asking [`Snapshot::bundle`] for the
+/// default one, and only the readers that need another name it.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    bundle: Option<Arc<Bundle>>,
+    status: Status,
+}
+
+impl Snapshot {
+    /// The bundle being served, if any: without one every decision is a
+    /// refusal, and callers deny.
+    pub fn bundle(&self) -> Option<&Arc<Bundle>> {
+        self.bundle.as_ref()
+    }
+
+    /// The reloader's report: the live bundle, the last failure, counts.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+}
+
+/// The live [`Snapshot`], behind one `ArcSwap`. Only its [`Publisher`]
+/// writes it.
 #[derive(Debug, Default)]
 pub struct Store {
-    live: ArcSwapOption<Bundle>,
-    status: ArcSwap<Status>,
+    snapshot: ArcSwap<Snapshot>,
 }
 
 impl Store {
-    /// An empty store: no bundle, so every decision is a deny.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// An empty store (no bundle: every decision is a deny) and the one
+    /// handle that can publish into it.
+    pub fn new() -> (Arc<Self>, Publisher) {
+        let store = Arc::new(Self::default());
+        let publisher = Publisher {
+            store: store.clone(),
+        };
+        (store, publisher)
     }
 
-    /// The live bundle, if any. The guard is for the stack of one decision;
-    /// readers never block and always see one whole bundle.
-    pub fn bundle(&self) -> Guard<Option<Arc<Bundle>>> {
-        self.live.load()
+    /// The live snapshot. The guard is for the stack of one call: readers
+    /// never block and always see one whole snapshot.
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.snapshot.load()
     }
 
-    /// The reloader's report.
-    pub fn status(&self) -> Arc<Status> {
-        self.status.load_full()
+    /// Whether a bundle is live.
+    pub fn serving(&self) -> bool {
+        self.snapshot.load().bundle.is_some()
+    }
+
+    /// The live bundle, if any (a convenience over [`Store::load`]).
+    pub fn bundle(&self) -> Option<Arc<Bundle>> {
+        self.snapshot.load().bundle.clone()
+    }
+
+    /// The reloader's report (a convenience over [`Store::load`]).
+    pub fn status(&self) -> Status {
+        self.snapshot.load().status.clone()
+    }
+}
+
+/// The one writer of a [`Store`]: made with it, not cloneable, owned by
+/// the [`Reloader`].
+///
+/// ```
+/// use iamd_server::reload::{Reloader, Store};
+/// let (store, publisher) = Store::new();
+/// let reloader = Reloader::for_dir("bundle".as_ref(), publisher);
+/// assert!(!store.serving());
+/// ```
+///
+/// A second writer does not compile:
+///
+/// ```compile_fail
+/// use iamd_server::reload::{Reloader, Store};
+/// let (store, publisher) = Store::new();
+/// let second = publisher.clone();
+/// ```
+#[derive(Debug)]
+pub struct Publisher {
+    store: Arc<Store>,
+}
+
+impl Publisher {
+    /// The store it publishes into.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Makes `bundle` live with `status`, in one swap, and returns the
+    /// bundle it replaced.
+    fn publish(&mut self, bundle: Arc<Bundle>, status: Status) -> Option<Arc<Bundle>> {
+        let old = self.store.snapshot.swap(Arc::new(Snapshot {
+            bundle: Some(bundle),
+            status,
+        }));
+        old.bundle.clone()
+    }
+
+    /// Changes the status beside the live bundle.
+    fn report(&mut self, f: impl FnOnce(&mut Status)) {
+        let current = self.store.snapshot.load_full();
+        let mut status = current.status.clone();
+        f(&mut status);
+        self.store.snapshot.store(Arc::new(Snapshot {
+            bundle: current.bundle.clone(),
+            status,
+        }));
     }
 }
 
@@ -71,8 +165,8 @@ pub struct Live {
     pub revision: Revision,
     /// When it was published.
     pub loaded_at: Timestamp,
-    /// The directory it came from.
-    pub source: PathBuf,
+    /// Where it came from ([`BundleSource::describe`]: a directory's path).
+    pub source: String,
     /// What it holds.
     pub stats: BundleStats,
 }
@@ -123,11 +217,12 @@ pub enum Outcome {
     Failed(Vec<String>),
 }
 
-/// Loads the bundle directory into a [`Store`]: the store's only writer.
+/// Loads a bundle from its [`BundleSource`] and publishes it: a
+/// [`Store`]'s only writer, since it owns the store's [`Publisher`].
 #[derive(Debug)]
 pub struct Reloader {
-    dir: PathBuf,
-    store: Arc<Store>,
+    source: Box<dyn BundleSource>,
+    publisher: Publisher,
     live_digest: Option<String>,
     rejected: Option<(Option<String>, Vec<String>)>,
     settle: Duration,
@@ -137,16 +232,21 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader of `dir` into `store`.
-    pub fn new(dir: &Path, store: Arc<Store>) -> Self {
+    /// A reloader of `source` into the store of `publisher`.
+    pub fn new(source: Box<dyn BundleSource>, publisher: Publisher) -> Self {
         Self {
-            dir: dir.to_owned(),
-            store,
+            source,
+            publisher,
             live_digest: None,
             rejected: None,
             settle: SETTLE,
             stopping: None,
         }
+    }
+
+    /// A reloader of the bundle directory (or AWS export file) `dir`.
+    pub fn for_dir(dir: &Path, publisher: Publisher) -> Self {
+        Self::new(Box::new(DirectorySource::new(dir)), publisher)
     }
 
     /// How long a file must go unmodified before a reload (other than the
@@ -156,12 +256,17 @@ impl Reloader {
         self
     }
 
-    /// The directory it reloads.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The source it reloads.
+    pub fn source(&self) -> &dyn BundleSource {
+        &*self.source
     }
 
-    /// Reads the directory and publishes its bundle if it changed and is good.
+    /// The store it publishes into.
+    pub fn store(&self) -> &Arc<Store> {
+        self.publisher.store()
+    }
+
+    /// Reads the source and publishes its bundle if it changed and is good.
     pub fn reload(&mut self, trigger: Trigger) -> Outcome {
         // At start nothing is served yet; afterwards a file written moments
         // ago may be half-written: wait until it has settled.
@@ -170,17 +275,17 @@ impl Reloader {
         } else {
             self.settle
         };
-        let files = match BundleFiles::read_settled(&self.dir, settle) {
+        let files = match self.source.read(settle) {
             Ok(f) => f,
             Err(e) => return self.reject(trigger, None, e.diagnostics),
         };
-        let digest = files.digest().to_owned();
-        if self.live_digest.as_deref() == Some(digest.as_str()) {
+        let digest = files.digest();
+        if self.live_digest.as_deref() == Some(digest) {
             self.count(|c| c.unchanged += 1);
             return Outcome::Unchanged;
         }
         if let Some((Some(d), _)) = &self.rejected
-            && *d == digest
+            && d == digest
         {
             // The same rejected files: already reported.
             self.count(|c| c.unchanged += 1);
@@ -205,12 +310,6 @@ impl Reloader {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();
                 let stats = bundle.stats();
-                let old = self.store.live.swap(Some(Arc::new(bundle)));
-                if let Some(old) = old {
-                    retire(old);
-                }
-                self.live_digest = Some(digest);
-                self.rejected = None;
                 tracing::info!(
                     revision = %revision,
                     ?trigger,
@@ -221,20 +320,25 @@ impl Reloader {
                     paused_ms = paused.as_millis() as u64,
                     "bundle loaded"
                 );
-                let live = Live {
+                let mut status = self.store().status();
+                status.live = Some(Live {
                     revision: revision.clone(),
                     loaded_at: Timestamp::now(),
-                    source: self.dir.clone(),
+                    source: self.source.describe(),
                     stats,
-                };
-                self.update(|s| {
-                    s.live = Some(live);
-                    s.last_failure = None;
-                    s.reloads.loaded += 1;
                 });
+                status.last_failure = None;
+                status.reloads.loaded += 1;
+                let old = self.publisher.publish(Arc::new(bundle), status);
+                self.live_digest = Some(files.digest().to_owned());
+                self.rejected = None;
+                drop(files);
+                if let Some(old) = old {
+                    retire(old);
+                }
                 Outcome::Loaded(revision)
             }
-            Err(e) => self.reject(trigger, Some(digest), e.diagnostics),
+            Err(e) => self.reject(trigger, Some(digest.to_owned()), e.diagnostics),
         }
     }
 
@@ -247,14 +351,15 @@ impl Reloader {
             self.count(|c| c.unchanged += 1);
             return Outcome::Unchanged;
         }
-        let keeping = self.store.bundle().as_ref().map_or_else(
+        let keeping = self.store().bundle().map_or_else(
             || "no bundle: every request is denied".to_owned(),
             |b| format!("keeping revision {}", b.revision()),
         );
         let total = errors.len();
-        let reported = reported(&errors, &self.dir);
+        let origin = self.source.describe();
+        let reported = reported(&errors, &origin);
         tracing::warn!(
-            dir = %self.dir.display(),
+            source = %origin,
             ?trigger,
             errors = total,
             "bundle rejected ({keeping}):\n{}",
@@ -266,21 +371,15 @@ impl Reloader {
             digest,
             errors: reported,
         };
-        self.update(|s| {
+        self.publisher.report(|s| {
             s.last_failure = Some(failure);
             s.reloads.failed += 1;
         });
         Outcome::Failed(errors)
     }
 
-    fn count(&self, f: impl FnOnce(&mut ReloadCounts)) {
-        self.update(|s| f(&mut s.reloads));
-    }
-
-    fn update(&self, f: impl FnOnce(&mut Status)) {
-        let mut next = (*self.store.status.load_full()).clone();
-        f(&mut next);
-        self.store.status.store(Arc::new(next));
+    fn count(&mut self, f: impl FnOnce(&mut ReloadCounts)) {
+        self.publisher.report(|s| f(&mut s.reloads));
     }
 }
 
@@ -289,13 +388,12 @@ impl Reloader {
 /// Each is already one short line ([`iamd_bundle::BundleError::new`]).
 pub const REPORTED_ERRORS: usize = 100;
 
-fn reported(errors: &[String], dir: &Path) -> Vec<String> {
+fn reported(errors: &[String], origin: &str) -> Vec<String> {
     let mut kept: Vec<String> = errors.iter().take(REPORTED_ERRORS).cloned().collect();
     if errors.len() > REPORTED_ERRORS {
         kept.push(format!(
-            "… and {} more errors: `iamd validate {}` lists them all",
+            "… and {} more errors: `iamd validate {origin}` lists them all",
             errors.len() - REPORTED_ERRORS,
-            dir.display()
         ));
     }
     kept
@@ -416,25 +514,28 @@ impl Drop for Watcher {
     }
 }
 
-/// Starts a thread that reloads `reloader`'s directory when it may have
-/// changed. Call [`Reloader::reload`] once first for the initial load.
+/// Starts a thread that reloads `reloader`'s source when it may have
+/// changed: on file system events under its [`BundleSource::watch_path`],
+/// if it has one, on `SIGHUP`, and on the timer. Call [`Reloader::reload`]
+/// once first for the initial load.
 pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<Watcher> {
     let (tx, rx) = mpsc::channel::<()>();
-    let mut fs_watcher = if options.events {
-        let tx = tx.clone();
-        // notify reports the paths under a relative watch joined to the
-        // working directory: compare with the same.
-        let watched =
-            std::path::absolute(reloader.dir()).unwrap_or_else(|_| reloader.dir().to_owned());
-        let w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_err() || event.is_ok_and(|e| may_change(&e, &watched)) {
-                let _ = tx.send(());
-            }
-        })
-        .map_err(std::io::Error::other)?;
-        Some(w)
-    } else {
-        None
+    let watch_path = reloader.source().watch_path().map(Path::to_owned);
+    let mut fs_watcher = match &watch_path {
+        Some(path) if options.events => {
+            let tx = tx.clone();
+            // notify reports the paths under a relative watch joined to the
+            // working directory: compare with the same.
+            let watched = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            let w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_err() || event.is_ok_and(|e| may_change(&e, &watched)) {
+                    let _ = tx.send(());
+                }
+            })
+            .map_err(std::io::Error::other)?;
+            Some(w)
+        }
+        _ => None,
     };
     let hup = Arc::new(AtomicBool::new(false));
     if options.sighup {
@@ -444,17 +545,19 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
     let stopping = stop.clone();
     reloader.stopping = Some(stop.clone());
     let (done_tx, done) = mpsc::channel::<()>();
-    let dir = reloader.dir().to_owned();
-    let parent = dir.parent().map(Path::to_owned);
+    let parent = watch_path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_owned);
     // A path that does not exist (a directory being replaced) cannot be
     // watched: not an error, the parent's watch sees it come back, and the
     // next burst of events or the timer adds its watch again.
     let add_watches = move |w: &mut Option<notify::RecommendedWatcher>| {
-        if let Some(w) = w {
+        if let (Some(w), Some(path)) = (w, &watch_path) {
             if let Some(p) = &parent {
                 let _ = w.watch(p, RecursiveMode::NonRecursive);
             }
-            let _ = w.watch(&dir, RecursiveMode::Recursive);
+            let _ = w.watch(path, RecursiveMode::Recursive);
         }
     };
     add_watches(&mut fs_watcher);
@@ -541,5 +644,128 @@ mod tests {
         ));
         // An event without paths (a rescan, an overflow): look again.
         assert!(may_change(&Event::new(EventKind::Any), dir));
+    }
+
+    mod sources {
+        #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+        use std::sync::{Arc, Mutex};
+        use std::time::{Duration, Instant};
+
+        use iamd_bundle::{BundleError, BundleFiles, ReadLimits};
+
+        use crate::reload::{Outcome, Reloader, Store, Trigger, WatchOptions, watch};
+        use crate::source::BundleSource;
+
+        /// A bundle held in memory, as a remote source would hand it over.
+        #[derive(Debug, Clone, Default)]
+        struct Memory(Arc<Mutex<Files>>);
+
+        /// Paths and contents.
+        type Files = Vec<(String, Vec<u8>)>;
+
+        impl Memory {
+            fn set(&self, label: &str) {
+                let bundle = format!("account: \"123456789012\"\nrevision: {label}\n");
+                let users = "- name: alice\n  policies: [Read]\n";
+                let read =
+                    r#"{"Statement":{"Effect":"Allow","Action":"docs:Get*","Resource":"*"}}"#;
+                *self.0.lock().unwrap() = vec![
+                    ("bundle.yaml".into(), bundle.into_bytes()),
+                    ("users.yaml".into(), users.into()),
+                    ("policies/Read.json".into(), read.into()),
+                ];
+            }
+        }
+
+        impl BundleSource for Memory {
+            fn read(&mut self, _settle: Duration) -> Result<BundleFiles, BundleError> {
+                let files = self.0.lock().unwrap().clone();
+                BundleFiles::from_files("memory".as_ref(), files, &ReadLimits::default())
+            }
+
+            fn describe(&self) -> String {
+                "memory:test".into()
+            }
+        }
+
+        fn label(store: &Store) -> Option<String> {
+            store.bundle().and_then(|b| b.revision().label.clone())
+        }
+
+        #[test]
+        fn a_source_without_files_on_disk_is_reloaded_and_reported() {
+            let memory = Memory::default();
+            memory.set("one");
+            let (store, publisher) = Store::new();
+            let mut r = Reloader::new(Box::new(memory.clone()), publisher);
+            assert!(matches!(r.reload(Trigger::Start), Outcome::Loaded(_)));
+            assert_eq!(label(&store).as_deref(), Some("one"));
+            assert_eq!(r.reload(Trigger::Timer), Outcome::Unchanged);
+            let status = store.status();
+            assert_eq!(status.live.unwrap().source, "memory:test");
+            assert_eq!((status.reloads.loaded, status.reloads.unchanged), (1, 1));
+            // A bad bundle: refused, reported, the good one stays.
+            memory
+                .0
+                .lock()
+                .unwrap()
+                .push(("policies/../x.json".into(), b"{}".to_vec()));
+            assert!(matches!(r.reload(Trigger::Timer), Outcome::Failed(_)));
+            assert_eq!(label(&store).as_deref(), Some("one"));
+            let failure = store.status().last_failure.unwrap();
+            assert!(
+                failure.errors[0].contains("leaves the bundle"),
+                "{failure:?}"
+            );
+            // Without a path to watch, the timer finds the change.
+            memory.set("two");
+            let options = WatchOptions {
+                poll_interval: Duration::from_millis(20),
+                sighup: false,
+                ..WatchOptions::default()
+            };
+            let w = watch(r, options).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while label(&store).as_deref() != Some("two") && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(w);
+            assert_eq!(label(&store).as_deref(), Some("two"));
+            assert_eq!(store.status().last_failure, None);
+        }
+
+        /// The bundle and its status are one snapshot: a reader never sees
+        /// a bundle beside another bundle's status.
+        #[test]
+        fn readers_see_a_bundle_with_its_own_status() {
+            let memory = Memory::default();
+            memory.set("a");
+            let (store, publisher) = Store::new();
+            let mut r = Reloader::new(Box::new(memory.clone()), publisher);
+            r.reload(Trigger::Start);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let reader = {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut seen = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let snapshot = store.load();
+                        let bundle = snapshot.bundle().map(|b| b.revision().clone());
+                        let status = snapshot.status().live.as_ref().map(|l| l.revision.clone());
+                        assert_eq!(bundle, status);
+                        seen += 1;
+                    }
+                    seen
+                })
+            };
+            for i in 0..200 {
+                memory.set(if i % 2 == 0 { "b" } else { "a" });
+                assert!(matches!(r.reload(Trigger::Event), Outcome::Loaded(_)));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(reader.join().unwrap() > 0);
+            assert_eq!(store.status().reloads.loaded, 201);
+        }
     }
 }

@@ -23,7 +23,8 @@ use envoy_types::ext_authz::v3::pb::{Address, CheckRequest};
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use serde::Deserialize;
 
-use iamd_proto::pb;
+use crate::decide::OwnedQuestion;
+use iamd_policy::context::ContextValue;
 
 /// The section as written.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -267,7 +268,7 @@ pub enum Mapped {
     /// The path could be read as another one upstream: refused (400).
     BadPath(BadPath),
     /// The iamd request.
-    Request(pb::AuthorizeRequest),
+    Request(OwnedQuestion),
     /// The iamd request of a role, which the mTLS peer (a SPIFFE ID) may
     /// act as only if the role's trust policy allows it
     /// `sts:AssumeRoleWithWebIdentity`.
@@ -275,7 +276,7 @@ pub enum Mapped {
         /// The peer's SPIFFE ID.
         peer: String,
         /// The request, made by the role (its ARN).
-        request: pb::AuthorizeRequest,
+        request: OwnedQuestion,
     },
 }
 
@@ -497,10 +498,8 @@ impl Mapping {
         let Some((action, resource)) = self.route(method, &parts) else {
             return Mapped::NoRoute;
         };
-        let mut context: BTreeMap<String, pb::ContextValue> = BTreeMap::new();
-        let single = |v: String| pb::ContextValue {
-            kind: Some(pb::context_value::Kind::Single(v)),
-        };
+        let mut context: BTreeMap<String, ContextValue> = BTreeMap::new();
+        let single = ContextValue::Single;
         if let Some(Address::SocketAddress(a)) = attrs
             .and_then(|a| a.source.as_ref())
             .and_then(|p| p.address.as_ref())
@@ -555,12 +554,7 @@ impl Mapping {
                     context.insert(key.clone(), single(values[0].clone()));
                 }
                 _ => {
-                    context.insert(
-                        key.clone(),
-                        pb::ContextValue {
-                            kind: Some(pb::context_value::Kind::Multi(pb::StringList { values })),
-                        },
-                    );
+                    context.insert(key.clone(), ContextValue::Multi(values));
                 }
             }
         }
@@ -568,21 +562,17 @@ impl Mapping {
             if let Some(v) = claim(name) {
                 let values = list(v);
                 let value = match &v.kind {
-                    Some(Kind::ListValue(_)) => pb::ContextValue {
-                        kind: Some(pb::context_value::Kind::Multi(pb::StringList { values })),
-                    },
+                    Some(Kind::ListValue(_)) => ContextValue::Multi(values),
                     _ => single(values.into_iter().next().unwrap_or_default()),
                 };
                 context.insert(key.clone(), value);
             }
         }
-        let request = pb::AuthorizeRequest {
+        let request = OwnedQuestion {
             principal,
             action,
             resource,
-            context: context.into_iter().collect(),
-            resource_account: String::new(),
-            explain: false,
+            context,
         };
         match peer {
             Some(peer) => Mapped::AssumeRole { peer, request },

@@ -9,8 +9,8 @@
 //! route template that matches the method and path, and the context from
 //! the request (source IP, transport, MFA from the JWT's `amr` and
 //! `auth_time`, user agent, selected headers, query parameters and claims).
-//! The decision is the daemon's own ([`crate::grpc::AuthorizerService`]):
-//! same facts, metrics and decision log.
+//! The decision is the daemon's own ([`crate::decide::Decider`]): same
+//! facts, limits, metrics and decision log as `iamd.v1`.
 //!
 //! Answers: allow adds the decided principal and the bundle revision as
 //! request headers (overwriting any copy the client sent); deny is a 403
@@ -30,34 +30,25 @@ use envoy_types::ext_authz::v3::{
 pub use mapping::{BadPath, FileMapping, Mapped, Mapping, MappingError};
 use tonic::{Request, Response, Status};
 
-use crate::grpc::AuthorizerService;
-use iamd_proto::pb;
+use crate::decide::{Decider, Decision, Question, Refusal};
+use iamd_policy::eval::Outcome;
 
-/// `envoy.service.auth.v3.Authorization` over an [`AuthorizerService`].
+/// `envoy.service.auth.v3.Authorization`: a thin adapter over the
+/// [`Decider`].
 #[derive(Debug, Clone)]
 pub struct ExtAuthz {
-    authorizer: AuthorizerService,
+    decider: Decider,
     mapping: Arc<Mapping>,
 }
 
 impl ExtAuthz {
-    /// Envoy's authorization service, deciding with `authorizer`.
-    pub fn new(authorizer: AuthorizerService, mapping: Arc<Mapping>) -> Self {
-        Self {
-            authorizer,
-            mapping,
-        }
+    /// Envoy's authorization service, deciding with `decider`.
+    pub fn new(decider: Decider, mapping: Arc<Mapping>) -> Self {
+        Self { decider, mapping }
     }
 
     /// Decides a `CheckRequest` at `now`.
     pub fn decide(&self, check: &CheckRequest, now: jiff::Timestamp) -> CheckResponse {
-        let unauthenticated = || {
-            denied(
-                HttpStatusCode::Unauthorized,
-                "UNAUTHENTICATED",
-                tonic::Code::Unauthenticated,
-            )
-        };
         let (request, peer) = match self.mapping.map(check, now) {
             Mapped::Unauthenticated => return unauthenticated(),
             Mapped::NoRoute => {
@@ -88,70 +79,76 @@ impl ExtAuthz {
         // The peer acts as the role only if the role's trust policy lets it:
         // the engine decides, as for any AssumeRoleWithWebIdentity.
         if let Some(peer) = peer {
-            let assume = pb::AuthorizeRequest {
-                principal: peer,
-                action: "sts:AssumeRoleWithWebIdentity".into(),
-                resource: request.principal.clone(),
-                ..Default::default()
+            let assume = Question {
+                principal: &peer,
+                action: "sts:AssumeRoleWithWebIdentity",
+                resource: &request.principal,
+                resource_account: None,
+                context: Vec::new(),
+                explain: false,
             };
-            match self.authorizer.decide_now(&assume, now, trace) {
-                Ok(a) if a.decision() == pb::Decision::Allow => {}
-                Err(e) if e.code() == tonic::Code::Unavailable => {
-                    return denied(
-                        HttpStatusCode::ServiceUnavailable,
-                        "UNAVAILABLE",
-                        tonic::Code::Unavailable,
-                    );
-                }
+            match self.decider.decide(&assume, now, trace) {
+                Ok(d) if d.outcome == Outcome::Allow => {}
+                Err(Refusal::NoBundle) => return refused(&Refusal::NoBundle),
                 _ => return unauthenticated(),
             }
         }
-        match self.authorizer.decide_now(&request, now, trace) {
-            Err(e) => {
-                tracing::debug!("ext_authz: {e}");
-                if e.code() == tonic::Code::Unavailable {
-                    denied(
-                        HttpStatusCode::ServiceUnavailable,
-                        "UNAVAILABLE",
-                        tonic::Code::Unavailable,
-                    )
-                } else {
-                    denied(
-                        HttpStatusCode::Forbidden,
-                        "INVALID",
-                        tonic::Code::PermissionDenied,
-                    )
-                }
-            }
-            Ok(answer) if answer.decision() == pb::Decision::Allow => {
-                let mut ok = OkHttpResponseBuilder::new();
-                let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
-                ok.add_header(
-                    &self.mapping.principal_header,
-                    &request.principal,
-                    overwrite,
-                    false,
-                );
-                ok.add_header(
-                    &self.mapping.revision_header,
-                    &answer.revision,
-                    overwrite,
-                    false,
-                );
-                let mut response = CheckResponse::with_status(Status::ok(""));
-                response.set_http_response(ok.build());
-                response
-            }
-            Ok(answer) => {
-                let outcome = answer.decision().as_str_name();
-                denied(
-                    HttpStatusCode::Forbidden,
-                    outcome,
-                    tonic::Code::PermissionDenied,
-                )
-            }
+        match self.decider.decide(&request.question(), now, trace) {
+            Err(e) => refused(&e),
+            Ok(d) if d.outcome == Outcome::Allow => self.allowed(&request.principal, &d),
+            Ok(d) => denied(
+                HttpStatusCode::Forbidden,
+                d.outcome_name(),
+                tonic::Code::PermissionDenied,
+            ),
         }
     }
+
+    /// An allow: the decided principal and the revision as headers for the
+    /// upstream, over any copy the client sent.
+    fn allowed(&self, principal: &str, d: &Decision) -> CheckResponse {
+        let mut ok = OkHttpResponseBuilder::new();
+        let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
+        ok.add_header(&self.mapping.principal_header, principal, overwrite, false);
+        ok.add_header(&self.mapping.revision_header, &d.revision, overwrite, false);
+        let mut response = CheckResponse::with_status(Status::ok(""));
+        response.set_http_response(ok.build());
+        response
+    }
+}
+
+/// The one place where the decider's refusals become Envoy's answers: 503
+/// without a bundle, 403 for a request iamd cannot decide (with no detail
+/// for the client; the reason goes to the debug log).
+fn refused(r: &Refusal) -> CheckResponse {
+    match r {
+        Refusal::NoBundle => denied(
+            HttpStatusCode::ServiceUnavailable,
+            "UNAVAILABLE",
+            tonic::Code::Unavailable,
+        ),
+        Refusal::Invalid(_) | Refusal::BatchTooLarge { .. } => {
+            tracing::debug!(
+                "ext_authz: {}",
+                iamd_policy::message::shorten(&r.to_string())
+            );
+            denied(
+                HttpStatusCode::Forbidden,
+                "INVALID",
+                tonic::Code::PermissionDenied,
+            )
+        }
+    }
+}
+
+/// No identity could be established, or the peer may not act as the role:
+/// 401.
+fn unauthenticated() -> CheckResponse {
+    denied(
+        HttpStatusCode::Unauthorized,
+        "UNAUTHENTICATED",
+        tonic::Code::Unauthenticated,
+    )
 }
 
 /// A deny: the HTTP status, a JSON body naming the outcome, and the gRPC

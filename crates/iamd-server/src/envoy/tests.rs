@@ -9,6 +9,7 @@ use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_cont
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
 
 use super::*;
+use iamd_policy::context::ContextValue;
 
 const MAPPING: &str = r#"
 principal:
@@ -94,10 +95,10 @@ fn check(
     }
 }
 
-fn single(r: &pb::AuthorizeRequest, key: &str) -> Option<String> {
-    match r.context.get(key)?.kind.as_ref()? {
-        pb::context_value::Kind::Single(s) => Some(s.clone()),
-        pb::context_value::Kind::Multi(m) => Some(format!("{:?}", m.values)),
+fn single(r: &crate::decide::OwnedQuestion, key: &str) -> Option<String> {
+    match r.context.get(key)? {
+        ContextValue::Single(s) => Some(s.clone()),
+        ContextValue::Multi(m) => Some(format!("{m:?}")),
     }
 }
 
@@ -248,15 +249,14 @@ routes:
 }
 
 fn service(loaded: bool) -> ExtAuthz {
-    let store = crate::reload::Store::new();
+    let (store, publisher) = crate::reload::Store::new();
     if loaded {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bundle");
-        crate::reload::Reloader::new(&dir, store.clone()).reload(crate::reload::Trigger::Start);
+        crate::reload::Reloader::for_dir(&dir, publisher).reload(crate::reload::Trigger::Start);
     }
     let metrics = crate::admin::Metrics::new(store.clone());
-    let authorizer =
-        crate::grpc::AuthorizerService::new(store, crate::limits::Limits::default(), metrics);
-    ExtAuthz::new(authorizer, Arc::new(mapping()))
+    let decider = crate::decide::Decider::new(store, crate::limits::Limits::default(), metrics);
+    ExtAuthz::new(decider, Arc::new(mapping()))
 }
 
 fn http_status(r: &CheckResponse) -> (i32, Option<i32>, String, Vec<(String, String)>) {
@@ -365,8 +365,8 @@ fn an_mtls_peer_acts_as_a_role_its_trust_policy_lets_it() {
         Condition: {StringLike: {spiffe:sub: "spiffe://acme.example/ns/search/*"}}
 "#,
     );
-    let store = crate::reload::Store::new();
-    crate::reload::Reloader::new(dir.path(), store.clone()).reload(crate::reload::Trigger::Start);
+    let (store, publisher) = crate::reload::Store::new();
+    crate::reload::Reloader::for_dir(dir.path(), publisher).reload(crate::reload::Trigger::Start);
     assert!(store.bundle().is_some());
     let file: FileMapping = serde_saphyr::from_str(
         r#"
@@ -378,12 +378,9 @@ routes:
     )
     .unwrap();
     let metrics = crate::admin::Metrics::new(store.clone());
-    let authorizer = crate::grpc::AuthorizerService::new(
-        store,
-        crate::limits::Limits::default(),
-        metrics.clone(),
-    );
-    let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
+    let decider =
+        crate::decide::Decider::new(store, crate::limits::Limits::default(), metrics.clone());
+    let s = ExtAuthz::new(decider, Arc::new(Mapping::compile(&file).unwrap()));
     let from = |peer: &str| {
         let mut c = check("GET", "/docs/guide", &[], &[]);
         if let Some(source) = c.attributes.as_mut().and_then(|a| a.source.as_mut()) {
@@ -462,8 +459,8 @@ fn a_deny_naming_a_pathed_role_denies_its_sessions_through_envoy() {
         Action: docs:GetDocument
 "#,
     );
-    let store = crate::reload::Store::new();
-    crate::reload::Reloader::new(dir.path(), store.clone()).reload(crate::reload::Trigger::Start);
+    let (store, publisher) = crate::reload::Store::new();
+    crate::reload::Reloader::for_dir(dir.path(), publisher).reload(crate::reload::Trigger::Start);
     assert!(store.bundle().is_some());
     let file: FileMapping = serde_saphyr::from_str(
         r#"
@@ -475,9 +472,8 @@ routes:
     )
     .unwrap();
     let metrics = crate::admin::Metrics::new(store.clone());
-    let authorizer =
-        crate::grpc::AuthorizerService::new(store, crate::limits::Limits::default(), metrics);
-    let s = ExtAuthz::new(authorizer, Arc::new(Mapping::compile(&file).unwrap()));
+    let decider = crate::decide::Decider::new(store, crate::limits::Limits::default(), metrics);
+    let s = ExtAuthz::new(decider, Arc::new(Mapping::compile(&file).unwrap()));
     let get = |path: &str| {
         http_status(&s.decide(&check("GET", path, &[("x-session", "s1")], &[]), now()))
     };

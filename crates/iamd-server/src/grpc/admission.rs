@@ -160,10 +160,7 @@ where
                             this.state.set(State::Running { call, permit: p });
                         }
                         None => {
-                            return Poll::Ready(Ok(tonic::Status::internal(
-                                "a queued call lost its request",
-                            )
-                            .into_http()));
+                            return Poll::Ready(Ok(super::status::lost_request().into_http()));
                         }
                     },
                     // The semaphore is never closed.
@@ -187,10 +184,9 @@ where
     }
 }
 
-/// The answer of a call past its deadline: what tonic's own timeout
-/// answers.
+/// The answer of a call past its deadline.
 fn cancelled<B: Default>() -> http::Response<B> {
-    tonic::Status::cancelled("Timeout expired").into_http()
+    super::status::timed_out().into_http()
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The gRPC daemon: `iamd.v1.Authorizer` over the live bundle, with
 //! `grpc.health.v1` (`NOT_SERVING` until a bundle is live) and reflection.
 //!
-//! The handlers only convert: protobuf in, [`iamd_policy::eval::evaluate`] on the
-//! bundle read from the [`Store`] for this one call, protobuf out. Errors map
-//! to `tonic::Status` in [`status`] only.
+//! The handlers only convert: protobuf in, a question to the
+//! [`Decider`] (the one way into a decision), protobuf out. Refusals map to
+//! `tonic::Status` in [`status`] only.
 
 mod admission;
 mod convert;
@@ -21,27 +21,22 @@ use iamd_proto::pb;
 
 use self::admission::AdmissionLayer;
 use crate::admin::Metrics;
+use crate::decide::{Decider, Refusal};
 use crate::limits::{Limits, Listen};
 use crate::reload::Store;
 use crate::telemetry;
 use crate::tls::Tls;
 
-/// The `iamd.v1.Authorizer` service.
+/// The `iamd.v1.Authorizer` service: a thin adapter over the [`Decider`].
 #[derive(Debug, Clone)]
 pub struct AuthorizerService {
-    store: Arc<Store>,
-    limits: Limits,
-    metrics: Arc<Metrics>,
+    decider: Decider,
 }
 
 impl AuthorizerService {
-    /// A service answering from `store`.
-    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
-        Self {
-            store,
-            limits,
-            metrics,
-        }
+    /// A service answering with `decider`.
+    pub fn new(decider: Decider) -> Self {
+        Self { decider }
     }
 
     /// Decides one request against the live bundle at `now`, counted and
@@ -53,34 +48,10 @@ impl AuthorizerService {
         now: jiff::Timestamp,
         trace_id: Option<&str>,
     ) -> Result<pb::AuthorizeResponse, Status> {
-        let guard = self.store.bundle();
-        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
-        self.decide(bundle, r, now, trace_id)
-            .map_err(status::invalid)
-    }
-
-    /// Decides one request and counts it.
-    fn decide(
-        &self,
-        bundle: &iamd_bundle::Bundle,
-        r: &pb::AuthorizeRequest,
-        now: jiff::Timestamp,
-        trace_id: Option<&str>,
-    ) -> Result<pb::AuthorizeResponse, convert::InvalidRequest> {
-        let started = std::time::Instant::now();
-        let answer = convert::decide(bundle, r, now, &self.limits)?;
-        let outcome = match answer.decision() {
-            _ if answer.denied_by == "principal" => None,
-            pb::Decision::Allow => Some(iamd_policy::eval::Outcome::Allow),
-            pb::Decision::ExplicitDeny => Some(iamd_policy::eval::Outcome::ExplicitDeny),
-            pb::Decision::ImplicitDeny | pb::Decision::Unspecified => {
-                Some(iamd_policy::eval::Outcome::ImplicitDeny)
-            }
-        };
-        self.metrics
-            .decision(outcome, started.elapsed().as_secs_f64());
-        self.metrics.log(r, &answer, trace_id);
-        Ok(answer)
+        convert::question(r, &self.decider)
+            .and_then(|q| self.decider.decide(&q, now, trace_id))
+            .map(convert::response)
+            .map_err(|e| status::refused(&e))
     }
 }
 
@@ -119,13 +90,12 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
         let span = telemetry::rpc_span("iamd.v1.Authorizer/GetStatus", request.metadata());
         let _entered = span.enter();
-        let serving = self.store.bundle().is_some();
+        // One snapshot: `serving` and the report agree.
+        let snapshot = self.decider.store().load();
+        let serving = snapshot.bundle().is_some();
         traced(
             &span,
-            Ok(Response::new(convert::status(
-                serving,
-                &self.store.status(),
-            ))),
+            Ok(Response::new(convert::status(serving, snapshot.status()))),
         )
     }
 }
@@ -138,32 +108,19 @@ impl AuthorizerService {
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
         let requests = &request.get_ref().requests;
         span.record("iamd.batch_size", requests.len());
-        if requests.len() > self.limits.max_batch {
-            return Err(Status::invalid_argument(format!(
-                "the batch has {} requests; the server accepts at most {} (split it, or raise `max_batch`)",
-                requests.len(),
-                self.limits.max_batch
-            )));
-        }
-        self.metrics.batch(requests.len());
-        let guard = self.store.bundle();
-        let bundle = guard.as_ref().ok_or_else(status::no_bundle)?;
+        let refused = |e: Refusal| status::refused(&e);
+        self.decider.admit_batch(requests.len()).map_err(refused)?;
+        let pinned = self.decider.pin().map_err(refused)?;
         let now = jiff::Timestamp::now();
+        let trace_id = trace_of(request);
         let mut responses = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
-            let answer = self
-                .decide(bundle, r, now, trace_of(request))
-                .map_err(|e| {
-                    status::invalid(crate::grpc::convert::InvalidRequest(format!(
-                        "requests[{i}]: {}",
-                        e.0
-                    )))
-                })?;
-            responses.push(answer);
+            let answer = convert::question(r, &self.decider)
+                .and_then(|q| pinned.decide(&q, now, trace_id))
+                .map_err(|e| status::refused_in_batch(i, &e))?;
+            responses.push(convert::response(answer));
         }
-        if let Some(first) = responses.first() {
-            span.record("iamd.revision", first.revision.as_str());
-        }
+        span.record("iamd.revision", pinned.revision());
         Ok(Response::new(pb::AuthorizeBatchResponse { responses }))
     }
 }
@@ -503,7 +460,7 @@ async fn router(
     tokio::spawn(async move {
         let mut serving = false;
         loop {
-            let now = watched.bundle().is_some();
+            let now = watched.serving();
             if now != serving {
                 serving = now;
                 let s = if now {
@@ -535,16 +492,16 @@ async fn router(
     let reflection_v1alpha = reflection_builder()
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let service = AuthorizerService::new(store, limits, metrics);
+    let decider = Decider::new(store, limits, metrics);
     let ext_authz = envoy.map(|mapping| {
         envoy_types::ext_authz::v3::pb::AuthorizationServer::new(crate::envoy::ExtAuthz::new(
-            service.clone(),
+            decider.clone(),
             mapping,
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes)
     });
-    let authorizer = pb::authorizer_server::AuthorizerServer::new(service)
+    let authorizer = pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(decider))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     Ok(tonic::transport::Server::builder()

@@ -1,19 +1,44 @@
-//! The one place where errors become gRPC statuses.
+//! The one place where the decider's refusals, and the admission layer's
+//! own answers, become gRPC statuses.
 
 use tonic::Status;
 
-use super::convert::InvalidRequest;
+use crate::decide::Refusal;
 
-/// No bundle is live: the daemon fails closed.
-pub fn no_bundle() -> Status {
-    Status::unavailable(
-        "no policy bundle is loaded: every request is denied until one loads (GetStatus shows the last failure)",
-    )
+/// The status of a refusal: `UNAVAILABLE` without a bundle (the daemon
+/// fails closed), `INVALID_ARGUMENT` otherwise. A message quotes the
+/// caller's values, shortened ([`iamd_policy::message::shorten`]): a
+/// megabyte principal makes a short status, never a trailer too large to
+/// send.
+pub fn refused(r: &Refusal) -> Status {
+    match r {
+        Refusal::NoBundle => Status::unavailable(
+            "no policy bundle is loaded: every request is denied until one loads (GetStatus shows the last failure)",
+        ),
+        Refusal::Invalid(m) => {
+            Status::invalid_argument(iamd_policy::message::shorten(m).into_owned())
+        }
+        Refusal::BatchTooLarge { .. } => Status::invalid_argument(r.to_string()),
+    }
 }
 
-/// A malformed request. The message quotes the caller's values, shortened
-/// ([`iamd_policy::message::shorten`]): a megabyte principal makes a short
-/// status, never a trailer too large to send.
-pub fn invalid(e: InvalidRequest) -> Status {
-    Status::invalid_argument(iamd_policy::message::shorten(&e.0).into_owned())
+/// The status of the refusal of request `i` of a batch: the same, its
+/// message prefixed with `requests[i]: `.
+pub fn refused_in_batch(i: usize, r: &Refusal) -> Status {
+    match r {
+        Refusal::Invalid(m) => refused(&Refusal::Invalid(format!("requests[{i}]: {m}"))),
+        other => refused(other),
+    }
+}
+
+/// A call past its deadline (waiting for its turn included): what tonic's
+/// own timeout answers, `CANCELLED` "Timeout expired".
+pub(crate) fn timed_out() -> Status {
+    Status::cancelled("Timeout expired")
+}
+
+/// A queued call whose request had gone (cannot happen: the admission
+/// layer takes it once).
+pub(crate) fn lost_request() -> Status {
+    Status::internal("a queued call lost its request")
 }

@@ -1,0 +1,589 @@
+//! The one way into a decision, for every front door.
+//!
+//! A front door (gRPC's `Authorize`, Envoy's `Check`, and any later one)
+//! turns its wire request into a [`Question`] in the engine's terms and asks
+//! the [`Decider`]. The decider reads the live bundle from the [`Store`],
+//! checks the question against the [`Limits`], adds the server's facts,
+//! evaluates, counts the decision and writes it to the decision log, and
+//! answers with a [`Decision`] or a typed [`Refusal`] (no bundle, an
+//! invalid request, a batch too large). It knows nothing of gRPC, HTTP or
+//! protobuf: turning a refusal into a status is each front door's
+//! business (`grpc/status.rs`, `envoy/mod.rs`).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::Guard;
+use iamd_bundle::Bundle;
+use iamd_policy::context::{Context, ContextValue};
+use iamd_policy::eval::{self, Determining, Layer, Layers, Outcome, Request};
+use iamd_policy::policy::Effect;
+
+use crate::admin::Metrics;
+use crate::limits::Limits;
+use crate::reload::{Snapshot, Store};
+
+/// One request in the engine's terms, borrowing the front door's strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question<'a> {
+    /// The principal: an ARN, or `user/NAME`, `role/NAME`.
+    pub principal: &'a str,
+    /// `service:Action`, or `*`.
+    pub action: &'a str,
+    /// The resource's ARN, or `*`.
+    pub resource: &'a str,
+    /// The account that owns the resource, when its ARN does not say.
+    pub resource_account: Option<&'a str>,
+    /// The caller's condition keys (the server adds its own facts).
+    pub context: Vec<(&'a str, Value<'a>)>,
+    /// Whether a deny should say why ([`Decision::explanation`]).
+    pub explain: bool,
+}
+
+/// A condition key's value in a [`Question`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// One value.
+    Single(&'a str),
+    /// Several (possibly none).
+    Multi(&'a [String]),
+}
+
+impl Value<'_> {
+    /// How many values it counts for against `max_context_values`.
+    pub fn count(self) -> usize {
+        match self {
+            Self::Single(_) => 1,
+            Self::Multi(v) => v.len(),
+        }
+    }
+
+    /// The engine's owned value.
+    pub fn to_context_value(self) -> ContextValue {
+        match self {
+            Self::Single(s) => ContextValue::Single(s.to_owned()),
+            Self::Multi(v) => ContextValue::Multi(v.to_vec()),
+        }
+    }
+}
+
+impl<'a> From<&'a ContextValue> for Value<'a> {
+    fn from(v: &'a ContextValue) -> Self {
+        match v {
+            ContextValue::Single(s) => Self::Single(s),
+            ContextValue::Multi(v) => Self::Multi(v),
+        }
+    }
+}
+
+/// A [`Question`] that owns its strings: what a front door makes when it
+/// builds the request itself (Envoy's mapping) rather than borrowing it
+/// from a decoded message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedQuestion {
+    /// The principal.
+    pub principal: String,
+    /// The action.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+    /// The caller's condition keys, in key order.
+    pub context: BTreeMap<String, ContextValue>,
+}
+
+impl OwnedQuestion {
+    /// The question, borrowed, without an explanation.
+    pub fn question(&self) -> Question<'_> {
+        Question {
+            principal: &self.principal,
+            action: &self.action,
+            resource: &self.resource,
+            resource_account: None,
+            context: self
+                .context
+                .iter()
+                .map(|(k, v)| (k.as_str(), Value::from(v)))
+                .collect(),
+            explain: false,
+        }
+    }
+}
+
+/// What the decider answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allowed, or denied and how.
+    pub outcome: Outcome,
+    /// For an implicit deny, what lacked an allow: a layer, or the
+    /// principal, unknown to the bundle.
+    pub denied_by: Option<Stage>,
+    /// The revision of the bundle that decided.
+    pub revision: String,
+    /// The statements that decided: the matching `Deny`s of an explicit
+    /// deny, the `Allow`s of an allow.
+    pub determining: Vec<Statement>,
+    /// A sentence for the caller when the principal is unknown.
+    pub reason: Option<String>,
+    /// Why a deny, when the question asked.
+    pub explanation: Option<Explanation>,
+}
+
+impl Decision {
+    /// `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`: the outcome as the APIs
+    /// and the decision log spell it.
+    pub fn outcome_name(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Allow => "ALLOW",
+            Outcome::ExplicitDeny => "EXPLICIT_DENY",
+            Outcome::ImplicitDeny => "IMPLICIT_DENY",
+        }
+    }
+
+    /// Whether the principal was unknown to the bundle.
+    pub fn unknown_principal(&self) -> bool {
+        self.denied_by == Some(Stage::Principal)
+    }
+}
+
+/// Where a request was stopped: the principal (unknown to the bundle), or
+/// one of the engine's layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The principal is not in the bundle.
+    Principal,
+    /// A layer of the evaluation.
+    Layer(Layer),
+}
+
+impl Stage {
+    /// `principal`, `identity`, `scp[0]`...: as the APIs name it.
+    pub fn name(self) -> Cow<'static, str> {
+        match self {
+            Self::Principal => "principal".into(),
+            Self::Layer(l) => l.name(),
+        }
+    }
+}
+
+/// A statement that decided, named for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Its policy's name.
+    pub policy: String,
+    /// Its layer.
+    pub layer: Layer,
+    /// Its position in its policy.
+    pub index: u32,
+    /// Its `Sid`, if it has one.
+    pub sid: Option<String>,
+    /// Its effect.
+    pub effect: Effect,
+}
+
+/// Why a request was denied (iamd's explain).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Explanation {
+    /// What denied: the layer of the first matching `Deny`, the layer that
+    /// lacked an allow, or the unknown principal.
+    pub stage: Option<Stage>,
+    /// For an implicit deny, the `Allow` of that layer that came closest.
+    pub nearest_allow: Option<Statement>,
+    /// What failed in it, one sentence each.
+    pub failed: Vec<String>,
+    /// Condition keys the policies read that the request did not have.
+    pub missing_context_keys: Vec<String>,
+}
+
+/// Why the decider would not decide. Every refusal denies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No bundle is live: the daemon fails closed.
+    #[error("no policy bundle is loaded: every request is denied until one loads")]
+    NoBundle,
+    /// The request is malformed or over a limit; the message says what and
+    /// how to fix it, quoting the caller's values.
+    #[error("{0}")]
+    Invalid(String),
+    /// A batch has more requests than `max_batch`.
+    #[error(
+        "the batch has {size} requests; the server accepts at most {max} (split it, or raise `max_batch`)"
+    )]
+    BatchTooLarge {
+        /// Requests in the batch.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Decides questions against the live bundle, within the limits, counted
+/// and logged. Cheap to clone (three reference counts and the limits).
+#[derive(Debug, Clone)]
+pub struct Decider {
+    store: Arc<Store>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
+impl Decider {
+    /// A decider over `store`, counting into `metrics` (and its decision
+    /// log).
+    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            limits,
+            metrics,
+        }
+    }
+
+    /// The store it decides from.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The limits it enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The metrics it counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Decides one question against the live bundle at `now`; `trace_id`
+    /// goes to the decision log.
+    pub fn decide(
+        &self,
+        question: &Question<'_>,
+        now: jiff::Timestamp,
+        trace_id: Option<&str>,
+    ) -> Result<Decision, Refusal> {
+        self.pin()?.decide(question, now, trace_id)
+    }
+
+    /// The live bundle, held for several questions (a batch is decided by
+    /// one revision).
+    pub fn pin(&self) -> Result<Pinned<'_>, Refusal> {
+        let snapshot = self.store.load();
+        if snapshot.bundle().is_none() {
+            return Err(Refusal::NoBundle);
+        }
+        Ok(Pinned {
+            decider: self,
+            snapshot,
+        })
+    }
+
+    /// Admits a batch of `size` questions, and counts it.
+    pub fn admit_batch(&self, size: usize) -> Result<(), Refusal> {
+        if size > self.limits.max_batch {
+            return Err(Refusal::BatchTooLarge {
+                size,
+                max: self.limits.max_batch,
+            });
+        }
+        self.metrics.batch(size);
+        Ok(())
+    }
+
+    /// Checks a context's size before a front door converts it: `keys`
+    /// keys holding `values` values in all. [`Pinned::decide`] checks
+    /// again; this lets a front door refuse an oversized context before it
+    /// spends anything on it.
+    pub fn admit_context(&self, keys: usize, values: usize) -> Result<(), Refusal> {
+        if keys > self.limits.max_context_keys {
+            return Err(Refusal::Invalid(format!(
+                "the context has {keys} keys; the server accepts at most {} (`limits.maxContextKeys`)",
+                self.limits.max_context_keys
+            )));
+        }
+        if values > self.limits.max_context_values {
+            return Err(Refusal::Invalid(format!(
+                "the context has {values} values; the server accepts at most {} (`limits.maxContextValues`)",
+                self.limits.max_context_values
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The live bundle, pinned for the questions of one call.
+pub struct Pinned<'d> {
+    decider: &'d Decider,
+    snapshot: Guard<Arc<Snapshot>>,
+}
+
+impl std::fmt::Debug for Pinned<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned")
+            .field(
+                "revision",
+                &self.snapshot.bundle().map(|b| b.revision_text()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pinned<'_> {
+    /// The revision decisions are made by.
+    pub fn revision(&self) -> &str {
+        self.snapshot.bundle().map_or("", |b| b.revision_text())
+    }
+
+    /// Decides one question at `now`, counts it and logs it.
+    pub fn decide(
+        &self,
+        question: &Question<'_>,
+        now: jiff::Timestamp,
+        trace_id: Option<&str>,
+    ) -> Result<Decision, Refusal> {
+        let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
+        let started = Instant::now();
+        let decision = decide(bundle, question, now, self.decider)?;
+        let outcome = (!decision.unknown_principal()).then_some(decision.outcome);
+        let metrics = &self.decider.metrics;
+        metrics.decision(outcome, started.elapsed().as_secs_f64());
+        metrics.log(question, &decision, trace_id);
+        Ok(decision)
+    }
+}
+
+/// Checks `q`, and decides it against `bundle`.
+fn decide(
+    bundle: &Bundle,
+    q: &Question<'_>,
+    now: jiff::Timestamp,
+    decider: &Decider,
+) -> Result<Decision, Refusal> {
+    let bad = |m: String| Err(Refusal::Invalid(m));
+    if q.principal.is_empty() {
+        return bad("`principal` is empty: give an ARN or `user/NAME`, `role/NAME`".into());
+    }
+    if q.action != "*"
+        && !q
+            .action
+            .split_once(':')
+            .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty())
+    {
+        return bad(format!(
+            "`action` `{}` is not `service:Action` (e.g. `docs:GetDocument`)",
+            q.action
+        ));
+    }
+    if q.resource.is_empty() {
+        return bad("`resource` is empty: give the resource's ARN, or `*`".into());
+    }
+    let values = q.context.iter().map(|(_, v)| v.count()).sum();
+    decider.admit_context(q.context.len(), values)?;
+    if q.context.iter().any(|(k, _)| k.is_empty()) {
+        return bad("a context key is empty".into());
+    }
+    let mut ctx = Context::from_keys(q.context.iter().map(|(k, v)| (*k, v.to_context_value())))
+        .map_err(|e| Refusal::Invalid(e.to_string()))?;
+    let revision = bundle.revision_text().to_owned();
+    let Some(resolved) = bundle.resolve(q.principal) else {
+        return Ok(Decision {
+            outcome: Outcome::ImplicitDeny,
+            denied_by: Some(Stage::Principal),
+            revision,
+            determining: Vec::new(),
+            reason: Some(
+                iamd_policy::message::shorten(&format!(
+                    "principal `{}` is not in the bundle",
+                    q.principal
+                ))
+                .into_owned(),
+            ),
+            explanation: q.explain.then(|| Explanation {
+                stage: Some(Stage::Principal),
+                ..Explanation::default()
+            }),
+        });
+    };
+    // The server knows the principal's facts better than the caller.
+    ctx.add_facts(resolved.facts(), now, true);
+    let request = Request::new(&resolved.principal, q.action, q.resource, &ctx)
+        .with_resource_account(q.resource_account.filter(|a| !a.is_empty()));
+    let layers = bundle.layers(&resolved, &request, None);
+    // The determining statements' scratch space, kept by the thread from
+    // one decision to the next (no allocation per call).
+    thread_local! {
+        static MATCHED: std::cell::Cell<Vec<Determining>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut matched = MATCHED.take();
+    let d = eval::evaluate(&layers, &request, &mut matched);
+    let explanation = (q.explain && d.outcome != Outcome::Allow).then(|| {
+        let e = eval::explain(&layers, &request, &d, &matched);
+        let (nearest_allow, failed) = match e.nearest_allow {
+            Some(n) => (Some(statement(&layers, &n.statement)), n.failed),
+            None => (None, Vec::new()),
+        };
+        Explanation {
+            stage: e.layer.map(Stage::Layer),
+            nearest_allow,
+            failed,
+            missing_context_keys: e.missing_context_keys,
+        }
+    });
+    let determining = matched.iter().map(|m| statement(&layers, m)).collect();
+    MATCHED.set(matched);
+    Ok(Decision {
+        outcome: d.outcome,
+        denied_by: d.implicit_deny_layer.map(Stage::Layer),
+        revision,
+        determining,
+        reason: None,
+        explanation,
+    })
+}
+
+/// The statement `m` points at, named.
+fn statement(layers: &Layers<'_>, m: &Determining) -> Statement {
+    let found = layers.statement(m);
+    Statement {
+        policy: found.map(|(p, _)| p.name().to_owned()).unwrap_or_default(),
+        layer: m.layer,
+        index: m.statement,
+        sid: found.and_then(|(_, s)| s.sid()).map(str::to_owned),
+        effect: m.effect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+    use super::*;
+
+    fn decider(loaded: bool, limits: Limits) -> Decider {
+        let (store, publisher) = Store::new();
+        if loaded {
+            let dir =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bundle");
+            crate::reload::Reloader::for_dir(&dir, publisher).reload(crate::reload::Trigger::Start);
+            assert!(store.bundle().is_some());
+        }
+        let metrics = Metrics::new(store.clone());
+        Decider::new(store, limits, metrics)
+    }
+
+    fn question<'a>(principal: &'a str, action: &'a str, resource: &'a str) -> Question<'a> {
+        Question {
+            principal,
+            action,
+            resource,
+            resource_account: None,
+            context: Vec::new(),
+            explain: false,
+        }
+    }
+
+    const ALICE: &str = "user/alice";
+    const GUIDE: &str = "arn:acme:docs:eu-1:123456789012:doc/guide";
+
+    #[test]
+    fn no_bundle_is_a_refusal_not_a_decision() {
+        let d = decider(false, Limits::default());
+        assert_eq!(
+            d.decide(
+                &question(ALICE, "docs:GetDocument", GUIDE),
+                jiff::Timestamp::now(),
+                None
+            ),
+            Err(Refusal::NoBundle)
+        );
+        assert!(d.pin().is_err());
+    }
+
+    #[test]
+    fn decisions_carry_their_statements_and_revision() {
+        let d = decider(true, Limits::default());
+        let now = jiff::Timestamp::now();
+        let mut q = question(ALICE, "docs:GetDocument", GUIDE);
+        q.context = vec![("docs:Team", Value::Single("docs"))];
+        let allow = d.decide(&q, now, None).unwrap();
+        assert_eq!(allow.outcome, Outcome::Allow);
+        assert_eq!(allow.revision, d.pin().unwrap().revision());
+        assert!(!allow.determining.is_empty());
+        assert!(allow.determining.iter().all(|s| s.effect == Effect::Allow));
+        assert_eq!(allow.denied_by, None);
+        let mut q = question("user/nobody", "docs:GetDocument", GUIDE);
+        q.explain = true;
+        let unknown = d.decide(&q, now, None).unwrap();
+        assert_eq!(unknown.outcome, Outcome::ImplicitDeny);
+        assert!(unknown.unknown_principal());
+        assert_eq!(
+            unknown.explanation.and_then(|e| e.stage),
+            Some(Stage::Principal)
+        );
+        assert!(unknown.reason.unwrap().contains("user/nobody"));
+    }
+
+    #[test]
+    fn invalid_questions_are_refused_with_what_is_wrong() {
+        let limits = Limits {
+            max_context_keys: 2,
+            max_context_values: 3,
+            ..Limits::default()
+        };
+        let d = decider(true, limits);
+        let now = jiff::Timestamp::now();
+        let refused = |q: Question<'_>| match d.decide(&q, now, None) {
+            Err(Refusal::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(question("", "docs:GetDocument", GUIDE)).contains("`principal`"));
+        assert!(refused(question(ALICE, "docs", GUIDE)).contains("`docs`"));
+        assert!(refused(question(ALICE, "docs:", GUIDE)).contains("service:Action"));
+        assert!(refused(question(ALICE, "docs:GetDocument", "")).contains("`resource`"));
+        let mut q = question(ALICE, "docs:GetDocument", GUIDE);
+        q.context = vec![
+            ("a", Value::Single("1")),
+            ("b", Value::Single("1")),
+            ("c", Value::Single("1")),
+        ];
+        assert!(refused(q.clone()).contains("3 keys"));
+        let four = [
+            "1".to_owned(),
+            "2".to_owned(),
+            "3".to_owned(),
+            "4".to_owned(),
+        ];
+        q.context = vec![("a", Value::Multi(&four))];
+        assert!(refused(q.clone()).contains("4 values"));
+        q.context = vec![("", Value::Single("1"))];
+        assert!(refused(q.clone()).contains("empty"));
+        q.context = vec![("aws:X", Value::Single("1")), ("AWS:x", Value::Single("2"))];
+        let m = refused(q);
+        assert!(m.contains("aws:X") && m.contains("AWS:x"), "{m}");
+        assert_eq!(
+            d.admit_batch(1_001),
+            Err(Refusal::BatchTooLarge {
+                size: 1_001,
+                max: 1_000
+            })
+        );
+        assert_eq!(d.admit_batch(1_000), Ok(()));
+    }
+
+    #[test]
+    fn the_server_facts_win_over_the_callers_claims() {
+        let d = decider(true, Limits::default());
+        let now = jiff::Timestamp::now();
+        let put = |resource: &'static str, claim: bool| {
+            let mut q = question(ALICE, "docs:PutDocument", resource);
+            if claim {
+                q.context = vec![("AWS:UserName", Value::Single("bob"))];
+            }
+            d.decide(&q, now, None).unwrap().outcome
+        };
+        let own = "arn:acme:docs:eu-1:123456789012:doc/drafts/alice/x";
+        let bobs = "arn:acme:docs:eu-1:123456789012:doc/drafts/bob/x";
+        assert_eq!(put(own, false), Outcome::Allow);
+        assert_eq!(put(own, true), Outcome::Allow);
+        assert_eq!(put(bobs, true), Outcome::ImplicitDeny);
+    }
+}
