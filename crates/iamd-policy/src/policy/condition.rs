@@ -14,28 +14,46 @@ use jiff::Timestamp;
 use super::pattern::{ArnPattern, ArnSyntax, Pattern, Syntax};
 use crate::context::{Context, Values};
 
-/// The operator families and comparisons, without negation or qualifiers.
+/// The operator families and comparisons, without negation or qualifiers:
+/// the one model of condition operators, read by the engine and by the
+/// authoring tools alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Base {
+pub enum Base {
+    /// `StringEquals` (negated: `StringNotEquals`).
     StringEquals,
+    /// `StringEqualsIgnoreCase` (`StringNotEqualsIgnoreCase`).
     StringEqualsIgnoreCase,
+    /// `StringLike` (`StringNotLike`).
     StringLike,
+    /// `NumericEquals`, `NumericLessThan`... (`NumericNotEquals`).
     Numeric(Cmp),
+    /// `DateEquals`, `DateLessThan`... (`DateNotEquals`).
     Date(Cmp),
+    /// `Bool`.
     Bool,
+    /// `BinaryEquals`.
     BinaryEquals,
+    /// `IpAddress` (`NotIpAddress`).
     IpAddress,
+    /// `ArnEquals` and `ArnLike`, which AWS makes the same
+    /// (`ArnNotEquals`, `ArnNotLike`).
     Arn,
+    /// `Null`.
     Null,
 }
 
 /// How a request value compares with a policy value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cmp {
+pub enum Cmp {
+    /// Equal.
     Eq,
+    /// Less than.
     Lt,
+    /// Less than or equal.
     Le,
+    /// Greater than.
     Gt,
+    /// Greater than or equal.
     Ge,
 }
 
@@ -53,17 +71,23 @@ impl Cmp {
 
 /// `ForAllValues:` or `ForAnyValue:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SetQualifier {
+pub enum SetQualifier {
+    /// Every value of the request's key must match.
     ForAllValues,
+    /// Some value of the request's key must match.
     ForAnyValue,
 }
 
 /// A parsed operator name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Operator {
+pub struct Operator {
+    /// The family and comparison.
     pub base: Base,
+    /// `Not` in the name (`StringNotEquals`, `NotIpAddress`).
     pub negated: bool,
+    /// The `IfExists` suffix.
     pub if_exists: bool,
+    /// The set qualifier, if any.
     pub qualifier: Option<SetQualifier>,
 }
 
@@ -110,7 +134,7 @@ impl Operator {
     /// Reads an operator name such as `ForAnyValue:StringLikeIfExists`.
     /// Names are case-sensitive, as AWS spells them; the error suggests the
     /// right spelling when only the case differs.
-    pub(crate) fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, String> {
         let (qualifier, rest) = if let Some(r) = name.strip_prefix("ForAllValues:") {
             (Some(SetQualifier::ForAllValues), r)
         } else if let Some(r) = name.strip_prefix("ForAnyValue:") {
@@ -136,6 +160,19 @@ impl Operator {
             if_exists,
             qualifier,
         })
+    }
+
+    /// Whether the operator is true only when the request has the key
+    /// (unless `IfExists`): not a negated one, not `Null`.
+    pub fn needs_the_key(self) -> bool {
+        !self.negated && self.base != Base::Null
+    }
+
+    /// Whether the operator compares without case (its values are folded
+    /// before they are compared): `StringEqualsIgnoreCase`, its negation,
+    /// and `Bool`.
+    pub fn ignores_case(self) -> bool {
+        matches!(self.base, Base::StringEqualsIgnoreCase | Base::Bool)
     }
 
     fn accepts_variables(self) -> bool {

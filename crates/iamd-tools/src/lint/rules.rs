@@ -11,6 +11,7 @@ use super::{Finding, Place, Rule, Severity};
 use iamd_bundle::catalog::{Catalog, Document, DocumentRole};
 use iamd_policy::json::Source;
 use iamd_policy::policy::StatementRef;
+use iamd_policy::policy::condition::{Base, Cmp, Operator, SetQualifier};
 use iamd_policy::policy::raw::{RawPrincipal, RawStatement, Spanned, read_policy};
 
 const fn warning(code: &'static str, name: &'static str, summary: &'static str) -> Rule {
@@ -151,21 +152,20 @@ struct Stmt {
     ops: Vec<Op>,
 }
 
-/// A condition operator, taken apart.
+/// A condition operator of a statement: its place in the raw `Condition`,
+/// and the engine's reading of its name.
 struct Op {
     /// Position in the raw `Condition`.
     index: usize,
-    qualifier: Qualifier,
-    /// The operator without qualifier and `IfExists`, lowercase.
-    base: String,
-    if_exists: bool,
+    op: Operator,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Qualifier {
-    None,
-    AnyValue,
-    AllValues,
+impl std::ops::Deref for Op {
+    type Target = Operator;
+
+    fn deref(&self) -> &Operator {
+        &self.op
+    }
 }
 
 impl Stmt {
@@ -215,7 +215,11 @@ fn read<'c>(doc: &'c Document) -> Option<Doc<'c>> {
                 .condition
                 .iter()
                 .flat_map(|c| c.v.iter().enumerate())
-                .map(|(index, op)| operator(index, &op.name.v))
+                // A document that reached the rules loaded: its operator
+                // names parse (an unknown one is left out, not guessed at).
+                .filter_map(|(index, op)| {
+                    Operator::parse(&op.name.v).ok().map(|op| Op { index, op })
+                })
                 .collect();
             Stmt {
                 index,
@@ -231,26 +235,6 @@ fn read<'c>(doc: &'c Document) -> Option<Doc<'c>> {
         current_version,
         statements,
     })
-}
-
-fn operator(index: usize, name: &str) -> Op {
-    let (qualifier, rest) = if let Some(r) = name.strip_prefix("ForAnyValue:") {
-        (Qualifier::AnyValue, r)
-    } else if let Some(r) = name.strip_prefix("ForAllValues:") {
-        (Qualifier::AllValues, r)
-    } else {
-        (Qualifier::None, name)
-    };
-    let (base, if_exists) = match rest.strip_suffix("IfExists") {
-        Some(b) => (b, true),
-        None => (rest, false),
-    };
-    Op {
-        index,
-        qualifier,
-        base: base.to_lowercase(),
-        if_exists,
-    }
 }
 
 /// Findings are made per document with its places.
@@ -473,8 +457,8 @@ fn conditions(out: &mut Out<'_>, doc: &Doc<'_>, s: &Stmt) {
     for op in &s.ops {
         for (key, _) in s.values(op) {
             let lower = key.v.to_lowercase();
-            if op.qualifier == Qualifier::None
-                && op.base != "null"
+            if op.qualifier.is_none()
+                && op.base != Base::Null
                 && MULTIVALUED.contains(&lower.as_str())
             {
                 out.add(
@@ -490,7 +474,10 @@ fn conditions(out: &mut Out<'_>, doc: &Doc<'_>, s: &Stmt) {
                     "write `ForAnyValue:` (any value matches) or `ForAllValues:` (every value matches) before the operator",
                 );
             }
-            if op.qualifier == Qualifier::AllValues && s.allow && !requires_present(s, &lower) {
+            if op.qualifier == Some(SetQualifier::ForAllValues)
+                && s.allow
+                && !requires_present(s, &lower)
+            {
                 out.add(
                     &FOR_ALL_ALLOW,
                     doc,
@@ -534,8 +521,7 @@ fn name_of(s: &Stmt, op: &Op) -> String {
 /// The statement has `"Null": {key: "false"}`.
 fn requires_present(s: &Stmt, key: &str) -> bool {
     s.ops.iter().any(|op| {
-        op.base == "null"
-            && op.qualifier == Qualifier::None
+        op.base == Base::Null
             && s.values(op).iter().any(|(k, vs)| {
                 k.v.eq_ignore_ascii_case(key)
                     && vs.iter().all(|v| v.v.eq_ignore_ascii_case("false"))
@@ -543,21 +529,13 @@ fn requires_present(s: &Stmt, key: &str) -> bool {
     })
 }
 
-/// Operators true only when the key is present (when not `IfExists`).
-fn positive(base: &str) -> bool {
-    !base.contains("not") && base != "null"
-}
-
 /// Why the conditions of `s` cannot hold together, if they cannot.
 fn contradiction(s: &Stmt) -> Option<String> {
     // Each plain (unqualified) key: (operator name, base, if_exists, values).
     let mut by_key: Vec<(String, String, &Op, Vec<String>)> = Vec::new();
-    for op in s.ops.iter().filter(|o| o.qualifier == Qualifier::None) {
+    for op in s.ops.iter().filter(|o| o.qualifier.is_none()) {
         for (k, vs) in s.values(op) {
-            let folded = matches!(
-                op.base.as_str(),
-                "stringequalsignorecase" | "stringnotequalsignorecase" | "bool"
-            );
+            let folded = op.ignores_case();
             let values = vs
                 .iter()
                 .map(|v| {
@@ -582,25 +560,28 @@ fn contradiction(s: &Stmt) -> Option<String> {
             ] {
                 // Null true needs the key absent; a positive operator
                 // without IfExists needs it present.
-                if x.base == "null"
+                if x.base == Base::Null
                     && vx.iter().all(|v| v.eq_ignore_ascii_case("true"))
-                    && positive(&y.base)
+                    && y.needs_the_key()
                     && !y.if_exists
                 {
                     return Some(format!(
                         "`{name_x}` requires `{key}` to be absent and `{name_y}` requires it present"
                     ));
                 }
-                let equality =
-                    |b: &str| matches!(b, "stringequals" | "stringequalsignorecase" | "bool");
-                let negation = match x.base.as_str() {
-                    "stringequals" => Some("stringnotequals"),
-                    "stringequalsignorecase" => Some("stringnotequalsignorecase"),
-                    _ => None,
+                let equality = |o: &Op| {
+                    !o.negated
+                        && matches!(
+                            o.base,
+                            Base::StringEquals | Base::StringEqualsIgnoreCase | Base::Bool
+                        )
                 };
                 // Equal to one of V and different from each of W, V ⊆ W.
                 if !x.if_exists
-                    && negation == Some(y.base.as_str())
+                    && matches!(x.base, Base::StringEquals | Base::StringEqualsIgnoreCase)
+                    && !x.negated
+                    && y.negated
+                    && y.base == x.base
                     && vx.iter().all(|v| vy.contains(v))
                 {
                     return Some(format!(
@@ -609,8 +590,9 @@ fn contradiction(s: &Stmt) -> Option<String> {
                     ));
                 }
                 // Two equalities with no value in common.
-                if equality(&x.base)
+                if equality(x)
                     && x.base == y.base
+                    && y.negated == x.negated
                     && !x.if_exists
                     && vx.iter().all(|v| !vy.contains(v))
                 {
@@ -650,11 +632,11 @@ fn empty_range(
     let bound = |op: &Op, vs: &[String]| -> Option<(bool, bool, f64)> {
         let nums: Option<Vec<f64>> = vs.iter().map(|v| v.parse::<f64>().ok()).collect();
         let nums = nums?;
-        let (upper, strict) = match op.base.as_str() {
-            "numericlessthan" => (true, true),
-            "numericlessthanequals" => (true, false),
-            "numericgreaterthan" => (false, true),
-            "numericgreaterthanequals" => (false, false),
+        let (upper, strict) = match op.base {
+            Base::Numeric(Cmp::Lt) => (true, true),
+            Base::Numeric(Cmp::Le) => (true, false),
+            Base::Numeric(Cmp::Gt) => (false, true),
+            Base::Numeric(Cmp::Ge) => (false, false),
             _ => return None,
         };
         let v = if upper {

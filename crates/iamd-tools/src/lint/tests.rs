@@ -220,6 +220,30 @@ const CASES: &[(&str, LoneKind, &str, &[&str])] = &[
         &[],
     ),
     (
+        "equal and not equal, ignoring case",
+        LoneKind::Identity,
+        r#"{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"StringEqualsIgnoreCase": {"aws:PrincipalTag/team": "Red"}, "StringNotEqualsIgnoreCase": {"aws:PrincipalTag/team": ["red", "blue"]}}}"#,
+        &["W008"],
+    ),
+    (
+        "absent, and a negated operator (true when absent)",
+        LoneKind::Identity,
+        r#"{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"Null": {"aws:SourceIp": "true"}, "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}"#,
+        &[],
+    ),
+    (
+        "absent, and a positive operator (true only when present)",
+        LoneKind::Identity,
+        r#"{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"Null": {"aws:SourceArn": "true"}, "ArnLike": {"aws:SourceArn": "arn:aws:sns:*:*:*"}}}"#,
+        &["W008"],
+    ),
+    (
+        "equal and like are different operators",
+        LoneKind::Identity,
+        r#"{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"StringEquals": {"s3:prefix": "a"}, "StringLike": {"s3:prefix": "b*"}}}"#,
+        &[],
+    ),
+    (
         "duplicate",
         LoneKind::Identity,
         r#"{"Sid": "A", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "arn:aws:s3:::b"},
