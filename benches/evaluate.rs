@@ -211,13 +211,13 @@ fn bench_compile(c: &mut Criterion) {
 fn bench_server(c: &mut Criterion) {
     use iamd_proto::pb;
     use iamd_server::grpc::AuthorizerService;
-    use iamd_server::limits::Limits;
+    use iamd_server::limits::RequestLimits;
     use iamd_server::reload::{Reloader, Store, Trigger};
     let bundle = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle");
     let (store, publisher) = Store::new();
     Reloader::for_dir(&bundle, publisher).reload(Trigger::Start);
     let metrics = iamd_server::admin::Metrics::new(store.clone());
-    let decider = iamd_server::decide::Decider::new(store, Limits::default(), metrics);
+    let decider = iamd_server::decide::Decider::new(store, RequestLimits::default(), metrics);
     let service = AuthorizerService::new(decider);
     let single = |s: &str| pb::ContextValue {
         kind: Some(pb::context_value::Kind::Single(s.into())),

@@ -912,7 +912,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let (store, publisher) = iamd_server::reload::Store::new();
     let mut reloader =
         iamd_server::reload::Reloader::for_dir(&cfg.bundle, publisher).with_settle(cfg.settle);
-    if let iamd_server::reload::Outcome::Failed(_) =
+    if let iamd_server::reload::ReloadOutcome::Failed(_) =
         reloader.reload(iamd_server::reload::Trigger::Start)
     {
         tracing::warn!(

@@ -126,7 +126,7 @@ fn problems_in_the_details_name_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("details.json");
     std::fs::write(&file, broken).unwrap();
-    let errs = bundle::load(&file).unwrap_err().diagnostics;
+    let errs = bundle::load(&file).unwrap_err().lines();
     let want = [
         "details.json:3:88: user `alice` is in unknown group `auditors`: the export's `GroupDetailList` does not hold it",
         "details.json:7:20: managed policy `P` has no default version in `PolicyVersionList`",
@@ -141,7 +141,7 @@ fn problems_in_the_details_name_their_line() {
     }
     assert_eq!(errs.len(), want.len(), "{errs:#?}");
     std::fs::write(&file, "{\"UserDetailList\": 5}").unwrap();
-    let errs = bundle::load(&file).unwrap_err().diagnostics;
+    let errs = bundle::load(&file).unwrap_err().lines();
     assert!(errs[0].starts_with("details.json:1:"), "{errs:#?}");
     assert!(
         errs[0].ends_with("(expected the output of `aws iam get-account-authorization-details`)"),

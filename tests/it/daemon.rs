@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use iamd_proto::pb;
 use iamd_server::grpc as server;
-use iamd_server::limits::Limits;
+use iamd_server::limits::RequestLimits;
 use iamd_server::reload::{Reloader, Store, Trigger};
 use pb::authorizer_client::AuthorizerClient;
 use tonic::Code;
@@ -32,14 +32,14 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn start(store: Arc<Store>, limits: Limits) -> Self {
+    async fn start(store: Arc<Store>, limits: RequestLimits) -> Self {
         let metrics = iamd_server::admin::Metrics::new(store.clone());
         Self::start_with(store, limits, metrics).await
     }
 
     async fn start_with(
         store: Arc<Store>,
-        limits: Limits,
+        limits: RequestLimits,
         metrics: Arc<iamd_server::admin::Metrics>,
     ) -> Self {
         Self::start_workers(store, limits, metrics, 1).await
@@ -48,7 +48,7 @@ impl Daemon {
     /// With `workers` serving threads (`serve_tcp_with_workers`).
     async fn start_workers(
         store: Arc<Store>,
-        limits: Limits,
+        limits: RequestLimits,
         metrics: Arc<iamd_server::admin::Metrics>,
         workers: usize,
     ) -> Self {
@@ -73,7 +73,7 @@ impl Daemon {
     }
 
     async fn with_example() -> Self {
-        Self::start(example_store(), Limits::default()).await
+        Self::start(example_store(), RequestLimits::default()).await
     }
 
     async fn client(&self) -> AuthorizerClient<Channel> {
@@ -207,7 +207,7 @@ async fn a_deny_naming_a_pathed_role_denies_its_sessions_over_grpc() {
     let dir = crate::sessions::pathed_bundle();
     let (store, publisher) = Store::new();
     Reloader::for_dir(dir.path(), publisher).reload(Trigger::Start);
-    let d = Daemon::start(store, Limits::default()).await;
+    let d = Daemon::start(store, RequestLimits::default()).await;
     let mut c = d.client().await;
     for (principal, claim) in [
         ("role/indexer", None),
@@ -287,9 +287,9 @@ async fn batches_answer_in_order_within_the_cap() {
     let store = example_store();
     let d = Daemon::start(
         store,
-        Limits {
+        RequestLimits {
             max_batch: 3,
-            ..Limits::default()
+            ..RequestLimits::default()
         },
     )
     .await;
@@ -439,9 +439,9 @@ async fn oversized_messages_are_refused() {
     let store = example_store();
     let d = Daemon::start(
         store,
-        Limits {
+        RequestLimits {
             max_message_bytes: 1024,
-            ..Limits::default()
+            ..RequestLimits::default()
         },
     )
     .await;
@@ -466,7 +466,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     let (store, publisher) = Store::new();
     let mut reloader = Reloader::for_dir(&dir, publisher);
     reloader.reload(Trigger::Start);
-    let d = Daemon::start(store, Limits::default()).await;
+    let d = Daemon::start(store, RequestLimits::default()).await;
     let mut c = d.client().await;
     let e = c
         .authorize(req("user/alice", "docs:GetDocument", DOC, &[]))
@@ -503,7 +503,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     copy_dir(&example(), &dir);
     assert!(matches!(
         reloader.reload(Trigger::Event),
-        iamd_server::reload::Outcome::Loaded(_)
+        iamd_server::reload::ReloadOutcome::Loaded(_)
     ));
     let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::Allow);
@@ -540,7 +540,7 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     .unwrap();
     assert!(matches!(
         reloader.reload(Trigger::Event),
-        iamd_server::reload::Outcome::Loaded(_)
+        iamd_server::reload::ReloadOutcome::Loaded(_)
     ));
     let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
@@ -580,7 +580,7 @@ async fn unix_socket(workers: usize) {
     let listen = iamd_server::limits::Listen::Unix(sock.clone());
     let metrics = iamd_server::admin::Metrics::new(store.clone());
     let task = tokio::spawn(async move {
-        let services = server::Services::new(store, Limits::default(), metrics);
+        let services = server::Services::new(store, RequestLimits::default(), metrics);
         server::serve_with_workers(&listen, None, services, workers, async {
             let _ = rx.await;
         })
@@ -627,7 +627,7 @@ fn thread_names() -> Vec<String> {
 async fn serving_threads_answer_every_connection_and_stop_with_the_server() {
     let store = example_store();
     let metrics = iamd_server::admin::Metrics::new(store.clone());
-    let d = Daemon::start_workers(store, Limits::default(), metrics, 3).await;
+    let d = Daemon::start_workers(store, RequestLimits::default(), metrics, 3).await;
     let mut clients = Vec::new();
     for _ in 0..6 {
         clients.push(AuthorizerClient::new(d.connection().await));
@@ -781,7 +781,7 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
             let _ = rx.await;
         },
     ));
-    let grpc = Daemon::start_with(store.clone(), Limits::default(), metrics).await;
+    let grpc = Daemon::start_with(store.clone(), RequestLimits::default(), metrics).await;
 
     assert_eq!(get(admin_addr, "/healthz").await.0, 200);
     assert_eq!(
@@ -853,7 +853,7 @@ async fn decisions_are_logged_with_trace_ids_and_masked_keys() {
     );
     let store = example_store();
     let metrics = iamd_server::admin::Metrics::with_decision_log(store.clone(), Some(log));
-    let d = Daemon::start_with(store, Limits::default(), metrics.clone()).await;
+    let d = Daemon::start_with(store, RequestLimits::default(), metrics.clone()).await;
     let mut c = d.client().await;
     let mut call = tonic::Request::new(req(
         "user/alice",
@@ -1006,10 +1006,10 @@ async fn the_concurrency_cap_counts_the_calls_of_every_serving_thread() {
 /// turn, the patient call waits on the other thread than the holder's.
 async fn past_the_cap(workers: usize) {
     let store = example_store();
-    let limits = Limits {
+    let limits = RequestLimits {
         max_concurrent: 1,
         request_timeout: Duration::from_millis(300),
-        ..Limits::default()
+        ..RequestLimits::default()
     };
     let metrics = iamd_server::admin::Metrics::new(store.clone());
     let d = Daemon::start_workers(store, limits, metrics, workers).await;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iamd_bundle::{self as bundle, BundleFiles, ReadLimits};
-use iamd_server::reload::{Outcome, Reloader, Store, Trigger};
+use iamd_server::reload::{ReloadOutcome, Reloader, Store, Trigger};
 
 const ACCOUNT: &str = "account: \"123456789012\"\n";
 
@@ -134,14 +134,14 @@ fn names_that_are_not_readable_files_are_errors_not_absences() {
         good(dir);
         let (store, publisher) = Store::new();
         let mut r = Reloader::for_dir(dir, publisher);
-        assert!(matches!(r.reload(Trigger::Start), Outcome::Loaded(_)));
+        assert!(matches!(r.reload(Trigger::Start), ReloadOutcome::Loaded(_)));
         damage(dir);
         let e = errors(dir);
         assert!(e.contains(expected), "{what}: {e}");
         // The reloader keeps the last good bundle, and says why (`Start`
         // reads without waiting for the fresh files to settle).
         assert!(
-            matches!(r.reload(Trigger::Start), Outcome::Failed(_)),
+            matches!(r.reload(Trigger::Start), ReloadOutcome::Failed(_)),
             "{what}"
         );
         let live = store.bundle().as_ref().cloned().unwrap();
@@ -306,7 +306,7 @@ fn a_half_written_file_waits_for_its_writer() {
     good(&dir);
     let (store, publisher) = Store::new();
     let mut r = Reloader::for_dir(&dir, publisher);
-    assert!(matches!(r.reload(Trigger::Start), Outcome::Loaded(_)));
+    assert!(matches!(r.reload(Trigger::Start), ReloadOutcome::Loaded(_)));
     // The first write ends before bob's boundary; the second comes 400 ms
     // later, as `cat > file` or an editor saving in place would.
     let users = "- name: alice\n  inline:\n    p:\n      Statement: {Effect: Allow, Action: 'docs:*', Resource: '*'}\n- name: bob\n  policies: [All]\n";
@@ -337,7 +337,7 @@ fn a_half_written_file_waits_for_its_writer() {
     };
     // The debounce fires 100 ms after the first write.
     std::thread::sleep(Duration::from_millis(100));
-    assert!(matches!(r.reload(Trigger::Event), Outcome::Loaded(_)));
+    assert!(matches!(r.reload(Trigger::Event), ReloadOutcome::Loaded(_)));
     writer.join().unwrap();
     let live = store.bundle().as_ref().cloned().unwrap();
     let bob = live.resolve("user/bob").unwrap();
@@ -358,7 +358,7 @@ fn a_reload_in_progress_never_holds_up_a_shutdown() {
     let mut reloader = Reloader::for_dir(&dir, publisher).with_settle(Duration::from_secs(60));
     assert!(matches!(
         reloader.reload(Trigger::Start),
-        Outcome::Loaded(_)
+        ReloadOutcome::Loaded(_)
     ));
     let before = store.bundle().as_ref().unwrap().revision().clone();
     let options = iamd_server::reload::WatchOptions {
@@ -431,7 +431,7 @@ fn a_rejected_bundle_reports_a_bounded_status() {
     let mut reloader = Reloader::for_dir(&dir, publisher).with_settle(Duration::ZERO);
     assert!(matches!(
         reloader.reload(Trigger::Start),
-        Outcome::Loaded(_)
+        ReloadOutcome::Loaded(_)
     ));
     // 150 errors, each quoting a 100 KB name.
     let long = "g".repeat(100_000);
@@ -439,7 +439,7 @@ fn a_rejected_bundle_reports_a_bounded_status() {
         .map(|i| format!("- name: u{i}\n  groups: [{long}{i}]\n"))
         .collect();
     write(&dir, "users.yaml", &users);
-    let Outcome::Failed(all) = reloader.reload(Trigger::Signal) else {
+    let ReloadOutcome::Failed(all) = reloader.reload(Trigger::Signal) else {
         panic!("the bundle loaded");
     };
     assert_eq!(all.len(), 150);

@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::python::run;
 
 use iamd_server::grpc as server;
-use iamd_server::limits::Limits;
+use iamd_server::limits::RequestLimits;
 
 const GRPC_VERSION: &str = "1.85.1";
 
@@ -49,7 +49,7 @@ async fn a_python_grpc_client_uses_the_api() {
     let metrics = iamd_server::admin::Metrics::new(store.clone());
     let server = tokio::spawn(server::serve_tcp(
         listener,
-        server::Services::new(store, Limits::default(), metrics),
+        server::Services::new(store, RequestLimits::default(), metrics),
         async {
             let _ = rx.await;
         },

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use iamd_policy::arn::Principal;
 use iamd_policy::context::Context;
 use iamd_policy::eval::{Outcome, Request, evaluate};
-use iamd_server::reload::{self, Outcome as Reload, Reloader, Store, Trigger, WatchOptions};
+use iamd_server::reload::{self, ReloadOutcome as Reload, Reloader, Store, Trigger, WatchOptions};
 
 const ACCOUNT: &str = "account: \"123456789012\"\n";
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use iamd_proto::pb;
 use iamd_server::grpc as server;
-use iamd_server::limits::Limits;
+use iamd_server::limits::RequestLimits;
 use iamd_server::tls::{Tls, TlsFiles};
 use pb::authorizer_client::AuthorizerClient;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -101,7 +101,7 @@ impl Daemon {
         let task = tokio::spawn(server::serve_tcp_with_workers(
             listener,
             Some(tls.clone()),
-            server::Services::new(store, Limits::default(), metrics.clone()),
+            server::Services::new(store, RequestLimits::default(), metrics.clone()),
             workers,
             async {
                 let _ = rx.await;

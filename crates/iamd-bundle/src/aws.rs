@@ -10,6 +10,7 @@ use serde_saphyr::Spanned;
 
 use super::load::{DocumentSource, Parts, yaml_at};
 use super::raw::{RawAccount, RawDocument, RawGroup, RawLimits, RawRole, RawUser};
+use crate::Diagnostic;
 use crate::pace::Paced;
 
 #[derive(Debug, Deserialize)]
@@ -125,15 +126,16 @@ struct Version {
 
 /// Reads `text` (the file `file`) into bundle parts; problems go to
 /// `problems`.
-pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Option<Parts> {
+pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<Diagnostic>) -> Option<Parts> {
     let details: Details =
         match serde_saphyr::from_str_with_options(text, super::load::yaml_options()) {
             Ok(d) => d,
             Err(e) => {
-                problems.push(format!(
-                    "{} (expected the output of `aws iam get-account-authorization-details`)",
-                    super::load::yaml_error(file, &e)
-                ));
+                let mut d = super::load::yaml_diagnostic(file, &e);
+                d.message.push_str(
+                    " (expected the output of `aws iam get-account-authorization-details`)",
+                );
+                problems.push(d);
                 return None;
             }
         };
@@ -145,14 +147,13 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
         .chain(details.role_detail_list.iter().map(|r| &r.arn))
         .next();
     let Some(first_arn) = first_arn else {
-        problems.push(format!("{file}: no user or role: the account cannot be told (is this the output of `aws iam get-account-authorization-details`?)"));
+        problems.push(Diagnostic::file(file, "no user or role: the account cannot be told (is this the output of `aws iam get-account-authorization-details`?)"));
         return None;
     };
     let Some([_, partition, _, _, account, _]) = iamd_policy::arn::split(&first_arn.value) else {
-        problems.push(format!(
-            "{}: `{}` is not an ARN",
-            yaml_at(file, &first_arn.referenced),
-            first_arn.value
+        problems.push(Diagnostic::new(
+            &yaml_at(file, &first_arn.referenced),
+            format!("`{}` is not an ARN", first_arn.value),
         ));
         return None;
     };
@@ -163,16 +164,18 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
         first_arn.defined,
     );
 
-    let decode = |doc: &Spanned<serde_json::Value>, problems: &mut Vec<String>| -> RawDocument {
+    let decode = |doc: &Spanned<serde_json::Value>,
+                  problems: &mut Vec<Diagnostic>|
+     -> RawDocument {
         match &doc.value {
             serde_json::Value::String(s) => {
                 let decoded = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
                 match serde_json::from_str(&decoded) {
                     Ok(v) => Spanned::new(v, doc.referenced, doc.defined),
                     Err(e) => {
-                        problems.push(format!(
-                            "{}: a URL-encoded policy document is not JSON once decoded: {e}",
-                            yaml_at(file, &doc.referenced)
+                        problems.push(Diagnostic::new(
+                            &yaml_at(file, &doc.referenced),
+                            format!("a URL-encoded policy document is not JSON once decoded: {e}"),
                         ));
                         Spanned::new(serde_json::Value::Null, doc.referenced, doc.defined)
                     }
@@ -181,11 +184,12 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             _ => doc.clone(),
         }
     };
-    let inline = |list: &[Inline], problems: &mut Vec<String>| -> BTreeMap<String, RawDocument> {
-        list.iter()
-            .map(|i| (i.policy_name.clone(), decode(&i.policy_document, problems)))
-            .collect()
-    };
+    let inline =
+        |list: &[Inline], problems: &mut Vec<Diagnostic>| -> BTreeMap<String, RawDocument> {
+            list.iter()
+                .map(|i| (i.policy_name.clone(), decode(&i.policy_document, problems)))
+                .collect()
+        };
     let attached = |list: &[Attached]| {
         list.iter()
             .map(|a| a.policy_arn.clone())
@@ -247,9 +251,9 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<String>) -> Optio
             v.is_default_version || (v.version_id.is_some() && v.version_id == p.default_version_id)
         });
         let Some(version) = default else {
-            problems.push(format!(
-                "{}: managed policy `{name}` has no default version in `PolicyVersionList`",
-                yaml_at(file, &p.policy_name.referenced)
+            problems.push(Diagnostic::new(
+                &yaml_at(file, &p.policy_name.referenced),
+                format!("managed policy `{name}` has no default version in `PolicyVersionList`"),
             ));
             continue;
         };

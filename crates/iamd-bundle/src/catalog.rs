@@ -43,7 +43,7 @@ pub struct Document {
     /// For a document embedded in a larger file (inline YAML, an AWS
     /// export): `file:line:column` of the document. Positions inside `text`
     /// then mean nothing to the author.
-    pub embedded_at: Option<String>,
+    pub embedded_at: Option<crate::At>,
     /// The compiled policy.
     pub policy: Arc<Policy>,
 }
@@ -67,8 +67,8 @@ pub struct PrincipalUse {
 pub struct GroupUse {
     /// The group's name.
     pub name: String,
-    /// `file:line:column` of its definition.
-    pub at: String,
+    /// Where it is defined.
+    pub at: crate::At,
     /// Users that name it.
     pub members: usize,
 }
@@ -157,7 +157,7 @@ impl Recorder {
     }
 
     /// A group's definition.
-    pub(crate) fn group(&mut self, name: &str, at: String) {
+    pub(crate) fn group(&mut self, name: &str, at: crate::At) {
         self.groups
             .insert(name.to_owned(), self.catalog.groups.len());
         self.catalog.groups.push(GroupUse {

@@ -9,6 +9,7 @@
 
 mod aws;
 pub mod catalog;
+pub mod diagnostic;
 mod load;
 pub mod pace;
 pub mod query;
@@ -27,8 +28,9 @@ use iamd_policy::eval::{Layers, Request, StatementSet};
 use iamd_policy::policy::pattern::{ArnPattern, ArnSyntax};
 
 pub use catalog::Catalog;
-pub use load::yaml_error;
+pub use diagnostic::{At, Diagnostic};
 pub use load::{BundleFiles, ReadLimits, load};
+pub use load::{yaml_diagnostic, yaml_error};
 
 /// Limits that validation enforces, after the AWS quotas they mirror
 /// (IAM and STS quotas in the AWS IAM User Guide). Each can be set in
@@ -75,30 +77,46 @@ impl Default for Limits {
 /// A bundle that cannot be loaded, with every problem found in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct BundleError {
-    /// One line each: `file:line:column: what is wrong and how to fix it`.
-    pub diagnostics: Vec<String>,
+    /// Every problem, structured ([`Diagnostic`]); printed one a line as
+    /// `file:line:column: what is wrong and how to fix it`.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl BundleError {
-    /// The error of these problems, each line shortened
-    /// ([`iamd_policy::message::shorten`]): a huge value in a bundle makes a short
-    /// error.
-    pub fn new(diagnostics: Vec<String>) -> Self {
+    /// The error of these problems, each message shortened
+    /// ([`iamd_policy::message::shorten`]): a huge value in a bundle makes a
+    /// short error.
+    pub fn new(diagnostics: Vec<Diagnostic>) -> Self {
         Self {
             diagnostics: diagnostics
                 .into_iter()
-                .map(|d| match iamd_policy::message::shorten(&d) {
-                    std::borrow::Cow::Borrowed(_) => d,
-                    std::borrow::Cow::Owned(short) => short,
+                .map(|mut d| {
+                    if let std::borrow::Cow::Owned(short) =
+                        iamd_policy::message::shorten(&d.message)
+                    {
+                        d.message = short;
+                    }
+                    d
                 })
                 .collect(),
         }
+    }
+
+    /// The problems as printed, one line each.
+    pub fn lines(&self) -> Vec<String> {
+        self.diagnostics.iter().map(ToString::to_string).collect()
     }
 }
 
 impl fmt::Display for BundleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostics.join("\n"))
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            d.fmt(f)?;
+        }
+        Ok(())
     }
 }
 

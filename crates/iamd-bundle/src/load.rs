@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::{Catalog, Document, DocumentRole, Recorder};
 use super::raw::{RawAccount, RawDocument, RawGroup, RawLimits, RawResource, RawRole, RawUser};
-use super::{Bundle, BundleError, BundleStats, Entity, Limits, Revision, resource_pattern};
+use super::{
+    At, Bundle, BundleError, BundleStats, Diagnostic, Entity, Limits, Revision, resource_pattern,
+};
 use crate::pace::{Paced, PacedDrop};
 use crate::regular_file::kind_of;
 use iamd_policy::arn::{Principal, is_account_id};
@@ -88,7 +90,7 @@ impl BundleFiles {
             let rel = match relative(&name) {
                 Ok(rel) => rel,
                 Err(e) => {
-                    problems.push(format!("{name}: {e}"));
+                    problems.push(Diagnostic::file(name, e.to_string()));
                     continue;
                 }
             };
@@ -97,35 +99,45 @@ impl BundleFiles {
             }
             count += 1;
             if count > limits.files {
-                problems.push(format!(
-                    "{rel}: the bundle has more than {} files: split it, or raise the limit",
-                    limits.files
+                problems.push(Diagnostic::file(
+                    rel,
+                    format!(
+                        "the bundle has more than {} files: split it, or raise the limit",
+                        limits.files
+                    ),
                 ));
                 break;
             }
             let size = bytes.len() as u64;
             if size > limits.file_bytes {
-                problems.push(format!(
-                    "{rel}: the file has more than {} bytes: the last good bundle stays",
-                    limits.file_bytes
+                problems.push(Diagnostic::file(
+                    rel,
+                    format!(
+                        "the file has more than {} bytes: the last good bundle stays",
+                        limits.file_bytes
+                    ),
                 ));
                 continue;
             }
             total += size;
             if total > limits.bundle_bytes {
-                problems.push(format!(
-                    "{rel}: the bundle has more than {} bytes: the last good bundle stays",
-                    limits.bundle_bytes
+                problems.push(Diagnostic::file(
+                    rel,
+                    format!(
+                        "the bundle has more than {} bytes: the last good bundle stays",
+                        limits.bundle_bytes
+                    ),
                 ));
                 break;
             }
             let Ok(text) = String::from_utf8(bytes) else {
-                problems.push(format!("{rel}: not UTF-8 text"));
+                problems.push(Diagnostic::file(rel, "not UTF-8 text"));
                 continue;
             };
             if texts.insert(rel.clone(), text).is_some() {
-                problems.push(format!(
-                    "{rel}: given twice: a bundle holds one file of each name"
+                problems.push(Diagnostic::file(
+                    rel,
+                    "given twice: a bundle holds one file of each name",
                 ));
             }
         }
@@ -136,10 +148,12 @@ impl BundleFiles {
                 .filter(|f| texts.contains_key(f))
                 .collect();
             if found.len() > 1 {
-                problems.push(format!(
-                    "{}: {} give the same part of the bundle: keep one",
-                    origin.display(),
-                    found.join(" and ")
+                problems.push(Diagnostic::file(
+                    origin.display().to_string(),
+                    format!(
+                        "{} give the same part of the bundle: keep one",
+                        found.join(" and ")
+                    ),
                 ));
             }
         }
@@ -184,7 +198,8 @@ impl BundleFiles {
         settle: Duration,
         limits: &ReadLimits,
     ) -> Result<Self, BundleError> {
-        let fail = |m: String| BundleError::new(vec![m]);
+        let fail =
+            |m: String| BundleError::new(vec![Diagnostic::file(dir.display().to_string(), m)]);
         let started = Instant::now();
         for _ in 0..ATTEMPTS {
             let root = Root::resolve(dir).map_err(fail)?;
@@ -225,8 +240,7 @@ impl BundleFiles {
             return result;
         }
         Err(fail(format!(
-            "{}: the bundle kept changing while it was read ({ATTEMPTS} attempts in {} ms): the last good bundle stays; write a new version beside it and swap it in at once (docs/bundles.md)",
-            dir.display(),
+            "the bundle kept changing while it was read ({ATTEMPTS} attempts in {} ms): the last good bundle stays; write a new version beside it and swap it in at once (docs/bundles.md)",
             started.elapsed().as_millis()
         )))
     }
@@ -360,8 +374,7 @@ struct Root {
 impl Root {
     fn resolve(dir: &Path) -> Result<Self, String> {
         use std::os::unix::fs::MetadataExt;
-        let cannot =
-            |e: std::io::Error| format!("{}: cannot read the bundle directory: {e}", dir.display());
+        let cannot = |e: std::io::Error| format!("cannot read the bundle directory: {e}");
         // The kubelet's layout: every name is a link through `..data`, which
         // it swaps at once; read the version `..data` names, resolved once.
         let data = dir.join("..data");
@@ -382,10 +395,7 @@ impl Root {
         let path = std::fs::canonicalize(&base).map_err(cannot)?;
         let meta = std::fs::metadata(&path).map_err(cannot)?;
         if !meta.is_dir() && !meta.is_file() {
-            return Err(format!(
-                "{}: not a directory: a bundle is a directory with `bundle.yaml`",
-                dir.display()
-            ));
+            return Err("not a directory: a bundle is a directory with `bundle.yaml`".to_owned());
         }
         Ok(Self {
             path,
@@ -429,15 +439,14 @@ fn stamp(m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
 
 impl Reader<'_> {
     fn read_export(&mut self, dir: &Path) -> Result<BundleFiles, BundleError> {
-        let fail = |m: String| BundleError::new(vec![m]);
+        let fail =
+            |m: String| BundleError::new(vec![Diagnostic::file(dir.display().to_string(), m)]);
         let path = self.root.clone();
         let name = dir.file_name().map_or_else(
             || "details.json".into(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let text = self
-            .read_file(&path)
-            .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        let text = self.read_file(&path).map_err(fail)?;
         let parent = dir.parent().map_or_else(PathBuf::new, Path::to_owned);
         let texts = BTreeMap::from([(name, text)]);
         Ok(BundleFiles {
@@ -462,10 +471,12 @@ impl Reader<'_> {
                 }
             }
             if found.len() > 1 {
-                problems.push(format!(
-                    "{}: {} give the same part of the bundle: keep one",
-                    dir.display(),
-                    found.join(" and ")
+                problems.push(Diagnostic::file(
+                    dir.display().to_string(),
+                    format!(
+                        "{} give the same part of the bundle: keep one",
+                        found.join(" and ")
+                    ),
                 ));
             }
             for f in found {
@@ -480,7 +491,7 @@ impl Reader<'_> {
 
     /// Whether `rel` names something (absent is no error; something that is
     /// there but cannot be looked at is).
-    fn exists(&mut self, rel: &str) -> Result<bool, String> {
+    fn exists(&mut self, rel: &str) -> Result<bool, Diagnostic> {
         let path = self.root.join(rel);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
@@ -488,7 +499,7 @@ impl Reader<'_> {
                 self.seen.push(Seen::Absent(path));
                 Ok(false)
             }
-            Err(e) => Err(format!("{rel}: cannot read: {e}")),
+            Err(e) => Err(Diagnostic::file(rel, format!("cannot read: {e}"))),
         }
     }
 
@@ -500,7 +511,7 @@ impl Reader<'_> {
         sub: &str,
         extensions: &'static [&'static str],
         texts: &mut BTreeMap<String, String>,
-        problems: &mut Vec<String>,
+        problems: &mut Vec<Diagnostic>,
     ) {
         match self.exists(sub) {
             Ok(true) => {}
@@ -511,16 +522,16 @@ impl Reader<'_> {
         let entries = match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => std::fs::read_dir(&path),
             Ok(m) => {
-                return problems.push(format!(
-                    "{sub}: is {}: `{sub}` must be a directory",
-                    kind_of(m.file_type())
+                return problems.push(Diagnostic::file(
+                    sub,
+                    format!("is {}: `{sub}` must be a directory", kind_of(m.file_type())),
                 ));
             }
             Err(e) => Err(e),
         };
         let entries = match entries {
             Ok(entries) => entries,
-            Err(e) => return problems.push(format!("{sub}: cannot list: {e}")),
+            Err(e) => return problems.push(Diagnostic::file(sub, format!("cannot list: {e}"))),
         };
         let mut names = Vec::new();
         for e in entries {
@@ -528,12 +539,12 @@ impl Reader<'_> {
                 Ok(e) => match e.file_name().into_string() {
                     Ok(n) if wanted(&n, extensions) => names.push(n),
                     Ok(_) => {}
-                    Err(n) => problems.push(format!(
-                        "{sub}/{}: the file name is not UTF-8: rename it",
-                        n.to_string_lossy()
+                    Err(n) => problems.push(Diagnostic::file(
+                        format!("{sub}/{}", n.to_string_lossy()),
+                        "the file name is not UTF-8: rename it",
                     )),
                 },
-                Err(e) => problems.push(format!("{sub}: cannot list: {e}")),
+                Err(e) => problems.push(Diagnostic::file(sub, format!("cannot list: {e}"))),
             }
         }
         names.sort();
@@ -551,12 +562,15 @@ impl Reader<'_> {
         &mut self,
         rel: &str,
         texts: &mut BTreeMap<String, String>,
-        problems: &mut Vec<String>,
+        problems: &mut Vec<Diagnostic>,
     ) {
         if self.seen.len() > self.limits.files {
-            problems.push(format!(
-                "{rel}: the bundle has more than {} files: split it, or raise the limit",
-                self.limits.files
+            problems.push(Diagnostic::file(
+                rel,
+                format!(
+                    "the bundle has more than {} files: split it, or raise the limit",
+                    self.limits.files
+                ),
             ));
             return;
         }
@@ -564,7 +578,7 @@ impl Reader<'_> {
             Ok(t) => {
                 texts.insert(rel.to_owned(), t);
             }
-            Err(e) => problems.push(format!("{rel}: {e}")),
+            Err(e) => problems.push(Diagnostic::file(rel, e)),
         }
     }
 
@@ -654,12 +668,12 @@ impl Reader<'_> {
 fn finish(
     dir: &Path,
     texts: BTreeMap<String, String>,
-    mut problems: Vec<String>,
+    mut problems: Vec<Diagnostic>,
 ) -> Result<BundleFiles, BundleError> {
     if problems.is_empty() && !texts.keys().any(|k| k.starts_with("bundle.")) {
-        problems.push(format!(
-            "{}: no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)",
-            dir.display()
+        problems.push(Diagnostic::file(
+            dir.display().to_string(),
+            "no `bundle.yaml`: a bundle names its account there (`account: \"123456789012\"`)",
         ));
     }
     if !problems.is_empty() {
@@ -721,7 +735,7 @@ pub(crate) struct DocumentSource {
     pub file: String,
     pub name: String,
     pub text: String,
-    pub at: Option<String>,
+    pub at: Option<At>,
 }
 
 /// Everything a bundle is made of, read and parsed, before validation.
@@ -742,7 +756,7 @@ pub(crate) struct Parts {
 
 struct Loader<'f> {
     files: &'f Files,
-    problems: Vec<String>,
+    problems: Vec<Diagnostic>,
     recorder: Option<Recorder>,
     /// `organizationId`: the organization of the account's principals.
     organization: Option<Arc<str>>,
@@ -761,9 +775,11 @@ pub(crate) fn yaml_options() -> serde_saphyr::Options {
 
 /// A YAML (or JSON) error as one line: `file:line:column: message`.
 pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
-    let at = e
-        .location()
-        .map_or_else(|| file.to_owned(), |l| yaml_at(file, &l));
+    yaml_diagnostic(file, e).to_string()
+}
+
+/// A YAML (or JSON) error of `file`, at its place when it has one.
+pub fn yaml_diagnostic(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
     let msg = e.to_string();
     let first = msg.lines().next().unwrap_or("invalid YAML").trim();
     // The message repeats the place that `at` already gives.
@@ -772,11 +788,19 @@ pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
         Some((_, rest)) => rest,
         None => first,
     };
-    format!("{at}: {first}")
+    match e.location() {
+        Some(l) => Diagnostic::new(&yaml_at(file, &l), first),
+        None => Diagnostic::file(file, first),
+    }
 }
 
-pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> String {
-    format!("{file}:{}:{}", loc.line(), loc.column())
+/// The place of a YAML location in `file`.
+pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> At {
+    At {
+        file: file.to_owned(),
+        line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+    }
 }
 
 /// A policy attached by reference, with where the reference is.
@@ -792,7 +816,7 @@ impl Loader<'_> {
         match serde_saphyr::from_str_with_options::<T>(text, yaml_options()) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.problems.push(yaml_error(file, &e));
+                self.problems.push(yaml_diagnostic(file, &e));
                 None
             }
         }
@@ -865,15 +889,16 @@ impl Loader<'_> {
             let from_dir =
                 !users.is_empty() || !groups.is_empty() || !roles.is_empty() || !managed.is_empty();
             if from_dir {
-                self.problems.push(format!("{file}: the bundle also has users, groups, roles or `policies/`: with an AWS export they come from the export alone; remove them"));
+                self.problems.push(Diagnostic::file(file, "the bundle also has users, groups, roles or `policies/`: with an AWS export they come from the export alone; remove them"));
             }
             let mut parts = super::aws::parts(file, text, &mut self.problems)?;
             if parts.account.account.value != account.account.value {
-                self.problems.push(format!(
-                    "{}: account `{}` is not the export's account `{}`: they must be the same",
-                    yaml_at(&account_file, &account.account.referenced),
-                    account.account.value,
-                    parts.account.account.value
+                self.problems.push(Diagnostic::new(
+                    &yaml_at(&account_file, &account.account.referenced),
+                    format!(
+                        "account `{}` is not the export's account `{}`: they must be the same",
+                        account.account.value, parts.account.account.value
+                    ),
                 ));
                 // Every reference of the export would be another error.
                 return None;
@@ -937,9 +962,9 @@ impl Loader<'_> {
         let limits = limits(&account.limits);
         let account_id = account.account.value.clone();
         if !is_account_id(&account_id) {
-            self.problems.push(format!(
-                "{}: account `{account_id}` is not a 12-digit account id",
-                yaml_at(&account_file, &account.account.referenced)
+            self.problems.push(Diagnostic::new(
+                &yaml_at(&account_file, &account.account.referenced),
+                format!("account `{account_id}` is not a 12-digit account id"),
             ));
         }
         let partition = account
@@ -950,11 +975,7 @@ impl Loader<'_> {
             if is_organization_id(&org.value) {
                 self.organization = Some(org.value.as_str().into());
             } else {
-                self.problems.push(format!(
-                    "{}: organizationId `{}` is not an organization id: write `o-` and 10 to 32 lowercase letters or digits (`o-a1b2c3d4e5`)",
-                    yaml_at(&account_file, &org.referenced),
-                    org.value
-                ));
+                self.problems.push(Diagnostic::new(&yaml_at(&account_file, &org.referenced), format!("organizationId `{}` is not an organization id: write `o-` and 10 to 32 lowercase letters or digits (`o-a1b2c3d4e5`)", org.value)));
             }
         }
 
@@ -968,8 +989,13 @@ impl Loader<'_> {
             crate::pace::point();
             let (file, name) = (&doc.file, &doc.name);
             if let Some(prev) = managed_lower.insert(name.to_lowercase(), name.to_owned()) {
-                let at = doc.at.as_deref().unwrap_or(file);
-                self.problems.push(format!("{at}: managed policy `{name}` has the same name as `{prev}` (names are case-insensitive)"));
+                let d = format!(
+                    "managed policy `{name}` has the same name as `{prev}` (names are case-insensitive)"
+                );
+                self.problems.push(match &doc.at {
+                    Some(at) => Diagnostic::new(at, d),
+                    None => Diagnostic::file(file.as_str(), d),
+                });
             }
             if let Some(p) = self.policy_file(
                 doc,
@@ -1001,10 +1027,9 @@ impl Loader<'_> {
                         None if aws => "the export's `Policies` does not hold it (export without a `--filter` that leaves it out)".to_owned(),
                         None => format!("add `policies/{name}.json`"),
                     };
-                    this.problems.push(format!(
-                        "{}: unknown managed policy `{}`: {hint}",
-                        yaml_at(file, &r.referenced),
-                        r.value
+                    this.problems.push(Diagnostic::new(
+                        &yaml_at(file, &r.referenced),
+                        format!("unknown managed policy `{}`: {hint}", r.value),
                     ));
                     None
                 }
@@ -1021,10 +1046,7 @@ impl Loader<'_> {
             "scps",
         );
         for level in account.organization.iter().filter(|l| l.value.is_empty()) {
-            self.problems.push(format!(
-                "{}: an organization level lists no SCP: every level must allow, so an empty level denies everything; list at least one",
-                yaml_at(&account_file, &level.referenced)
-            ));
+            self.problems.push(Diagnostic::new(&yaml_at(&account_file, &level.referenced), "an organization level lists no SCP: every level must allow, so an empty level denies everything; list at least one"));
         }
         let rcps = self.levels(
             &account_file,
@@ -1046,10 +1068,7 @@ impl Loader<'_> {
             }
             self.path(groups_file, g.path.as_ref());
             if g.policies.len() > limits.group_attached_policies {
-                self.problems.push(format!(
-                    "{}: group `{}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per group; raise `limits.groupAttachedPolicies`)",
-                    yaml_at(groups_file, &g.name.referenced), g.name.value, g.policies.len(), limits.group_attached_policies
-                ));
+                self.problems.push(Diagnostic::new(&yaml_at(groups_file, &g.name.referenced), format!("group `{}` attaches {} managed policies; the limit is {} (AWS quota: managed policies per group; raise `limits.groupAttachedPolicies`)", g.name.value, g.policies.len(), limits.group_attached_policies)));
             }
             let mut docs: Vec<Arc<Policy>> = g
                 .policies
@@ -1084,7 +1103,7 @@ impl Loader<'_> {
             let at = yaml_at(users_file, &u.name.referenced);
             let who = &u.name.value;
             if u.groups.len() > limits.groups_per_user {
-                self.problems.push(format!("{at}: user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user));
+                self.problems.push(Diagnostic::new(&at, format!("user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user)));
             }
             self.attached(&at, "user", who, u.policies.len(), limits.attached_policies);
             self.tags(&at, who, &u.tags, limits.tags);
@@ -1119,10 +1138,9 @@ impl Loader<'_> {
                             }
                             None => "define it in groups.yaml or groups.d/".to_owned(),
                         };
-                        self.problems.push(format!(
-                            "{}: user `{who}` is in unknown group `{}`: {hint}",
-                            yaml_at(users_file, &g.referenced),
-                            g.value
+                        self.problems.push(Diagnostic::new(
+                            &yaml_at(users_file, &g.referenced),
+                            format!("user `{who}` is in unknown group `{}`: {hint}", g.value),
                         ));
                     }
                 }
@@ -1151,7 +1169,7 @@ impl Loader<'_> {
             if let Some(d) = &r.max_session_duration
                 && !(3600..=43200).contains(&d.value)
             {
-                self.problems.push(format!("{}: role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", yaml_at(roles_file, &d.referenced), d.value));
+                self.problems.push(Diagnostic::new(&yaml_at(roles_file, &d.referenced), format!("role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", d.value)));
             }
             self.tags(&at, who, &r.tags, limits.tags);
             let mut docs: Vec<Arc<Policy>> = r
@@ -1217,12 +1235,14 @@ impl Loader<'_> {
             if text.contains('*') || text.contains('?') {
                 match resource_pattern(text) {
                     Ok(p) => pattern_resources.push((p, set)),
-                    Err(e) => self.problems.push(format!("{at}: resource `{text}`: {e}")),
+                    Err(e) => self
+                        .problems
+                        .push(Diagnostic::new(&at, format!("resource `{text}`: {e}"))),
                 }
             } else if iamd_policy::arn::Arn::parse(text).is_none() {
-                self.problems.push(format!("{at}: resource `{text}` is not an ARN: write `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`"));
+                self.problems.push(Diagnostic::new(&at, format!("resource `{text}` is not an ARN: write `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`")));
             } else if exact_resources.insert(text.as_str().into(), set).is_some() {
-                self.problems.push(format!("{at}: resource `{text}` already has a policy (entry {i} repeats it, or it is a role with a trust policy): a resource has one policy"));
+                self.problems.push(Diagnostic::new(&at, format!("resource `{text}` already has a policy (entry {i} repeats it, or it is a role with a trust policy): a resource has one policy")));
             }
         }
 
@@ -1243,8 +1263,12 @@ impl Loader<'_> {
             statements,
         };
         let root_arn = format!("arn:{partition}:iam::{account_id}:root");
-        let root =
-            Principal::parse(&root_arn).map_err(|e| BundleError::new(vec![e.to_string()]))?;
+        let root = Principal::parse(&root_arn).map_err(|e| {
+            BundleError::new(vec![Diagnostic::file(
+                self.files.dir.display().to_string(),
+                e.to_string(),
+            )])
+        })?;
         let revision = Revision {
             digest,
             label: account.revision,
@@ -1257,7 +1281,12 @@ impl Loader<'_> {
             entities,
             // Callers from outside: their organization is not known.
             outsider: Arc::new(Entity::new(
-                Principal::parse("*").map_err(|e| BundleError::new(vec![e.to_string()]))?,
+                Principal::parse("*").map_err(|e| {
+                    BundleError::new(vec![Diagnostic::file(
+                        self.files.dir.display().to_string(),
+                        e.to_string(),
+                    )])
+                })?,
                 StatementSet::default(),
                 None,
                 Vec::new(),
@@ -1303,10 +1332,7 @@ impl Loader<'_> {
             }
             _ => {}
         }
-        self.problems.push(format!(
-            "{}: `{text}` is not a managed policy of this bundle: write its name, or `arn:{partition}:iam::{account}:policy/NAME` (`arn:{partition}:iam::aws:policy/NAME` for an AWS managed policy)",
-            yaml_at(file, &r.referenced)
-        ));
+        self.problems.push(Diagnostic::new(&yaml_at(file, &r.referenced), format!("`{text}` is not a managed policy of this bundle: write its name, or `arn:{partition}:iam::{account}:policy/NAME` (`arn:{partition}:iam::aws:policy/NAME` for an AWS managed policy)")));
         None
     }
 
@@ -1325,12 +1351,13 @@ impl Loader<'_> {
             && n.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
         if !valid {
-            self.problems.push(format!(
-                "{at}: {what} name `{n}` is not valid: 1 to {max} letters, digits and `+=,.@_-`"
+            self.problems.push(Diagnostic::new(
+                &at,
+                format!("{what} name `{n}` is not valid: 1 to {max} letters, digits and `+=,.@_-`"),
             ));
         }
         if let Some(prev) = seen.insert(n.to_lowercase(), n.clone()) {
-            self.problems.push(format!("{at}: {what} `{n}` is defined twice (as `{prev}` before; IAM names are case-insensitive): keep one"));
+            self.problems.push(Diagnostic::new(&at, format!("{what} `{n}` is defined twice (as `{prev}` before; IAM names are case-insensitive): keep one")));
         }
     }
 
@@ -1343,9 +1370,11 @@ impl Loader<'_> {
             && v.len() <= 512
             && v.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c));
         if !valid {
-            self.problems.push(format!(
-                "{}: path `{v}` is not valid: it starts and ends with `/` (e.g. `/engineering/`)",
-                yaml_at(file, &p.referenced)
+            self.problems.push(Diagnostic::new(
+                &yaml_at(file, &p.referenced),
+                format!(
+                    "path `{v}` is not valid: it starts and ends with `/` (e.g. `/engineering/`)"
+                ),
             ));
         }
         v.clone()
@@ -1353,9 +1382,9 @@ impl Loader<'_> {
 
     /// A user's or role's (`kind`) count of attached managed policies
     /// against its quota.
-    fn attached(&mut self, at: &str, kind: &str, who: &str, n: usize, max: usize) {
+    fn attached(&mut self, at: &At, kind: &str, who: &str, n: usize, max: usize) {
         if n > max {
-            self.problems.push(format!("{at}: {kind} `{who}` attaches {n} managed policies; the limit is {max} (AWS quota: managed policies per {kind}; raise `limits.attachedPolicies`)"));
+            self.problems.push(Diagnostic::new(at, format!("{kind} `{who}` attaches {n} managed policies; the limit is {max} (AWS quota: managed policies per {kind}; raise `limits.attachedPolicies`)")));
         }
     }
 
@@ -1387,14 +1416,17 @@ impl Loader<'_> {
         }
     }
 
-    fn tags(&mut self, at: &str, who: &str, tags: &BTreeMap<String, String>, max: usize) {
+    fn tags(&mut self, at: &At, who: &str, tags: &BTreeMap<String, String>, max: usize) {
         if tags.len() > max {
-            self.problems.push(format!("{at}: `{who}` has {} tags; the limit is {max} (AWS quota: tags per user or role; raise `limits.tags`)", tags.len()));
+            self.problems.push(Diagnostic::new(at, format!("`{who}` has {} tags; the limit is {max} (AWS quota: tags per user or role; raise `limits.tags`)", tags.len())));
         }
         for (k, v) in tags {
             if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-                self.problems.push(format!(
-                    "{at}: `{who}`: tag `{k}`: keys have 1 to 128 characters, values at most 256"
+                self.problems.push(Diagnostic::new(
+                    at,
+                    format!(
+                        "`{who}`: tag `{k}`: keys have 1 to 128 characters, values at most 256"
+                    ),
                 ));
             }
         }
@@ -1419,7 +1451,7 @@ impl Loader<'_> {
                     .chars()
                     .any(|c| c.is_whitespace() || "\\/*?".contains(c))
             {
-                self.problems.push(format!("{}: inline policy name `{name}` is not valid: no white space and none of `\\ / * ?`", yaml_at(file, &doc.referenced)));
+                self.problems.push(Diagnostic::new(&yaml_at(file, &doc.referenced), format!("inline policy name `{name}` is not valid: no white space and none of `\\ / * ?`")));
             }
             let label = format!("inline policy `{name}` of {what} `{who}`");
             let policy_name = format!("{what}/{who}#{name}");
@@ -1433,10 +1465,7 @@ impl Loader<'_> {
         if total > max
             && let Some(loc) = first
         {
-            self.problems.push(format!(
-                    "{}: the inline policies of {what} `{who}` have {total} characters (white space not counted); the limit is {max} (AWS quota: inline policy size per {what}; raise `limits.{limit_name}`)",
-                    yaml_at(file, loc)
-                ));
+            self.problems.push(Diagnostic::new(&yaml_at(file, loc), format!("the inline policies of {what} `{who}` have {total} characters (white space not counted); the limit is {max} (AWS quota: inline policy size per {what}; raise `limits.{limit_name}`)")));
         }
         out
     }
@@ -1453,10 +1482,7 @@ impl Loader<'_> {
         if let Some((max, name)) = limit
             && size > max
         {
-            self.problems.push(format!(
-                    "{}: the {label} has {size} characters (white space not counted); the limit is {max} (raise `limits.{name}`)",
-                    yaml_at(file, &doc.referenced)
-                ));
+            self.problems.push(Diagnostic::new(&yaml_at(file, &doc.referenced), format!("the {label} has {size} characters (white space not counted); the limit is {max} (raise `limits.{name}`)")));
         }
         Some(p)
     }
@@ -1479,9 +1505,7 @@ impl Loader<'_> {
                     .get(path.as_str())
                     .filter(|_| path.starts_with("documents/"))
                 else {
-                    self.problems.push(format!(
-                        "{at}: {label}: `{path}` is not a file of the bundle: give the policy inline, or as `documents/NAME.json`"
-                    ));
+                    self.problems.push(Diagnostic::new(&at, format!("{label}: `{path}` is not a file of the bundle: give the policy inline, or as `documents/NAME.json`")));
                     return None;
                 };
                 let size = size_without_whitespace(text);
@@ -1492,8 +1516,11 @@ impl Loader<'_> {
                         Some((p, size))
                     }
                     Err(e) => {
-                        self.problems
-                            .extend(e.diagnostics.iter().map(|d| format!("{d} ({label})")));
+                        self.problems.extend(e.diagnostics.iter().map(|d| {
+                            let mut d = Diagnostic::from(d);
+                            d.message = format!("{} ({label})", d.message);
+                            d
+                        }));
                         None
                     }
                 }
@@ -1508,21 +1535,17 @@ impl Loader<'_> {
                         Some((p, size))
                     }
                     Err(e) => {
-                        for d in &e.diagnostics {
-                            let st = d
-                                .statement
-                                .as_ref()
-                                .map(|s| format!("{s}: "))
-                                .unwrap_or_default();
-                            self.problems
-                                .push(format!("{at}: {label}: {st}{}", d.message));
-                        }
+                        self.problems.extend(
+                            e.diagnostics
+                                .iter()
+                                .map(|d| Diagnostic::embedded(&at, label, d)),
+                        );
                         None
                     }
                 }
             }
             other => {
-                self.problems.push(format!("{at}: {label}: expected a policy document (a mapping) or the path of a JSON file, found {other}"));
+                self.problems.push(Diagnostic::new(&at, format!("{label}: expected a policy document (a mapping) or the path of a JSON file, found {other}")));
                 None
             }
         }
@@ -1561,11 +1584,12 @@ impl Loader<'_> {
                 match docs.get(&name.value) {
                     Some(Some(p)) => policies.push(p.clone()),
                     Some(None) => {}
-                    None => self.problems.push(format!(
-                        "{}: unknown {what} `{}`: add `{dir}/{}.json`",
-                        yaml_at(file, &name.referenced),
-                        name.value,
-                        name.value
+                    None => self.problems.push(Diagnostic::new(
+                        &yaml_at(file, &name.referenced),
+                        format!(
+                            "unknown {what} `{}`: add `{dir}/{}.json`",
+                            name.value, name.value
+                        ),
                     )),
                 }
             }
@@ -1595,19 +1619,16 @@ impl Loader<'_> {
                     // Embedded: the text's own lines mean nothing to the
                     // author; name the policy's place in the file.
                     Some(at) => {
-                        for d in &e.diagnostics {
-                            let st = d
-                                .statement
-                                .as_ref()
-                                .map(|s| format!("{s}: "))
-                                .unwrap_or_default();
-                            self.problems
-                                .push(format!("{at}: managed policy `{name}`: {st}{}", d.message));
-                        }
+                        let label = format!("managed policy `{name}`");
+                        self.problems.extend(
+                            e.diagnostics
+                                .iter()
+                                .map(|d| Diagnostic::embedded(at, &label, d)),
+                        );
                     }
                     None => self
                         .problems
-                        .extend(e.diagnostics.iter().map(ToString::to_string)),
+                        .extend(e.diagnostics.iter().map(Diagnostic::from)),
                 }
                 return None;
             }
@@ -1615,10 +1636,12 @@ impl Loader<'_> {
         if let Some(max) = max
             && size > max
         {
-            let at = at.clone().unwrap_or_else(|| format!("{file}:1:1"));
-            self.problems.push(format!(
-                "{at}: managed policy `{name}` has {size} characters (white space not counted); the limit is {max} (AWS quota: managed policy size; raise `limits.{limit_name}`)"
-            ));
+            let at = at.clone().unwrap_or_else(|| At {
+                file: file.clone(),
+                line: 1,
+                column: 1,
+            });
+            self.problems.push(Diagnostic::new(&at, format!("managed policy `{name}` has {size} characters (white space not counted); the limit is {max} (AWS quota: managed policy size; raise `limits.{limit_name}`)")));
         }
         // The policy is known by its name, not its file.
         let policy = Arc::new(policy.with_name(name));
@@ -1629,7 +1652,7 @@ impl Loader<'_> {
         } else {
             format!("managed policy `{name}`")
         };
-        self.record(&label, kind, (file, text, at.as_deref()), &policy);
+        self.record(&label, kind, (file, text, at.as_ref()), &policy);
         Some(policy)
     }
 
@@ -1638,7 +1661,7 @@ impl Loader<'_> {
         &mut self,
         label: &str,
         kind: PolicyKind,
-        (file, text, embedded_at): (&str, &str, Option<&str>),
+        (file, text, embedded_at): (&str, &str, Option<&At>),
         policy: &Arc<Policy>,
     ) {
         let Some(r) = &mut self.recorder else { return };
@@ -1656,7 +1679,7 @@ impl Loader<'_> {
             kind,
             file: file.to_owned(),
             text: text.to_owned(),
-            embedded_at: embedded_at.map(str::to_owned),
+            embedded_at: embedded_at.cloned(),
             policy: policy.clone(),
         });
     }

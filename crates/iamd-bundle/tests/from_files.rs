@@ -36,7 +36,7 @@ fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 fn from(files: Vec<(String, Vec<u8>)>) -> Result<BundleFiles, Vec<String>> {
     BundleFiles::from_files(Path::new("bundle.tar.gz"), files, &ReadLimits::default())
-        .map_err(|e| e.diagnostics)
+        .map_err(|e| e.lines())
 }
 
 fn errors(files: Vec<(&str, &str)>) -> Vec<String> {
@@ -126,7 +126,7 @@ fn the_read_limits_apply() {
         files: 4,
         ..ReadLimits::default()
     };
-    let read = |f| BundleFiles::from_files(Path::new("b"), f, &limits).map_err(|e| e.diagnostics);
+    let read = |f| BundleFiles::from_files(Path::new("b"), f, &limits).map_err(|e| e.lines());
     assert!(read(files(2, 100)).is_ok());
     let e = read(files(1, 101)).unwrap_err();
     assert_eq!(

@@ -134,7 +134,7 @@ impl Metrics {
     pub fn log(
         &self,
         question: &crate::decide::Question<'_>,
-        decision: &crate::decide::Decision,
+        decision: &crate::decide::Answer,
         trace_id: Option<&str>,
     ) {
         if let Some(log) = &self.log {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::limits::{Limits, Listen};
+use crate::limits::{Listen, RequestLimits};
 use crate::telemetry::LogFormat;
 
 /// The file as written.
@@ -113,10 +113,28 @@ pub struct FileLog {
     pub level: Option<String>,
 }
 
-/// The configuration file could not be used.
+/// The configuration could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .0.join("\n"))]
-pub struct ConfigError(pub Vec<String>);
+pub enum ConfigError {
+    /// The file cannot be read, or is not valid YAML for a configuration:
+    /// where, and what is wrong.
+    #[error("{0}")]
+    File(iamd_bundle::Diagnostic),
+    /// Settings that cannot be used together or at all, every one at once,
+    /// each a line that names its setting.
+    #[error("{}", .0.join("\n"))]
+    Settings(Vec<String>),
+}
+
+impl ConfigError {
+    /// The problems, one line each.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::File(d) => vec![d.to_string()],
+            Self::Settings(lines) => lines.clone(),
+        }
+    }
+}
 
 /// The largest configuration file read: a few kilobytes is typical.
 const CONFIG_BYTES: u64 = 1 << 20;
@@ -125,10 +143,11 @@ const CONFIG_BYTES: u64 = 1 << 20;
 pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
     let name = path.display().to_string();
     let bytes = iamd_bundle::regular_file::read(path, CONFIG_BYTES)
-        .map_err(|e| ConfigError(vec![format!("{name}: {e}")]))?;
+        .map_err(|e| ConfigError::File(iamd_bundle::Diagnostic::file(&*name, e.to_string())))?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| ConfigError(vec![format!("{name}: not UTF-8 text")]))?;
-    serde_saphyr::from_str(&text).map_err(|e| ConfigError(vec![iamd_bundle::yaml_error(&name, &e)]))
+        .map_err(|_| ConfigError::File(iamd_bundle::Diagnostic::file(&*name, "not UTF-8 text")))?;
+    serde_saphyr::from_str(&text)
+        .map_err(|e| ConfigError::File(iamd_bundle::yaml_diagnostic(&name, &e)))
 }
 
 /// What the command line and the environment gave (`None`: not given).
@@ -187,7 +206,7 @@ pub struct ServeConfig {
     /// (docs/operations.md).
     pub workers: usize,
     /// gRPC limits.
-    pub limits: Limits,
+    pub limits: RequestLimits,
     /// Seconds between digest checks.
     pub poll_interval: Duration,
     /// Quiet time before a reload.
@@ -211,7 +230,7 @@ impl ServeConfig {
     /// at once.
     pub fn resolve(file: FileConfig, o: Overrides) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
-        let d = Limits::default();
+        let d = RequestLimits::default();
         let bundle = o.bundle.or(file.bundle);
         if bundle.is_none() {
             problems.push("no bundle: give `--bundle PATH`, `IAMD_BUNDLE` or `bundle:` in the configuration file".to_owned());
@@ -242,7 +261,7 @@ impl ServeConfig {
             }
             v
         };
-        let limits = Limits {
+        let limits = RequestLimits {
             max_batch: positive(
                 &mut problems,
                 "maxBatch",
@@ -369,7 +388,7 @@ impl ServeConfig {
                 tls,
                 envoy,
             }),
-            _ => Err(ConfigError(problems)),
+            _ => Err(ConfigError::Settings(problems)),
         }
     }
 }
@@ -430,8 +449,9 @@ mod tests {
         let p = dir.path().join("iamd.yaml");
         std::fs::write(&p, text).unwrap();
         load(&p).map_err(|e| {
-            ConfigError(
-                e.0.iter()
+            ConfigError::Settings(
+                e.lines()
+                    .iter()
                     .map(|l| l.replace(&p.display().to_string(), "iamd.yaml"))
                     .collect(),
             )
@@ -451,7 +471,10 @@ mod tests {
         assert_eq!(c.listen, Listen::Unix("/run/iamd.sock".into()));
         assert_eq!(c.limits.max_batch, 7);
         assert_eq!(c.limits.request_timeout, Duration::from_millis(250));
-        assert_eq!(c.limits.max_concurrent, Limits::default().max_concurrent);
+        assert_eq!(
+            c.limits.max_concurrent,
+            RequestLimits::default().max_concurrent
+        );
         assert_eq!(
             (c.log_format, c.log_level),
             (LogFormat::Json, tracing::Level::DEBUG)
@@ -478,7 +501,7 @@ mod tests {
             Overrides::default(),
         )
         .unwrap_err();
-        assert_eq!(e.0, ["workers is 0: give a positive number"]);
+        assert_eq!(e.lines(), ["workers is 0: give a positive number"]);
     }
 
     #[test]
@@ -497,15 +520,18 @@ mod tests {
         let f = file("listen: localhost\nlimits: {maxBatch: 0}\nlog: {format: xml, level: loud}\n")
             .unwrap();
         let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
-        assert_eq!(e.0.len(), 5, "{e}");
-        assert!(e.0[0].starts_with("no bundle: give `--bundle PATH`"), "{e}");
+        assert_eq!(e.lines().len(), 5, "{e}");
         assert!(
-            e.0[1].starts_with("listen: `localhost` is not an address"),
+            e.lines()[0].starts_with("no bundle: give `--bundle PATH`"),
             "{e}"
         );
-        assert!(e.0[2].starts_with("maxBatch is 0"), "{e}");
-        assert!(e.0[3].starts_with("log format `xml`"), "{e}");
-        assert!(e.0[4].starts_with("log level `loud`"), "{e}");
+        assert!(
+            e.lines()[1].starts_with("listen: `localhost` is not an address"),
+            "{e}"
+        );
+        assert!(e.lines()[2].starts_with("maxBatch is 0"), "{e}");
+        assert!(e.lines()[3].starts_with("log format `xml`"), "{e}");
+        assert!(e.lines()[4].starts_with("log level `loud`"), "{e}");
     }
 
     #[test]
@@ -523,20 +549,23 @@ mod tests {
         };
         let e = ServeConfig::resolve(FileConfig::default(), o).unwrap_err();
         assert_eq!(
-            e.0,
+            e.lines(),
             ["tls: a certificate without its key: give `--tls-key` (`tls.keyFile`) too"]
         );
         let f = file("bundle: b\nlisten: unix:/run/iamd.sock\ntls: {certFile: c, keyFile: k, reloadIntervalSeconds: 0}\n").unwrap();
         let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
-        assert_eq!(e.0.len(), 2, "{e}");
+        assert_eq!(e.lines().len(), 2, "{e}");
         assert!(
-            e.0[0].starts_with("tls: TLS applies to TCP listeners"),
+            e.lines()[0].starts_with("tls: TLS applies to TCP listeners"),
             "{e}"
         );
-        assert!(e.0[1].starts_with("tls.reloadIntervalSeconds is 0"), "{e}");
+        assert!(
+            e.lines()[1].starts_with("tls.reloadIntervalSeconds is 0"),
+            "{e}"
+        );
         let f = file("bundle: b\ntls: {clientCaFile: ca.crt}\n").unwrap();
         let e = ServeConfig::resolve(f, Overrides::default()).unwrap_err();
-        assert!(e.0[0].starts_with("tls: a client CA needs"), "{e}");
+        assert!(e.lines()[0].starts_with("tls: a client CA needs"), "{e}");
     }
 
     #[test]
@@ -546,10 +575,10 @@ mod tests {
         assert!(c.envoy.is_some());
         let bad = "bundle: b\nenvoy:\n  principal: []\n  routes: []\n";
         let e = ServeConfig::resolve(file(bad).unwrap(), Overrides::default()).unwrap_err();
-        assert_eq!(e.0.len(), 2, "{e}");
-        assert!(e.0[0].starts_with("envoy.principal:"), "{e}");
+        assert_eq!(e.lines().len(), 2, "{e}");
+        assert!(e.lines()[0].starts_with("envoy.principal:"), "{e}");
         let e = file("bundle: b\nenvoy:\n  principal:\n    - cookie: {name: s}\n").unwrap_err();
-        assert!(e.0[0].starts_with("iamd.yaml:4:"), "{e}");
+        assert!(e.lines()[0].starts_with("iamd.yaml:4:"), "{e}");
         assert!(
             ServeConfig::resolve(file("bundle: b\n").unwrap(), Overrides::default())
                 .unwrap()
@@ -562,7 +591,7 @@ mod tests {
     fn unknown_keys_name_their_line() {
         let e = file("bundle: b\nlimits:\n  maxBatches: 3\n").unwrap_err();
         assert!(
-            e.0[0].starts_with("iamd.yaml:3:3: unknown field `maxBatches`"),
+            e.lines()[0].starts_with("iamd.yaml:3:3: unknown field `maxBatches`"),
             "{e}"
         );
     }

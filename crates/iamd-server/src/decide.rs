@@ -3,9 +3,9 @@
 //! A front door (gRPC's `Authorize`, Envoy's `Check`, and any later one)
 //! turns its wire request into a [`Question`] in the engine's terms and asks
 //! the [`Decider`]. The decider reads the live bundle from the [`Store`],
-//! checks the question against the [`Limits`], adds the server's facts,
+//! checks the question against the [`RequestLimits`], adds the server's facts,
 //! evaluates, counts the decision and writes it to the decision log, and
-//! answers with a [`Decision`] or a typed [`Refusal`] (no bundle, an
+//! answers with an [`Answer`] or a typed [`Refusal`] (no bundle, an
 //! invalid request, a batch too large). It knows nothing of gRPC, HTTP or
 //! protobuf: turning a refusal into a status is each front door's
 //! business (`grpc/status.rs`, `envoy/mod.rs`).
@@ -22,7 +22,7 @@ use iamd_policy::eval::{self, Determining, Layer, Layers, Outcome, Request};
 use iamd_policy::policy::Effect;
 
 use crate::admin::Metrics;
-use crate::limits::Limits;
+use crate::limits::RequestLimits;
 use crate::reload::{Snapshot, Store};
 
 /// One request in the engine's terms, borrowing the front door's strings.
@@ -38,7 +38,7 @@ pub struct Question<'a> {
     pub resource_account: Option<&'a str>,
     /// The caller's condition keys (the server adds its own facts).
     pub context: Vec<(&'a str, Value<'a>)>,
-    /// Whether a deny should say why ([`Decision::explanation`]).
+    /// Whether a deny should say why ([`Answer::explanation`]).
     pub explain: bool,
 }
 
@@ -113,7 +113,7 @@ impl OwnedQuestion {
 
 /// What the decider answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct Answer {
     /// Allowed, or denied and how.
     pub outcome: Outcome,
     /// For an implicit deny, what lacked an allow: a layer, or the
@@ -123,14 +123,14 @@ pub struct Decision {
     pub revision: String,
     /// The statements that decided: the matching `Deny`s of an explicit
     /// deny, the `Allow`s of an allow.
-    pub determining: Vec<Statement>,
+    pub determining: Vec<NamedStatement>,
     /// A sentence for the caller when the principal is unknown.
     pub reason: Option<String>,
     /// Why a deny, when the question asked.
-    pub explanation: Option<Explanation>,
+    pub explanation: Option<Reasons>,
 }
 
-impl Decision {
+impl Answer {
     /// `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`: the outcome as the APIs
     /// and the decision log spell it.
     pub fn outcome_name(&self) -> &'static str {
@@ -169,7 +169,7 @@ impl Stage {
 
 /// A statement that decided, named for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
+pub struct NamedStatement {
     /// Its policy's name.
     pub policy: String,
     /// Its layer.
@@ -184,12 +184,12 @@ pub struct Statement {
 
 /// Why a request was denied (iamd's explain).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Explanation {
+pub struct Reasons {
     /// What denied: the layer of the first matching `Deny`, the layer that
     /// lacked an allow, or the unknown principal.
     pub stage: Option<Stage>,
     /// For an implicit deny, the `Allow` of that layer that came closest.
-    pub nearest_allow: Option<Statement>,
+    pub nearest_allow: Option<NamedStatement>,
     /// What failed in it, one sentence each.
     pub failed: Vec<String>,
     /// Condition keys the policies read that the request did not have.
@@ -223,14 +223,14 @@ pub enum Refusal {
 #[derive(Debug, Clone)]
 pub struct Decider {
     store: Arc<Store>,
-    limits: Limits,
+    limits: RequestLimits,
     metrics: Arc<Metrics>,
 }
 
 impl Decider {
     /// A decider over `store`, counting into `metrics` (and its decision
     /// log).
-    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Arc<Store>, limits: RequestLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             limits,
@@ -244,7 +244,7 @@ impl Decider {
     }
 
     /// The limits it enforces.
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &RequestLimits {
         &self.limits
     }
 
@@ -260,7 +260,7 @@ impl Decider {
         question: &Question<'_>,
         now: jiff::Timestamp,
         trace_id: Option<&str>,
-    ) -> Result<Decision, Refusal> {
+    ) -> Result<Answer, Refusal> {
         self.pin()?.decide(question, now, trace_id)
     }
 
@@ -339,7 +339,7 @@ impl Pinned<'_> {
         question: &Question<'_>,
         now: jiff::Timestamp,
         trace_id: Option<&str>,
-    ) -> Result<Decision, Refusal> {
+    ) -> Result<Answer, Refusal> {
         let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
         let started = Instant::now();
         let decision = decide(bundle, question, now, self.decider)?;
@@ -357,7 +357,7 @@ fn decide(
     q: &Question<'_>,
     now: jiff::Timestamp,
     decider: &Decider,
-) -> Result<Decision, Refusal> {
+) -> Result<Answer, Refusal> {
     let bad = |m: String| Err(Refusal::Invalid(m));
     if q.principal.is_empty() {
         return bad("`principal` is empty: give an ARN or `user/NAME`, `role/NAME`".into());
@@ -385,7 +385,7 @@ fn decide(
         .map_err(|e| Refusal::Invalid(e.to_string()))?;
     let revision = bundle.revision_text().to_owned();
     let Some(resolved) = bundle.resolve(q.principal) else {
-        return Ok(Decision {
+        return Ok(Answer {
             outcome: Outcome::ImplicitDeny,
             denied_by: Some(Stage::Principal),
             revision,
@@ -397,9 +397,9 @@ fn decide(
                 ))
                 .into_owned(),
             ),
-            explanation: q.explain.then(|| Explanation {
+            explanation: q.explain.then(|| Reasons {
                 stage: Some(Stage::Principal),
-                ..Explanation::default()
+                ..Reasons::default()
             }),
         });
     };
@@ -421,7 +421,7 @@ fn decide(
             Some(n) => (Some(statement(&layers, &n.statement)), n.failed),
             None => (None, Vec::new()),
         };
-        Explanation {
+        Reasons {
             stage: e.layer.map(Stage::Layer),
             nearest_allow,
             failed,
@@ -430,7 +430,7 @@ fn decide(
     });
     let determining = matched.iter().map(|m| statement(&layers, m)).collect();
     MATCHED.set(matched);
-    Ok(Decision {
+    Ok(Answer {
         outcome: d.outcome,
         denied_by: d.implicit_deny_layer.map(Stage::Layer),
         revision,
@@ -441,9 +441,9 @@ fn decide(
 }
 
 /// The statement `m` points at, named.
-fn statement(layers: &Layers<'_>, m: &Determining) -> Statement {
+fn statement(layers: &Layers<'_>, m: &Determining) -> NamedStatement {
     let found = layers.statement(m);
-    Statement {
+    NamedStatement {
         policy: found.map(|(p, _)| p.name().to_owned()).unwrap_or_default(),
         layer: m.layer,
         index: m.statement,
@@ -458,7 +458,7 @@ mod tests {
 
     use super::*;
 
-    fn decider(loaded: bool, limits: Limits) -> Decider {
+    fn decider(loaded: bool, limits: RequestLimits) -> Decider {
         let (store, publisher) = Store::new();
         if loaded {
             let dir =
@@ -486,7 +486,7 @@ mod tests {
 
     #[test]
     fn no_bundle_is_a_refusal_not_a_decision() {
-        let d = decider(false, Limits::default());
+        let d = decider(false, RequestLimits::default());
         assert_eq!(
             d.decide(
                 &question(ALICE, "docs:GetDocument", GUIDE),
@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn decisions_carry_their_statements_and_revision() {
-        let d = decider(true, Limits::default());
+        let d = decider(true, RequestLimits::default());
         let now = jiff::Timestamp::now();
         let mut q = question(ALICE, "docs:GetDocument", GUIDE);
         q.context = vec![("docs:Team", Value::Single("docs"))];
@@ -524,10 +524,10 @@ mod tests {
 
     #[test]
     fn invalid_questions_are_refused_with_what_is_wrong() {
-        let limits = Limits {
+        let limits = RequestLimits {
             max_context_keys: 2,
             max_context_values: 3,
-            ..Limits::default()
+            ..RequestLimits::default()
         };
         let d = decider(true, limits);
         let now = jiff::Timestamp::now();
@@ -571,7 +571,7 @@ mod tests {
 
     #[test]
     fn the_server_facts_win_over_the_callers_claims() {
-        let d = decider(true, Limits::default());
+        let d = decider(true, RequestLimits::default());
         let now = jiff::Timestamp::now();
         let put = |resource: &'static str, claim: bool| {
             let mut q = question(ALICE, "docs:PutDocument", resource);

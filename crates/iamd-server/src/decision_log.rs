@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 
-use crate::decide::{Decision, Question, Statement, Value};
+use crate::decide::{Answer, NamedStatement, Question, Value};
 
 /// What is logged.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +123,7 @@ impl DecisionLog {
     }
 
     /// Logs one decision if the options say so. Never blocks.
-    pub fn record(&self, question: &Question<'_>, decision: &Decision, trace_id: Option<&str>) {
+    pub fn record(&self, question: &Question<'_>, decision: &Answer, trace_id: Option<&str>) {
         let name = decision.outcome_name();
         if self.options.denies_only && name == "ALLOW" {
             return;
@@ -176,7 +176,7 @@ impl DecisionLog {
 /// A determining statement as the log writes it (`policy`, `layer`,
 /// `statement`, `sid`, `effect`: the fields of `iamd.v1`'s
 /// `DeterminingStatement`, an absent Sid as `""`).
-fn statement_json(s: &Statement) -> serde_json::Value {
+fn statement_json(s: &NamedStatement) -> serde_json::Value {
     serde_json::json!({"policy": s.policy, "layer": s.layer.name(), "statement": s.index,
         "sid": s.sid.as_deref().unwrap_or_default(), "effect": s.effect.to_string()})
 }
@@ -245,8 +245,8 @@ mod tests {
         }
     }
 
-    fn answer(outcome: Outcome) -> Decision {
-        Decision {
+    fn answer(outcome: Outcome) -> Answer {
+        Answer {
             outcome,
             denied_by: None,
             revision: "r1".into(),
@@ -280,8 +280,8 @@ mod tests {
                 "user/alice",
                 &[("x-api-key", "secret"), ("aws:SourceIp", "1.2.3.4")],
             ),
-            &Decision {
-                determining: vec![Statement {
+            &Answer {
+                determining: vec![NamedStatement {
                     policy: "DocsRead".into(),
                     layer: Layer::Identity,
                     index: 0,

@@ -39,9 +39,10 @@ impl std::fmt::Display for Listen {
     }
 }
 
-/// What the gRPC service may be asked.
+/// What one call may ask of any front door (the bundle's own quotas are
+/// `iamd_bundle::Limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct RequestLimits {
     /// Requests in one `AuthorizeBatch`.
     pub max_batch: usize,
     /// Bytes in one message, either way.
@@ -58,7 +59,7 @@ pub struct Limits {
     pub max_context_values: usize,
 }
 
-impl Default for Limits {
+impl Default for RequestLimits {
     fn default() -> Self {
         Self {
             max_batch: 1_000,

@@ -6,7 +6,7 @@
 //! The reloader always runs read → digest → (unchanged? stop) → validate →
 //! compile → publish. A bundle that fails never replaces the live one: the
 //! last good bundle keeps serving, and the failure, with every error, goes to
-//! the logs and to [`Status`]. Before the first good bundle there is no
+//! the logs and to [`ReloadStatus`]. Before the first good bundle there is no
 //! bundle at all, and callers deny.
 //!
 //! The watcher only says "something may have changed": it watches the
@@ -41,7 +41,7 @@ use iamd_bundle::{Bundle, BundleStats, Revision};
 #[derive(Debug, Default)]
 pub struct Snapshot {
     bundle: Option<Arc<Bundle>>,
-    status: Status,
+    status: ReloadStatus,
 }
 
 impl Snapshot {
@@ -52,7 +52,7 @@ impl Snapshot {
     }
 
     /// The reloader's report: the live bundle, the last failure, counts.
-    pub fn status(&self) -> &Status {
+    pub fn status(&self) -> &ReloadStatus {
         &self.status
     }
 }
@@ -92,7 +92,7 @@ impl Store {
     }
 
     /// The reloader's report (a convenience over [`Store::load`]).
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ReloadStatus {
         self.snapshot.load().status.clone()
     }
 }
@@ -127,7 +127,7 @@ impl Publisher {
 
     /// Makes `bundle` live with `status`, in one swap, and returns the
     /// bundle it replaced.
-    fn publish(&mut self, bundle: Arc<Bundle>, status: Status) -> Option<Arc<Bundle>> {
+    fn publish(&mut self, bundle: Arc<Bundle>, status: ReloadStatus) -> Option<Arc<Bundle>> {
         let old = self.store.snapshot.swap(Arc::new(Snapshot {
             bundle: Some(bundle),
             status,
@@ -136,7 +136,7 @@ impl Publisher {
     }
 
     /// Changes the status beside the live bundle.
-    fn report(&mut self, f: impl FnOnce(&mut Status)) {
+    fn report(&mut self, f: impl FnOnce(&mut ReloadStatus)) {
         let current = self.store.snapshot.load_full();
         let mut status = current.status.clone();
         f(&mut status);
@@ -149,7 +149,7 @@ impl Publisher {
 
 /// What the reloader reports: the live bundle, the last failure, counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
+pub struct ReloadStatus {
     /// The bundle being served.
     pub live: Option<Live>,
     /// The last reload that failed, with every error, until a good one.
@@ -208,7 +208,7 @@ pub enum Trigger {
 
 /// The result of one reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ReloadOutcome {
     /// A new bundle is live.
     Loaded(Revision),
     /// Nothing changed (or the same rejected files again).
@@ -267,7 +267,7 @@ impl Reloader {
     }
 
     /// Reads the source and publishes its bundle if it changed and is good.
-    pub fn reload(&mut self, trigger: Trigger) -> Outcome {
+    pub fn reload(&mut self, trigger: Trigger) -> ReloadOutcome {
         // At start nothing is served yet; afterwards a file written moments
         // ago may be half-written: wait until it has settled.
         let settle = if trigger == Trigger::Start {
@@ -277,19 +277,19 @@ impl Reloader {
         };
         let files = match self.source.read(settle) {
             Ok(f) => f,
-            Err(e) => return self.reject(trigger, None, e.diagnostics),
+            Err(e) => return self.reject(trigger, None, e.lines()),
         };
         let digest = files.digest();
         if self.live_digest.as_deref() == Some(digest) {
             self.count(|c| c.unchanged += 1);
-            return Outcome::Unchanged;
+            return ReloadOutcome::Unchanged;
         }
         if let Some((Some(d), _)) = &self.rejected
             && d == digest
         {
             // The same rejected files: already reported.
             self.count(|c| c.unchanged += 1);
-            return Outcome::Unchanged;
+            return ReloadOutcome::Unchanged;
         }
         let started = Instant::now();
         let before = iamd_bundle::pace::counts().unwrap_or_default();
@@ -304,7 +304,7 @@ impl Reloader {
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed))
         {
-            return Outcome::Unchanged;
+            return ReloadOutcome::Unchanged;
         }
         match compiled {
             Ok(bundle) => {
@@ -336,20 +336,25 @@ impl Reloader {
                 if let Some(old) = old {
                     retire(old);
                 }
-                Outcome::Loaded(revision)
+                ReloadOutcome::Loaded(revision)
             }
-            Err(e) => self.reject(trigger, Some(digest.to_owned()), e.diagnostics),
+            Err(e) => self.reject(trigger, Some(digest.to_owned()), e.lines()),
         }
     }
 
-    fn reject(&mut self, trigger: Trigger, digest: Option<String>, errors: Vec<String>) -> Outcome {
+    fn reject(
+        &mut self,
+        trigger: Trigger,
+        digest: Option<String>,
+        errors: Vec<String>,
+    ) -> ReloadOutcome {
         let again = self
             .rejected
             .as_ref()
             .is_some_and(|(d, e)| *d == digest && *e == errors);
         if again {
             self.count(|c| c.unchanged += 1);
-            return Outcome::Unchanged;
+            return ReloadOutcome::Unchanged;
         }
         let keeping = self.store().bundle().map_or_else(
             || "no bundle: every request is denied".to_owned(),
@@ -375,7 +380,7 @@ impl Reloader {
             s.last_failure = Some(failure);
             s.reloads.failed += 1;
         });
-        Outcome::Failed(errors)
+        ReloadOutcome::Failed(errors)
     }
 
     fn count(&mut self, f: impl FnOnce(&mut ReloadCounts)) {
@@ -383,7 +388,7 @@ impl Reloader {
     }
 }
 
-/// The errors of a rejected bundle kept in [`Status`] and logged: the
+/// The errors of a rejected bundle kept in [`ReloadStatus`] and logged: the
 /// first [`REPORTED_ERRORS`], then one line saying how many more there are.
 /// Each is already one short line ([`iamd_bundle::BundleError::new`]).
 pub const REPORTED_ERRORS: usize = 100;
@@ -654,7 +659,7 @@ mod tests {
 
         use iamd_bundle::{BundleError, BundleFiles, ReadLimits};
 
-        use crate::reload::{Outcome, Reloader, Store, Trigger, WatchOptions, watch};
+        use crate::reload::{ReloadOutcome, Reloader, Store, Trigger, WatchOptions, watch};
         use crate::source::BundleSource;
 
         /// A bundle held in memory, as a remote source would hand it over.
@@ -699,9 +704,9 @@ mod tests {
             memory.set("one");
             let (store, publisher) = Store::new();
             let mut r = Reloader::new(Box::new(memory.clone()), publisher);
-            assert!(matches!(r.reload(Trigger::Start), Outcome::Loaded(_)));
+            assert!(matches!(r.reload(Trigger::Start), ReloadOutcome::Loaded(_)));
             assert_eq!(label(&store).as_deref(), Some("one"));
-            assert_eq!(r.reload(Trigger::Timer), Outcome::Unchanged);
+            assert_eq!(r.reload(Trigger::Timer), ReloadOutcome::Unchanged);
             let status = store.status();
             assert_eq!(status.live.unwrap().source, "memory:test");
             assert_eq!((status.reloads.loaded, status.reloads.unchanged), (1, 1));
@@ -711,7 +716,7 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(("policies/../x.json".into(), b"{}".to_vec()));
-            assert!(matches!(r.reload(Trigger::Timer), Outcome::Failed(_)));
+            assert!(matches!(r.reload(Trigger::Timer), ReloadOutcome::Failed(_)));
             assert_eq!(label(&store).as_deref(), Some("one"));
             let failure = store.status().last_failure.unwrap();
             assert!(
@@ -761,7 +766,7 @@ mod tests {
             };
             for i in 0..200 {
                 memory.set(if i % 2 == 0 { "b" } else { "a" });
-                assert!(matches!(r.reload(Trigger::Event), Outcome::Loaded(_)));
+                assert!(matches!(r.reload(Trigger::Event), ReloadOutcome::Loaded(_)));
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             assert!(reader.join().unwrap() > 0);

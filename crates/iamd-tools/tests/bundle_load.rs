@@ -83,7 +83,7 @@ fn write(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 fn errors(files: &[(&str, &str)]) -> Vec<String> {
     let dir = write(files);
-    load(dir.path()).unwrap_err().diagnostics
+    load(dir.path()).unwrap_err().lines()
 }
 
 /// The answer to the simulate case `case` against `bundle`, now.
@@ -287,7 +287,7 @@ fn documents_are_given_inline_or_by_path() {
         "{\"Statement\": 1}",
     )
     .unwrap();
-    let errs = load(dir.path()).unwrap_err().diagnostics;
+    let errs = load(dir.path()).unwrap_err().lines();
     assert!(
         errs[0].starts_with(
             "documents/extra.json:1:15: `Statement` is an object or an array of objects"

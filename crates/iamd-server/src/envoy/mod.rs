@@ -30,7 +30,7 @@ use envoy_types::ext_authz::v3::{
 pub use mapping::{BadPath, FileMapping, Mapped, Mapping, MappingError};
 use tonic::{Request, Response, Status};
 
-use crate::decide::{Decider, Decision, Question, Refusal};
+use crate::decide::{Answer, Decider, Question, Refusal};
 use iamd_policy::eval::Outcome;
 
 /// `envoy.service.auth.v3.Authorization`: a thin adapter over the
@@ -106,7 +106,7 @@ impl ExtAuthz {
 
     /// An allow: the decided principal and the revision as headers for the
     /// upstream, over any copy the client sent.
-    fn allowed(&self, principal: &str, d: &Decision) -> CheckResponse {
+    fn allowed(&self, principal: &str, d: &Answer) -> CheckResponse {
         let mut ok = OkHttpResponseBuilder::new();
         let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
         ok.add_header(&self.mapping.principal_header, principal, overwrite, false);

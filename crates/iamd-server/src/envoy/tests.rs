@@ -255,7 +255,8 @@ fn service(loaded: bool) -> ExtAuthz {
         crate::reload::Reloader::for_dir(&dir, publisher).reload(crate::reload::Trigger::Start);
     }
     let metrics = crate::admin::Metrics::new(store.clone());
-    let decider = crate::decide::Decider::new(store, crate::limits::Limits::default(), metrics);
+    let decider =
+        crate::decide::Decider::new(store, crate::limits::RequestLimits::default(), metrics);
     ExtAuthz::new(decider, Arc::new(mapping()))
 }
 
@@ -378,8 +379,11 @@ routes:
     )
     .unwrap();
     let metrics = crate::admin::Metrics::new(store.clone());
-    let decider =
-        crate::decide::Decider::new(store, crate::limits::Limits::default(), metrics.clone());
+    let decider = crate::decide::Decider::new(
+        store,
+        crate::limits::RequestLimits::default(),
+        metrics.clone(),
+    );
     let s = ExtAuthz::new(decider, Arc::new(Mapping::compile(&file).unwrap()));
     let from = |peer: &str| {
         let mut c = check("GET", "/docs/guide", &[], &[]);
@@ -472,7 +476,8 @@ routes:
     )
     .unwrap();
     let metrics = crate::admin::Metrics::new(store.clone());
-    let decider = crate::decide::Decider::new(store, crate::limits::Limits::default(), metrics);
+    let decider =
+        crate::decide::Decider::new(store, crate::limits::RequestLimits::default(), metrics);
     let s = ExtAuthz::new(decider, Arc::new(Mapping::compile(&file).unwrap()));
     let get = |path: &str| {
         http_status(&s.decide(&check("GET", path, &[("x-session", "s1")], &[]), now()))

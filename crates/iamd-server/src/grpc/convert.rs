@@ -1,7 +1,7 @@
 //! Protobuf to the decider's terms and back.
 
-use crate::decide::{Decider, Decision, Explanation, Question, Refusal, Statement, Value};
-use crate::reload::Status as ReloadStatus;
+use crate::decide::{Answer, Decider, NamedStatement, Question, Reasons, Refusal, Value};
+use crate::reload::ReloadStatus;
 use iamd_policy::eval::Outcome;
 use iamd_policy::policy::Effect;
 
@@ -46,7 +46,7 @@ pub(crate) fn question<'r>(
 }
 
 /// The `AuthorizeResponse` of a decision.
-pub(crate) fn response(d: Decision) -> pb::AuthorizeResponse {
+pub(crate) fn response(d: Answer) -> pb::AuthorizeResponse {
     let decision = match d.outcome {
         Outcome::Allow => pb::Decision::Allow,
         Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
@@ -65,7 +65,7 @@ pub(crate) fn response(d: Decision) -> pb::AuthorizeResponse {
     }
 }
 
-fn explanation(e: Explanation) -> pb::Explanation {
+fn explanation(e: Reasons) -> pb::Explanation {
     pb::Explanation {
         layer: e.stage.map(|s| s.name().into_owned()).unwrap_or_default(),
         nearest_allow: e.nearest_allow.map(statement),
@@ -74,7 +74,7 @@ fn explanation(e: Explanation) -> pb::Explanation {
     }
 }
 
-fn statement(s: Statement) -> pb::DeterminingStatement {
+fn statement(s: NamedStatement) -> pb::DeterminingStatement {
     pb::DeterminingStatement {
         policy: s.policy,
         layer: s.layer.name().into_owned(),

@@ -22,7 +22,7 @@ use iamd_proto::pb;
 use self::admission::AdmissionLayer;
 use crate::admin::Metrics;
 use crate::decide::{Decider, Refusal};
-use crate::limits::{Limits, Listen};
+use crate::limits::{Listen, RequestLimits};
 use crate::reload::Store;
 use crate::telemetry;
 use crate::tls::Tls;
@@ -167,7 +167,7 @@ pub struct Services {
     /// The live bundle.
     pub store: Arc<Store>,
     /// gRPC limits.
-    pub limits: Limits,
+    pub limits: RequestLimits,
     /// Counters and the decision log.
     pub metrics: Arc<Metrics>,
     /// `envoy.service.auth.v3.Authorization`, when configured.
@@ -176,7 +176,7 @@ pub struct Services {
 
 impl Services {
     /// `iamd.v1` (and health, reflection) over `store`.
-    pub fn new(store: Arc<Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Arc<Store>, limits: RequestLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             limits,

@@ -258,55 +258,21 @@ fn load_errors(dir: &Path, e: &BundleError) -> Vec<Finding> {
     let mut findings: Vec<Finding> = e
         .diagnostics
         .iter()
-        .map(|line| {
-            let (place, message) = split_place(dir, line);
-            Finding {
-                rule: &rules::LOAD,
-                place,
-                policy: None,
-                statement: None,
-                message,
-                fix: None,
-            }
+        .map(|d| Finding {
+            rule: &rules::LOAD,
+            place: Place {
+                file: display(dir, &d.file),
+                line: d.line,
+                column: d.column,
+            },
+            policy: d.policy.clone(),
+            statement: d.statement.clone(),
+            message: d.message.clone(),
+            fix: None,
         })
         .collect();
     sort(&mut findings);
     findings
-}
-
-/// Splits `file:line:column: message` (or `file: message`); the file is
-/// joined to `dir` when it is a file of the bundle.
-fn split_place(dir: &Path, line: &str) -> (Place, String) {
-    if let Some((head, message)) = line.split_once(": ") {
-        let mut parts = head.rsplitn(3, ':');
-        let (c, l, f) = (parts.next(), parts.next(), parts.next());
-        let numbers = (
-            l.and_then(|l| l.parse::<u32>().ok()),
-            c.and_then(|c| c.parse::<u32>().ok()),
-        );
-        let (file, line_no, column) = match (f, numbers) {
-            (Some(f), (Some(l), Some(c))) => (f, l, c),
-            _ => (head, 0, 0),
-        };
-        if !file.contains(' ') {
-            return (
-                Place {
-                    file: display(dir, file),
-                    line: line_no,
-                    column,
-                },
-                message.to_owned(),
-            );
-        }
-    }
-    (
-        Place {
-            file: dir.display().to_string(),
-            line: 0,
-            column: 0,
-        },
-        line.to_owned(),
-    )
 }
 
 /// A bundle file's name as the author opens it.

@@ -271,7 +271,11 @@ impl Out<'_> {
 /// Where the byte `at` of a document's text is, as its author sees it.
 pub(super) fn place(dir: &Path, doc: &Document, at: usize) -> Place {
     match &doc.embedded_at {
-        Some(at) => super::split_place(dir, &format!("{at}: x")).0,
+        Some(at) => Place {
+            file: super::display(dir, &at.file),
+            line: at.line,
+            column: at.column,
+        },
         None => {
             let loc = Source::new(&doc.file, &doc.text).location(at);
             Place {
@@ -1247,7 +1251,11 @@ fn unused(out: &mut Out<'_>, catalog: &Catalog, docs: &[Option<Doc<'_>>]) {
         );
     }
     for g in catalog.groups.iter().filter(|g| g.members == 0) {
-        let (place, _) = super::split_place(out.dir, &format!("{}: x", g.at));
+        let place = Place {
+            file: super::display(out.dir, &g.at.file),
+            line: g.at.line,
+            column: g.at.column,
+        };
         out.findings.push(Finding {
             rule: &UNUSED_GROUP,
             place,
