@@ -1,7 +1,6 @@
 //! The daemon end to end: a real server on an ephemeral port (and a Unix
 //! socket), called with the generated client.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,91 +10,9 @@ use iamd_server::limits::RequestLimits;
 use iamd_server::reload::{Reloader, Store, Trigger};
 use pb::authorizer_client::AuthorizerClient;
 use tonic::Code;
+
+use crate::harness::{Daemon, copy_dir, example, example_store, req};
 use tonic::transport::Channel;
-
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bundle")
-}
-
-/// A store serving the example bundle.
-pub(crate) fn example_store() -> Arc<Store> {
-    let (store, publisher) = Store::new();
-    Reloader::for_dir(&example(), publisher).reload(Trigger::Start);
-    store
-}
-
-/// A running server and what it serves.
-struct Daemon {
-    addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), server::ServeError>>,
-}
-
-impl Daemon {
-    async fn start(store: Arc<Store>, limits: RequestLimits) -> Self {
-        let metrics = iamd_server::admin::Metrics::new(store.clone());
-        Self::start_with(store, limits, metrics).await
-    }
-
-    async fn start_with(
-        store: Arc<Store>,
-        limits: RequestLimits,
-        metrics: Arc<iamd_server::admin::Metrics>,
-    ) -> Self {
-        Self::start_workers(store, limits, metrics, 1).await
-    }
-
-    /// With `workers` serving threads (`serve_tcp_with_workers`).
-    async fn start_workers(
-        store: Arc<Store>,
-        limits: RequestLimits,
-        metrics: Arc<iamd_server::admin::Metrics>,
-        workers: usize,
-    ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let services = server::Services::new(store, limits, metrics);
-        let task = tokio::spawn(server::serve_tcp_with_workers(
-            listener,
-            None,
-            services,
-            workers,
-            async {
-                let _ = rx.await;
-            },
-        ));
-        Self {
-            addr,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn with_example() -> Self {
-        Self::start(example_store(), RequestLimits::default()).await
-    }
-
-    async fn client(&self) -> AuthorizerClient<Channel> {
-        AuthorizerClient::connect(self.addr.clone()).await.unwrap()
-    }
-
-    /// A connection of its own.
-    async fn connection(&self) -> Channel {
-        tonic::transport::Endpoint::from_shared(self.addr.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 /// Alice reading the guide, her team's document (the example bundle allows
 /// it).
@@ -114,32 +31,6 @@ async fn alice_reads_guide(c: &mut AuthorizerClient<Channel>) -> pb::AuthorizeRe
         .await
         .unwrap()
         .into_inner()
-}
-
-pub(crate) fn req(
-    principal: &str,
-    action: &str,
-    resource: &str,
-    context: &[(&str, &str)],
-) -> pb::AuthorizeRequest {
-    pb::AuthorizeRequest {
-        principal: principal.into(),
-        action: action.into(),
-        resource: resource.into(),
-        context: context
-            .iter()
-            .map(|(k, v)| {
-                (
-                    (*k).to_owned(),
-                    pb::ContextValue {
-                        kind: Some(pb::context_value::Kind::Single((*v).into())),
-                    },
-                )
-            })
-            .collect(),
-        resource_account: String::new(),
-        explain: false,
-    }
 }
 
 const DOC: &str = "arn:acme:docs:eu-1:123456789012:doc/guide";
@@ -545,19 +436,6 @@ async fn no_bundle_means_unavailable_and_not_serving_then_a_reload_is_served() {
     let a = alice_reads_guide(&mut c).await;
     assert_eq!(a.decision(), pb::Decision::ImplicitDeny);
     d.stop().await;
-}
-
-pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ use crate::cli::iamd;
 /// (wider) and DocsRead no longer granting ListDocuments (narrower).
 fn changed() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    crate::daemon::copy_dir(std::path::Path::new("examples/bundle"), dir.path());
+    crate::harness::copy_dir(std::path::Path::new("examples/bundle"), dir.path());
     std::fs::write(
         dir.path().join("policies/DeveloperBoundary.json"),
         r#"{"Version": "2012-10-17", "Statement": [

@@ -221,7 +221,7 @@ fn envoy_asks_iamd_before_every_request() {
     let Some(envoy) = envoy_binary() else { return };
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
-    crate::daemon::copy_dir(Path::new("examples/bundle"), &bundle);
+    crate::harness::copy_dir(Path::new("examples/bundle"), &bundle);
     let (service, _upstream) = upstream();
     let (listen, iamd_port, admin, mesh) = (free_port(), free_port(), free_port(), free_port());
     // The mesh listener's certificate, and a search workload's.

@@ -17,6 +17,7 @@ mod deploy;
 mod diff;
 mod envoy;
 mod explain;
+mod harness;
 mod integrity;
 mod managed_policies;
 mod properties;

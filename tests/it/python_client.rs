@@ -9,9 +9,6 @@ use std::process::Command;
 
 use crate::python::run;
 
-use iamd_server::grpc as server;
-use iamd_server::limits::RequestLimits;
-
 const GRPC_VERSION: &str = "1.85.1";
 
 /// A venv with grpcio and grpcio-tools, and the generated stubs.
@@ -42,18 +39,8 @@ async fn a_python_grpc_client_uses_the_api() {
     let Some((python, stubs)) = tokio::task::spawn_blocking(python_stubs).await.unwrap() else {
         return;
     };
-    let store = crate::daemon::example_store();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let metrics = iamd_server::admin::Metrics::new(store.clone());
-    let server = tokio::spawn(server::serve_tcp(
-        listener,
-        server::Services::new(store, RequestLimits::default(), metrics),
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let daemon = crate::harness::Daemon::with_example().await;
+    let addr = daemon.addr.trim_start_matches("http://").to_owned();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client.py");
     let out = tokio::task::spawn_blocking(move || {
         run(Command::new(python).arg(script).arg(stubs).arg(addr))
@@ -72,8 +59,7 @@ async fn a_python_grpc_client_uses_the_api() {
         ],
         "{out}"
     );
-    let _ = tx.send(());
-    server.await.unwrap().unwrap();
+    daemon.stop().await;
 }
 
 const GRPCURL_WRAPPER: &str = "1.8.6.post2";

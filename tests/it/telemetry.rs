@@ -71,7 +71,7 @@ async fn each_call_is_a_span_under_the_callers_trace() {
     }
     let mut client = client.expect("the daemon listens within 5 s");
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let mut request = Request::new(crate::daemon::req(
+    let mut request = Request::new(crate::harness::req(
         "user/alice",
         "docs:GetDocument",
         "arn:acme:docs:eu-1:123456789012:doc/x",

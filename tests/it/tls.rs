@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iamd_proto::pb;
-use iamd_server::grpc as server;
 use iamd_server::limits::RequestLimits;
 use iamd_server::tls::{Tls, TlsFiles};
 use pb::authorizer_client::AuthorizerClient;
@@ -77,12 +76,10 @@ fn write_server_files(dir: &Path, leaf: &Leaf, client_ca: Option<&Ca>) -> TlsFil
     }
 }
 
+/// A TLS daemon serving the example bundle, and its TLS configuration.
 struct Daemon {
-    port: u16,
+    inner: crate::harness::Daemon,
     tls: Arc<Tls>,
-    metrics: Arc<iamd_server::admin::Metrics>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), server::ServeError>>,
 }
 
 impl Daemon {
@@ -92,28 +89,18 @@ impl Daemon {
 
     /// With `workers` serving threads, each handshaking its connections.
     async fn start_workers(files: TlsFiles, workers: usize) -> Self {
-        let store = crate::daemon::example_store();
+        let store = crate::harness::example_store();
         let metrics = iamd_server::admin::Metrics::new(store.clone());
         let tls = Arc::new(Tls::load(files).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(server::serve_tcp_with_workers(
-            listener,
-            Some(tls.clone()),
-            server::Services::new(store, RequestLimits::default(), metrics.clone()),
-            workers,
-            async {
-                let _ = rx.await;
-            },
-        ));
-        Self {
-            port,
-            tls,
+        let inner = crate::harness::Daemon::launch(
+            store,
+            RequestLimits::default(),
             metrics,
-            stop: Some(tx),
-            task,
-        }
+            workers,
+            Some(tls.clone()),
+        )
+        .await;
+        Self { inner, tls }
     }
 
     /// Asks one question over a new connection trusting `ca`, presenting
@@ -125,7 +112,7 @@ impl Daemon {
         if let Some(id) = identity {
             tls = tls.identity(Identity::from_pem(&id.cert, &id.key));
         }
-        let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{}", self.port))
+        let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{}", self.inner.port))
             .unwrap()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(5))
@@ -136,7 +123,8 @@ impl Daemon {
     }
 
     fn metric(&self, line_start: &str) -> String {
-        self.metrics
+        self.inner
+            .metrics
             .render()
             .lines()
             .find(|l| l.starts_with(line_start))
@@ -144,21 +132,14 @@ impl Daemon {
             .to_owned()
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+    async fn stop(self) {
+        self.inner.stop().await;
     }
 }
 
 async fn ask_on(channel: tonic::transport::Channel) -> Result<pb::Decision, String> {
     let mut client = AuthorizerClient::new(channel);
-    let request = crate::daemon::req(
+    let request = crate::harness::req(
         "user/alice",
         "docs:GetDocument",
         "arn:acme:docs:eu-1:123456789012:doc/x",
@@ -184,7 +165,7 @@ async fn tls_serves_trusting_clients_and_nobody_else() {
     let e = d.ask(&stranger, None).await.unwrap_err();
     assert!(e.contains("UnknownIssuer"), "{e}");
     // A plaintext client gets no answer.
-    let plain = Endpoint::from_shared(format!("http://127.0.0.1:{}", d.port))
+    let plain = Endpoint::from_shared(format!("http://127.0.0.1:{}", d.inner.port))
         .unwrap()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(5))
@@ -253,10 +234,13 @@ async fn a_rotated_certificate_is_used_for_new_connections() {
     let old_ca = Ca::new("old CA");
     let files = write_server_files(dir.path(), &old_ca.issue(&["localhost"]), None);
     let d = Daemon::start(files).await;
-    let _watch =
-        iamd_server::tls::watch(d.tls.clone(), Duration::from_millis(50), d.metrics.clone());
+    let _watch = iamd_server::tls::watch(
+        d.tls.clone(),
+        Duration::from_millis(50),
+        d.inner.metrics.clone(),
+    );
     // A connection opened before the rotation.
-    let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{}", d.port))
+    let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{}", d.inner.port))
         .unwrap()
         .tls_config(
             ClientTlsConfig::new()

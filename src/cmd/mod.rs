@@ -1,0 +1,35 @@
+//! One file per command, each with its own arguments; `main.rs` parses
+//! and dispatches.
+
+pub(crate) mod authorize;
+pub(crate) mod bench;
+pub(crate) mod client;
+pub(crate) mod diff;
+pub(crate) mod explain;
+pub(crate) mod health;
+pub(crate) mod request;
+pub(crate) mod serve;
+pub(crate) mod simulate;
+pub(crate) mod test;
+pub(crate) mod validate;
+
+use std::process::ExitCode;
+
+/// The async runtime, or the exit status after saying why there is none.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    built(tokio::runtime::Builder::new_multi_thread())
+}
+
+/// `builder`'s runtime, or the exit status after saying why there is none.
+pub(crate) fn built(
+    mut builder: tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder
+        .enable_all()
+        .thread_name("iamd")
+        .build()
+        .map_err(|e| {
+            eprintln!("iamd: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        })
+}

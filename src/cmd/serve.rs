@@ -1,0 +1,251 @@
+//! `iamd serve`: the daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::built;
+
+/// `iamd serve` options. Each flag can also be set by its environment
+/// variable; both override the configuration file, which overrides the
+/// defaults shown.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// A YAML configuration file (docs/operations.md).
+    #[arg(long, env = "IAMD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The bundle: a directory, or an `aws iam get-account-authorization-details` file.
+    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH")]
+    pub(crate) bundle: Option<PathBuf>,
+    /// gRPC address: `HOST:PORT` or `unix:PATH` [default: 127.0.0.1:50051].
+    #[arg(long, env = "IAMD_LISTEN")]
+    pub(crate) listen: Option<String>,
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`, `/status`)
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, env = "IAMD_ADMIN_LISTEN")]
+    pub(crate) admin_listen: Option<String>,
+    /// Threads answering calls: 1 serves every connection on one thread,
+    /// the fastest per core (docs/operations.md); more, for more cores
+    /// [default: 1].
+    #[arg(long, env = "IAMD_WORKERS")]
+    pub(crate) workers: Option<usize>,
+    /// Most requests in one AuthorizeBatch [default: 1000].
+    #[arg(long, env = "IAMD_MAX_BATCH")]
+    pub(crate) max_batch: Option<usize>,
+    /// Largest message, in bytes, either way [default: 4194304].
+    #[arg(long, env = "IAMD_MAX_MESSAGE_BYTES")]
+    pub(crate) max_message_bytes: Option<usize>,
+    /// Calls handled at once, over all connections; more wait their turn
+    /// [default: 1024].
+    #[arg(long, env = "IAMD_MAX_CONCURRENT_REQUESTS")]
+    pub(crate) max_concurrent_requests: Option<usize>,
+    /// The longest a call may take, in milliseconds; a shorter client
+    /// deadline wins [default: 5000].
+    #[arg(long, env = "IAMD_REQUEST_TIMEOUT_MS")]
+    pub(crate) request_timeout_ms: Option<u64>,
+    /// Seconds between digest checks of the bundle, a backstop for missed
+    /// file events [default: 10].
+    #[arg(long, env = "IAMD_POLL_INTERVAL")]
+    pub(crate) poll_interval: Option<u64>,
+    /// Log format: `human` or `json` [default: human].
+    #[arg(long, env = "IAMD_LOG_FORMAT")]
+    pub(crate) log_format: Option<String>,
+    /// Least severe level logged: error, warn, info, debug or trace
+    /// [default: info].
+    #[arg(long, env = "IAMD_LOG_LEVEL")]
+    pub(crate) log_level: Option<String>,
+    /// Write the decision log to this file (appended), or `stdout` [default: off].
+    #[arg(long, env = "IAMD_DECISION_LOG", value_name = "PATH")]
+    pub(crate) decision_log: Option<String>,
+    /// The fraction of decisions logged, from 0 to 1 [default: 1].
+    #[arg(long, env = "IAMD_DECISION_LOG_SAMPLE_RATE")]
+    pub(crate) decision_log_sample_rate: Option<f64>,
+    /// Log denies only.
+    #[arg(long, env = "IAMD_DECISION_LOG_DENIES_ONLY")]
+    pub(crate) decision_log_denies_only: Option<bool>,
+    /// A context key whose values the decision log masks (repeatable).
+    #[arg(long = "decision-log-mask", value_name = "KEY")]
+    pub(crate) decision_log_mask: Vec<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first);
+    /// reloaded when the file changes.
+    #[arg(long, env = "IAMD_TLS_CERT", value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "IAMD_TLS_KEY", value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (PEM): mutual TLS.
+    #[arg(long, env = "IAMD_TLS_CLIENT_CA", value_name = "FILE")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: ServeArgs) -> ExitCode {
+    use iamd_server::config::{self, Overrides, ServeConfig};
+    let file = match args.config.as_deref().map(config::load).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("iamd: the configuration file is not valid:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let overrides = Overrides {
+        bundle: args.bundle,
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        workers: args.workers,
+        max_batch: args.max_batch,
+        max_message_bytes: args.max_message_bytes,
+        max_concurrent_requests: args.max_concurrent_requests,
+        request_timeout_ms: args.request_timeout_ms,
+        poll_interval_seconds: args.poll_interval,
+        log_format: args.log_format,
+        log_level: args.log_level,
+        decision_log: args.decision_log,
+        decision_log_sample_rate: args.decision_log_sample_rate,
+        decision_log_denies_only: args.decision_log_denies_only,
+        decision_log_mask: args.decision_log_mask,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_client_ca: args.tls_client_ca,
+    };
+    let cfg = match ServeConfig::resolve(file, overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("iamd: the configuration is not valid:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread: it serves the calls, or with `workers` > 1 accepts the
+    // connections and deals them to that many serving threads
+    // (`iamd_server::grpc::serve_with_workers`).
+    let workers = cfg.workers;
+    let rt = match built(iamd_server::grpc::runtime_builder()) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    // The OTLP exporter's channel lives on the runtime.
+    let entered = rt.enter();
+    let telemetry = match iamd_server::telemetry::init(cfg.log_format, cfg.log_level) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    drop(entered);
+    let (store, publisher) = iamd_server::reload::Store::new();
+    let mut reloader =
+        iamd_server::reload::Reloader::for_dir(&cfg.bundle, publisher).with_settle(cfg.settle);
+    if let iamd_server::reload::ReloadOutcome::Failed(_) =
+        reloader.reload(iamd_server::reload::Trigger::Start)
+    {
+        tracing::warn!(
+            "starting without a bundle: every request is denied (UNAVAILABLE) until one loads"
+        );
+    }
+    let options = iamd_server::reload::WatchOptions {
+        poll_interval: cfg.poll_interval,
+        debounce: cfg.debounce,
+        ..iamd_server::reload::WatchOptions::default()
+    };
+    let _watcher = match iamd_server::reload::watch(reloader, options) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("cannot watch the bundle: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log = match &cfg.decision_log {
+        None => None,
+        Some((path, options)) => {
+            match iamd_server::decision_log::DecisionLog::open(path, options.clone()) {
+                Ok(l) => Some(std::sync::Arc::new(l)),
+                Err(e) => {
+                    tracing::error!("cannot open the decision log `{path}`: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let tls = match &cfg.tls {
+        None => None,
+        Some((files, _)) => match iamd_server::tls::Tls::load(files.clone()) {
+            Ok(t) => Some(std::sync::Arc::new(t)),
+            Err(e) => {
+                tracing::error!("cannot set up TLS: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let tls_interval = cfg.tls.as_ref().map(|(_, every)| *every);
+    let ServeConfig {
+        listen,
+        admin_listen,
+        limits,
+        envoy,
+        ..
+    } = cfg;
+    let result = rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let metrics = iamd_server::admin::Metrics::with_decision_log(store.clone(), log);
+        let admin = iamd_server::admin::bind(admin_listen)
+            .await
+            .map_err(|e| iamd_server::grpc::ServeError::Bind(admin_listen.to_string(), e))?;
+        tracing::info!(listen = %admin_listen, "serving /metrics, /healthz, /readyz, /status");
+        tokio::spawn(iamd_server::admin::serve(
+            admin,
+            store.clone(),
+            metrics.clone(),
+            stopped(stop_rx.clone()),
+        ));
+        if let (Some(tls), Some(every)) = (&tls, tls_interval) {
+            iamd_server::tls::watch(tls.clone(), every, metrics.clone());
+        }
+        let security = match &tls {
+            None => "plaintext",
+            Some(t) if t.mutual() => "mutual TLS",
+            Some(_) => "TLS",
+        };
+        let mut services = iamd_server::grpc::Services::new(store, limits, metrics);
+        if let Some(mapping) = envoy {
+            services = services.with_envoy(mapping);
+            tracing::info!(listen = %listen, "serving envoy.service.auth.v3.Authorization");
+        }
+        tracing::info!(listen = %listen, security, "serving iamd.v1.Authorizer");
+        iamd_server::grpc::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx))
+            .await
+    });
+    telemetry.shutdown();
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT: the server then stops accepting, drains
+/// in-flight calls and returns.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+    }
+}
