@@ -52,6 +52,7 @@ enum Command {
     /// when anything is newly allowed (unless `--allow-widening`), 2 on
     /// errors.
     Diff(cmd::diff::DiffArgs),
+    #[cfg(feature = "bench")]
     /// Load a running daemon with gRPC calls from a request mix: closed
     /// loop (the most it can do) or open loop at a fixed rate (latency from
     /// the intended send time); HDR percentiles, errors by code, wrong
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
         Command::Test(args) => cmd::test::run(&args),
         Command::Explain(args) => cmd::explain::run(&args),
         Command::Diff(args) => cmd::diff::run(&args),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => return cmd::bench::run(&args),
         Command::Simulate(args) => cmd::simulate::run(&args),
     };

@@ -249,15 +249,25 @@ routes:
 }
 
 fn service(loaded: bool) -> ExtAuthz {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bundle");
+    over(loaded.then_some(dir.as_path()), mapping()).0
+}
+
+/// Envoy's service with `mapping` over the bundle in `dir` (none: no
+/// bundle), and its metrics.
+fn over(dir: Option<&std::path::Path>, mapping: Mapping) -> (ExtAuthz, Arc<crate::admin::Metrics>) {
     let (store, publisher) = crate::reload::Store::new();
-    if loaded {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bundle");
-        crate::reload::Reloader::for_dir(&dir, publisher).reload(crate::reload::Trigger::Start);
+    if let Some(dir) = dir {
+        crate::reload::Reloader::for_dir(dir, publisher).reload(crate::reload::Trigger::Start);
+        assert!(store.bundle().is_some(), "{} does not load", dir.display());
     }
     let metrics = crate::admin::Metrics::new(store.clone());
-    let decider =
-        crate::decide::Decider::new(store, crate::limits::RequestLimits::default(), metrics);
-    ExtAuthz::new(decider, Arc::new(mapping()))
+    let decider = crate::decide::Decider::new(
+        store,
+        crate::limits::RequestLimits::default(),
+        metrics.clone(),
+    );
+    (ExtAuthz::new(decider, Arc::new(mapping)), metrics)
 }
 
 fn http_status(r: &CheckResponse) -> (i32, Option<i32>, String, Vec<(String, String)>) {
@@ -366,9 +376,6 @@ fn an_mtls_peer_acts_as_a_role_its_trust_policy_lets_it() {
         Condition: {StringLike: {spiffe:sub: "spiffe://acme.example/ns/search/*"}}
 "#,
     );
-    let (store, publisher) = crate::reload::Store::new();
-    crate::reload::Reloader::for_dir(dir.path(), publisher).reload(crate::reload::Trigger::Start);
-    assert!(store.bundle().is_some());
     let file: FileMapping = serde_saphyr::from_str(
         r#"
 principal:
@@ -378,13 +385,7 @@ routes:
 "#,
     )
     .unwrap();
-    let metrics = crate::admin::Metrics::new(store.clone());
-    let decider = crate::decide::Decider::new(
-        store,
-        crate::limits::RequestLimits::default(),
-        metrics.clone(),
-    );
-    let s = ExtAuthz::new(decider, Arc::new(Mapping::compile(&file).unwrap()));
+    let (s, metrics) = over(Some(dir.path()), Mapping::compile(&file).unwrap());
     let from = |peer: &str| {
         let mut c = check("GET", "/docs/guide", &[], &[]);
         if let Some(source) = c.attributes.as_mut().and_then(|a| a.source.as_mut()) {
@@ -463,9 +464,6 @@ fn a_deny_naming_a_pathed_role_denies_its_sessions_through_envoy() {
         Action: docs:GetDocument
 "#,
     );
-    let (store, publisher) = crate::reload::Store::new();
-    crate::reload::Reloader::for_dir(dir.path(), publisher).reload(crate::reload::Trigger::Start);
-    assert!(store.bundle().is_some());
     let file: FileMapping = serde_saphyr::from_str(
         r#"
 principal:
@@ -475,10 +473,7 @@ routes:
 "#,
     )
     .unwrap();
-    let metrics = crate::admin::Metrics::new(store.clone());
-    let decider =
-        crate::decide::Decider::new(store, crate::limits::RequestLimits::default(), metrics);
-    let s = ExtAuthz::new(decider, Arc::new(Mapping::compile(&file).unwrap()));
+    let (s, _) = over(Some(dir.path()), Mapping::compile(&file).unwrap());
     let get = |path: &str| {
         http_status(&s.decide(&check("GET", path, &[("x-session", "s1")], &[]), now()))
     };
