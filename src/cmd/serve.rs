@@ -13,72 +13,13 @@ pub(crate) struct ServeArgs {
     /// A YAML configuration file (docs/operations.md).
     #[arg(long, env = "IAMD_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// The bundle: a directory, or an `aws iam get-account-authorization-details` file.
-    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH")]
-    pub(crate) bundle: Option<PathBuf>,
-    /// gRPC address: `HOST:PORT` or `unix:PATH` [default: 127.0.0.1:50051].
-    #[arg(long, env = "IAMD_LISTEN")]
-    pub(crate) listen: Option<String>,
-    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`, `/status`)
-    /// [default: 127.0.0.1:9464].
-    #[arg(long, env = "IAMD_ADMIN_LISTEN")]
-    pub(crate) admin_listen: Option<String>,
-    /// Threads answering calls: 1 serves every connection on one thread,
-    /// the fastest per core (docs/operations.md); more, for more cores
-    /// [default: 1].
-    #[arg(long, env = "IAMD_WORKERS")]
-    pub(crate) workers: Option<usize>,
-    /// Most requests in one AuthorizeBatch [default: 1000].
-    #[arg(long, env = "IAMD_MAX_BATCH")]
-    pub(crate) max_batch: Option<usize>,
-    /// Largest message, in bytes, either way [default: 4194304].
-    #[arg(long, env = "IAMD_MAX_MESSAGE_BYTES")]
-    pub(crate) max_message_bytes: Option<usize>,
-    /// Calls handled at once, over all connections; more wait their turn
-    /// [default: 1024].
-    #[arg(long, env = "IAMD_MAX_CONCURRENT_REQUESTS")]
-    pub(crate) max_concurrent_requests: Option<usize>,
-    /// The longest a call may take, in milliseconds; a shorter client
-    /// deadline wins [default: 5000].
-    #[arg(long, env = "IAMD_REQUEST_TIMEOUT_MS")]
-    pub(crate) request_timeout_ms: Option<u64>,
-    /// Seconds between digest checks of the bundle, a backstop for missed
-    /// file events [default: 10].
-    #[arg(long, env = "IAMD_POLL_INTERVAL")]
-    pub(crate) poll_interval: Option<u64>,
-    /// Log format: `human` or `json` [default: human].
-    #[arg(long, env = "IAMD_LOG_FORMAT")]
-    pub(crate) log_format: Option<String>,
-    /// Least severe level logged: error, warn, info, debug or trace
-    /// [default: info].
-    #[arg(long, env = "IAMD_LOG_LEVEL")]
-    pub(crate) log_level: Option<String>,
-    /// Write the decision log to this file (appended), or `stdout` [default: off].
-    #[arg(long, env = "IAMD_DECISION_LOG", value_name = "PATH")]
-    pub(crate) decision_log: Option<String>,
-    /// The fraction of decisions logged, from 0 to 1 [default: 1].
-    #[arg(long, env = "IAMD_DECISION_LOG_SAMPLE_RATE")]
-    pub(crate) decision_log_sample_rate: Option<f64>,
-    /// Log denies only.
-    #[arg(long, env = "IAMD_DECISION_LOG_DENIES_ONLY")]
-    pub(crate) decision_log_denies_only: Option<bool>,
-    /// A context key whose values the decision log masks (repeatable).
-    #[arg(long = "decision-log-mask", value_name = "KEY")]
-    pub(crate) decision_log_mask: Vec<String>,
-    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first);
-    /// reloaded when the file changes.
-    #[arg(long, env = "IAMD_TLS_CERT", value_name = "FILE")]
-    pub(crate) tls_cert: Option<PathBuf>,
-    /// The private key of `--tls-cert` (PEM).
-    #[arg(long, env = "IAMD_TLS_KEY", value_name = "FILE")]
-    pub(crate) tls_key: Option<PathBuf>,
-    /// Require client certificates signed by these CAs (PEM): mutual TLS.
-    #[arg(long, env = "IAMD_TLS_CLIENT_CA", value_name = "FILE")]
-    pub(crate) tls_client_ca: Option<PathBuf>,
+    /// Every other flag, and its environment variable.
+    #[command(flatten)]
+    pub(crate) overrides: iamd_server::config::Overrides,
 }
 
 pub(crate) fn run(args: ServeArgs) -> ExitCode {
-    use iamd_server::config::{self, Overrides, ServeConfig};
+    use iamd_server::config::{self, ServeConfig};
     let file = match args.config.as_deref().map(config::load).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => {
@@ -86,27 +27,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let overrides = Overrides {
-        bundle: args.bundle,
-        listen: args.listen,
-        admin_listen: args.admin_listen,
-        workers: args.workers,
-        max_batch: args.max_batch,
-        max_message_bytes: args.max_message_bytes,
-        max_concurrent_requests: args.max_concurrent_requests,
-        request_timeout_ms: args.request_timeout_ms,
-        poll_interval_seconds: args.poll_interval,
-        log_format: args.log_format,
-        log_level: args.log_level,
-        decision_log: args.decision_log,
-        decision_log_sample_rate: args.decision_log_sample_rate,
-        decision_log_denies_only: args.decision_log_denies_only,
-        decision_log_mask: args.decision_log_mask,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        tls_client_ca: args.tls_client_ca,
-    };
-    let cfg = match ServeConfig::resolve(file, overrides) {
+    let cfg = match ServeConfig::resolve(file, args.overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("iamd: the configuration is not valid:\n{e}");

@@ -150,44 +150,77 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         .map_err(|e| ConfigError::File(iamd_bundle::yaml_diagnostic(&name, &e)))
 }
 
-/// What the command line and the environment gave (`None`: not given).
-#[derive(Debug, Default, Clone, PartialEq)]
+/// What the command line and the environment gave (`None`: not given):
+/// the flags of `iamd serve` other than `--config`, each with its
+/// environment variable. A new setting is a field here, one in the file's
+/// types above, and its line in [`ServeConfig::resolve`].
+#[derive(Debug, Default, Clone, PartialEq, clap::Args)]
 pub struct Overrides {
-    /// `--bundle`.
+    /// The bundle: a directory, or an `aws iam get-account-authorization-details` file.
+    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH")]
     pub bundle: Option<PathBuf>,
-    /// `--listen`.
+    /// gRPC address: `HOST:PORT` or `unix:PATH` [default: 127.0.0.1:50051].
+    #[arg(long, env = "IAMD_LISTEN")]
     pub listen: Option<String>,
-    /// `--admin-listen`.
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`, `/status`)
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, env = "IAMD_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
-    /// `--workers`.
+    /// Threads answering calls: 1 serves every connection on one thread,
+    /// the fastest per core (docs/operations.md); more, for more cores
+    /// [default: 1].
+    #[arg(long, env = "IAMD_WORKERS")]
     pub workers: Option<usize>,
-    /// `--max-batch`.
+    /// Most requests in one AuthorizeBatch [default: 1000].
+    #[arg(long, env = "IAMD_MAX_BATCH")]
     pub max_batch: Option<usize>,
-    /// `--max-message-bytes`.
+    /// Largest message, in bytes, either way [default: 4194304].
+    #[arg(long, env = "IAMD_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
-    /// `--max-concurrent-requests`.
+    /// Calls handled at once, over all connections; more wait their turn
+    /// [default: 1024].
+    #[arg(long, env = "IAMD_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
-    /// `--request-timeout-ms`.
+    /// The longest a call may take, in milliseconds; a shorter client
+    /// deadline wins [default: 5000].
+    #[arg(long, env = "IAMD_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
-    /// `--poll-interval`.
+    /// Seconds between digest checks of the bundle, a backstop for missed
+    /// file events [default: 10].
+    #[arg(
+        long = "poll-interval",
+        env = "IAMD_POLL_INTERVAL",
+        value_name = "POLL_INTERVAL"
+    )]
     pub poll_interval_seconds: Option<u64>,
-    /// `--log-format`.
+    /// Log format: `human` or `json` [default: human].
+    #[arg(long, env = "IAMD_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// `--log-level`.
+    /// Least severe level logged: error, warn, info, debug or trace
+    /// [default: info].
+    #[arg(long, env = "IAMD_LOG_LEVEL")]
     pub log_level: Option<String>,
-    /// `--decision-log`.
+    /// Write the decision log to this file (appended), or `stdout` [default: off].
+    #[arg(long, env = "IAMD_DECISION_LOG", value_name = "PATH")]
     pub decision_log: Option<String>,
-    /// `--decision-log-sample-rate`.
+    /// The fraction of decisions logged, from 0 to 1 [default: 1].
+    #[arg(long, env = "IAMD_DECISION_LOG_SAMPLE_RATE")]
     pub decision_log_sample_rate: Option<f64>,
-    /// `--decision-log-denies-only`.
+    /// Log denies only.
+    #[arg(long, env = "IAMD_DECISION_LOG_DENIES_ONLY")]
     pub decision_log_denies_only: Option<bool>,
-    /// `--decision-log-mask` (added to the file's keys).
+    /// A context key whose values the decision log masks (repeatable).
+    #[arg(long = "decision-log-mask", value_name = "KEY")]
     pub decision_log_mask: Vec<String>,
-    /// `--tls-cert`.
+    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first);
+    /// reloaded when the file changes.
+    #[arg(long, env = "IAMD_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
-    /// `--tls-key`.
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "IAMD_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
-    /// `--tls-client-ca`.
+    /// Require client certificates signed by these CAs (PEM): mutual TLS.
+    #[arg(long, env = "IAMD_TLS_CLIENT_CA", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
 }
 
