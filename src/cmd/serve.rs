@@ -102,6 +102,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         admin_listen,
         limits,
         envoy,
+        drain,
         ..
     } = cfg;
     let result = rt.block_on(async move {
@@ -132,7 +133,8 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             Some(t) if t.mutual() => "mutual TLS",
             Some(_) => "TLS",
         };
-        let mut services = iamd_server::grpc::Services::new(store, limits, metrics);
+        let mut services =
+            iamd_server::grpc::Services::new(store, limits, metrics).with_drain(drain);
         if let Some(mapping) = envoy {
             services = services.with_envoy(mapping);
             tracing::info!(listen = %listen, "serving envoy.service.auth.v3.Authorization");

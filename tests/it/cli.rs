@@ -509,3 +509,27 @@ fn a_closed_pipe_is_no_panic_for_printed_answers() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0), "{err}");
 }
+
+/// A peer that holds a connection open (half an HTTP/2 preface) does not
+/// hold up a shutdown past the drain deadline: the daemon says so and
+/// exits 0.
+#[test]
+fn a_held_connection_does_not_hold_up_a_shutdown() {
+    let (mut server, addr) = spawn_daemon(&["--drain-timeout-ms", "500"]);
+    wait_serving(&mut server, &addr);
+    let mut held = std::net::TcpStream::connect(&addr).unwrap();
+    held.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    // Without the deadline the daemon waits for this peer forever, and
+    // `wait_exit` fails after 30 s.
+    let status = {
+        let pid = server.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        wait_exit(&mut server)
+    };
+    assert!(status.success(), "{status}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("the drain deadline passed"), "{logs}");
+    drop(held);
+}

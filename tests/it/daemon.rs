@@ -269,23 +269,35 @@ async fn malformed_requests_are_invalid_arguments() {
         "{}",
         e.message()
     );
-    // A megabyte value quoted in the error makes a short status, and a
-    // megabyte unknown principal a short reason.
+    // A megabyte string is refused before anything reads it
+    // (`limits.maxFieldBytes`).
     let huge = "a".repeat(1 << 20);
     let e = c
-        .authorize(req("user/alice", &huge, "*", &[]))
+        .authorize(req("user/alice", "docs:Get", &huge, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(
+        e.message(),
+        "`resource` has 1048576 bytes; the server accepts at most 4096 in one string (`limits.maxFieldBytes`)"
+    );
+    // A long value quoted in the error makes a short status, and a long
+    // unknown principal a short reason.
+    let long = "a".repeat(4_000);
+    let e = c
+        .authorize(req("user/alice", &long, "*", &[]))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().len() < 300, "{} bytes", e.message().len());
     assert!(
         e.message()
-            .contains("…` (1048576 bytes) is not `service:Action`"),
+            .contains("…` (4000 bytes) is not `service:Action`"),
         "{}",
         e.message()
     );
     let r = c
-        .authorize(req(&format!("user/{huge}"), "docs:Get", "*", &[]))
+        .authorize(req(&format!("user/{long}"), "docs:Get", "*", &[]))
         .await
         .unwrap()
         .into_inner();

@@ -71,6 +71,12 @@ pub struct FileDecisionLog {
     pub mask_keys: Vec<String>,
     /// Records waiting to be written before records are dropped.
     pub queue: Option<usize>,
+    /// Bytes waiting to be written before records are dropped.
+    pub queue_bytes: Option<usize>,
+    /// Bytes of each context value kept in a record.
+    pub value_bytes: Option<usize>,
+    /// The audit mode: wait for room instead of dropping.
+    pub backpressure: Option<bool>,
 }
 
 /// `limits:`.
@@ -85,10 +91,14 @@ pub struct FileLimits {
     pub max_concurrent_requests: Option<usize>,
     /// Milliseconds a call may take.
     pub request_timeout_ms: Option<u64>,
+    /// Milliseconds a shutdown waits for open calls and connections.
+    pub drain_timeout_ms: Option<u64>,
     /// Keys in one request's context.
     pub max_context_keys: Option<usize>,
     /// Values in one request's context.
     pub max_context_values: Option<usize>,
+    /// Bytes in any one string of a request.
+    pub max_field_bytes: Option<usize>,
 }
 
 /// `reload:`.
@@ -185,6 +195,10 @@ pub struct Overrides {
     /// deadline wins [default: 5000].
     #[arg(long, env = "IAMD_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// How long a shutdown waits for open calls and connections, in
+    /// milliseconds, before it closes them [default: 20000].
+    #[arg(long, env = "IAMD_DRAIN_TIMEOUT_MS")]
+    pub drain_timeout_ms: Option<u64>,
     /// Seconds between digest checks of the bundle, a backstop for missed
     /// file events [default: 10].
     #[arg(
@@ -240,6 +254,8 @@ pub struct ServeConfig {
     pub workers: usize,
     /// gRPC limits.
     pub limits: RequestLimits,
+    /// How long a shutdown waits for open calls and connections.
+    pub drain: Duration,
     /// Seconds between digest checks.
     pub poll_interval: Duration,
     /// Quiet time before a reload.
@@ -333,6 +349,11 @@ impl ServeConfig {
                     .max_context_values
                     .unwrap_or(d.max_context_values),
             ),
+            max_field_bytes: positive(
+                &mut problems,
+                "maxFieldBytes",
+                file.limits.max_field_bytes.unwrap_or(d.max_field_bytes),
+            ),
         };
         let workers = positive(
             &mut problems,
@@ -402,9 +423,17 @@ impl ServeConfig {
                     .unwrap_or(false),
                 mask_keys,
                 queue: file_log.queue.unwrap_or(d.queue),
+                queue_bytes: file_log.queue_bytes.unwrap_or(d.queue_bytes),
+                value_bytes: file_log.value_bytes.unwrap_or(d.value_bytes),
+                backpressure: file_log.backpressure.unwrap_or(d.backpressure),
             };
             (path, options)
         });
+        let drain = Duration::from_millis(
+            o.drain_timeout_ms
+                .or(file.limits.drain_timeout_ms)
+                .unwrap_or(crate::grpc::DRAIN_TIMEOUT.as_millis() as u64),
+        );
         match (bundle, listen, admin_listen) {
             (Some(bundle), Some(listen), Some(admin_listen)) if problems.is_empty() => Ok(Self {
                 bundle,
@@ -412,6 +441,7 @@ impl ServeConfig {
                 admin_listen,
                 workers,
                 limits,
+                drain,
                 poll_interval: Duration::from_secs(poll),
                 debounce: Duration::from_millis(debounce),
                 settle,

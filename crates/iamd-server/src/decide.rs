@@ -310,6 +310,42 @@ impl Decider {
     }
 }
 
+impl Decider {
+    /// Checks every string of `q` against `max_field_bytes`: a call's work
+    /// is bounded by its sizes, whatever its statements' wildcards.
+    fn admit_fields(&self, q: &Question<'_>) -> Result<(), Refusal> {
+        let max = self.limits.max_field_bytes;
+        let over = |what: String, len: usize| {
+            Err(Refusal::Invalid(format!(
+                "{what} has {len} bytes; the server accepts at most {max} in one string (`limits.maxFieldBytes`)"
+            )))
+        };
+        for (name, text) in [
+            ("principal", q.principal),
+            ("action", q.action),
+            ("resource", q.resource),
+            ("resource_account", q.resource_account.unwrap_or_default()),
+        ] {
+            if text.len() > max {
+                return over(format!("`{name}`"), text.len());
+            }
+        }
+        for (key, value) in &q.context {
+            if key.len() > max {
+                return over(format!("context key `{key}`"), key.len());
+            }
+            let longest = match value {
+                Value::Single(s) => s.len(),
+                Value::Multi(v) => v.iter().map(String::len).max().unwrap_or(0),
+            };
+            if longest > max {
+                return over(format!("a value of context key `{key}`"), longest);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The live bundle, pinned for the questions of one call.
 pub struct Pinned<'d> {
     decider: &'d Decider,
@@ -359,6 +395,7 @@ fn decide(
     decider: &Decider,
 ) -> Result<Answer, Refusal> {
     let bad = |m: String| Err(Refusal::Invalid(m));
+    decider.admit_fields(q)?;
     if q.principal.is_empty() {
         return bad("`principal` is empty: give an ARN or `user/NAME`, `role/NAME`".into());
     }
@@ -567,6 +604,40 @@ mod tests {
             })
         );
         assert_eq!(d.admit_batch(1_000), Ok(()));
+    }
+
+    #[test]
+    fn every_string_of_a_question_is_bounded() {
+        let limits = RequestLimits {
+            max_field_bytes: 64,
+            ..RequestLimits::default()
+        };
+        let d = decider(true, limits);
+        let now = jiff::Timestamp::now();
+        let long = format!("arn:acme:docs:eu-1:123456789012:doc/{}", "a".repeat(64));
+        let refused = |q: Question<'_>| match d.decide(&q, now, None) {
+            Err(Refusal::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let m = refused(question(ALICE, "docs:GetDocument", &long));
+        assert!(m.starts_with("`resource` has 100 bytes"), "{m}");
+        assert!(m.contains("`limits.maxFieldBytes`"), "{m}");
+        assert!(refused(question(&long, "docs:GetDocument", GUIDE)).starts_with("`principal`"));
+        let action = format!("docs:{}", "G".repeat(64));
+        assert!(refused(question(ALICE, &action, GUIDE)).starts_with("`action`"));
+        let mut q = question(ALICE, "docs:GetDocument", GUIDE);
+        q.resource_account = Some(long.as_str());
+        assert!(refused(q.clone()).starts_with("`resource_account`"));
+        q.resource_account = None;
+        q.context = vec![(long.as_str(), Value::Single("x"))];
+        assert!(refused(q.clone()).starts_with("context key `arn:"));
+        let values = ["short".to_owned(), long.clone()];
+        q.context = vec![("docs:Team", Value::Multi(&values))];
+        assert!(refused(q.clone()).starts_with("a value of context key `docs:Team` has 100 bytes"));
+        // At the limit: decided.
+        let at = "a".repeat(64);
+        q.context = vec![("docs:Team", Value::Single(&at))];
+        assert!(d.decide(&q, now, None).is_ok());
     }
 
     #[test]

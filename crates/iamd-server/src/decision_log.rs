@@ -1,12 +1,15 @@
 //! The decision log: one JSON line per decision (request, decision,
 //! determining statements, revision, trace id), written by its own thread
-//! from a bounded queue. When the queue is full the record is dropped and
-//! counted, so a slow disk never slows a decision.
+//! from a queue bounded in records and in bytes, each context value clipped
+//! to a few hundred bytes in the record. When the queue is full the record
+//! is dropped and counted, so a slow disk never slows a decision; in the
+//! audit mode (`backpressure`) the caller waits for room instead, so that
+//! every decision is logged.
 
+use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use serde::Serialize;
@@ -25,6 +28,16 @@ pub struct Options {
     pub mask_keys: Vec<String>,
     /// Records waiting to be written; past it, records are dropped.
     pub queue: usize,
+    /// Bytes of the records waiting to be written (their text, counted as
+    /// they are queued); past it, records are dropped.
+    pub queue_bytes: usize,
+    /// Bytes of each context value kept in a record; a longer value is cut
+    /// at a character boundary and ends with `…`.
+    pub value_bytes: usize,
+    /// The audit mode: a full queue makes the caller wait for the writer
+    /// instead of dropping the record (every decision is logged; a stalled
+    /// log stalls the decisions).
+    pub backpressure: bool,
 }
 
 impl Default for Options {
@@ -34,6 +47,9 @@ impl Default for Options {
             denies_only: false,
             mask_keys: Vec::new(),
             queue: 10_000,
+            queue_bytes: 16 << 20,
+            value_bytes: 256,
+            backpressure: false,
         }
     }
 }
@@ -65,39 +81,54 @@ struct Record {
 pub struct DecisionLog {
     options: Options,
     masked: Vec<String>,
-    tx: Option<SyncSender<Record>>,
+    queue: Arc<Queue>,
     seen: AtomicU64,
-    dropped: Arc<AtomicU64>,
+    dropped: AtomicU64,
     writer: Option<JoinHandle<()>>,
+}
+
+/// The records between the callers and the writer.
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<Pending>,
+    /// Records arrived, or the log is closing.
+    arrived: Condvar,
+    /// The writer wrote a batch: room again.
+    written: Condvar,
+}
+
+/// What is queued, and the bytes of what is queued or being written (a
+/// batch counts until it is written).
+#[derive(Debug, Default)]
+struct Pending {
+    records: VecDeque<(Record, usize)>,
+    bytes: usize,
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl DecisionLog {
     /// A log written to `out` by its own thread.
     pub fn new(out: Box<dyn Write + Send>, options: Options) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Record>(options.queue.max(1));
-        let writer = std::thread::Builder::new()
-            .name("iamd-decision-log".into())
-            .spawn(move || {
-                let mut out = std::io::BufWriter::new(out);
-                while let Ok(first) = rx.recv() {
-                    let mut next = Some(first);
-                    // Write what is queued, then flush once.
-                    while let Some(r) = next {
-                        if serde_json::to_writer(&mut out, &r).is_ok() {
-                            let _ = out.write_all(b"\n");
-                        }
-                        next = rx.try_recv().ok();
-                    }
-                    let _ = out.flush();
-                }
-            })?;
+        let queue = Arc::new(Queue::default());
+        let writer = {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name("iamd-decision-log".into())
+                .spawn(move || write_records(&queue, out))?
+        };
         let masked = options.mask_keys.iter().map(|k| k.to_lowercase()).collect();
         Ok(Self {
             options,
             masked,
-            tx: Some(tx),
+            queue,
             seen: AtomicU64::new(0),
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped: AtomicU64::new(0),
             writer: Some(writer),
         })
     }
@@ -117,12 +148,13 @@ impl DecisionLog {
         Self::new(out, options)
     }
 
-    /// Records dropped because the queue was full.
+    /// Records dropped because the queue was full (in records or bytes).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Logs one decision if the options say so. Never blocks.
+    /// Logs one decision if the options say so. Never blocks, unless the
+    /// audit mode is on and the queue is full.
     pub fn record(&self, question: &Question<'_>, decision: &Answer, trace_id: Option<&str>) {
         let name = decision.outcome_name();
         if self.options.denies_only && name == "ALLOW" {
@@ -135,7 +167,7 @@ impl DecisionLog {
         if ((n + 1) as f64 * rate).floor() <= (n as f64 * rate).floor() {
             return;
         }
-        let Some(tx) = &self.tx else { return };
+        let clip = |s: &str| clip(s, self.options.value_bytes);
         let context = question
             .context
             .iter()
@@ -144,8 +176,10 @@ impl DecisionLog {
                     serde_json::Value::from("***")
                 } else {
                     match v {
-                        Value::Single(s) => serde_json::Value::from(*s),
-                        Value::Multi(l) => serde_json::Value::from(l.to_vec()),
+                        Value::Single(s) => serde_json::Value::from(clip(s)),
+                        Value::Multi(l) => {
+                            serde_json::Value::from(l.iter().map(|v| clip(v)).collect::<Vec<_>>())
+                        }
                     }
                 };
                 ((*k).to_owned(), value)
@@ -167,9 +201,114 @@ impl DecisionLog {
             revision: decision.revision.clone(),
             trace_id: trace_id.map(str::to_owned),
         };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(record) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.enqueue(record);
+    }
+
+    /// Queues `record`, or drops and counts it when the queue is full (the
+    /// audit mode waits for room instead).
+    fn enqueue(&self, record: Record) {
+        let size = record.size();
+        let (max_count, max_bytes) = (self.options.queue.max(1), self.options.queue_bytes);
+        let mut pending = self.queue.lock();
+        // With nothing pending any one record fits: the bound in bytes never
+        // drops every record larger than it.
+        let full = |p: &Pending| {
+            p.records.len() >= max_count || (p.bytes > 0 && p.bytes + size > max_bytes)
+        };
+        if self.options.backpressure {
+            while full(&pending) && !pending.closed {
+                pending = self
+                    .queue
+                    .written
+                    .wait(pending)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
         }
+        if pending.closed || full(&pending) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        pending.bytes += size;
+        pending.records.push_back((record, size));
+        drop(pending);
+        self.queue.arrived.notify_one();
+    }
+}
+
+/// The writer thread: writes what is queued, flushes once per batch, then
+/// frees the batch's room.
+fn write_records(queue: &Queue, out: Box<dyn Write + Send>) {
+    let mut out = std::io::BufWriter::new(out);
+    loop {
+        let batch: Vec<(Record, usize)> = {
+            let mut pending = queue.lock();
+            while pending.records.is_empty() && !pending.closed {
+                pending = queue
+                    .arrived
+                    .wait(pending)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if pending.records.is_empty() {
+                return;
+            }
+            pending.records.drain(..).collect()
+        };
+        let mut bytes = 0;
+        for (r, size) in &batch {
+            if serde_json::to_writer(&mut out, r).is_ok() {
+                let _ = out.write_all(b"\n");
+            }
+            bytes += size;
+        }
+        let _ = out.flush();
+        drop(batch);
+        let mut pending = queue.lock();
+        pending.bytes -= bytes;
+        drop(pending);
+        queue.written.notify_all();
+    }
+}
+
+/// `s`, cut to at most `max` bytes at a character boundary, ending with `…`
+/// when it was cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+impl Record {
+    /// The bytes of its text, about (strings, plus a little for each
+    /// field and statement): what it counts against `queue_bytes`.
+    fn size(&self) -> usize {
+        let strings = self.principal.len()
+            + self.action.len()
+            + self.resource.len()
+            + self.denied_by.len()
+            + self.reason.len()
+            + self.revision.len()
+            + self.trace_id.as_ref().map_or(0, String::len);
+        let context: usize = self
+            .context
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + 8
+                    + match v {
+                        serde_json::Value::String(s) => s.len(),
+                        serde_json::Value::Array(a) => {
+                            a.iter().map(|v| v.as_str().map_or(4, str::len) + 3).sum()
+                        }
+                        _ => 4,
+                    }
+            })
+            .sum();
+        192 + strings + context + 96 * self.determining.len()
     }
 }
 
@@ -184,7 +323,9 @@ fn statement_json(s: &NamedStatement) -> serde_json::Value {
 impl Drop for DecisionLog {
     fn drop(&mut self) {
         // Closing the queue lets the writer finish what is queued.
-        self.tx.take();
+        self.queue.lock().closed = true;
+        self.queue.arrived.notify_all();
+        self.queue.written.notify_all();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -374,6 +515,116 @@ mod tests {
         assert_eq!(dropped, 17);
         drop(log);
         assert_eq!(lines(&sink).len(), 3);
+    }
+
+    #[test]
+    fn long_values_are_clipped_in_records() {
+        assert_eq!(clip("abcdef", 6), "abcdef");
+        assert_eq!(clip("abcdef", 3), "abc…");
+        // Never inside a character: `é` is two bytes.
+        assert_eq!(clip("ééé", 3), "é…");
+        let sink = Sink::default();
+        let log = DecisionLog::new(
+            Box::new(sink.clone()),
+            Options {
+                value_bytes: 10,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let long = "x".repeat(1000);
+        let many = vec!["y".repeat(20), "short".to_owned()];
+        let mut q = req("p", &[("a", &long)]);
+        q.context.push(("b", Value::Multi(&many)));
+        log.record(&q, &answer(Outcome::Allow), None);
+        drop(log);
+        let l = lines(&sink);
+        assert_eq!(l[0]["context"]["a"], "xxxxxxxxxx…");
+        assert_eq!(
+            l[0]["context"]["b"],
+            serde_json::json!(["yyyyyyyyyy…", "short"])
+        );
+    }
+
+    /// Holds the writer inside its first write, for the length of a test.
+    fn stall(sink: &Sink, log: &DecisionLog) {
+        log.record(&req("p", &[]), &answer(Outcome::Allow), None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sink.2.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never wrote"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        let sink = Sink::default();
+        let log = DecisionLog::new(
+            Box::new(sink.clone()),
+            Options {
+                queue: 1_000,
+                queue_bytes: 8_000,
+                value_bytes: 4_096,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let gate = sink.1.lock().unwrap();
+        stall(&sink, &log);
+        let big = "v".repeat(2_000);
+        for _ in 0..20 {
+            log.record(&req("p", &[("k", &big)]), &answer(Outcome::Allow), None);
+        }
+        // Far below 1,000 records, the bytes filled the queue: each record
+        // holds 2 KB, the queue 8 KB.
+        let dropped = log.dropped();
+        drop(gate);
+        drop(log);
+        let written = lines(&sink).len() as u64;
+        assert!((2..=4).contains(&(written - 1)), "{written} written");
+        assert_eq!(dropped + written, 21);
+    }
+
+    #[test]
+    fn the_audit_mode_waits_for_room_and_drops_nothing() {
+        let sink = Sink::default();
+        let log = Arc::new(
+            DecisionLog::new(
+                Box::new(sink.clone()),
+                Options {
+                    queue: 1,
+                    backpressure: true,
+                    ..Options::default()
+                },
+            )
+            .unwrap(),
+        );
+        let gate = sink.1.lock().unwrap();
+        stall(&sink, &log);
+        log.record(&req("queued", &[]), &answer(Outcome::Allow), None);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waiting = {
+            let (log, done) = (log.clone(), done.clone());
+            std::thread::spawn(move || {
+                log.record(&req("waited", &[]), &answer(Outcome::Allow), None);
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let waited = !done.load(Ordering::SeqCst);
+        drop(gate);
+        waiting.join().unwrap();
+        assert!(waited, "the third record did not wait for room");
+        assert_eq!(log.dropped(), 0);
+        drop(Arc::try_unwrap(log).unwrap());
+        let principals: Vec<String> = lines(&sink)
+            .iter()
+            .map(|l| l["principal"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(principals, ["p", "queued", "waited"]);
     }
 
     #[test]

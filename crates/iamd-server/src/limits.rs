@@ -57,6 +57,11 @@ pub struct RequestLimits {
     pub max_context_keys: usize,
     /// Values in one request's context (a multivalued key counts each).
     pub max_context_values: usize,
+    /// Bytes in any one string of a request: the principal, the action,
+    /// the resource, the resource account, each context key and each
+    /// context value. Bounds the matchers' work per statement (a
+    /// wildcard's cost grows with the text it is matched against).
+    pub max_field_bytes: usize,
 }
 
 impl Default for RequestLimits {
@@ -68,6 +73,7 @@ impl Default for RequestLimits {
             request_timeout: Duration::from_secs(5),
             max_context_keys: 1_024,
             max_context_values: 4_096,
+            max_field_bytes: 4_096,
         }
     }
 }

@@ -172,7 +172,15 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// `envoy.service.auth.v3.Authorization`, when configured.
     pub envoy: Option<Arc<crate::envoy::Mapping>>,
+    /// How long a shutdown waits for open calls and connections before it
+    /// closes them ([`DRAIN_TIMEOUT`] by default).
+    pub drain: Duration,
 }
+
+/// The default drain deadline: below Kubernetes' 30 s grace period, so that
+/// the daemon exits on its own (0, with what was cut logged) before the
+/// kubelet kills it.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Services {
     /// `iamd.v1` (and health, reflection) over `store`.
@@ -182,7 +190,14 @@ impl Services {
             limits,
             metrics,
             envoy: None,
+            drain: DRAIN_TIMEOUT,
         }
+    }
+
+    /// Another drain deadline.
+    pub fn with_drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
     }
 
     /// Envoy's `Check` too, with `mapping`.
@@ -237,9 +252,47 @@ pub async fn serve_tcp_with_workers(
     serve_on(Listener::Tcp(listener), tls, services, workers, shutdown).await
 }
 
+/// Serves on a bound listener until `shutdown` completes, then drains: the
+/// listener closes, open calls finish, and whatever is still open when the
+/// drain deadline passes (a peer that never finished its preface, an idle
+/// client that ignores GOAWAY, a stream that never sends its body) is cut,
+/// with a warning.
+async fn serve_on(
+    listener: Listener,
+    tls: Option<Arc<Tls>>,
+    services: Services,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let drain = services.drain;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let signalled = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let serving = serve_until(listener, tls, services, workers, signalled(rx.clone()));
+    let deadline = async move {
+        signalled(rx).await;
+        tokio::time::sleep(drain).await;
+    };
+    tokio::select! {
+        served = serving => served,
+        () = deadline => {
+            tracing::warn!(
+                drain_ms = drain.as_millis() as u64,
+                "the drain deadline passed with calls or connections still open: closing them"
+            );
+            Ok(())
+        }
+    }
+}
+
 /// Serves on a bound listener: on the calling runtime for one worker, on
 /// `workers` threads for more.
-async fn serve_on(
+async fn serve_until(
     listener: Listener,
     tls: Option<Arc<Tls>>,
     services: Services,
@@ -446,6 +499,7 @@ async fn router(
         limits,
         metrics,
         envoy,
+        drain: _,
     } = services;
     const ENVOY: &str = "envoy.service.auth.v3.Authorization";
     let with_envoy = envoy.is_some();
