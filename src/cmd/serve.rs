@@ -58,7 +58,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
     if let iamd_server::reload::ReloadOutcome::Failed(_) =
         reloader.reload(iamd_server::reload::Trigger::Start)
     {
-        tracing::warn!(
+        tracing::warn!(target: "iamd",
             "starting without a bundle: every request is denied (UNAVAILABLE) until one loads"
         );
     }
@@ -70,7 +70,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
     let _watcher = match iamd_server::reload::watch(reloader, options) {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!("cannot watch the bundle: {e}");
+            tracing::error!(target: "iamd", "cannot watch the bundle: {e}");
             return ExitCode::from(2);
         }
     };
@@ -80,7 +80,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             match iamd_server::decision_log::DecisionLog::open(path, options.clone()) {
                 Ok(l) => Some(std::sync::Arc::new(l)),
                 Err(e) => {
-                    tracing::error!("cannot open the decision log `{path}`: {e}");
+                    tracing::error!(target: "iamd", "cannot open the decision log `{path}`: {e}");
                     return ExitCode::from(2);
                 }
             }
@@ -91,7 +91,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         Some((files, _)) => match iamd_server::tls::Tls::load(files.clone()) {
             Ok(t) => Some(std::sync::Arc::new(t)),
             Err(e) => {
-                tracing::error!("cannot set up TLS: {e}");
+                tracing::error!(target: "iamd", "cannot set up TLS: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -118,7 +118,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         let admin = iamd_server::admin::bind(admin_listen)
             .await
             .map_err(|e| iamd_server::grpc::ServeError::Bind(admin_listen.to_string(), e))?;
-        tracing::info!(listen = %admin_listen, "serving /metrics, /healthz, /readyz, /status");
+        tracing::info!(target: "iamd", listen = %admin_listen, "serving /metrics, /healthz, /readyz, /status");
         tokio::spawn(iamd_server::admin::serve(
             admin,
             store.clone(),
@@ -137,20 +137,20 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             iamd_server::grpc::Services::new(store, limits, metrics).with_drain(drain);
         if let Some(mapping) = envoy {
             services = services.with_envoy(mapping);
-            tracing::info!(listen = %listen, "serving envoy.service.auth.v3.Authorization");
+            tracing::info!(target: "iamd", listen = %listen, "serving envoy.service.auth.v3.Authorization");
         }
-        tracing::info!(listen = %listen, security, "serving iamd.v1.Authorizer");
+        tracing::info!(target: "iamd", listen = %listen, security, "serving iamd.v1.Authorizer");
         iamd_server::grpc::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx))
             .await
     });
     telemetry.shutdown();
     match result {
         Ok(()) => {
-            tracing::info!("stopped");
+            tracing::info!(target: "iamd", "stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!(target: "iamd", "{e}");
             ExitCode::from(1)
         }
     }
@@ -163,12 +163,12 @@ async fn shutdown_signal() {
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("cannot listen for SIGTERM: {e}");
+            tracing::error!(target: "iamd", "cannot listen for SIGTERM: {e}");
             return std::future::pending().await;
         }
     };
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: draining"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        _ = term.recv() => tracing::info!(target: "iamd", "SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(target: "iamd", "SIGINT: draining"),
     }
 }

@@ -244,6 +244,9 @@ fn serve_authorize_sigterm(extra: &[&str]) {
     std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
     assert!(logs.contains("\"message\":\"bundle loaded\""), "{logs}");
     assert!(logs.contains("SIGTERM: draining"), "{logs}");
+    // The log targets are stable names, not the code's module paths.
+    assert!(logs.contains("\"target\":\"iamd::reload\""), "{logs}");
+    assert!(logs.contains("\"target\":\"iamd\""), "{logs}");
 }
 
 /// Waits (up to 30 s: a loaded CI machine starts slowly) until the daemon

@@ -93,7 +93,7 @@ pub fn background() {
         .filter(|f| runnable(f).is_some())
         .map(|f| (f, calm));
     if load.is_none() {
-        tracing::debug!("no count of runnable tasks ({LOADAVG}): background work always pauses");
+        tracing::debug!(target: "iamd::pace", "no count of runnable tasks ({LOADAVG}): background work always pauses");
     }
     PACING.set(Some(Pacing {
         since: Instant::now(),

@@ -310,7 +310,7 @@ impl Reloader {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();
                 let stats = bundle.stats();
-                tracing::info!(
+                tracing::info!(target: "iamd::reload",
                     revision = %revision,
                     ?trigger,
                     users = stats.users,
@@ -363,8 +363,8 @@ impl Reloader {
         let total = errors.len();
         let origin = self.source.describe();
         let reported = reported(&errors, &origin);
-        tracing::warn!(
-            source = %origin,
+        tracing::warn!(target: "iamd::reload",
+            dir = %origin,
             ?trigger,
             errors = total,
             "bundle rejected ({keeping}):\n{}",
@@ -463,7 +463,7 @@ fn background_priority() {
     // PID is the calling thread.
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(None, 10) {
-        tracing::debug!("cannot lower the reload thread's priority: {e}");
+        tracing::debug!(target: "iamd::reload", "cannot lower the reload thread's priority: {e}");
     }
 }
 
@@ -510,7 +510,7 @@ impl Drop for Watcher {
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                tracing::warn!(
+                tracing::warn!(target: "iamd::reload",
                     "a bundle reload is still running after {} ms: not waiting for it",
                     STOP_WAIT.as_millis()
                 );

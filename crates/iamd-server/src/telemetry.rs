@@ -76,7 +76,7 @@ pub fn init(format: LogFormat, level: tracing::Level) -> Result<Telemetry, Telem
         .try_init()
         .map_err(|e| TelemetryError::Install(e.to_string()))?;
     if provider.is_some() {
-        tracing::info!(
+        tracing::info!(target: "iamd::telemetry",
             endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
                 .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
                 .unwrap_or_default(),
@@ -167,7 +167,7 @@ impl Telemetry {
         if let Some(p) = self.provider
             && let Err(e) = p.shutdown()
         {
-            tracing::warn!("OpenTelemetry: the last spans may be lost: {e}");
+            tracing::warn!(target: "iamd::telemetry", "OpenTelemetry: the last spans may be lost: {e}");
         }
     }
 }

@@ -139,16 +139,16 @@ pub fn watch(
             match result {
                 Ok(Ok(false)) => {}
                 Ok(Ok(true)) => {
-                    tracing::info!("TLS certificate reloaded");
+                    tracing::info!(target: "iamd::tls", "TLS certificate reloaded");
                     metrics.tls_reload(true);
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(
+                    tracing::warn!(target: "iamd::tls",
                         "TLS files changed but cannot be used, keeping the live certificate: {e}"
                     );
                     metrics.tls_reload(false);
                 }
-                Err(e) => tracing::error!("TLS reload task failed: {e}"),
+                Err(e) => tracing::error!(target: "iamd::tls", "TLS reload task failed: {e}"),
             }
         }
     })

@@ -59,7 +59,7 @@ impl ExtAuthz {
                 );
             }
             Mapped::BadPath(bad) => {
-                tracing::debug!("ext_authz: refused: {}", bad.reason());
+                tracing::debug!(target: "iamd::envoy", "ext_authz: refused: {}", bad.reason());
                 return denied(
                     HttpStatusCode::BadRequest,
                     "BAD_PATH",
@@ -128,7 +128,7 @@ fn refused(r: &Refusal) -> CheckResponse {
             tonic::Code::Unavailable,
         ),
         Refusal::Invalid(_) | Refusal::BatchTooLarge { .. } => {
-            tracing::debug!(
+            tracing::debug!(target: "iamd::envoy",
                 "ext_authz: {}",
                 iamd_policy::message::shorten(&r.to_string())
             );

@@ -281,7 +281,7 @@ async fn serve_on(
     tokio::select! {
         served = serving => served,
         () = deadline => {
-            tracing::warn!(
+            tracing::warn!(target: "iamd::server",
                 drain_ms = drain.as_millis() as u64,
                 "the drain deadline passed with calls or connections still open: closing them"
             );
@@ -428,7 +428,7 @@ pub fn without_nagle(
 /// After an accept that failed (out of file descriptors, most often):
 /// says so, waits a little, and the loop goes on.
 async fn accept_failed(e: &std::io::Error) {
-    tracing::warn!("cannot accept a connection: {e}");
+    tracing::warn!(target: "iamd::server", "cannot accept a connection: {e}");
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
@@ -473,11 +473,11 @@ fn tls_incoming(
                     }
                     Ok(Err(e)) => {
                         metrics.tls_handshake_failure();
-                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        tracing::debug!(target: "iamd::server", %peer, "TLS handshake failed: {e}");
                     }
                     Err(_) => {
                         metrics.tls_handshake_failure();
-                        tracing::debug!(%peer, "TLS handshake timed out");
+                        tracing::debug!(target: "iamd::server", %peer, "TLS handshake timed out");
                     }
                 }
             });

@@ -71,7 +71,7 @@ pub(super) async fn serve(
         let dealt = deal.get(next % workers).map(|tx| tx.send(conn));
         if let Some(Err(_)) = dealt {
             // That worker stopped: its error ends the server (joined below).
-            tracing::error!("serving thread {} stopped: stopping", next % workers);
+            tracing::error!(target: "iamd::server::workers", "serving thread {} stopped: stopping", next % workers);
             break;
         }
         next = next.wrapping_add(1);
