@@ -158,3 +158,24 @@ fn the_engine_builds_without_the_runtime() {
     // The check sees the engine's real dependencies.
     assert!(names.contains("jsonc-parser"), "{names:?}");
 }
+
+/// README's library example is the engine crate's doc example, which the
+/// test command compiles and runs: the two must not drift apart.
+#[test]
+fn the_readmes_library_example_is_the_tested_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("```rust\n").expect("README has a Rust example") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let example = &readme[start..end];
+    let lib = std::fs::read_to_string(root.join("crates/iamd-policy/src/lib.rs")).unwrap();
+    let doc: String = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let start = doc.find("```\n").expect("the crate doc has an example") + 4;
+    let end = start + doc[start..].find("```").unwrap();
+    assert_eq!(example.trim_end(), doc[start..end].trim_end());
+}
