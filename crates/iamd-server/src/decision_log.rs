@@ -397,6 +397,13 @@ mod tests {
         }
     }
 
+    /// A log written to a fresh sink.
+    fn log_to(options: Options) -> (Sink, DecisionLog) {
+        let sink = Sink::default();
+        let log = DecisionLog::new(Box::new(sink.clone()), options).unwrap();
+        (sink, log)
+    }
+
     fn lines(sink: &Sink) -> Vec<serde_json::Value> {
         String::from_utf8(sink.0.lock().unwrap().clone())
             .unwrap()
@@ -407,15 +414,10 @@ mod tests {
 
     #[test]
     fn records_are_json_lines_with_masking_and_trace_ids() {
-        let sink = Sink::default();
-        let log = DecisionLog::new(
-            Box::new(sink.clone()),
-            Options {
-                mask_keys: vec!["X-Api-Key".into()],
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let (sink, log) = log_to(Options {
+            mask_keys: vec!["X-Api-Key".into()],
+            ..Options::default()
+        });
         log.record(
             &req(
                 "user/alice",
@@ -450,29 +452,19 @@ mod tests {
 
     #[test]
     fn sampling_and_denies_only() {
-        let sink = Sink::default();
-        let log = DecisionLog::new(
-            Box::new(sink.clone()),
-            Options {
-                sample_rate: 0.25,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let (sink, log) = log_to(Options {
+            sample_rate: 0.25,
+            ..Options::default()
+        });
         for _ in 0..100 {
             log.record(&req("p", &[]), &answer(Outcome::ImplicitDeny), None);
         }
         drop(log);
         assert_eq!(lines(&sink).len(), 25);
-        let sink = Sink::default();
-        let log = DecisionLog::new(
-            Box::new(sink.clone()),
-            Options {
-                denies_only: true,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let (sink, log) = log_to(Options {
+            denies_only: true,
+            ..Options::default()
+        });
         log.record(&req("a", &[]), &answer(Outcome::Allow), None);
         log.record(&req("b", &[]), &answer(Outcome::ExplicitDeny), None);
         drop(log);
@@ -483,15 +475,10 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_without_blocking() {
-        let sink = Sink::default();
-        let log = DecisionLog::new(
-            Box::new(sink.clone()),
-            Options {
-                queue: 2,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let (sink, log) = log_to(Options {
+            queue: 2,
+            ..Options::default()
+        });
         // Declared after `log`, so that a failing assertion releases the
         // writer before `log` waits for it.
         let gate = sink.1.lock().unwrap();
@@ -523,15 +510,10 @@ mod tests {
         assert_eq!(clip("abcdef", 3), "abc…");
         // Never inside a character: `é` is two bytes.
         assert_eq!(clip("ééé", 3), "é…");
-        let sink = Sink::default();
-        let log = DecisionLog::new(
-            Box::new(sink.clone()),
-            Options {
-                value_bytes: 10,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let (sink, log) = log_to(Options {
+            value_bytes: 10,
+            ..Options::default()
+        });
         let long = "x".repeat(1000);
         let many = vec!["y".repeat(20), "short".to_owned()];
         let mut q = req("p", &[("a", &long)]);
@@ -561,17 +543,12 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_in_bytes_too() {
-        let sink = Sink::default();
-        let log = DecisionLog::new(
-            Box::new(sink.clone()),
-            Options {
-                queue: 1_000,
-                queue_bytes: 8_000,
-                value_bytes: 4_096,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let (sink, log) = log_to(Options {
+            queue: 1_000,
+            queue_bytes: 8_000,
+            value_bytes: 4_096,
+            ..Options::default()
+        });
         let gate = sink.1.lock().unwrap();
         stall(&sink, &log);
         let big = "v".repeat(2_000);
@@ -590,18 +567,12 @@ mod tests {
 
     #[test]
     fn the_audit_mode_waits_for_room_and_drops_nothing() {
-        let sink = Sink::default();
-        let log = Arc::new(
-            DecisionLog::new(
-                Box::new(sink.clone()),
-                Options {
-                    queue: 1,
-                    backpressure: true,
-                    ..Options::default()
-                },
-            )
-            .unwrap(),
-        );
+        let (sink, log) = log_to(Options {
+            queue: 1,
+            backpressure: true,
+            ..Options::default()
+        });
+        let log = Arc::new(log);
         let gate = sink.1.lock().unwrap();
         stall(&sink, &log);
         log.record(&req("queued", &[]), &answer(Outcome::Allow), None);
