@@ -19,7 +19,6 @@ mod envoy;
 mod explain;
 mod harness;
 mod integrity;
-mod managed_policies;
 mod properties;
 mod python;
 mod python_client;
