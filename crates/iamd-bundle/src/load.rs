@@ -99,35 +99,17 @@ impl BundleFiles {
             }
             count += 1;
             if count > limits.files {
-                problems.push(Diagnostic::file(
-                    rel,
-                    format!(
-                        "the bundle has more than {} files: split it, or raise the limit",
-                        limits.files
-                    ),
-                ));
+                problems.push(Diagnostic::file(rel, limits.too_many_files()));
                 break;
             }
             let size = bytes.len() as u64;
             if size > limits.file_bytes {
-                problems.push(Diagnostic::file(
-                    rel,
-                    format!(
-                        "the file has more than {} bytes: the last good bundle stays",
-                        limits.file_bytes
-                    ),
-                ));
+                problems.push(Diagnostic::file(rel, limits.file_too_big()));
                 continue;
             }
             total += size;
             if total > limits.bundle_bytes {
-                problems.push(Diagnostic::file(
-                    rel,
-                    format!(
-                        "the bundle has more than {} bytes: the last good bundle stays",
-                        limits.bundle_bytes
-                    ),
-                ));
+                problems.push(Diagnostic::file(rel, limits.bundle_too_big()));
                 break;
             }
             let Ok(text) = String::from_utf8(bytes) else {
@@ -148,13 +130,7 @@ impl BundleFiles {
                 .filter(|f| texts.contains_key(f))
                 .collect();
             if found.len() > 1 {
-                problems.push(Diagnostic::file(
-                    origin.display().to_string(),
-                    format!(
-                        "{} give the same part of the bundle: keep one",
-                        found.join(" and ")
-                    ),
-                ));
+                problems.push(two_formats(origin, &found));
             }
         }
         finish(origin, texts, problems)
@@ -354,6 +330,44 @@ impl Default for ReadLimits {
     }
 }
 
+impl ReadLimits {
+    /// Past [`ReadLimits::files`]: what the reader says, whatever it reads.
+    fn too_many_files(&self) -> String {
+        format!(
+            "the bundle has more than {} files: split it, or raise the limit",
+            self.files
+        )
+    }
+
+    /// Past [`ReadLimits::file_bytes`].
+    fn file_too_big(&self) -> String {
+        format!(
+            "the file has more than {} bytes: the last good bundle stays",
+            self.file_bytes
+        )
+    }
+
+    /// Past [`ReadLimits::bundle_bytes`].
+    fn bundle_too_big(&self) -> String {
+        format!(
+            "the bundle has more than {} bytes: the last good bundle stays",
+            self.bundle_bytes
+        )
+    }
+}
+
+/// Two formats of one part (`users.yaml` and `users.json`) in the bundle
+/// at `dir`.
+fn two_formats(dir: &Path, found: &[String]) -> Diagnostic {
+    Diagnostic::file(
+        dir.display().to_string(),
+        format!(
+            "{} give the same part of the bundle: keep one",
+            found.join(" and ")
+        ),
+    )
+}
+
 /// Reads of a changing bundle are tried this often before giving up.
 const ATTEMPTS: usize = 8;
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
@@ -471,13 +485,7 @@ impl Reader<'_> {
                 }
             }
             if found.len() > 1 {
-                problems.push(Diagnostic::file(
-                    dir.display().to_string(),
-                    format!(
-                        "{} give the same part of the bundle: keep one",
-                        found.join(" and ")
-                    ),
-                ));
+                problems.push(two_formats(dir, &found));
             }
             for f in found {
                 self.read_into(&f, &mut texts, &mut problems);
@@ -565,13 +573,7 @@ impl Reader<'_> {
         problems: &mut Vec<Diagnostic>,
     ) {
         if self.seen.len() > self.limits.files {
-            problems.push(Diagnostic::file(
-                rel,
-                format!(
-                    "the bundle has more than {} files: split it, or raise the limit",
-                    self.limits.files
-                ),
-            ));
+            problems.push(Diagnostic::file(rel, self.limits.too_many_files()));
             return;
         }
         match self.read_file(&self.root.join(rel)) {
@@ -600,11 +602,8 @@ impl Reader<'_> {
             }
             e => e.to_string(),
         })?;
-        let too_big = |what: &str, limit: u64| {
-            format!("{what} more than {limit} bytes: the last good bundle stays")
-        };
         if meta.len() > self.limits.file_bytes {
-            return Err(too_big("the file has", self.limits.file_bytes));
+            return Err(self.limits.file_too_big());
         }
         let room = self.limits.bundle_bytes.saturating_sub(self.total);
         let cap = self.limits.file_bytes.min(room);
@@ -622,9 +621,9 @@ impl Reader<'_> {
         }
         if bytes.len() as u64 > cap {
             return Err(if cap == self.limits.file_bytes {
-                too_big("the file has", self.limits.file_bytes)
+                self.limits.file_too_big()
             } else {
-                too_big("the bundle has", self.limits.bundle_bytes)
+                self.limits.bundle_too_big()
             });
         }
         self.total += bytes.len() as u64;

@@ -482,16 +482,7 @@ mod tests {
         // Declared after `log`, so that a failing assertion releases the
         // writer before `log` waits for it.
         let gate = sink.1.lock().unwrap();
-        log.record(&req("p", &[]), &answer(Outcome::Allow), None);
-        // Wait (bounded) until the writer is stuck writing the first record.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !sink.2.load(Ordering::SeqCst) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the writer never wrote"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        stall(&sink, &log);
         for _ in 0..19 {
             log.record(&req("p", &[]), &answer(Outcome::Allow), None);
         }
@@ -528,7 +519,8 @@ mod tests {
         );
     }
 
-    /// Holds the writer inside its first write, for the length of a test.
+    /// Records one decision and waits (bounded) until the writer is stuck
+    /// writing it: the gate the caller holds keeps it there.
     fn stall(sink: &Sink, log: &DecisionLog) {
         log.record(&req("p", &[]), &answer(Outcome::Allow), None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
