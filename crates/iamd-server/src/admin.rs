@@ -134,7 +134,7 @@ impl Metrics {
     pub fn log(
         &self,
         question: &crate::decide::Question<'_>,
-        decision: &crate::decide::Answer,
+        decision: &crate::decide::Answer<'_>,
         trace_id: Option<&str>,
     ) {
         if let Some(log) = &self.log {

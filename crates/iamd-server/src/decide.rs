@@ -111,26 +111,29 @@ impl OwnedQuestion {
     }
 }
 
-/// What the decider answers.
+/// What the decider answers, borrowed from the bundle that decided: a
+/// front door reads it (or turns it into its wire type) inside the closure
+/// given to [`Decider::decide`], so that a decision copies nothing it does
+/// not send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct Answer<'a> {
     /// Allowed, or denied and how.
     pub outcome: Outcome,
     /// For an implicit deny, what lacked an allow: a layer, or the
     /// principal, unknown to the bundle.
     pub denied_by: Option<Stage>,
     /// The revision of the bundle that decided.
-    pub revision: String,
+    pub revision: &'a str,
     /// The statements that decided: the matching `Deny`s of an explicit
     /// deny, the `Allow`s of an allow.
-    pub determining: Vec<NamedStatement>,
+    pub determining: Statements<'a>,
     /// A sentence for the caller when the principal is unknown.
     pub reason: Option<String>,
     /// Why a deny, when the question asked.
-    pub explanation: Option<Reasons>,
+    pub explanation: Option<Reasons<'a>>,
 }
 
-impl Answer {
+impl Answer<'_> {
     /// `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`: the outcome as the APIs
     /// and the decision log spell it.
     pub fn outcome_name(&self) -> &'static str {
@@ -168,28 +171,85 @@ impl Stage {
 }
 
 /// A statement that decided, named for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamedStatement {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedStatement<'a> {
     /// Its policy's name.
-    pub policy: String,
+    pub policy: &'a str,
     /// Its layer.
     pub layer: Layer,
     /// Its position in its policy.
     pub index: u32,
     /// Its `Sid`, if it has one.
-    pub sid: Option<String>,
+    pub sid: Option<&'a str>,
     /// Its effect.
     pub effect: Effect,
 }
 
+/// The determining statements of an [`Answer`], named as they are read:
+/// the decision itself keeps only the engine's positions.
+#[derive(Clone, Copy)]
+pub struct Statements<'a>(Listed<'a>);
+
+#[derive(Clone, Copy)]
+enum Listed<'a> {
+    Matched(Layers<'a>, &'a [Determining]),
+    Named(&'a [NamedStatement<'a>]),
+}
+
+impl<'a> Statements<'a> {
+    /// No statement.
+    pub const NONE: Self = Self(Listed::Named(&[]));
+
+    /// These statements (an answer made by hand: tests, tools).
+    pub fn named(list: &'a [NamedStatement<'a>]) -> Self {
+        Self(Listed::Named(list))
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            Listed::Matched(_, m) => m.len(),
+            Listed::Named(n) => n.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The statements, in the engine's order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = NamedStatement<'a>> + 'a {
+        let this = *self;
+        (0..self.len()).map(move |i| match this.0 {
+            Listed::Matched(layers, m) => statement(&layers, &m[i]),
+            Listed::Named(n) => n[i],
+        })
+    }
+}
+
+impl std::fmt::Debug for Statements<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Statements<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Statements<'_> {}
+
 /// Why a request was denied (iamd's explain).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reasons {
+pub struct Reasons<'a> {
     /// What denied: the layer of the first matching `Deny`, the layer that
     /// lacked an allow, or the unknown principal.
     pub stage: Option<Stage>,
     /// For an implicit deny, the `Allow` of that layer that came closest.
-    pub nearest_allow: Option<NamedStatement>,
+    pub nearest_allow: Option<NamedStatement<'a>>,
     /// What failed in it, one sentence each.
     pub failed: Vec<String>,
     /// Condition keys the policies read that the request did not have.
@@ -253,15 +313,17 @@ impl Decider {
         &self.metrics
     }
 
-    /// Decides one question against the live bundle at `now`; `trace_id`
-    /// goes to the decision log.
-    pub fn decide(
+    /// Decides one question against the live bundle at `now`, and hands
+    /// the answer to `read` (which turns it into the front door's reply);
+    /// `trace_id` goes to the decision log.
+    pub fn decide<T>(
         &self,
         question: &Question<'_>,
         now: jiff::Timestamp,
         trace_id: Option<&str>,
-    ) -> Result<Answer, Refusal> {
-        self.pin()?.decide(question, now, trace_id)
+        read: impl FnOnce(&Answer<'_>) -> T,
+    ) -> Result<T, Refusal> {
+        self.pin()?.decide(question, now, trace_id, read)
     }
 
     /// The live bundle, held for several questions (a batch is decided by
@@ -369,31 +431,35 @@ impl Pinned<'_> {
         self.snapshot.bundle().map_or("", |b| b.revision_text())
     }
 
-    /// Decides one question at `now`, counts it and logs it.
-    pub fn decide(
+    /// Decides one question at `now`, counts it, logs it, and hands the
+    /// answer to `read`.
+    pub fn decide<T>(
         &self,
         question: &Question<'_>,
         now: jiff::Timestamp,
         trace_id: Option<&str>,
-    ) -> Result<Answer, Refusal> {
+        read: impl FnOnce(&Answer<'_>) -> T,
+    ) -> Result<T, Refusal> {
         let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
         let started = Instant::now();
-        let decision = decide(bundle, question, now, self.decider)?;
-        let outcome = (!decision.unknown_principal()).then_some(decision.outcome);
-        let metrics = &self.decider.metrics;
-        metrics.decision(outcome, started.elapsed().as_secs_f64());
-        metrics.log(question, &decision, trace_id);
-        Ok(decision)
+        decide(bundle, question, now, self.decider, |answer| {
+            let outcome = (!answer.unknown_principal()).then_some(answer.outcome);
+            let metrics = &self.decider.metrics;
+            metrics.decision(outcome, started.elapsed().as_secs_f64());
+            metrics.log(question, answer, trace_id);
+            read(answer)
+        })
     }
 }
 
-/// Checks `q`, and decides it against `bundle`.
-fn decide(
+/// Checks `q`, decides it against `bundle`, and hands the answer to `read`.
+fn decide<T>(
     bundle: &Bundle,
     q: &Question<'_>,
     now: jiff::Timestamp,
     decider: &Decider,
-) -> Result<Answer, Refusal> {
+    read: impl FnOnce(&Answer<'_>) -> T,
+) -> Result<T, Refusal> {
     let bad = |m: String| Err(Refusal::Invalid(m));
     decider.admit_fields(q)?;
     if q.principal.is_empty() {
@@ -420,13 +486,13 @@ fn decide(
     }
     let mut ctx = Context::from_keys(q.context.iter().map(|(k, v)| (*k, v.to_context_value())))
         .map_err(|e| Refusal::Invalid(e.to_string()))?;
-    let revision = bundle.revision_text().to_owned();
+    let revision = bundle.revision_text();
     let Some(resolved) = bundle.resolve(q.principal) else {
-        return Ok(Answer {
+        return Ok(read(&Answer {
             outcome: Outcome::ImplicitDeny,
             denied_by: Some(Stage::Principal),
             revision,
-            determining: Vec::new(),
+            determining: Statements::NONE,
             reason: Some(
                 iamd_policy::message::shorten(&format!(
                     "principal `{}` is not in the bundle",
@@ -438,7 +504,7 @@ fn decide(
                 stage: Some(Stage::Principal),
                 ..Reasons::default()
             }),
-        });
+        }));
     };
     // The server knows the principal's facts better than the caller.
     ctx.add_facts(resolved.facts(), now, true);
@@ -465,26 +531,26 @@ fn decide(
             missing_context_keys: e.missing_context_keys,
         }
     });
-    let determining = matched.iter().map(|m| statement(&layers, m)).collect();
-    MATCHED.set(matched);
-    Ok(Answer {
+    let answer = read(&Answer {
         outcome: d.outcome,
         denied_by: d.implicit_deny_layer.map(Stage::Layer),
         revision,
-        determining,
+        determining: Statements(Listed::Matched(layers, &matched)),
         reason: None,
         explanation,
-    })
+    });
+    MATCHED.set(matched);
+    Ok(answer)
 }
 
 /// The statement `m` points at, named.
-fn statement(layers: &Layers<'_>, m: &Determining) -> NamedStatement {
+fn statement<'a>(layers: &Layers<'a>, m: &Determining) -> NamedStatement<'a> {
     let found = layers.statement(m);
     NamedStatement {
-        policy: found.map(|(p, _)| p.name().to_owned()).unwrap_or_default(),
+        policy: found.map_or("", |(p, _)| p.name()),
         layer: m.layer,
         index: m.statement,
-        sid: found.and_then(|(_, s)| s.sid()).map(str::to_owned),
+        sid: found.and_then(|(_, s)| s.sid()),
         effect: m.effect,
     }
 }
@@ -528,7 +594,8 @@ mod tests {
             d.decide(
                 &question(ALICE, "docs:GetDocument", GUIDE),
                 jiff::Timestamp::now(),
-                None
+                None,
+                |a| a.outcome
             ),
             Err(Refusal::NoBundle)
         );
@@ -541,22 +608,32 @@ mod tests {
         let now = jiff::Timestamp::now();
         let mut q = question(ALICE, "docs:GetDocument", GUIDE);
         q.context = vec![("docs:Team", Value::Single("docs"))];
-        let allow = d.decide(&q, now, None).unwrap();
-        assert_eq!(allow.outcome, Outcome::Allow);
-        assert_eq!(allow.revision, d.pin().unwrap().revision());
-        assert!(!allow.determining.is_empty());
-        assert!(allow.determining.iter().all(|s| s.effect == Effect::Allow));
-        assert_eq!(allow.denied_by, None);
+        let revision = d.pin().unwrap().revision().to_owned();
+        d.decide(&q, now, None, |allow| {
+            assert_eq!(allow.outcome, Outcome::Allow);
+            assert_eq!(allow.revision, revision);
+            assert!(!allow.determining.is_empty());
+            assert_eq!(allow.determining.iter().len(), allow.determining.len());
+            for s in allow.determining.iter() {
+                assert_eq!(s.effect, Effect::Allow);
+                assert!(!s.policy.is_empty(), "{s:?}");
+            }
+            assert_eq!(allow.denied_by, None);
+        })
+        .unwrap();
         let mut q = question("user/nobody", "docs:GetDocument", GUIDE);
         q.explain = true;
-        let unknown = d.decide(&q, now, None).unwrap();
-        assert_eq!(unknown.outcome, Outcome::ImplicitDeny);
-        assert!(unknown.unknown_principal());
-        assert_eq!(
-            unknown.explanation.and_then(|e| e.stage),
-            Some(Stage::Principal)
-        );
-        assert!(unknown.reason.unwrap().contains("user/nobody"));
+        d.decide(&q, now, None, |unknown| {
+            assert_eq!(unknown.outcome, Outcome::ImplicitDeny);
+            assert!(unknown.unknown_principal());
+            assert!(unknown.determining.is_empty());
+            assert_eq!(
+                unknown.explanation.as_ref().and_then(|e| e.stage),
+                Some(Stage::Principal)
+            );
+            assert!(unknown.reason.as_ref().unwrap().contains("user/nobody"));
+        })
+        .unwrap();
     }
 
     #[test]
@@ -568,7 +645,7 @@ mod tests {
         };
         let d = decider(true, limits);
         let now = jiff::Timestamp::now();
-        let refused = |q: Question<'_>| match d.decide(&q, now, None) {
+        let refused = |q: Question<'_>| match d.decide(&q, now, None, |a| a.outcome) {
             Err(Refusal::Invalid(m)) => m,
             other => panic!("{other:?}"),
         };
@@ -615,7 +692,7 @@ mod tests {
         let d = decider(true, limits);
         let now = jiff::Timestamp::now();
         let long = format!("arn:acme:docs:eu-1:123456789012:doc/{}", "a".repeat(64));
-        let refused = |q: Question<'_>| match d.decide(&q, now, None) {
+        let refused = |q: Question<'_>| match d.decide(&q, now, None, |a| a.outcome) {
             Err(Refusal::Invalid(m)) => m,
             other => panic!("{other:?}"),
         };
@@ -637,7 +714,7 @@ mod tests {
         // At the limit: decided.
         let at = "a".repeat(64);
         q.context = vec![("docs:Team", Value::Single(&at))];
-        assert!(d.decide(&q, now, None).is_ok());
+        assert!(d.decide(&q, now, None, |_| ()).is_ok());
     }
 
     #[test]
@@ -649,7 +726,7 @@ mod tests {
             if claim {
                 q.context = vec![("AWS:UserName", Value::Single("bob"))];
             }
-            d.decide(&q, now, None).unwrap().outcome
+            d.decide(&q, now, None, |a| a.outcome).unwrap()
         };
         let own = "arn:acme:docs:eu-1:123456789012:doc/drafts/alice/x";
         let bobs = "arn:acme:docs:eu-1:123456789012:doc/drafts/bob/x";

@@ -155,7 +155,7 @@ impl DecisionLog {
 
     /// Logs one decision if the options say so. Never blocks, unless the
     /// audit mode is on and the queue is full.
-    pub fn record(&self, question: &Question<'_>, decision: &Answer, trace_id: Option<&str>) {
+    pub fn record(&self, question: &Question<'_>, decision: &Answer<'_>, trace_id: Option<&str>) {
         let name = decision.outcome_name();
         if self.options.denies_only && name == "ALLOW" {
             return;
@@ -198,7 +198,7 @@ impl DecisionLog {
                 .map(|s| s.name().into_owned())
                 .unwrap_or_default(),
             reason: decision.reason.clone().unwrap_or_default(),
-            revision: decision.revision.clone(),
+            revision: decision.revision.to_owned(),
             trace_id: trace_id.map(str::to_owned),
         };
         self.enqueue(record);
@@ -315,9 +315,9 @@ impl Record {
 /// A determining statement as the log writes it (`policy`, `layer`,
 /// `statement`, `sid`, `effect`: the fields of `iamd.v1`'s
 /// `DeterminingStatement`, an absent Sid as `""`).
-fn statement_json(s: &NamedStatement) -> serde_json::Value {
+fn statement_json(s: NamedStatement<'_>) -> serde_json::Value {
     serde_json::json!({"policy": s.policy, "layer": s.layer.name(), "statement": s.index,
-        "sid": s.sid.as_deref().unwrap_or_default(), "effect": s.effect.to_string()})
+        "sid": s.sid.unwrap_or_default(), "effect": s.effect.to_string()})
 }
 
 impl Drop for DecisionLog {
@@ -345,6 +345,7 @@ pub fn trace_id(traceparent: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::Statements;
     use iamd_policy::eval::{Layer, Outcome};
     use iamd_policy::policy::Effect;
     use std::sync::Mutex;
@@ -386,12 +387,12 @@ mod tests {
         }
     }
 
-    fn answer(outcome: Outcome) -> Answer {
+    fn answer(outcome: Outcome) -> Answer<'static> {
         Answer {
             outcome,
             denied_by: None,
-            revision: "r1".into(),
-            determining: Vec::new(),
+            revision: "r1",
+            determining: Statements::NONE,
             reason: None,
             explanation: None,
         }
@@ -424,13 +425,13 @@ mod tests {
                 &[("x-api-key", "secret"), ("aws:SourceIp", "1.2.3.4")],
             ),
             &Answer {
-                determining: vec![NamedStatement {
-                    policy: "DocsRead".into(),
+                determining: Statements::named(&[NamedStatement {
+                    policy: "DocsRead",
                     layer: Layer::Identity,
                     index: 0,
                     sid: None,
                     effect: Effect::Allow,
-                }],
+                }]),
                 ..answer(Outcome::Allow)
             },
             Some("4bf92f3577b34da6a3ce929d0e0e4736"),

@@ -87,30 +87,32 @@ impl ExtAuthz {
                 context: Vec::new(),
                 explain: false,
             };
-            match self.decider.decide(&assume, now, trace) {
-                Ok(d) if d.outcome == Outcome::Allow => {}
+            match self.decider.decide(&assume, now, trace, |d| d.outcome) {
+                Ok(Outcome::Allow) => {}
                 Err(Refusal::NoBundle) => return refused(&Refusal::NoBundle),
                 _ => return unauthenticated(),
             }
         }
-        match self.decider.decide(&request.question(), now, trace) {
-            Err(e) => refused(&e),
-            Ok(d) if d.outcome == Outcome::Allow => self.allowed(&request.principal, &d),
-            Ok(d) => denied(
-                HttpStatusCode::Forbidden,
-                d.outcome_name(),
-                tonic::Code::PermissionDenied,
-            ),
-        }
+        let answer = self
+            .decider
+            .decide(&request.question(), now, trace, |d| match d.outcome {
+                Outcome::Allow => self.allowed(&request.principal, d),
+                _ => denied(
+                    HttpStatusCode::Forbidden,
+                    d.outcome_name(),
+                    tonic::Code::PermissionDenied,
+                ),
+            });
+        answer.unwrap_or_else(|e| refused(&e))
     }
 
     /// An allow: the decided principal and the revision as headers for the
     /// upstream, over any copy the client sent.
-    fn allowed(&self, principal: &str, d: &Answer) -> CheckResponse {
+    fn allowed(&self, principal: &str, d: &Answer<'_>) -> CheckResponse {
         let mut ok = OkHttpResponseBuilder::new();
         let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
         ok.add_header(&self.mapping.principal_header, principal, overwrite, false);
-        ok.add_header(&self.mapping.revision_header, &d.revision, overwrite, false);
+        ok.add_header(&self.mapping.revision_header, d.revision, overwrite, false);
         let mut response = CheckResponse::with_status(Status::ok(""));
         response.set_http_response(ok.build());
         response

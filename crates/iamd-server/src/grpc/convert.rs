@@ -45,8 +45,9 @@ pub(crate) fn question<'r>(
     })
 }
 
-/// The `AuthorizeResponse` of a decision.
-pub(crate) fn response(d: Answer) -> pb::AuthorizeResponse {
+/// The `AuthorizeResponse` of a decision: the strings protobuf must own,
+/// copied once.
+pub(crate) fn response(d: &Answer<'_>) -> pb::AuthorizeResponse {
     let decision = match d.outcome {
         Outcome::Allow => pb::Decision::Allow,
         Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
@@ -54,32 +55,32 @@ pub(crate) fn response(d: Answer) -> pb::AuthorizeResponse {
     };
     pb::AuthorizeResponse {
         decision: decision.into(),
-        revision: d.revision,
-        determining: d.determining.into_iter().map(statement).collect(),
+        revision: d.revision.to_owned(),
+        determining: d.determining.iter().map(statement).collect(),
         denied_by: d
             .denied_by
             .map(|s| s.name().into_owned())
             .unwrap_or_default(),
-        reason: d.reason.unwrap_or_default(),
-        explanation: d.explanation.map(explanation),
+        reason: d.reason.clone().unwrap_or_default(),
+        explanation: d.explanation.as_ref().map(explanation),
     }
 }
 
-fn explanation(e: Reasons) -> pb::Explanation {
+fn explanation(e: &Reasons<'_>) -> pb::Explanation {
     pb::Explanation {
         layer: e.stage.map(|s| s.name().into_owned()).unwrap_or_default(),
         nearest_allow: e.nearest_allow.map(statement),
-        failed: e.failed,
-        missing_context_keys: e.missing_context_keys,
+        failed: e.failed.clone(),
+        missing_context_keys: e.missing_context_keys.clone(),
     }
 }
 
-fn statement(s: NamedStatement) -> pb::DeterminingStatement {
+fn statement(s: NamedStatement<'_>) -> pb::DeterminingStatement {
     pb::DeterminingStatement {
-        policy: s.policy,
+        policy: s.policy.to_owned(),
         layer: s.layer.name().into_owned(),
         index: s.index,
-        sid: s.sid.unwrap_or_default(),
+        sid: s.sid.unwrap_or_default().to_owned(),
         effect: match s.effect {
             Effect::Allow => pb::Effect::Allow,
             Effect::Deny => pb::Effect::Deny,

@@ -49,8 +49,7 @@ impl AuthorizerService {
         trace_id: Option<&str>,
     ) -> Result<pb::AuthorizeResponse, Status> {
         convert::question(r, &self.decider)
-            .and_then(|q| self.decider.decide(&q, now, trace_id))
-            .map(convert::response)
+            .and_then(|q| self.decider.decide(&q, now, trace_id, convert::response))
             .map_err(|e| status::refused(&e))
     }
 }
@@ -116,9 +115,9 @@ impl AuthorizerService {
         let mut responses = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
             let answer = convert::question(r, &self.decider)
-                .and_then(|q| pinned.decide(&q, now, trace_id))
+                .and_then(|q| pinned.decide(&q, now, trace_id, convert::response))
                 .map_err(|e| status::refused_in_batch(i, &e))?;
-            responses.push(convert::response(answer));
+            responses.push(answer);
         }
         span.record("iamd.revision", pinned.revision());
         Ok(Response::new(pb::AuthorizeBatchResponse { responses }))
