@@ -103,6 +103,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         limits,
         envoy,
         drain,
+        authzen,
         ..
     } = cfg;
     let result = rt.block_on(async move {
@@ -133,6 +134,41 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             Some(t) if t.mutual() => "mutual TLS",
             Some(_) => "TLS",
         };
+        let authzen = match authzen {
+            None => None,
+            Some(a) => {
+                let listener = tokio::net::TcpListener::bind(a.listen)
+                    .await
+                    .map_err(|e| iamd_server::grpc::ServeError::Bind(a.listen.to_string(), e))?;
+                let decider = iamd_server::decide::Decider::new(
+                    store.clone(),
+                    limits,
+                    metrics.clone(),
+                );
+                let options = iamd_server::authzen::ServeOptions {
+                    max_body_bytes: a.max_body_bytes,
+                    tokens: a.tokens,
+                    api_key_header: a.api_key_header,
+                    base_url: a.base_url,
+                    max_concurrent: limits.max_concurrent,
+                    timeout: limits.request_timeout,
+                    drain,
+                };
+                let api = iamd_server::authzen::AuthZen::new(decider, a.mapping);
+                let server = std::sync::Arc::new(iamd_server::authzen::AuthZenServer::new(
+                    api,
+                    options,
+                    tls.is_some(),
+                ));
+                tracing::info!(target: "iamd", listen = %a.listen, security, "serving the AuthZEN API");
+                Some(tokio::spawn(iamd_server::authzen::serve(
+                    listener,
+                    tls.clone(),
+                    server,
+                    stopped(stop_rx.clone()),
+                )))
+            }
+        };
         let mut services =
             iamd_server::grpc::Services::new(store, limits, metrics).with_drain(drain);
         if let Some(mapping) = envoy {
@@ -140,8 +176,13 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             tracing::info!(target: "iamd", listen = %listen, "serving envoy.service.auth.v3.Authorization");
         }
         tracing::info!(target: "iamd", listen = %listen, security, "serving iamd.v1.Authorizer");
-        iamd_server::grpc::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx))
-            .await
+        let served =
+            iamd_server::grpc::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx))
+                .await;
+        if let Some(task) = authzen {
+            let _ = task.await;
+        }
+        served
     });
     telemetry.shutdown();
     match result {

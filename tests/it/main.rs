@@ -7,6 +7,7 @@
 )]
 
 mod architecture;
+mod authzen;
 mod aws_import;
 mod bench;
 mod bundle;

@@ -43,6 +43,12 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    endpoint: &'static str,
+    code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: OutcomeValue,
 }
@@ -59,6 +65,7 @@ pub struct Metrics {
     batch_sizes: Histogram,
     tls_reloads: Family<ResultLabels, Counter>,
     tls_handshake_failures: Counter,
+    authzen_requests: Family<HttpLabels, Counter>,
     log: Option<Arc<DecisionLog>>,
 }
 
@@ -106,6 +113,12 @@ impl Metrics {
             "TLS connections refused or failed before the first request (no or untrusted client certificate, plaintext, timeout)",
             tls_handshake_failures.clone(),
         );
+        let authzen_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "iamd_authzen_requests",
+            "AuthZEN API requests by endpoint and HTTP status (a deny is 200)",
+            authzen_requests.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store, log.clone())));
         Arc::new(Self {
             registry,
@@ -114,6 +127,7 @@ impl Metrics {
             batch_sizes,
             tls_reloads,
             tls_handshake_failures,
+            authzen_requests,
             log,
         })
     }
@@ -153,6 +167,13 @@ impl Metrics {
     /// Counts one failed TLS handshake.
     pub fn tls_handshake_failure(&self) {
         self.tls_handshake_failures.inc();
+    }
+
+    /// Counts one AuthZEN request to `endpoint` answered with `code`.
+    pub fn authzen_request(&self, endpoint: &'static str, code: u16) {
+        self.authzen_requests
+            .get_or_create(&HttpLabels { endpoint, code })
+            .inc();
     }
 
     /// Counts one batch.

@@ -40,6 +40,30 @@ pub struct FileConfig {
     /// Envoy's external authorization (off when absent).
     #[serde(default)]
     pub envoy: Option<crate::envoy::FileMapping>,
+    /// The AuthZEN API (off unless it has a listener).
+    #[serde(default)]
+    pub authzen: Option<FileAuthZen>,
+}
+
+/// `authzen:`: its listener and the callers' tokens; the mapping's keys
+/// are in [`crate::authzen::FileMapping`].
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileAuthZen {
+    /// `HOST:PORT` (`--authzen-listen`).
+    pub listen: Option<String>,
+    /// The base URL the metadata names (`https://pdp.example.com`).
+    pub base_url: Option<String>,
+    /// The largest request body, in bytes (1 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// A file of the tokens callers may send, one a line (`#` comments):
+    /// `Authorization: Bearer TOKEN`, or the `apiKeyHeader`.
+    pub token_file: Option<PathBuf>,
+    /// A header carrying an API key, beside `Authorization`.
+    pub api_key_header: Option<String>,
+    /// From AuthZEN's entities to iamd's terms.
+    #[serde(default)]
+    pub mapping: crate::authzen::FileMapping,
 }
 
 /// `tls:`.
@@ -236,6 +260,40 @@ pub struct Overrides {
     /// Require client certificates signed by these CAs (PEM): mutual TLS.
     #[arg(long, env = "IAMD_TLS_CLIENT_CA", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Serve the AuthZEN API (HTTP) on this `HOST:PORT`, over TLS when the
+    /// gRPC listener has it [default: off].
+    #[arg(long, env = "IAMD_AUTHZEN_LISTEN")]
+    pub authzen_listen: Option<String>,
+}
+
+/// The AuthZEN API's settings, resolved.
+#[derive(Clone, PartialEq)]
+pub struct AuthZenConfig {
+    /// Where it listens.
+    pub listen: std::net::SocketAddr,
+    /// Its mapping.
+    pub mapping: std::sync::Arc<crate::authzen::Mapping>,
+    /// The base URL the metadata names, when set.
+    pub base_url: Option<String>,
+    /// The largest body.
+    pub max_body_bytes: usize,
+    /// The tokens callers may send (none: no check).
+    pub tokens: Vec<String>,
+    /// The API-key header, if any.
+    pub api_key_header: Option<hyper::header::HeaderName>,
+}
+
+impl std::fmt::Debug for AuthZenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The tokens are secrets: their count only.
+        f.debug_struct("AuthZenConfig")
+            .field("listen", &self.listen)
+            .field("base_url", &self.base_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("tokens", &self.tokens.len())
+            .field("api_key_header", &self.api_key_header)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The daemon's configuration, resolved and validated.
@@ -272,6 +330,8 @@ pub struct ServeConfig {
     pub tls: Option<(crate::tls::TlsFiles, Duration)>,
     /// Envoy's `Check`, with its mapping.
     pub envoy: Option<std::sync::Arc<crate::envoy::Mapping>>,
+    /// The AuthZEN API, when it has a listener.
+    pub authzen: Option<AuthZenConfig>,
 }
 
 impl ServeConfig {
@@ -401,6 +461,7 @@ impl ServeConfig {
                 .ok()
                 .map(std::sync::Arc::new)
         });
+        let authzen = resolve_authzen(file.authzen, o.authzen_listen, &mut problems);
         let file_log = file.decision_log.unwrap_or_default();
         let decision_log = o.decision_log.or(file_log.path).map(|path| {
             let d = crate::decision_log::Options::default();
@@ -450,10 +511,90 @@ impl ServeConfig {
                 decision_log,
                 tls,
                 envoy,
+                authzen,
             }),
             _ => Err(ConfigError::Settings(problems)),
         }
     }
+}
+
+fn resolve_authzen(
+    file: Option<FileAuthZen>,
+    flag: Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<AuthZenConfig> {
+    let given = file.is_some();
+    let file = file.unwrap_or_default();
+    let Some(text) = flag.or(file.listen) else {
+        if given {
+            problems.push(
+                "authzen: no listener: give `listen: HOST:PORT` or `--authzen-listen`".to_owned(),
+            );
+        }
+        return None;
+    };
+    let listen = text
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| {
+            problems.push(format!(
+                "authzen.listen: `{text}` is not an address: write `127.0.0.1:8181`"
+            ))
+        })
+        .ok();
+    let mapping = crate::authzen::Mapping::compile(&file.mapping)
+        .map_err(|e| problems.extend(e.0))
+        .ok();
+    let tokens = match &file.token_file {
+        None => Vec::new(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let tokens: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned)
+                    .collect();
+                if tokens.is_empty() {
+                    problems.push(format!(
+                        "authzen.tokenFile: `{}` holds no token: write one a line",
+                        path.display()
+                    ));
+                }
+                tokens
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "authzen.tokenFile: cannot read `{}`: {e}",
+                    path.display()
+                ));
+                Vec::new()
+            }
+        },
+    };
+    let api_key_header = file.api_key_header.as_ref().and_then(|h| {
+        hyper::header::HeaderName::from_bytes(h.as_bytes())
+            .map_err(|_| problems.push(format!("authzen.apiKeyHeader: `{h}` is not a header name")))
+            .ok()
+    });
+    if file.api_key_header.is_some() && file.token_file.is_none() {
+        problems
+            .push("authzen.apiKeyHeader: set `tokenFile` too (the keys it may carry)".to_owned());
+    }
+    if let Some(base) = &file.base_url
+        && !(base.starts_with("https://") || base.starts_with("http://"))
+    {
+        problems.push(format!(
+            "authzen.baseUrl: `{base}` is not an HTTP(S) URL: write `https://pdp.example.com`"
+        ));
+    }
+    Some(AuthZenConfig {
+        listen: listen?,
+        mapping: std::sync::Arc::new(mapping?),
+        base_url: file.base_url,
+        max_body_bytes: file.max_body_bytes.unwrap_or(1 << 20).max(1),
+        tokens,
+        api_key_header,
+    })
 }
 
 fn resolve_tls(

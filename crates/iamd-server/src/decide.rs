@@ -452,6 +452,39 @@ impl Pinned<'_> {
     }
 }
 
+impl Pinned<'_> {
+    /// Answers, without evaluating, a question whose principal the front
+    /// door could not map to one the bundle may hold (an AuthZEN subject of
+    /// a type the configuration does not map): an implicit deny by the
+    /// principal stage, `reason` saying why, counted and logged as an
+    /// unknown principal is. `question.principal` names the caller as the
+    /// front door read it (for the log).
+    pub fn unmapped<T>(
+        &self,
+        question: &Question<'_>,
+        reason: &str,
+        trace_id: Option<&str>,
+        read: impl FnOnce(&Answer<'_>) -> T,
+    ) -> Result<T, Refusal> {
+        self.decider.admit_fields(question)?;
+        let answer = Answer {
+            outcome: Outcome::ImplicitDeny,
+            denied_by: Some(Stage::Principal),
+            revision: self.revision(),
+            determining: Statements::NONE,
+            reason: Some(reason.to_owned()),
+            explanation: question.explain.then(|| Reasons {
+                stage: Some(Stage::Principal),
+                ..Reasons::default()
+            }),
+        };
+        let metrics = &self.decider.metrics;
+        metrics.decision(None, 0.0);
+        metrics.log(question, &answer, trace_id);
+        Ok(read(&answer))
+    }
+}
+
 /// Checks `q`, decides it against `bundle`, and hands the answer to `read`.
 fn decide<T>(
     bundle: &Bundle,

@@ -5,6 +5,7 @@
 //! See `docs/architecture.md`.
 
 pub mod admin;
+pub mod authzen;
 pub mod config;
 pub mod decide;
 pub mod decision_log;

@@ -202,6 +202,44 @@ pub fn rpc_span(method: &'static str, metadata: &tonic::metadata::MetadataMap) -
     span
 }
 
+/// The span of one AuthZEN request (`POST /access/v1/evaluation`...), a
+/// child of the caller's W3C `traceparent` when there is one. Disabled
+/// unless traces are exported. Recorded later:
+/// `http.response.status_code`.
+pub fn http_span(path: &str, headers: &hyper::HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: SPAN_TARGET,
+        "http",
+        otel.name = path,
+        otel.kind = "server",
+        url.path = path,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .extract(&Headers(headers));
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+struct Headers<'a>(&'a hyper::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .map(hyper::header::HeaderName::as_str)
+            .collect()
+    }
+}
+
 struct Metadata<'a>(&'a tonic::metadata::MetadataMap);
 
 impl Extractor for Metadata<'_> {

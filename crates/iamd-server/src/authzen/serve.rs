@@ -1,0 +1,342 @@
+//! The AuthZEN listener: HTTP/1.1 and HTTP/2 (by ALPN over TLS, by the
+//! preface in clear), TLS and mutual TLS with the gRPC listener's files,
+//! the caller's token, the request cap and timeout, and the same drain.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::sync::Semaphore;
+
+use super::{AuthZen, Endpoint, Reply};
+use crate::tls::Tls;
+
+/// How the listener serves, beside the API itself.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The largest body read (`limits.maxBodyBytes`); larger: 413.
+    pub max_body_bytes: usize,
+    /// The tokens a caller may present (`Authorization: Bearer T`, or the
+    /// API-key header); none: no check. Never logged.
+    pub tokens: Vec<String>,
+    /// The header that carries an API key (`x-api-key`), beside
+    /// `Authorization`.
+    pub api_key_header: Option<header::HeaderName>,
+    /// The base URL the metadata names (`https://pdp.example.com`); by
+    /// default the scheme and `Host` of the metadata request.
+    pub base_url: Option<String>,
+    /// Requests in flight at once; more wait.
+    pub max_concurrent: usize,
+    /// How long a request may take, its body and its wait included.
+    pub timeout: Duration,
+    /// How long a shutdown waits for open requests and connections.
+    pub drain: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            tokens: Vec::new(),
+            api_key_header: None,
+            base_url: None,
+            max_concurrent: 1024,
+            timeout: Duration::from_secs(5),
+            drain: crate::grpc::DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// One listener's state, shared by its connections.
+#[derive(Debug)]
+pub struct AuthZenServer {
+    api: AuthZen,
+    options: ServeOptions,
+    permits: Semaphore,
+    tls: bool,
+}
+
+impl AuthZenServer {
+    /// A server answering with `api`; `tls` says which scheme the metadata
+    /// names by default.
+    pub fn new(api: AuthZen, options: ServeOptions, tls: bool) -> Self {
+        Self {
+            permits: Semaphore::new(options.max_concurrent.max(1)),
+            api,
+            options,
+            tls,
+        }
+    }
+
+    /// Answers one HTTP request.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let request_id = req.headers().get("x-request-id").cloned();
+        let span = crate::telemetry::http_span(req.uri().path(), req.headers());
+        let (endpoint, reply) = {
+            let route = self.route(req, &span);
+            tracing::Instrument::instrument(route, span.clone()).await
+        };
+        if let Some(e) = endpoint {
+            self.api
+                .decider()
+                .metrics()
+                .authzen_request(e.name(), reply.status);
+        }
+        span.record("http.response.status_code", reply.status);
+        let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+        *response.status_mut() =
+            hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::OK);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(id) = request_id {
+            headers.insert("x-request-id", id);
+        }
+        match reply.status {
+            401 => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"iamd\""),
+                );
+            }
+            405 => {
+                let allow = endpoint.map_or("POST", Endpoint::method);
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
+        }
+        response
+    }
+
+    async fn route<B>(&self, req: Request<B>, span: &tracing::Span) -> (Option<Endpoint>, Reply)
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let Some(endpoint) = Endpoint::at(req.uri().path()) else {
+            return (
+                None,
+                Reply::error(
+                    404,
+                    &format!(
+                        "no AuthZEN endpoint at `{}`: the API is at `/access/v1/evaluation`, `/access/v1/evaluations` and `/.well-known/authzen-configuration`",
+                        req.uri().path()
+                    ),
+                ),
+            );
+        };
+        let e = Some(endpoint);
+        if req.method().as_str() != endpoint.method() {
+            let message = format!("`{}` takes {}", endpoint.path(), endpoint.method());
+            return (e, Reply::error(405, &message));
+        }
+        if endpoint == Endpoint::Metadata {
+            return (e, self.api.metadata(&self.base_url(&req)));
+        }
+        if !self.authorized(req.headers()) {
+            let message = "this PDP needs a token: send `Authorization: Bearer TOKEN`";
+            return (e, Reply::error(401, message));
+        }
+        if let Err(m) = json_content(req.headers()) {
+            return (e, Reply::error(400, &m));
+        }
+        let trace = req
+            .headers()
+            .get("traceparent")
+            .and_then(|t| t.to_str().ok())
+            .and_then(crate::decision_log::trace_id)
+            .map(str::to_owned);
+        let read = async {
+            let _permit = self.permits.acquire().await;
+            let limited = Limited::new(req.into_body(), self.options.max_body_bytes);
+            match limited.collect().await {
+                Ok(body) => Ok((body.to_bytes(), _permit)),
+                Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(Reply::error(
+                    413,
+                    &format!(
+                        "the body is larger than {} bytes (`authzen.maxBodyBytes`)",
+                        self.options.max_body_bytes
+                    ),
+                )),
+                Err(err) => Err(Reply::error(400, &format!("cannot read the body: {err}"))),
+            }
+        };
+        let (body, _permit) = match tokio::time::timeout(self.options.timeout, read).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(reply)) => return (e, reply),
+            Err(_) => {
+                let message = format!(
+                    "the request took longer than {} ms (`limits.requestTimeoutMs`)",
+                    self.options.timeout.as_millis()
+                );
+                return (e, Reply::error(408, &message));
+            }
+        };
+        let Ok(text) = std::str::from_utf8(&body) else {
+            return (e, Reply::error(400, "the body is not UTF-8 JSON"));
+        };
+        let _entered = span.enter();
+        let reply = self
+            .api
+            .answer(endpoint, text, jiff::Timestamp::now(), trace.as_deref());
+        (e, reply)
+    }
+
+    /// Whether the request carries one of the tokens (always, when none is
+    /// configured). The comparison takes the same time wherever two tokens
+    /// differ.
+    fn authorized(&self, headers: &hyper::HeaderMap) -> bool {
+        if self.options.tokens.is_empty() {
+            return true;
+        }
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let key = self
+            .options
+            .api_key_header
+            .as_ref()
+            .and_then(|h| headers.get(h))
+            .and_then(|v| v.to_str().ok());
+        [bearer, key].into_iter().flatten().any(|given| {
+            self.options
+                .tokens
+                .iter()
+                .any(|t| same(t.as_bytes(), given.trim().as_bytes()))
+        })
+    }
+
+    fn base_url<B>(&self, req: &Request<B>) -> String {
+        if let Some(base) = &self.options.base_url {
+            return base.trim_end_matches('/').to_owned();
+        }
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{host}")
+    }
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The request's content type must be JSON (`application/json`, any
+/// parameters).
+fn json_content(headers: &hyper::HeaderMap) -> Result<(), String> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err("`Content-Type` is missing: send `application/json`".into());
+    };
+    let text = value.to_str().unwrap_or("");
+    let media = text.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(format!(
+            "`Content-Type` is `{}`: send `application/json`",
+            text
+        ))
+    }
+}
+
+/// Serves `server` on `listener` (over TLS when `tls` is given) until
+/// `shutdown` completes, then drains: open requests finish, and what is
+/// still open after the drain deadline is cut, with a warning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<Tls>>,
+    server: Arc<AuthZenServer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let drain = server.options.drain;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(target: "iamd::authzen", "cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(server.handle(req).await) }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(tls) => {
+                    let mut config = (*tls.config()).clone();
+                    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                    let handshake = tokio::time::timeout(
+                        crate::grpc::TLS_HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(s)) => {
+                            let conn = builder.serve_connection(TokioIo::new(s), service);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(target: "iamd::authzen", "TLS handshake failed: {e}");
+                        }
+                        Err(_) => {
+                            tracing::debug!(target: "iamd::authzen", "TLS handshake timed out");
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(drain) => {
+            tracing::warn!(target: "iamd::authzen",
+                drain_ms = drain.as_millis() as u64,
+                "the drain deadline passed with AuthZEN connections still open: closing them"
+            );
+        }
+    }
+}

@@ -1,0 +1,721 @@
+//! The AuthZEN certification scenario (openid/authzen,
+//! `certification/authorization-api-1_0-scenario.md`): its fixture is
+//! `examples/authzen/bundle` with the default mapping, and each test is
+//! named by the scenario's test IDs, run over HTTP against the real
+//! listener. Search (C.4) is not served yet.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use iamd_server::authzen::{AuthZen, AuthZenServer, FileMapping, Mapping, ServeOptions};
+use iamd_server::reload::{Reloader, Store, Trigger};
+use serde_json::{Value, json};
+
+/// A PDP on a loopback port, serving the fixture.
+struct Pdp {
+    addr: std::net::SocketAddr,
+    metrics: Arc<iamd_server::admin::Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Pdp {
+    async fn start() -> Self {
+        Self::start_with(ServeOptions::default(), FileMapping::default()).await
+    }
+
+    async fn start_with(options: ServeOptions, mapping: FileMapping) -> Self {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/authzen/bundle");
+        let (store, publisher) = Store::new();
+        Reloader::for_dir(&dir, publisher).reload(Trigger::Start);
+        assert!(store.bundle().is_some(), "the fixture loads");
+        Self::serve(store, options, mapping).await
+    }
+
+    async fn serve(store: Arc<Store>, options: ServeOptions, mapping: FileMapping) -> Self {
+        let metrics = iamd_server::admin::Metrics::new(store.clone());
+        let decider = iamd_server::decide::Decider::new(
+            store,
+            iamd_server::limits::RequestLimits::default(),
+            metrics.clone(),
+        );
+        let api = AuthZen::new(decider, Arc::new(Mapping::compile(&mapping).unwrap()));
+        let server = Arc::new(AuthZenServer::new(api, options, false));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(iamd_server::authzen::serve(listener, None, server, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            metrics,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// POSTs `body` (JSON) to `path` over HTTP/1.1.
+    async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send(Send::post(path, body.to_string())).await
+    }
+
+    async fn send(&self, s: Send) -> Answer {
+        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let io = TokioIo::new(stream);
+        let request = s.request();
+        let response = if s.http2 {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            sender.send_request(request).await.unwrap()
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            sender.send_request(request).await.unwrap()
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        Answer {
+            status,
+            headers,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.unwrap();
+    }
+}
+
+/// A request to send.
+struct Send {
+    method: &'static str,
+    path: String,
+    content_type: Option<&'static str>,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    http2: bool,
+}
+
+impl Send {
+    fn post(path: &str, body: String) -> Self {
+        Self {
+            method: "POST",
+            path: path.to_owned(),
+            content_type: Some("application/json"),
+            headers: Vec::new(),
+            body,
+            http2: false,
+        }
+    }
+
+    fn request(&self) -> hyper::Request<Full<Bytes>> {
+        let mut b = hyper::Request::builder()
+            .method(self.method)
+            .uri(format!("http://pdp.test{}", self.path));
+        if !self.http2 {
+            b = b.header("host", "pdp.test");
+        }
+        if let Some(ct) = self.content_type {
+            b = b.header("content-type", ct);
+        }
+        for (k, v) in &self.headers {
+            b = b.header(*k, v.as_str());
+        }
+        b.body(Full::new(Bytes::from(self.body.clone()))).unwrap()
+    }
+}
+
+/// An answer: status, headers and the body (as JSON when it is).
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: hyper::HeaderMap,
+    json: Value,
+    text: String,
+}
+
+impl Answer {
+    /// A 200 whose body is exactly `{"decision": d}`, as JSON.
+    fn decision(&self) -> bool {
+        assert_eq!(self.status, 200, "{}", self.text);
+        assert_eq!(
+            self.headers["content-type"], "application/json",
+            "transport requirement 2"
+        );
+        let d = self.json["decision"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no boolean decision: {}", self.text));
+        assert_eq!(
+            self.json,
+            json!({"decision": d}),
+            "nothing but the decision"
+        );
+        d
+    }
+
+    /// The decisions of a batch answer, each object exactly
+    /// `{"decision": d}` unless it carries an error.
+    fn decisions(&self) -> Vec<bool> {
+        assert_eq!(self.status, 200, "{}", self.text);
+        assert!(
+            self.json.get("decision").is_none(),
+            "C.3.3.4: no top-level decision"
+        );
+        self.json["evaluations"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no evaluations: {}", self.text))
+            .iter()
+            .map(|e| e["decision"].as_bool().unwrap())
+            .collect()
+    }
+
+    /// A 400 whose message contains `needle`.
+    fn bad(&self, needle: &str) {
+        assert_eq!(self.status, 400, "{}", self.text);
+        let m = self.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains(needle), "{m:?} lacks {needle:?}");
+        assert_eq!(self.json["error"]["status"], 400);
+    }
+}
+
+const EVAL: &str = "/access/v1/evaluation";
+const EVALS: &str = "/access/v1/evaluations";
+
+fn ask(subject: Value, action: Value, resource: Value) -> Value {
+    json!({"subject": subject, "action": action, "resource": resource})
+}
+
+fn user(id: &str) -> Value {
+    json!({"type": "user", "id": id})
+}
+
+fn record(id: &str) -> Value {
+    json!({"type": "record", "id": id})
+}
+
+fn act(name: &str) -> Value {
+    json!({"name": name})
+}
+
+#[tokio::test]
+async fn c_2_2_1_and_c_2_2_2_fixture_permit_and_deny() {
+    let pdp = Pdp::start().await;
+    let a = pdp
+        .post(EVAL, &ask(user("alice"), act("read"), record("record-1")))
+        .await;
+    assert!(a.decision(), "rule 1");
+    assert!(
+        pdp.post(EVAL, &ask(user("alice"), act("write"), record("record-1")))
+            .await
+            .decision(),
+        "rule 2"
+    );
+    assert!(
+        pdp.post(EVAL, &ask(user("bob"), act("read"), record("record-1")))
+            .await
+            .decision(),
+        "rule 3"
+    );
+    assert!(
+        !pdp.post(EVAL, &ask(user("bob"), act("write"), record("record-1")))
+            .await
+            .decision(),
+        "rule 4"
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_2_2_3_context_changes_nothing() {
+    let pdp = Pdp::start().await;
+    let mut body = ask(user("alice"), act("read"), record("record-1"));
+    body["context"] = json!({"time": "2025-06-27T18:03-07:00", "ip": "192.168.1.1"});
+    assert!(pdp.post(EVAL, &body).await.decision());
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_2_2_4_to_c_2_2_7_properties_decide() {
+    let pdp = Pdp::start().await;
+    let archived =
+        json!({"type": "record", "id": "record-2", "properties": {"status": "archived"}});
+    assert!(
+        !pdp.post(EVAL, &ask(user("alice"), act("write"), archived.clone()))
+            .await
+            .decision(),
+        "C.2.2.4, rule 5"
+    );
+    let admin = json!({"type": "user", "id": "bob", "properties": {"role": "admin"}});
+    assert!(
+        pdp.post(EVAL, &ask(admin, act("write"), archived))
+            .await
+            .decision(),
+        "C.2.2.5, rule 6"
+    );
+    let soft = |s: bool| json!({"name": "delete", "properties": {"soft": s}});
+    assert!(
+        pdp.post(EVAL, &ask(user("alice"), soft(true), record("record-1")))
+            .await
+            .decision(),
+        "C.2.2.6, rule 7"
+    );
+    assert!(
+        !pdp.post(EVAL, &ask(user("alice"), soft(false), record("record-1")))
+            .await
+            .decision(),
+        "C.2.2.7, rule 8"
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_2_2_8_and_c_2_2_9_extra_properties_and_unknown_fields_are_accepted() {
+    let pdp = Pdp::start().await;
+    let body = json!({
+        "subject": {"type": "user", "id": "alice", "properties": {"department": "Sales", "role": "manager"}},
+        "action": {"name": "read", "properties": {"method": "GET"}},
+        "resource": {"type": "record", "id": "record-1", "properties": {"status": "active", "owner": "bob"}}
+    });
+    assert!(pdp.post(EVAL, &body).await.decision(), "C.2.2.8");
+    let mut body = ask(user("alice"), act("read"), record("record-1"));
+    body["foo"] = json!("bar");
+    body["futureField"] = json!({"nested": true});
+    assert!(pdp.post(EVAL, &body).await.decision(), "C.2.2.9");
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_2_3_the_answer_is_a_boolean_decision_with_an_optional_object_context() {
+    let pdp = Pdp::start().await;
+    let a = pdp
+        .post(EVAL, &ask(user("bob"), act("write"), record("record-1")))
+        .await;
+    assert!(!a.decision(), "C.2.3.1");
+    // With reasons asked for, `context` is an object (C.2.3.2).
+    let mut body = ask(user("bob"), act("write"), record("record-1"));
+    body["options"] = json!({"iamd_reasons": true});
+    let a = pdp.post(EVAL, &body).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json["decision"], false);
+    let c = &a.json["context"];
+    assert_eq!(c["outcome"], "IMPLICIT_DENY", "{c}");
+    assert!(
+        c["revision"]
+            .as_str()
+            .unwrap()
+            .starts_with("authzen-fixture-1 (sha256:"),
+        "{c}"
+    );
+    assert_eq!(c["denied_by"], "identity", "{c}");
+    assert_eq!(c["nearest_allow"]["sid"], "AdminWrites", "{c}");
+    assert_eq!(c["missing_context_keys"], json!(["subject:role"]), "{c}");
+    let mut body = ask(user("alice"), act("read"), record("record-1"));
+    body["options"] = json!({"iamd_reasons": true});
+    let a = pdp.post(EVAL, &body).await;
+    assert_eq!(a.json["decision"], true);
+    assert_eq!(
+        a.json["context"]["determining"][0]["policy"], "ReadRecords",
+        "{}",
+        a.text
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_2_4_bad_requests_are_400_with_the_field_named() {
+    let pdp = Pdp::start().await;
+    let cases = [
+        (
+            json!({"action": act("read"), "resource": record("record-1")}),
+            "`subject` is missing",
+        ),
+        (
+            json!({"subject": user("alice"), "resource": record("record-1")}),
+            "`action` is missing",
+        ),
+        (
+            json!({"subject": user("alice"), "action": act("read")}),
+            "`resource` is missing",
+        ),
+        (
+            ask(json!({"id": "alice"}), act("read"), record("record-1")),
+            "`subject.type` is missing",
+        ),
+        (
+            ask(json!({"type": "user"}), act("read"), record("record-1")),
+            "`subject.id` is missing",
+        ),
+        (
+            ask(user("alice"), json!({}), record("record-1")),
+            "`action.name` is missing",
+        ),
+        (
+            ask(user("alice"), act("read"), json!({"id": "record-1"})),
+            "`resource.type` is missing",
+        ),
+        (
+            ask(user("alice"), act("read"), json!({"type": "record"})),
+            "`resource.id` is missing",
+        ),
+        (
+            ask(json!("alice"), act("read"), record("record-1")),
+            "`subject` must be an object, not a string",
+        ),
+        (
+            ask(user("alice"), json!({"name": 123}), record("record-1")),
+            "`action.name` must be a string, not a number",
+        ),
+    ];
+    for (body, needle) in cases {
+        pdp.post(EVAL, &body).await.bad(needle);
+    }
+    // C.2.4.3: not JSON by its content type.
+    let body = ask(user("alice"), act("read"), record("record-1")).to_string();
+    let mut s = Send::post(EVAL, body.clone());
+    s.content_type = Some("text/plain");
+    pdp.send(s)
+        .await
+        .bad("`Content-Type` is `text/plain`: send `application/json`");
+    let mut s = Send::post(EVAL, body.clone());
+    s.content_type = None;
+    pdp.send(s).await.bad("`Content-Type` is missing");
+    let mut s = Send::post(EVAL, body);
+    s.content_type = Some("application/json; charset=utf-8");
+    assert!(
+        pdp.send(s).await.decision(),
+        "parameters of the type are fine"
+    );
+    // C.2.4.4, C.2.4.5.
+    pdp.send(Send::post(EVAL, "{\"subject\": ".into()))
+        .await
+        .bad("the body is not JSON");
+    pdp.send(Send::post(EVAL, String::new()))
+        .await
+        .bad("the body is empty");
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_2_5_x_request_id_is_echoed_and_c_2_6_answers_are_the_same_each_time() {
+    let pdp = Pdp::start().await;
+    let body = ask(user("alice"), act("read"), record("record-1")).to_string();
+    let mut s = Send::post(EVAL, body.clone());
+    s.headers.push((
+        "x-request-id",
+        "bfe9eb29-ab87-4ca3-be83-a1d5d8305716".into(),
+    ));
+    let a = pdp.send(s).await;
+    assert_eq!(
+        a.headers["x-request-id"], "bfe9eb29-ab87-4ca3-be83-a1d5d8305716",
+        "C.2.5.1"
+    );
+    assert!(a.decision());
+    let a = pdp.send(Send::post(EVAL, body)).await;
+    assert!(
+        a.headers.get("x-request-id").is_none(),
+        "C.2.5.2: not made up"
+    );
+    assert!(a.decision());
+    // An error keeps the request id too.
+    let mut s = Send::post(EVAL, "[]".into());
+    s.headers.push(("x-request-id", "r2".into()));
+    let a = pdp.send(s).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.headers["x-request-id"], "r2");
+    for _ in 0..20 {
+        assert!(
+            !pdp.post(EVAL, &ask(user("bob"), act("write"), record("record-1")))
+                .await
+                .decision(),
+            "C.2.6"
+        );
+    }
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_3_2_1_c_3_2_2_and_c_3_2_5_batches_in_order() {
+    let pdp = Pdp::start().await;
+    let a = pdp
+        .post(
+            EVALS,
+            &json!({"subject": user("alice"), "action": act("read"),
+            "evaluations": [{"resource": record("record-1")}, {"resource": record("record-2")}]}),
+        )
+        .await;
+    assert_eq!(a.decisions().len(), 2, "C.3.2.1");
+    let a = pdp
+        .post(
+            EVALS,
+            &json!({"subject": user("bob"), "resource": record("record-1"),
+            "evaluations": [{"action": act("read")}, {"action": act("write")}]}),
+        )
+        .await;
+    assert_eq!(a.decisions(), [true, false], "C.3.2.2");
+    assert_eq!(
+        a.json,
+        json!({"evaluations": [{"decision": true}, {"decision": false}]})
+    );
+    let a = pdp
+        .post(
+            EVALS,
+            &json!({"evaluations": [
+            ask(user("alice"), act("read"), record("record-1")),
+            ask(user("bob"), act("write"), record("record-1"))]}),
+        )
+        .await;
+    assert_eq!(a.decisions(), [true, false], "C.3.2.5");
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_3_2_3_c_3_2_4_and_c_3_2_7_batch_properties_and_default_merging() {
+    let pdp = Pdp::start().await;
+    let with = |id: &str, status: &str| json!({"type": "record", "id": id, "properties": {"status": status}});
+    let a = pdp
+        .post(EVALS, &json!({"subject": user("alice"), "action": act("write"),
+            "evaluations": [{"resource": with("record-1", "active")}, {"resource": with("record-2", "archived")}]}))
+        .await;
+    assert_eq!(a.decisions(), [true, false], "C.3.2.3");
+    let a = pdp
+        .post(EVALS, &json!({"action": act("write"), "resource": with("record-2", "archived"),
+            "evaluations": [{"subject": user("alice")},
+                            {"subject": {"type": "user", "id": "bob", "properties": {"role": "admin"}}}]}))
+        .await;
+    assert_eq!(a.decisions(), [false, true], "C.3.2.4");
+    let a = pdp
+        .post(EVALS, &json!({"subject": user("alice"), "action": act("write"), "resource": {"type": "record"},
+            "evaluations": [{"resource": {"id": "record-1", "properties": {"status": "active"}}},
+                            {"resource": with("record-2", "archived")}]}))
+        .await;
+    assert_eq!(a.decisions(), [true, false], "C.3.2.7");
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_3_2_6_top_level_context_is_inherited_or_overridden() {
+    let pdp = Pdp::start().await;
+    let a = pdp
+        .post(EVALS, &json!({"subject": user("alice"), "action": act("read"),
+            "context": {"time": "2025-06-27T18:03-07:00"},
+            "evaluations": [{"resource": record("record-1")},
+                {"resource": record("record-2"), "context": {"time": "2025-06-27T19:00-07:00", "source": "batch-override"}}]}))
+        .await;
+    assert_eq!(a.decisions().len(), 2);
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_3_4_a_bad_item_is_a_deny_with_its_error_and_no_batch_is_a_single_answer() {
+    let pdp = Pdp::start().await;
+    let a = pdp
+        .post(
+            EVALS,
+            &json!({"subject": user("alice"), "action": act("read"),
+            "evaluations": [{"resource": record("record-1")}, {}, 7]}),
+        )
+        .await;
+    assert_eq!(a.decisions(), [true, false, false], "C.3.4.1");
+    assert_eq!(a.json["evaluations"][1]["context"]["error"]["status"], 400);
+    assert_eq!(
+        a.json["evaluations"][1]["context"]["error"]["message"],
+        "evaluations[1]: `resource` is missing"
+    );
+    assert_eq!(
+        a.json["evaluations"][2]["context"]["error"]["message"],
+        "`evaluations[2]` must be an object, not a number"
+    );
+    // Malformed JSON is still a 400 for the whole call.
+    pdp.send(Send::post(EVALS, "{\"evaluations\": [".into()))
+        .await
+        .bad("not JSON");
+    // C.3.4.2 and C.3.4.3: no or an empty batch is one evaluation.
+    let one = ask(user("alice"), act("read"), record("record-1"));
+    assert!(pdp.post(EVALS, &one).await.decision(), "C.3.4.2");
+    let mut empty = one.clone();
+    empty["evaluations"] = json!([]);
+    assert!(pdp.post(EVALS, &empty).await.decision(), "C.3.4.3");
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn batches_stop_where_their_semantic_says() {
+    let pdp = Pdp::start().await;
+    let batch = |semantic: &str| {
+        json!({"subject": user("bob"), "resource": record("record-1"),
+            "options": {"evaluations_semantic": semantic},
+            "evaluations": [{"action": act("read")}, {"action": act("write")}, {"action": act("read")}]})
+    };
+    assert_eq!(
+        pdp.post(EVALS, &batch("execute_all")).await.decisions(),
+        [true, false, true]
+    );
+    assert_eq!(
+        pdp.post(EVALS, &batch("deny_on_first_deny"))
+            .await
+            .decisions(),
+        [true, false]
+    );
+    assert_eq!(
+        pdp.post(EVALS, &batch("permit_on_first_permit"))
+            .await
+            .decisions(),
+        [true]
+    );
+    pdp.post(EVALS, &batch("some"))
+        .await
+        .bad("`options.evaluations_semantic` `some` is not one of");
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn an_unmapped_subject_type_is_a_deny_counted_as_an_unknown_principal() {
+    let pdp = Pdp::start().await;
+    let a = pdp
+        .post(
+            EVAL,
+            &ask(
+                json!({"type": "spaceship", "id": "alice"}),
+                act("read"),
+                record("record-1"),
+            ),
+        )
+        .await;
+    assert!(!a.decision());
+    let a = pdp
+        .post(EVAL, &ask(user("nobody"), act("read"), record("record-1")))
+        .await;
+    assert!(!a.decision());
+    let text = pdp.metrics.render();
+    assert!(
+        text.contains("iamd_decisions_total{outcome=\"unknown_principal\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("iamd_authzen_requests_total{endpoint=\"evaluation\",code=\"200\"} 2"),
+        "{text}"
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_6_the_metadata_names_every_endpoint_under_the_base_url() {
+    let pdp = Pdp::start().await;
+    let mut s = Send::post("/.well-known/authzen-configuration", String::new());
+    s.method = "GET";
+    s.content_type = None;
+    let a = pdp.send(s).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert_eq!(
+        a.json,
+        json!({
+            "policy_decision_point": "http://pdp.test",
+            "access_evaluation_endpoint": "http://pdp.test/access/v1/evaluation",
+            "access_evaluations_endpoint": "http://pdp.test/access/v1/evaluations",
+        })
+    );
+    pdp.stop().await;
+    let pdp = Pdp::start_with(
+        ServeOptions {
+            base_url: Some("https://pdp.example.com/".into()),
+            ..ServeOptions::default()
+        },
+        FileMapping::default(),
+    )
+    .await;
+    let mut s = Send::post("/.well-known/authzen-configuration", String::new());
+    s.method = "GET";
+    let a = pdp.send(s).await;
+    assert_eq!(a.json["policy_decision_point"], "https://pdp.example.com");
+    assert_eq!(
+        a.json["access_evaluation_endpoint"],
+        "https://pdp.example.com/access/v1/evaluation"
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn http2_wrong_methods_paths_big_bodies_and_tokens() {
+    let pdp = Pdp::start_with(
+        ServeOptions {
+            tokens: vec!["s3cret-token".into()],
+            api_key_header: Some(hyper::header::HeaderName::from_static("x-api-key")),
+            max_body_bytes: 2048,
+            ..ServeOptions::default()
+        },
+        FileMapping::default(),
+    )
+    .await;
+    let body = ask(user("alice"), act("read"), record("record-1")).to_string();
+    // No token, a wrong one: 401, with the challenge; the token never echoed.
+    let a = pdp.send(Send::post(EVAL, body.clone())).await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    assert!(
+        a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let mut s = Send::post(EVAL, body.clone());
+    s.headers.push(("authorization", "Bearer wrong".into()));
+    let a = pdp.send(s).await;
+    assert_eq!(a.status, 401);
+    assert!(!a.text.contains("s3cret"));
+    // The bearer token, over HTTP/2 (prior knowledge), and the API key.
+    let mut s = Send::post(EVAL, body.clone());
+    s.headers
+        .push(("authorization", "Bearer s3cret-token".into()));
+    s.http2 = true;
+    assert!(pdp.send(s).await.decision());
+    let mut s = Send::post(EVAL, body.clone());
+    s.headers.push(("x-api-key", "s3cret-token".into()));
+    assert!(pdp.send(s).await.decision());
+    // Too big.
+    let mut big = ask(user("alice"), act("read"), record("record-1"));
+    big["context"] = json!({"pad": "x".repeat(4096)});
+    let mut s = Send::post(EVAL, big.to_string());
+    s.headers
+        .push(("authorization", "Bearer s3cret-token".into()));
+    let a = pdp.send(s).await;
+    assert_eq!(a.status, 413, "{}", a.text);
+    assert!(
+        a.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2048 bytes")
+    );
+    // A wrong method, an unknown path.
+    let mut s = Send::post(EVAL, body.clone());
+    s.method = "GET";
+    let a = pdp.send(s).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.headers["allow"], "POST");
+    let a = pdp.send(Send::post("/access/v1/nothing", body)).await;
+    assert_eq!(a.status, 404);
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn no_bundle_is_503_never_an_allow() {
+    let (store, _publisher) = Store::new();
+    let pdp = Pdp::serve(store, ServeOptions::default(), FileMapping::default()).await;
+    let a = pdp
+        .post(EVAL, &ask(user("alice"), act("read"), record("record-1")))
+        .await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert!(a.json.get("decision").is_none());
+    pdp.stop().await;
+}
