@@ -2,7 +2,7 @@
 //! `certification/authorization-api-1_0-scenario.md`): its fixture is
 //! `examples/authzen/bundle` with the default mapping, and each test is
 //! named by the scenario's test IDs, run over HTTP against the real
-//! listener. Search (C.4) is not served yet.
+//! listener.
 
 use std::sync::Arc;
 
@@ -319,8 +319,9 @@ async fn c_2_3_the_answer_is_a_boolean_decision_with_an_optional_object_context(
         "{c}"
     );
     assert_eq!(c["denied_by"], "identity", "{c}");
-    assert_eq!(c["nearest_allow"]["sid"], "AdminWrites", "{c}");
-    assert_eq!(c["missing_context_keys"], json!(["subject:role"]), "{c}");
+    assert_eq!(c["nearest_allow"]["sid"], "AdminWritesArchived", "{c}");
+    let missing = c["missing_context_keys"].as_array().unwrap();
+    assert!(missing.contains(&json!("subject:role")), "{c}");
     let mut body = ask(user("alice"), act("read"), record("record-1"));
     body["options"] = json!({"iamd_reasons": true});
     let a = pdp.post(EVAL, &body).await;
@@ -625,6 +626,9 @@ async fn c_6_the_metadata_names_every_endpoint_under_the_base_url() {
             "policy_decision_point": "http://pdp.test",
             "access_evaluation_endpoint": "http://pdp.test/access/v1/evaluation",
             "access_evaluations_endpoint": "http://pdp.test/access/v1/evaluations",
+            "search_subject_endpoint": "http://pdp.test/access/v1/search/subject",
+            "search_resource_endpoint": "http://pdp.test/access/v1/search/resource",
+            "search_action_endpoint": "http://pdp.test/access/v1/search/action",
         })
     );
     pdp.stop().await;
@@ -717,5 +721,207 @@ async fn no_bundle_is_503_never_an_allow() {
         .await;
     assert_eq!(a.status, 503, "{}", a.text);
     assert!(a.json.get("decision").is_none());
+    pdp.stop().await;
+}
+
+const SUBJECTS: &str = "/access/v1/search/subject";
+const RESOURCES: &str = "/access/v1/search/resource";
+const ACTIONS: &str = "/access/v1/search/action";
+
+impl Answer {
+    /// A search answer's results, each checked to be of `kind` (subjects
+    /// and resources) or to have a name (actions); its `page.next_token`.
+    fn results(&self, kind: Option<&str>) -> (Vec<String>, String) {
+        assert_eq!(self.status, 200, "{}", self.text);
+        assert_eq!(self.headers["content-type"], "application/json");
+        let results = self.json["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no results: {}", self.text));
+        let names = results
+            .iter()
+            .map(|r| match kind {
+                Some(k) => {
+                    assert_eq!(r["type"], k, "{r}");
+                    r["id"].as_str().unwrap().to_owned()
+                }
+                None => r["name"].as_str().unwrap().to_owned(),
+            })
+            .collect();
+        let token = self.json["page"]["next_token"].as_str().unwrap().to_owned();
+        (names, token)
+    }
+}
+
+#[tokio::test]
+async fn c_4_2_subject_search_is_who_can() {
+    let pdp = Pdp::start().await;
+    let q =
+        json!({"subject": {"type": "user"}, "action": act("read"), "resource": record("record-1")});
+    let (who, next) = pdp.post(SUBJECTS, &q).await.results(Some("user"));
+    assert_eq!(who, ["alice", "bob"], "C.4.2.1");
+    assert_eq!(next, "");
+    let mut with_context = q.clone();
+    with_context["context"] = json!({"time": "2025-06-27T18:03-07:00"});
+    assert_eq!(
+        pdp.post(SUBJECTS, &with_context)
+            .await
+            .results(Some("user"))
+            .0,
+        ["alice", "bob"],
+        "C.4.2.2"
+    );
+    let mut with_id = q.clone();
+    with_id["subject"]["id"] = json!("alice");
+    assert_eq!(
+        pdp.post(SUBJECTS, &with_id).await.results(Some("user")).0,
+        ["alice", "bob"],
+        "C.4.2.3: the id is ignored"
+    );
+    let archived = json!({"subject": {"type": "user"}, "action": act("write"),
+        "resource": {"type": "record", "id": "record-2", "properties": {"status": "archived"}}});
+    assert_eq!(
+        pdp.post(SUBJECTS, &archived).await.results(Some("user")).0,
+        ["bob"],
+        "C.4.2.4"
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_4_3_resource_search_is_on_what() {
+    let pdp = Pdp::start().await;
+    let q =
+        json!({"subject": user("alice"), "action": act("read"), "resource": {"type": "record"}});
+    assert_eq!(
+        pdp.post(RESOURCES, &q).await.results(Some("record")).0,
+        ["record-1", "record-2"],
+        "C.4.3.1"
+    );
+    let mut with_id = q.clone();
+    with_id["resource"]["id"] = json!("record-9");
+    assert_eq!(
+        pdp.post(RESOURCES, &with_id)
+            .await
+            .results(Some("record"))
+            .0,
+        ["record-1", "record-2"],
+        "C.4.3.2"
+    );
+    let admin = json!({"subject": {"type": "user", "id": "bob", "properties": {"role": "admin"}},
+        "action": act("write"), "resource": {"type": "record"}});
+    assert_eq!(
+        pdp.post(RESOURCES, &admin).await.results(Some("record")).0,
+        ["record-2"],
+        "C.4.3.3"
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_4_4_action_search_is_what_can() {
+    let pdp = Pdp::start().await;
+    let q = json!({"subject": user("alice"), "resource": record("record-1")});
+    assert_eq!(
+        pdp.post(ACTIONS, &q).await.results(None).0,
+        ["read", "write"],
+        "C.4.4.1: delete needs action.properties"
+    );
+    let mut with_context = q.clone();
+    with_context["context"] = json!({"time": "now"});
+    assert_eq!(
+        pdp.post(ACTIONS, &with_context).await.results(None).0,
+        ["read", "write"],
+        "C.4.4.2"
+    );
+    let admin = json!({"subject": {"type": "user", "id": "bob", "properties": {"role": "admin"}},
+        "resource": {"type": "record", "id": "record-2", "properties": {"status": "archived"}}});
+    assert_eq!(
+        pdp.post(ACTIONS, &admin).await.results(None).0,
+        ["read", "write"],
+        "C.4.4.3"
+    );
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_4_5_pages_follow_their_tokens() {
+    let pdp = Pdp::start().await;
+    let q = json!({"subject": {"type": "user"}, "action": act("read"), "resource": record("record-1"), "page": {"limit": 1}});
+    let (first, token) = pdp.post(SUBJECTS, &q).await.results(Some("user"));
+    assert_eq!(first, ["alice"], "C.4.5.1");
+    assert!(!token.is_empty(), "more to come");
+    let mut next = q.clone();
+    next["page"] = json!({"token": token});
+    let (second, end) = pdp.post(SUBJECTS, &next).await.results(Some("user"));
+    assert_eq!(second, ["bob"], "C.4.5.2");
+    assert_eq!(end, "", "C.4.5.3: the end");
+    let mut forged = q.clone();
+    forged["page"] = json!({"token": "0@0123456789ab"});
+    pdp.post(SUBJECTS, &forged)
+        .await
+        .bad("from another bundle revision");
+    forged["page"] = json!({"token": "nonsense"});
+    pdp.post(SUBJECTS, &forged)
+        .await
+        .bad("is not one this PDP made");
+    pdp.stop().await;
+}
+
+#[tokio::test]
+async fn c_4_6_nothing_found_is_an_empty_list_and_c_4_7_missing_fields_are_400() {
+    let pdp = Pdp::start().await;
+    let unknown = json!({"subject": user("nonexistent-user"), "resource": record("record-1")});
+    assert_eq!(
+        pdp.post(ACTIONS, &unknown).await.results(None).0,
+        Vec::<String>::new(),
+        "C.4.6.1"
+    );
+    let spaceship = json!({"subject": {"type": "spaceship"}, "action": act("read"), "resource": record("record-1")});
+    assert_eq!(
+        pdp.post(SUBJECTS, &spaceship)
+            .await
+            .results(Some("spaceship"))
+            .0,
+        Vec::<String>::new(),
+        "C.4.6.2"
+    );
+    let strange =
+        json!({"subject": user("alice"), "action": act("read"), "resource": {"type": "planet"}});
+    assert_eq!(
+        pdp.post(RESOURCES, &strange)
+            .await
+            .results(Some("planet"))
+            .0,
+        Vec::<String>::new()
+    );
+    for (path, body, needle) in [
+        (
+            SUBJECTS,
+            json!({"subject": {"type": "user"}, "resource": record("record-1")}),
+            "`action` is missing",
+        ),
+        (
+            RESOURCES,
+            json!({"action": act("read"), "resource": {"type": "record"}}),
+            "`subject` is missing",
+        ),
+        (
+            ACTIONS,
+            json!({"subject": user("alice")}),
+            "`resource` is missing",
+        ),
+        (
+            SUBJECTS,
+            json!({"subject": {"type": "user"}, "action": act("read"), "resource": {"type": "record"}}),
+            "`resource.id` is missing",
+        ),
+        (
+            RESOURCES,
+            json!({"subject": {"type": "user"}, "action": act("read"), "resource": {"type": "record"}}),
+            "`subject.id` is missing",
+        ),
+    ] {
+        pdp.post(path, &body).await.bad(needle);
+    }
     pdp.stop().await;
 }

@@ -275,6 +275,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<Diagnostic>) -> O
             resource_controls: Vec::new(),
             organization_id: None,
             limits: RawLimits::default(),
+            search: Default::default(),
         },
         users: users.into_iter().map(|u| (file.to_owned(), u)).collect(),
         groups: groups.into_iter().map(|g| (file.to_owned(), g)).collect(),

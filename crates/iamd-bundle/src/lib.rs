@@ -225,6 +225,32 @@ pub struct Bundle {
     /// RCP levels, root first: they guard this account's resources.
     rcps: Vec<StatementSet>,
     stats: BundleStats,
+    /// `search:` of `bundle.yaml`: resources and actions declared for
+    /// search, sorted.
+    declared: Declared,
+    /// What search reads, made on its first use (serving never pays for
+    /// it): the principals' names, the known resources and actions, sorted.
+    known: std::sync::OnceLock<Known>,
+}
+
+/// Resources and actions declared in `bundle.yaml` for search.
+#[derive(Debug, Default)]
+pub(crate) struct Declared {
+    pub(crate) resources: Vec<Box<str>>,
+    pub(crate) actions: Vec<Box<str>>,
+}
+
+/// The names search enumerates, sorted and without repeats.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// `user/NAME` and `role/NAME`, as requests name them.
+    pub principals: Vec<Box<str>>,
+    /// The resources with a policy of their own (`resources.yaml`, exact
+    /// ARNs) and those `search:` declares.
+    pub resources: Vec<Box<str>>,
+    /// The actions the policies name without a wildcard and those
+    /// `search:` declares.
+    pub actions: Vec<Box<str>>,
 }
 
 /// A principal of a request found in a bundle.
@@ -365,6 +391,52 @@ impl Bundle {
         Some(Resolved {
             entity,
             principal: Cow::Owned(p),
+        })
+    }
+
+    /// The names search enumerates, made on the first call (a 100,000-user
+    /// bundle: its principals sorted once).
+    pub fn known(&self) -> &Known {
+        self.known.get_or_init(|| {
+            let mut principals: Vec<Box<str>> = self.entities.keys().cloned().collect();
+            principals.sort_unstable();
+            let mut resources: Vec<Box<str>> = self
+                .exact_resources
+                .keys()
+                // Trust policies are the roles' own: the roles are principals.
+                .filter(|r| !r.contains(":iam::"))
+                .cloned()
+                .chain(self.declared.resources.iter().cloned())
+                .collect();
+            resources.sort_unstable();
+            resources.dedup();
+            let mut seen = rustc_hash::FxHashSet::default();
+            let mut actions: Vec<Box<str>> = self.declared.actions.clone();
+            let sets = self
+                .entities
+                .values()
+                .flat_map(|e| [Some(&e.identity), e.boundary.as_ref()])
+                .flatten()
+                .chain(self.exact_resources.values().map(|s| &**s))
+                .chain(self.pattern_resources.iter().map(|(_, s)| &**s));
+            for set in sets {
+                for policy in set.policies() {
+                    // Policies are shared: each read once.
+                    if !seen.insert(Arc::as_ptr(policy)) {
+                        continue;
+                    }
+                    for statement in policy.statements() {
+                        actions.extend(statement.literal_actions().map(Box::from));
+                    }
+                }
+            }
+            actions.sort_unstable();
+            actions.dedup();
+            Known {
+                principals,
+                resources,
+                actions,
+            }
         })
     }
 

@@ -1245,6 +1245,8 @@ impl Loader<'_> {
             }
         }
 
+        let declared = self.declared(&account_file, &account.search);
+
         if !self.problems.is_empty() {
             return Err(BundleError::new(self.problems));
         }
@@ -1303,8 +1305,37 @@ impl Loader<'_> {
             scps,
             rcps,
             stats,
+            declared,
+            known: std::sync::OnceLock::new(),
         };
         Ok((bundle, self.recorder))
+    }
+
+    /// `search:` of `bundle.yaml`, checked: resources are ARNs without
+    /// wildcards, actions `service:Action` without wildcards.
+    fn declared(&mut self, file: &str, search: &super::raw::RawSearch) -> crate::Declared {
+        let mut out = crate::Declared::default();
+        for r in &search.resources {
+            let text = &r.value;
+            if text.contains(['*', '?']) || iamd_policy::arn::Arn::parse(text).is_none() {
+                self.problems.push(Diagnostic::new(&yaml_at(file, &r.referenced), format!("search.resources: `{text}` is not a resource ARN: write one resource, as `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, without wildcards")));
+            } else {
+                out.resources.push(text.as_str().into());
+            }
+        }
+        for a in &search.actions {
+            let text = &a.value;
+            let ok = !text.contains(['*', '?'])
+                && text
+                    .split_once(':')
+                    .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty());
+            if ok {
+                out.actions.push(text.as_str().into());
+            } else {
+                self.problems.push(Diagnostic::new(&yaml_at(file, &a.referenced), format!("search.actions: `{text}` is not an action: write `service:Action`, without wildcards")));
+            }
+        }
+        out
     }
 
     /// The managed policy name a reference names: `Name`, or the ARN

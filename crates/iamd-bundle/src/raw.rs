@@ -31,6 +31,21 @@ pub(crate) struct RawAccount {
     pub resource_controls: Vec<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub limits: RawLimits,
+    /// What search may answer beyond the names the policies write.
+    #[serde(default)]
+    pub search: RawSearch,
+}
+
+/// `search:` in `bundle.yaml`: resources and actions that exist though no
+/// policy names them literally (a policy writes `record/*`, search answers
+/// `record/1`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawSearch {
+    #[serde(default)]
+    pub resources: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub actions: Vec<Spanned<String>>,
 }
 
 /// `limits:` in `bundle.yaml`: overrides of the AWS quotas that validation

@@ -453,6 +453,23 @@ impl Pinned<'_> {
 }
 
 impl Pinned<'_> {
+    /// The bundle decisions are made by.
+    pub fn bundle(&self) -> Option<&Bundle> {
+        self.snapshot.bundle().map(|b| &**b)
+    }
+
+    /// Decides `question` at `now` without counting or logging it: whether
+    /// it is allowed. For search, whose candidates are each a real
+    /// evaluation and whose call is counted once, by its front door.
+    pub fn check(&self, question: &Question<'_>, now: jiff::Timestamp) -> Result<bool, Refusal> {
+        let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
+        decide(bundle, question, now, self.decider, |a| {
+            a.outcome == Outcome::Allow
+        })
+    }
+}
+
+impl Pinned<'_> {
     /// Answers, without evaluating, a question whose principal the front
     /// door could not map to one the bundle may hold (an AuthZEN subject of
     /// a type the configuration does not map): an implicit deny by the

@@ -218,6 +218,20 @@ impl Statement {
         self.effect
     }
 
+    /// The actions the statement names without a wildcard, as written
+    /// (none under `NotAction`): what search may offer as candidates.
+    pub fn literal_actions(&self) -> impl Iterator<Item = &str> {
+        let texts: &[Box<str>] = if self.actions.negated {
+            &[]
+        } else {
+            &self.actions.texts
+        };
+        texts
+            .iter()
+            .map(|t| &**t)
+            .filter(|t| !t.contains(['*', '?']))
+    }
+
     /// Whether the statement is about `action` (`Action` or `NotAction`).
     pub fn matches_action(&self, action: &str) -> bool {
         let empty = Context::new();

@@ -162,13 +162,6 @@ impl Template {
     /// The `{id}` (or `{name}`) that `text` was filled with, for a template
     /// filled with `kind` as `{type}` and one other variable: how search
     /// reads the bundle's names back (`user/alice` gives `alice`).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "search (issue 17) reads names back; it comes next"
-        )
-    )]
     pub(crate) fn read_back<'t>(&self, text: &'t str, kind: &str) -> Option<&'t str> {
         let mut rest = text;
         let mut found = None;
@@ -309,6 +302,16 @@ impl Mapping {
     pub(crate) fn principal(&self, kind: &str, id: &str) -> Option<String> {
         let t = self.subjects.get(kind)?;
         Some(t.fill(Fill { id, kind, name: "" }))
+    }
+
+    /// The principal template of subjects of type `kind`.
+    pub(crate) fn subject_template(&self, kind: &str) -> Option<&Template> {
+        self.subjects.get(kind)
+    }
+
+    /// The action template.
+    pub(crate) fn action_template(&self) -> &Template {
+        &self.action
     }
 
     /// The IAM action of `name` on a resource of type `kind`.

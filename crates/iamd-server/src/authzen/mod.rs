@@ -14,6 +14,7 @@
 //! (`authzen.reasons: true`) asks for the reasons, which go in `context`.
 
 pub mod mapping;
+pub mod search;
 mod serve;
 mod wire;
 
@@ -37,20 +38,48 @@ pub enum Endpoint {
     Evaluation,
     /// `POST /access/v1/evaluations`.
     Evaluations,
+    /// `POST /access/v1/search/subject`.
+    SearchSubject,
+    /// `POST /access/v1/search/resource`.
+    SearchResource,
+    /// `POST /access/v1/search/action`.
+    SearchAction,
     /// `GET /.well-known/authzen-configuration`.
     Metadata,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 3] = [Self::Evaluation, Self::Evaluations, Self::Metadata];
+    pub const ALL: [Endpoint; 6] = [
+        Self::Evaluation,
+        Self::Evaluations,
+        Self::SearchSubject,
+        Self::SearchResource,
+        Self::SearchAction,
+        Self::Metadata,
+    ];
 
     /// Its path.
     pub fn path(self) -> &'static str {
         match self {
             Self::Evaluation => "/access/v1/evaluation",
             Self::Evaluations => "/access/v1/evaluations",
+            Self::SearchSubject => "/access/v1/search/subject",
+            Self::SearchResource => "/access/v1/search/resource",
+            Self::SearchAction => "/access/v1/search/action",
             Self::Metadata => "/.well-known/authzen-configuration",
+        }
+    }
+
+    /// Its key in the metadata.
+    fn metadata_key(self) -> &'static str {
+        match self {
+            Self::Evaluation => "access_evaluation_endpoint",
+            Self::Evaluations => "access_evaluations_endpoint",
+            Self::SearchSubject => "search_subject_endpoint",
+            Self::SearchResource => "search_resource_endpoint",
+            Self::SearchAction => "search_action_endpoint",
+            Self::Metadata => "",
         }
     }
 
@@ -72,6 +101,9 @@ impl Endpoint {
         match self {
             Self::Evaluation => "evaluation",
             Self::Evaluations => "evaluations",
+            Self::SearchSubject => "search_subject",
+            Self::SearchResource => "search_resource",
+            Self::SearchAction => "search_action",
             Self::Metadata => "metadata",
         }
     }
@@ -128,7 +160,7 @@ impl AuthZen {
         now: jiff::Timestamp,
         trace_id: Option<&str>,
     ) -> Reply {
-        let request = match wire::request(body) {
+        let mut request = match wire::request(body) {
             Ok(r) => r,
             Err(BadRequest(m)) => return Reply::error(400, &m),
         };
@@ -144,7 +176,7 @@ impl AuthZen {
             now,
             trace_id,
         };
-        match (endpoint, request.evaluations) {
+        match (endpoint, request.evaluations.take()) {
             (Endpoint::Evaluation, _) | (Endpoint::Evaluations, None) => {
                 let mut body = Vec::with_capacity(32);
                 match ask.one(&request.top, "", &mut body) {
@@ -193,6 +225,9 @@ impl AuthZen {
                 body.extend_from_slice(b"]}");
                 Reply::ok(body)
             }
+            (Endpoint::SearchSubject, _) => ask.search(search::Searched::Subject, &request),
+            (Endpoint::SearchResource, _) => ask.search(search::Searched::Resource, &request),
+            (Endpoint::SearchAction, _) => ask.search(search::Searched::Action, &request),
             (Endpoint::Metadata, _) => Reply::error(405, "use GET for the metadata"),
         }
     }
@@ -202,14 +237,14 @@ impl AuthZen {
     pub fn metadata(&self, base: &str) -> Reply {
         let mut doc = serde_json::Map::new();
         doc.insert("policy_decision_point".into(), base.into());
-        doc.insert(
-            "access_evaluation_endpoint".into(),
-            format!("{base}{}", Endpoint::Evaluation.path()).into(),
-        );
-        doc.insert(
-            "access_evaluations_endpoint".into(),
-            format!("{base}{}", Endpoint::Evaluations.path()).into(),
-        );
+        for e in Endpoint::ALL {
+            if e != Endpoint::Metadata {
+                doc.insert(
+                    e.metadata_key().into(),
+                    format!("{base}{}", e.path()).into(),
+                );
+            }
+        }
         Reply::ok(serde_json::to_vec(&doc).unwrap_or_default())
     }
 }
@@ -331,17 +366,7 @@ impl Ask<'_> {
             .as_deref()
             .ok_or_else(|| missing("resource.id"))?;
         let mut context = Vec::new();
-        for (of, raw, at) in [
-            (KeysOf::Subject, subject.properties, "subject.properties"),
-            (KeysOf::Resource, resource.properties, "resource.properties"),
-            (KeysOf::Action, action.properties, "action.properties"),
-            (KeysOf::Context, t.context, "context"),
-        ] {
-            if let Some(raw) = raw {
-                let object = json_object(raw, at)?;
-                mapping.keys(of, &object, at, &mut context)?;
-            }
-        }
+        self.keys(t, Some(action), &mut context)?;
         Ok(Mapped {
             principal: mapping.principal(subject_type, subject_id),
             subject: format!("{subject_type}/{subject_id}"),
@@ -349,6 +374,42 @@ impl Ask<'_> {
             resource: mapping.resource(resource_type, resource_id),
             context,
         })
+    }
+}
+
+impl Ask<'_> {
+    /// The condition keys of `t`'s properties (`action`'s, when it has
+    /// one) and context.
+    fn keys(
+        &self,
+        t: &Tuple<'_>,
+        action: Option<&wire::Action<'_>>,
+        out: &mut Vec<(String, ContextValue)>,
+    ) -> Result<(), String> {
+        for (of, raw, at) in [
+            (
+                KeysOf::Subject,
+                t.subject.as_ref().and_then(|s| s.properties),
+                "subject.properties",
+            ),
+            (
+                KeysOf::Resource,
+                t.resource.as_ref().and_then(|r| r.properties),
+                "resource.properties",
+            ),
+            (
+                KeysOf::Action,
+                action.and_then(|a| a.properties),
+                "action.properties",
+            ),
+            (KeysOf::Context, t.context, "context"),
+        ] {
+            if let Some(raw) = raw {
+                let object = json_object(raw, at)?;
+                self.api.mapping.keys(of, &object, at, out)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -126,10 +126,6 @@ pub(crate) struct Request<'a> {
     /// it could not be.
     pub(crate) evaluations: Option<Vec<Result<Tuple<'a>, BadRequest>>>,
     pub(crate) options: Options,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "search (issue 17) pages; it comes next")
-    )]
     pub(crate) page: Page<'a>,
 }
 
