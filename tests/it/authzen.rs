@@ -925,3 +925,174 @@ async fn c_4_6_nothing_found_is_an_empty_list_and_c_4_7_missing_fields_are_400()
     }
     pdp.stop().await;
 }
+
+// === the JSON front door under random input ===
+
+mod fuzz {
+    use super::*;
+    use iamd_server::authzen::Endpoint;
+    use proptest::prelude::*;
+
+    /// The fixture's API, without the transport (the same `answer` the
+    /// listener calls).
+    fn api() -> &'static AuthZen {
+        static API: std::sync::OnceLock<AuthZen> = std::sync::OnceLock::new();
+        API.get_or_init(|| {
+            let dir =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/authzen/bundle");
+            let (store, publisher) = Store::new();
+            Reloader::for_dir(&dir, publisher).reload(Trigger::Start);
+            let metrics = iamd_server::admin::Metrics::new(store.clone());
+            let decider = iamd_server::decide::Decider::new(
+                store,
+                iamd_server::limits::RequestLimits::default(),
+                metrics,
+            );
+            let mapping = Mapping::compile(&FileMapping::default()).unwrap();
+            AuthZen::new(decider, Arc::new(mapping))
+        })
+    }
+
+    /// Any JSON value, nested a few levels; strings from an alphabet that
+    /// cannot spell a subject the fixture allows.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[xyz:/*?\\\\\"\u{e9}\u{0}-\u{1f}]{0,6}".prop_map(Value::from),
+            prop_oneof![
+                Just("user"),
+                Just("record"),
+                Just("read"),
+                Just("write"),
+                Just("record-1")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("subject".to_owned()),
+                        Just("action".to_owned()),
+                        Just("resource".to_owned()),
+                        Just("context".to_owned()),
+                        Just("evaluations".to_owned()),
+                        Just("options".to_owned()),
+                        Just("page".to_owned()),
+                        Just("type".to_owned()),
+                        Just("id".to_owned()),
+                        Just("name".to_owned()),
+                        Just("properties".to_owned()),
+                        Just("evaluations_semantic".to_owned()),
+                        Just("token".to_owned()),
+                        Just("limit".to_owned()),
+                        "[a-z]{1,3}",
+                    ],
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Checks one answer: a 200 or a 4xx/503, a JSON body, and no allow.
+    fn check(endpoint: Endpoint, body: &str) -> Result<(), TestCaseError> {
+        let reply = api().answer(endpoint, body, jiff::Timestamp::now(), None);
+        prop_assert!(matches!(reply.status, 200 | 400), "status {}", reply.status);
+        let json: Value = serde_json::from_slice(&reply.body)
+            .map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
+        if reply.status == 400 {
+            prop_assert!(
+                json["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+        // No generated subject is alice or bob: nothing is allowed, and no
+        // search finds anyone (a generated id is ignored there).
+        let text = String::from_utf8_lossy(&reply.body);
+        prop_assert!(
+            !text.contains("\"decision\":true"),
+            "an allow: {body} -> {text}"
+        );
+        Ok(())
+    }
+
+    const ENDPOINTS: [Endpoint; 5] = [
+        Endpoint::Evaluation,
+        Endpoint::Evaluations,
+        Endpoint::SearchSubject,
+        Endpoint::SearchResource,
+        Endpoint::SearchAction,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_json_is_a_4xx_or_a_deny_never_a_panic_or_an_allow(
+            v in json_value(),
+            e in 0..5usize,
+        ) {
+            check(ENDPOINTS[e], &v.to_string())?;
+        }
+
+        #[test]
+        fn broken_bytes_are_a_400_with_a_message(
+            cut in 0..120usize,
+            insert in "[{}\\[\\]\",:\\\\ a0]{0,3}",
+            e in 0..5usize,
+        ) {
+            let good = r#"{"subject":{"type":"user","id":"xy"},"action":{"name":"read"},"resource":{"type":"record","id":"record-1"},"evaluations":[{}]}"#;
+            let at = cut.min(good.len());
+            let body = format!("{}{insert}{}", &good[..at], &good[at..]);
+            check(ENDPOINTS[e], &body)?;
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_wrong_top_levels_are_refused_with_a_message() {
+        // Ten thousand levels: read without recursion where skipped, and
+        // past serde's limit of 128 where read.
+        let arrays = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep = format!("{{\"context\":{arrays}}}");
+        let r = api().answer(Endpoint::Evaluation, &deep, jiff::Timestamp::now(), None);
+        assert_eq!(r.status, 400);
+        let m = String::from_utf8(r.body).unwrap();
+        assert!(
+            m.contains("`context` must be an object, not an array"),
+            "{m}"
+        );
+        let deep = format!(
+            r#"{{"subject":{{"type":"user","id":"alice"}},"action":{{"name":"read"}},"resource":{{"type":"record","id":"record-1"}},"context":{{"a":{arrays}}}}}"#
+        );
+        let r = api().answer(Endpoint::Evaluation, &deep, jiff::Timestamp::now(), None);
+        let m = String::from_utf8(r.body).unwrap();
+        assert_eq!(r.status, 400, "{m}");
+        assert!(m.contains("`context`: recursion limit exceeded"), "{m}");
+        let deep_properties = format!(
+            r#"{{"subject":{{"type":"user","id":"alice","properties":{}1{}}},"action":{{"name":"read"}},"resource":{{"type":"record","id":"record-1"}}}}"#,
+            "{\"a\":".repeat(20),
+            "}".repeat(20)
+        );
+        let r = api().answer(
+            Endpoint::Evaluation,
+            &deep_properties,
+            jiff::Timestamp::now(),
+            None,
+        );
+        let m = String::from_utf8(r.body).unwrap();
+        assert_eq!(r.status, 400, "{m}");
+        assert!(m.contains("nests objects more than 8 deep"), "{m}");
+        for body in ["null", "1", "true", "\"x\"", "[]"] {
+            let r = api().answer(Endpoint::Evaluation, body, jiff::Timestamp::now(), None);
+            assert_eq!(r.status, 400, "{body}");
+        }
+    }
+}

@@ -773,6 +773,63 @@ mod tests {
     }
 
     #[test]
+    fn the_authzen_section_needs_a_listener_and_keeps_its_tokens_out_of_debug() {
+        let none = ServeConfig::resolve(file("bundle: b\n").unwrap(), Overrides::default());
+        assert!(none.unwrap().authzen.is_none(), "off by default");
+        let flag = Overrides {
+            authzen_listen: Some("127.0.0.1:8181".into()),
+            ..Overrides::default()
+        };
+        let a = ServeConfig::resolve(file("bundle: b\n").unwrap(), flag.clone())
+            .unwrap()
+            .authzen
+            .unwrap();
+        assert_eq!(a.listen.to_string(), "127.0.0.1:8181");
+        assert!(a.tokens.is_empty());
+        assert_eq!(a.max_body_bytes, 1 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, "# for the gateway\nt0ps3cret\n\n").unwrap();
+        let text = format!(
+            "bundle: b\nauthzen:\n  listen: 127.0.0.1:9\n  tokenFile: {}\n  apiKeyHeader: x-api-key\n  mapping:\n    action: \"todo:{{name}}\"\n",
+            tokens.display()
+        );
+        let a = ServeConfig::resolve(file(&text).unwrap(), flag)
+            .unwrap()
+            .authzen
+            .unwrap();
+        assert_eq!(a.listen.to_string(), "127.0.0.1:8181", "the flag wins");
+        assert_eq!(a.tokens, ["t0ps3cret"]);
+        assert_eq!(
+            a.api_key_header.as_ref().map(|h| h.as_str()),
+            Some("x-api-key")
+        );
+        let debug = format!("{a:?}");
+        assert!(
+            !debug.contains("t0ps3cret") && debug.contains("tokens: 1"),
+            "{debug}"
+        );
+        let bad = "bundle: b\nauthzen:\n  listen: nowhere\n  baseUrl: pdp.example.com\n  apiKeyHeader: \"a b\"\n  mapping:\n    subjects: {user: \"people/{id}\"}\n";
+        let e = ServeConfig::resolve(file(bad).unwrap(), Overrides::default()).unwrap_err();
+        let lines = e.lines();
+        for needle in [
+            "authzen.listen: `nowhere` is not an address",
+            "authzen.subjects.user: `people/{id}` does not name a principal",
+            "authzen.apiKeyHeader: `a b` is not a header name",
+            "authzen.apiKeyHeader: set `tokenFile` too",
+            "authzen.baseUrl: `pdp.example.com` is not an HTTP(S) URL",
+        ] {
+            assert!(lines.iter().any(|l| l.starts_with(needle)), "{needle}: {e}");
+        }
+        let e = ServeConfig::resolve(
+            file("bundle: b\nauthzen:\n  mapping: {}\n").unwrap(),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.lines()[0].starts_with("authzen: no listener"), "{e}");
+    }
+
+    #[test]
     fn an_envoy_mapping_is_compiled_with_the_rest() {
         let text = "bundle: b\nenvoy:\n  principal:\n    - jwt: {claim: sub}\n  routes:\n    - method: GET\n      path: /docs/{id}\n      action: docs:GetDocument\n      resource: arn:acme:docs:eu-1:123456789012:doc/{id}\n";
         let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap();
