@@ -3,21 +3,24 @@
 //!
 //! ```yaml
 //! authzen:
-//!   subjects:                 # subject.type -> principal; these two are the default
-//!     user: "user/{id}"
-//!     role: "role/{id}"
-//!   action: "{type}:{name}"   # the default: the resource type is the service
-//!   resources:                # resource.type -> ARN; others use defaultResource
-//!     record: "arn:acme:records:eu-1:123456789012:record/{id}"
-//!   defaultResource: "arn:authzen:{type}:::{id}"
-//!   keys:                     # where properties and context become condition keys
-//!     subject: "subject:"     # subject.properties.role -> subject:role
-//!     resource: "resource:"
-//!     action: "action:"
-//!     context: "context:"
-//!   contextKeys:              # a context field under a key of its own
-//!     ip: aws:SourceIp
+//!   mapping:
+//!     subjects:                 # subject.type -> principal; these two are the default
+//!       user: "user/{id}"
+//!       role: "role/{id}"
+//!     action: "{type}:{name}"   # the default: the resource type is the service
+//!     resources:                # resource.type -> ARN; others use defaultResource
+//!       record: "arn:acme:records:eu-1:123456789012:record/{id}"
+//!     defaultResource: "arn:authzen:{type}:::{id}"
+//!     keys:                     # where properties and context become condition keys
+//!       subject: "subject:"     # subject.properties.role -> subject:role
+//!       resource: "resource:"
+//!       action: "action:"
+//!       context: "context:"
+//!     contextKeys:              # a context field under a key of its own
+//!       ip: aws:SourceIp
 //! ```
+//!
+//! docs/authzen.md says what each does.
 //!
 //! A subject of a type the section does not list is denied (the decider
 //! answers it as an unknown principal): an unmapped type never falls back
