@@ -1096,3 +1096,155 @@ mod fuzz {
         }
     }
 }
+
+// === TLS and mutual TLS, with the gRPC listener's files ===
+
+mod tls {
+    use super::*;
+    use crate::tls::{Ca, Leaf, write_server_files};
+    use tokio_rustls::rustls;
+
+    /// A client's TLS configuration: trusting `ca`, presenting `identity`,
+    /// offering `alpn`.
+    fn client(ca: &Ca, identity: Option<&Leaf>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(leaf) => {
+                let chain = rustls_pki_types::CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
+                    .map(Result::unwrap)
+                    .collect();
+                let key =
+                    rustls_pki_types::PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+        };
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+
+    /// POSTs `body` over TLS; the negotiated protocol and the answer, or
+    /// the error.
+    async fn post(
+        addr: std::net::SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+        path: &str,
+        body: &Value,
+    ) -> Result<(Option<Vec<u8>>, Answer), String> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let io = TokioIo::new(stream);
+        let request = hyper::Request::builder()
+            .method("POST")
+            .uri(format!("https://localhost{path}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let response = if alpn.as_deref() == Some(b"h2") {
+            let (mut s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            s.send_request(request).await.map_err(|e| e.to_string())?
+        } else {
+            let (mut s, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let mut request = request;
+            request
+                .headers_mut()
+                .insert("host", hyper::header::HeaderValue::from_static("localhost"));
+            s.send_request(request).await.map_err(|e| e.to_string())?
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok((
+            alpn,
+            Answer {
+                status,
+                headers,
+                json,
+                text,
+            },
+        ))
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_serves_http2_and_http1_to_clients_with_a_certificate_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_ca, client_ca) = (Ca::new("server CA"), Ca::new("client CA"));
+        let files = write_server_files(
+            dir.path(),
+            &server_ca.issue(&["localhost"]),
+            Some(&client_ca),
+        );
+        let tls = Arc::new(iamd_server::tls::Tls::load(files).unwrap());
+        let bundle =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/authzen/bundle");
+        let (store, publisher) = Store::new();
+        Reloader::for_dir(&bundle, publisher).reload(Trigger::Start);
+        let metrics = iamd_server::admin::Metrics::new(store.clone());
+        let decider = iamd_server::decide::Decider::new(
+            store,
+            iamd_server::limits::RequestLimits::default(),
+            metrics,
+        );
+        let api = AuthZen::new(
+            decider,
+            Arc::new(Mapping::compile(&FileMapping::default()).unwrap()),
+        );
+        let server = Arc::new(AuthZenServer::new(api, ServeOptions::default(), true));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(iamd_server::authzen::serve(
+            listener,
+            Some(tls),
+            server,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let me = client_ca.issue(&["gateway.acme.example"]);
+        let body = ask(user("alice"), act("read"), record("record-1"));
+        for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+            let (got, a) = post(addr, client(&server_ca, Some(&me), &[alpn]), EVAL, &body)
+                .await
+                .unwrap();
+            assert_eq!(got.as_deref(), Some(alpn));
+            assert!(a.decision(), "{a:?}");
+        }
+        // No certificate, or one another CA signed: no answer.
+        let stranger = Ca::new("stranger").issue(&["gateway.acme.example"]);
+        for identity in [None, Some(&stranger)] {
+            let r = post(addr, client(&server_ca, identity, &[b"h2"]), EVAL, &body).await;
+            assert!(r.is_err(), "answered without a trusted certificate: {r:?}");
+        }
+        let _ = tx.send(());
+        task.await.unwrap();
+    }
+}

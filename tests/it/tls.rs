@@ -63,7 +63,7 @@ impl Ca {
 }
 
 /// Writes the server's files into `dir`.
-fn write_server_files(dir: &Path, leaf: &Leaf, client_ca: Option<&Ca>) -> TlsFiles {
+pub(crate) fn write_server_files(dir: &Path, leaf: &Leaf, client_ca: Option<&Ca>) -> TlsFiles {
     std::fs::write(dir.join("tls.crt"), &leaf.cert).unwrap();
     std::fs::write(dir.join("tls.key"), &leaf.key).unwrap();
     if let Some(ca) = client_ca {
