@@ -20,10 +20,26 @@ pub(crate) struct AuthorizeArgs {
     /// Print the answer as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Ask over AuthZEN: `--addr` is the PDP's base URL
+    /// (`http://127.0.0.1:8181`), `--principal` and `--resource` are
+    /// `TYPE/ID`, `--action` the action's name, `--context` context fields.
+    #[arg(long)]
+    pub(crate) authzen: bool,
+    /// A bearer token for the AuthZEN PDP.
+    #[arg(
+        long,
+        env = "IAMD_AUTHZEN_TOKEN",
+        requires = "authzen",
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
 }
 
 pub(crate) fn run(args: AuthorizeArgs) -> ExitCode {
     use iamd_proto::pb;
+    if args.authzen {
+        return run_authzen(&args);
+    }
     let (addr, endpoint) = (args.daemon.url(), args.daemon.endpoint());
     let endpoint = match endpoint {
         Ok(e) => e,
@@ -83,6 +99,38 @@ pub(crate) fn run(args: AuthorizeArgs) -> ExitCode {
     };
     print_answer(&answer, args.json);
     ExitCode::SUCCESS
+}
+
+fn run_authzen(args: &AuthorizeArgs) -> ExitCode {
+    let body = match super::authzen::request(args) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let url = args.daemon.url();
+    match rt.block_on(super::authzen::evaluate(args, &url, &body)) {
+        Ok((200, answer)) => match super::authzen::print(&answer, args.json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("iamd: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Ok((status, answer)) => {
+            eprintln!("iamd: the PDP answered {status}: {answer}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 pub(crate) fn print_answer(a: &iamd_proto::pb::AuthorizeResponse, json: bool) {

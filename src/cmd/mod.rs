@@ -2,6 +2,7 @@
 //! and dispatches.
 
 pub(crate) mod authorize;
+pub(crate) mod authzen;
 #[cfg(feature = "bench")]
 pub(crate) mod bench;
 pub(crate) mod client;

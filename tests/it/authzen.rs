@@ -1248,3 +1248,92 @@ mod tls {
         task.await.unwrap();
     }
 }
+
+#[test]
+fn serve_with_authzen_listen_then_authorize_over_authzen() {
+    use crate::cli::{free_port, iamd, stop, wait_serving};
+    let (grpc, http) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args([
+            "serve",
+            "--bundle",
+            "examples/authzen/bundle",
+            "--listen",
+            &grpc,
+        ])
+        .args(["--admin-listen", "127.0.0.1:0", "--authzen-listen", &http])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_serving(&mut server, &grpc);
+    let url = format!("http://{http}");
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["authorize", "--authzen", "--addr", &url];
+        args.extend_from_slice(extra);
+        let out = iamd(&args, "");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = ask(&[
+        "--principal",
+        "user/alice",
+        "--action",
+        "read",
+        "--resource",
+        "record/record-1",
+    ]);
+    assert_eq!((code, out.as_str()), (Some(0), "ALLOW\n"), "{err}");
+    let (code, out, err) = ask(&[
+        "--principal",
+        "user/bob",
+        "--action",
+        "write",
+        "--resource",
+        "record/record-1",
+        "--explain",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("IMPLICIT_DENY  (bundle authzen-fixture-1 (sha256:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nearest allow: AdminWrites statement 0 `AdminWritesArchived` (identity)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("missing context keys: subject:role, resource:status"),
+        "{out}"
+    );
+    let (code, out, _) = ask(&[
+        "--principal",
+        "user/alice",
+        "--action",
+        "write",
+        "--resource",
+        "record/record-1",
+        "--context",
+        "ip=10.0.0.1",
+        "--json",
+    ]);
+    assert_eq!((code, out.as_str()), (Some(0), "{\"decision\":true}\n"));
+    let (code, _, err) = ask(&[
+        "--principal",
+        "alice",
+        "--action",
+        "read",
+        "--resource",
+        "record/record-1",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("over AuthZEN write `TYPE/ID`"), "{err}");
+    stop(&mut server);
+}
