@@ -46,6 +46,13 @@ enum Command {
     /// resource, principal, each condition with the policy's and the
     /// request's values), then the decision.
     Explain(cmd::explain::ExplainArgs),
+    /// Who may do an action on a resource: the bundle's users and roles
+    /// that a real evaluation allows, offline, one per line.
+    WhoCan(cmd::who_can::WhoCanArgs),
+    /// What a principal may do on a resource: the actions the bundle knows
+    /// (named by its policies without a wildcard, or declared under
+    /// `search:` in bundle.yaml) that a real evaluation allows, offline.
+    WhatCan(cmd::who_can::WhatCanArgs),
     /// What a bundle change newly allows and newly denies: over a request
     /// set (`--requests`: simulate cases or the daemon's decision log), or
     /// as a summary of changed permissions per principal. Exit status: 1
@@ -96,6 +103,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Test(args) => cmd::test::run(&args),
         Command::Explain(args) => cmd::explain::run(&args),
+        Command::WhoCan(args) => cmd::who_can::who_can(&args),
+        Command::WhatCan(args) => cmd::who_can::what_can(&args),
         Command::Diff(args) => cmd::diff::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => return cmd::bench::run(&args),

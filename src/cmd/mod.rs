@@ -14,6 +14,7 @@ pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod test;
 pub(crate) mod validate;
+pub(crate) mod who_can;
 
 use std::process::ExitCode;
 

@@ -1337,3 +1337,71 @@ fn serve_with_authzen_listen_then_authorize_over_authzen() {
     assert!(err.contains("over AuthZEN write `TYPE/ID`"), "{err}");
     stop(&mut server);
 }
+
+#[test]
+fn who_can_and_what_can_answer_offline_from_the_bundle() {
+    use crate::cli::iamd;
+    let run = |args: &[&str]| {
+        let out = iamd(args, "");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let b = "examples/authzen/bundle";
+    assert_eq!(
+        run(&[
+            "who-can",
+            b,
+            "--action",
+            "record:read",
+            "--resource",
+            "arn:authzen:record:::record-1"
+        ]),
+        "user/alice\nuser/bob\n"
+    );
+    // Properties are condition keys offline too: the archived record.
+    let archived = ["--context", "resource:status=archived"];
+    let mut args = vec![
+        "who-can",
+        b,
+        "--action",
+        "record:write",
+        "--resource",
+        "arn:authzen:record:::record-2",
+    ];
+    args.extend(archived);
+    assert_eq!(run(&args), "user/bob\n");
+    args.push("--json");
+    assert_eq!(run(&args), "[\"user/bob\"]\n");
+    assert_eq!(
+        run(&[
+            "what-can",
+            b,
+            "--principal",
+            "user/alice",
+            "--resource",
+            "arn:authzen:record:::record-1"
+        ]),
+        "record:read\nrecord:write\n"
+    );
+    assert_eq!(
+        run(&[
+            "what-can",
+            b,
+            "--principal",
+            "user/alice",
+            "--resource",
+            "arn:authzen:record:::record-1",
+            "--context",
+            "action:soft=true"
+        ]),
+        "record:delete\nrecord:read\nrecord:write\n"
+    );
+    assert_eq!(run(&["what-can", b, "--principal", "user/nobody"]), "");
+    let out = iamd(&["who-can", "no/such/bundle", "--action", "a:b"], "");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -6,5 +6,6 @@
 pub mod diff;
 pub mod lint;
 pub mod requests;
+pub mod search;
 pub mod simulate;
 pub mod suite;
