@@ -176,6 +176,14 @@ impl Metrics {
             .inc();
     }
 
+    /// The counter of AuthZEN requests to `endpoint` answered with `code`,
+    /// for a listener to keep (no lookup per answer).
+    pub fn authzen_counter(&self, endpoint: &'static str, code: u16) -> Counter {
+        self.authzen_requests
+            .get_or_create(&HttpLabels { endpoint, code })
+            .clone()
+    }
+
     /// Counts one batch.
     pub fn batch(&self, size: usize) {
         self.batch_sizes.observe(size as f64);

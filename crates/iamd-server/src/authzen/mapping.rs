@@ -358,7 +358,7 @@ impl Mapping {
                     .unwrap_or_else(|| format!("{prefix}{name}")),
                 _ => format!("{prefix}{name}"),
             };
-            flatten(key, value, &format!("{at}.{name}"), 0, out)?;
+            flatten(key, value, &|| format!("{at}.{name}"), 0, out)?;
         }
         Ok(())
     }
@@ -383,7 +383,7 @@ const MAX_DEPTH: usize = 8;
 fn flatten(
     key: String,
     value: &Json,
-    at: &str,
+    at: &dyn Fn() -> String,
     depth: usize,
     out: &mut Vec<(String, ContextValue)>,
 ) -> Result<(), String> {
@@ -395,7 +395,8 @@ fn flatten(
                 .enumerate()
                 .map(|(i, v)| {
                     scalar(v).ok_or_else(|| format!(
-                    "`{at}[{i}]` is {}: a condition key's values are strings, numbers or booleans",
+                    "`{}[{i}]` is {}: a condition key's values are strings, numbers or booleans",
+                    at(),
                     kind_of(v)
                 ))
                 })
@@ -405,17 +406,13 @@ fn flatten(
         Json::Object(members) => {
             if depth >= MAX_DEPTH {
                 return Err(format!(
-                    "`{at}` nests objects more than {MAX_DEPTH} deep: flatten it"
+                    "`{}` nests objects more than {MAX_DEPTH} deep: flatten it",
+                    at()
                 ));
             }
             for (name, v) in members {
-                flatten(
-                    format!("{key}/{name}"),
-                    v,
-                    &format!("{at}.{name}"),
-                    depth + 1,
-                    out,
-                )?;
+                let inner = || format!("{}.{name}", at());
+                flatten(format!("{key}/{name}"), v, &inner, depth + 1, out)?;
             }
         }
         v => {

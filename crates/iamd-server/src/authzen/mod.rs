@@ -179,7 +179,7 @@ impl AuthZen {
         match (endpoint, request.evaluations.take()) {
             (Endpoint::Evaluation, _) | (Endpoint::Evaluations, None) => {
                 let mut body = Vec::with_capacity(32);
-                match ask.one(&request.top, "", &mut body) {
+                match ask.one(&request.top, None, &mut body) {
                     Ok(_) => Reply::ok(body),
                     Err(e) => e.reply(),
                 }
@@ -197,7 +197,7 @@ impl AuthZen {
                     let decision = match item {
                         Ok(item) => {
                             let t = item.over(&request.top);
-                            match ask.one(&t, &format!("evaluations[{i}]: "), &mut body) {
+                            match ask.one(&t, Some(i), &mut body) {
                                 Ok(d) => d,
                                 // No bundle: the whole call (it cannot
                                 // happen once pinned).
@@ -287,10 +287,9 @@ struct Ask<'a> {
 
 /// A subject, action and resource in iamd's terms.
 struct Mapped {
-    /// `None` for a subject type the mapping does not know.
-    principal: Option<String>,
-    /// The subject as written, for the log of an unmapped one.
-    subject: String,
+    /// The principal, or for a subject type the mapping does not know the
+    /// subject as written (`TYPE/ID`, for the log).
+    principal: Result<String, String>,
     action: String,
     resource: String,
     context: Vec<(String, ContextValue)>,
@@ -298,11 +297,17 @@ struct Mapped {
 
 impl Ask<'_> {
     /// Decides `t`, writing its answer object to `out`; the decision.
-    /// `at` prefixes messages (a batch item's place).
-    fn one(&self, t: &Tuple<'_>, at: &str, out: &mut Vec<u8>) -> Result<bool, Problem> {
-        let m = self.map(t).map_err(|e| Problem::Bad(format!("{at}{e}")))?;
+    /// `item` is a batch item's place, for its messages.
+    fn one(&self, t: &Tuple<'_>, item: Option<usize>, out: &mut Vec<u8>) -> Result<bool, Problem> {
+        let at = |m: String| match item {
+            Some(i) => format!("evaluations[{i}]: {m}"),
+            None => m,
+        };
+        let m = self.map(t).map_err(|e| Problem::Bad(at(e)))?;
         let question = Question {
-            principal: m.principal.as_deref().unwrap_or(&m.subject),
+            principal: match &m.principal {
+                Ok(p) | Err(p) => p,
+            },
             action: &m.action,
             resource: &m.resource,
             resource_account: None,
@@ -319,10 +324,10 @@ impl Ask<'_> {
             allowed
         };
         let decided = match &m.principal {
-            Some(_) => self
+            Ok(_) => self
                 .pinned
                 .decide(&question, self.now, self.trace_id, write),
-            None => self.pinned.unmapped(
+            Err(_) => self.pinned.unmapped(
                 &question,
                 &format!(
                     "subject type `{}` is not mapped to iamd principals (`authzen.subjects`)",
@@ -336,7 +341,7 @@ impl Ask<'_> {
             ),
         };
         decided.map_err(|e| match e {
-            Refusal::Invalid(m) => Problem::Bad(format!("{at}{m}")),
+            Refusal::Invalid(m) => Problem::Bad(at(m)),
             e => Problem::Refused(e),
         })
     }
@@ -368,8 +373,9 @@ impl Ask<'_> {
         let mut context = Vec::new();
         self.keys(t, Some(action), &mut context)?;
         Ok(Mapped {
-            principal: mapping.principal(subject_type, subject_id),
-            subject: format!("{subject_type}/{subject_id}"),
+            principal: mapping
+                .principal(subject_type, subject_id)
+                .ok_or_else(|| format!("{subject_type}/{subject_id}")),
             action: mapping.action(name, resource_type),
             resource: mapping.resource(resource_type, resource_id),
             context,

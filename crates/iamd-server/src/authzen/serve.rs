@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -54,6 +55,12 @@ impl Default for ServeOptions {
     }
 }
 
+/// What [`AuthZenServer::admit`] lets through.
+enum Admitted {
+    Metadata,
+    Post(Endpoint),
+}
+
 /// One listener's state, shared by its connections.
 #[derive(Debug)]
 pub struct AuthZenServer {
@@ -61,17 +68,26 @@ pub struct AuthZenServer {
     options: ServeOptions,
     permits: Semaphore,
     tls: bool,
+    /// `iamd_authzen_requests_total{code="200"}` of each endpoint, made at
+    /// start: no lookup per answer.
+    ok: Vec<(Endpoint, prometheus_client::metrics::counter::Counter)>,
 }
 
 impl AuthZenServer {
     /// A server answering with `api`; `tls` says which scheme the metadata
     /// names by default.
     pub fn new(api: AuthZen, options: ServeOptions, tls: bool) -> Self {
+        let metrics = api.decider().metrics();
+        let ok = Endpoint::ALL
+            .iter()
+            .map(|e| (*e, metrics.authzen_counter(e.name(), 200)))
+            .collect();
         Self {
             permits: Semaphore::new(options.max_concurrent.max(1)),
             api,
             options,
             tls,
+            ok,
         }
     }
 
@@ -81,19 +97,143 @@ impl AuthZenServer {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let request_id = req.headers().get("x-request-id").cloned();
-        let span = crate::telemetry::http_span(req.uri().path(), req.headers());
-        let (endpoint, reply) = {
-            let route = self.route(req, &span);
-            tracing::Instrument::instrument(route, span.clone()).await
+        let (parts, body) = req.into_parts();
+        let (endpoint, reply) = match self.admit(&parts) {
+            Err(refused) => refused,
+            Ok(Admitted::Metadata) => (
+                Some(Endpoint::Metadata),
+                self.api.metadata(&self.base_url(&parts)),
+            ),
+            Ok(Admitted::Post(endpoint)) => match self.read(body).await {
+                Err(reply) => (Some(endpoint), reply),
+                Ok(body) => (Some(endpoint), self.answer(endpoint, &parts, &body)),
+            },
         };
-        if let Some(e) = endpoint {
-            self.api
-                .decider()
-                .metrics()
-                .authzen_request(e.name(), reply.status);
+        self.respond(&parts, endpoint, reply)
+    }
+
+    /// What can be said of a request before its body is read: its
+    /// endpoint, method, token and content type.
+    fn admit(
+        &self,
+        parts: &hyper::http::request::Parts,
+    ) -> Result<Admitted, (Option<Endpoint>, Reply)> {
+        let path = parts.uri.path();
+        let Some(endpoint) = Endpoint::at(path) else {
+            let message = format!(
+                "no AuthZEN endpoint at `{path}`: the API is at `/access/v1/evaluation`, `/access/v1/evaluations`, `/access/v1/search/{{subject,resource,action}}` and `/.well-known/authzen-configuration`"
+            );
+            return Err((None, Reply::error(404, &message)));
+        };
+        let e = Some(endpoint);
+        if parts.method.as_str() != endpoint.method() {
+            let message = format!("`{}` takes {}", endpoint.path(), endpoint.method());
+            return Err((e, Reply::error(405, &message)));
         }
+        if endpoint == Endpoint::Metadata {
+            return Ok(Admitted::Metadata);
+        }
+        if !self.authorized(&parts.headers) {
+            let message = "this PDP needs a token: send `Authorization: Bearer TOKEN`";
+            return Err((e, Reply::error(401, message)));
+        }
+        if let Err(m) = json_content(&parts.headers) {
+            return Err((e, Reply::error(400, &m)));
+        }
+        Ok(Admitted::Post(endpoint))
+    }
+
+    /// The body, within the size limit, once a permit is free, within the
+    /// timeout. A body that is already there (nearly all of them) is taken
+    /// on the first poll, and the timer is armed only when it is not.
+    async fn read<B>(&self, body: B) -> Result<Bytes, Reply>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let late = || {
+            Reply::error(
+                408,
+                &format!(
+                    "the request took longer than {} ms (`limits.requestTimeoutMs`)",
+                    self.options.timeout.as_millis()
+                ),
+            )
+        };
+        let deadline = tokio::time::Instant::now() + self.options.timeout;
+        let _permit = match self.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => tokio::time::timeout_at(deadline, self.permits.acquire())
+                .await
+                .map_err(|_| late())?
+                .map_err(|_| late())?,
+        };
+        let collect = Limited::new(body, self.options.max_body_bytes).collect();
+        let mut collect = std::pin::pin!(collect);
+        let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+        let collected = match first {
+            Poll::Ready(r) => r,
+            Poll::Pending => tokio::time::timeout_at(deadline, collect)
+                .await
+                .map_err(|_| late())?,
+        };
+        match collected {
+            Ok(body) => Ok(body.to_bytes()),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(Reply::error(
+                413,
+                &format!(
+                    "the body is larger than {} bytes (`authzen.maxBodyBytes`)",
+                    self.options.max_body_bytes
+                ),
+            )),
+            Err(err) => Err(Reply::error(400, &format!("cannot read the body: {err}"))),
+        }
+    }
+
+    /// Decides a read request, in its span.
+    fn answer(
+        &self,
+        endpoint: Endpoint,
+        parts: &hyper::http::request::Parts,
+        body: &[u8],
+    ) -> Reply {
+        let span = crate::telemetry::http_span(parts.uri.path(), &parts.headers);
+        let _entered = span.enter();
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Reply::error(400, "the body is not UTF-8 JSON");
+        };
+        let trace = parts
+            .headers
+            .get("traceparent")
+            .and_then(|t| t.to_str().ok())
+            .and_then(crate::decision_log::trace_id);
+        let reply = self
+            .api
+            .answer(endpoint, text, jiff::Timestamp::now(), trace);
         span.record("http.response.status_code", reply.status);
+        reply
+    }
+
+    /// The HTTP response of `reply`, counted.
+    fn respond(
+        &self,
+        parts: &hyper::http::request::Parts,
+        endpoint: Option<Endpoint>,
+        reply: Reply,
+    ) -> Response<Full<Bytes>> {
+        if let Some(e) = endpoint {
+            let ok = self.ok.iter().find(|(x, _)| *x == e);
+            match (reply.status, ok) {
+                (200, Some((_, counter))) => {
+                    counter.inc();
+                }
+                _ => self
+                    .api
+                    .decider()
+                    .metrics()
+                    .authzen_request(e.name(), reply.status),
+            }
+        }
         let mut response = Response::new(Full::new(Bytes::from(reply.body)));
         *response.status_mut() =
             hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::OK);
@@ -102,8 +242,8 @@ impl AuthZenServer {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(id) = request_id {
-            headers.insert("x-request-id", id);
+        if let Some(id) = parts.headers.get("x-request-id") {
+            headers.insert("x-request-id", id.clone());
         }
         match reply.status {
             401 => {
@@ -119,80 +259,6 @@ impl AuthZenServer {
             _ => {}
         }
         response
-    }
-
-    async fn route<B>(&self, req: Request<B>, span: &tracing::Span) -> (Option<Endpoint>, Reply)
-    where
-        B: hyper::body::Body<Data = Bytes>,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
-        let Some(endpoint) = Endpoint::at(req.uri().path()) else {
-            return (
-                None,
-                Reply::error(
-                    404,
-                    &format!(
-                        "no AuthZEN endpoint at `{}`: the API is at `/access/v1/evaluation`, `/access/v1/evaluations` and `/.well-known/authzen-configuration`",
-                        req.uri().path()
-                    ),
-                ),
-            );
-        };
-        let e = Some(endpoint);
-        if req.method().as_str() != endpoint.method() {
-            let message = format!("`{}` takes {}", endpoint.path(), endpoint.method());
-            return (e, Reply::error(405, &message));
-        }
-        if endpoint == Endpoint::Metadata {
-            return (e, self.api.metadata(&self.base_url(&req)));
-        }
-        if !self.authorized(req.headers()) {
-            let message = "this PDP needs a token: send `Authorization: Bearer TOKEN`";
-            return (e, Reply::error(401, message));
-        }
-        if let Err(m) = json_content(req.headers()) {
-            return (e, Reply::error(400, &m));
-        }
-        let trace = req
-            .headers()
-            .get("traceparent")
-            .and_then(|t| t.to_str().ok())
-            .and_then(crate::decision_log::trace_id)
-            .map(str::to_owned);
-        let read = async {
-            let _permit = self.permits.acquire().await;
-            let limited = Limited::new(req.into_body(), self.options.max_body_bytes);
-            match limited.collect().await {
-                Ok(body) => Ok((body.to_bytes(), _permit)),
-                Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(Reply::error(
-                    413,
-                    &format!(
-                        "the body is larger than {} bytes (`authzen.maxBodyBytes`)",
-                        self.options.max_body_bytes
-                    ),
-                )),
-                Err(err) => Err(Reply::error(400, &format!("cannot read the body: {err}"))),
-            }
-        };
-        let (body, _permit) = match tokio::time::timeout(self.options.timeout, read).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(reply)) => return (e, reply),
-            Err(_) => {
-                let message = format!(
-                    "the request took longer than {} ms (`limits.requestTimeoutMs`)",
-                    self.options.timeout.as_millis()
-                );
-                return (e, Reply::error(408, &message));
-            }
-        };
-        let Ok(text) = std::str::from_utf8(&body) else {
-            return (e, Reply::error(400, "the body is not UTF-8 JSON"));
-        };
-        let _entered = span.enter();
-        let reply = self
-            .api
-            .answer(endpoint, text, jiff::Timestamp::now(), trace.as_deref());
-        (e, reply)
     }
 
     /// Whether the request carries one of the tokens (always, when none is
@@ -223,16 +289,17 @@ impl AuthZenServer {
         })
     }
 
-    fn base_url<B>(&self, req: &Request<B>) -> String {
+    fn base_url(&self, parts: &hyper::http::request::Parts) -> String {
         if let Some(base) = &self.options.base_url {
             return base.trim_end_matches('/').to_owned();
         }
-        let host = req
-            .uri()
+        let host = parts
+            .uri
             .authority()
             .map(|a| a.as_str().to_owned())
             .or_else(|| {
-                req.headers()
+                parts
+                    .headers
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .map(str::to_owned)
@@ -297,7 +364,9 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(req).await) }
+                // Boxed: hyper moves the service's future as it queues and
+                // polls the stream, and the decision's state is a kilobyte.
+                async move { Ok::<_, Infallible>(Box::pin(server.handle(req)).await) }
             });
             let builder = auto::Builder::new(TokioExecutor::new());
             match tls {

@@ -149,7 +149,7 @@ pub(crate) fn request(text: &str) -> Result<Request<'_>, BadRequest> {
         serde_json::error::Category::Data => bad(&format!("the body: {e}")),
         _ => bad(&format!("the body is not JSON: {e}")),
     })?;
-    let top = tuple(&body, "")?;
+    let top = tuple(&body, None)?;
     let evaluations = match body.evaluations {
         None => None,
         Some(raw) => {
@@ -163,9 +163,8 @@ pub(crate) fn request(text: &str) -> Result<Request<'_>, BadRequest> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, raw)| {
-                    let at = format!("evaluations[{i}].");
-                    let item: Body<'_> = fields(raw, &format!("evaluations[{i}]"))?;
-                    tuple(&item, &at)
+                    let item: Body<'_> = fields(raw, Place::item(i))?;
+                    tuple(&item, Some(i))
                 })
                 .collect();
             (!read.is_empty()).then_some(read)
@@ -179,24 +178,67 @@ pub(crate) fn request(text: &str) -> Result<Request<'_>, BadRequest> {
     })
 }
 
-fn tuple<'a>(body: &Body<'a>, at: &str) -> Result<Tuple<'a>, BadRequest> {
+/// Where a value is in the body, written out only in an error: a field, a
+/// field of it, in the top level or in an item of `evaluations`.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    item: Option<usize>,
+    field: &'static str,
+    sub: &'static str,
+}
+
+impl Place {
+    fn top(field: &'static str) -> Self {
+        Self {
+            item: None,
+            field,
+            sub: "",
+        }
+    }
+
+    fn item(i: usize) -> Self {
+        Self {
+            item: Some(i),
+            field: "",
+            sub: "",
+        }
+    }
+
+    fn sub(self, sub: &'static str) -> Self {
+        Self { sub, ..self }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(i) = self.item {
+            write!(f, "evaluations[{i}]")?;
+            if !self.field.is_empty() {
+                f.write_str(".")?;
+            }
+        }
+        f.write_str(self.field)?;
+        if !self.sub.is_empty() {
+            write!(f, ".{}", self.sub)?;
+        }
+        Ok(())
+    }
+}
+
+fn tuple<'a>(body: &Body<'a>, item: Option<usize>) -> Result<Tuple<'a>, BadRequest> {
+    let at = |field| Place {
+        item,
+        field,
+        sub: "",
+    };
     Ok(Tuple {
-        subject: body
-            .subject
-            .map(|r| entity(r, &format!("{at}subject")))
-            .transpose()?,
-        action: body
-            .action
-            .map(|r| action(r, &format!("{at}action")))
-            .transpose()?,
+        subject: body.subject.map(|r| entity(r, at("subject"))).transpose()?,
+        action: body.action.map(|r| action(r, at("action"))).transpose()?,
         resource: body
             .resource
-            .map(|r| entity(r, &format!("{at}resource")))
+            .map(|r| entity(r, at("resource")))
             .transpose()?,
-        context: body
-            .context
-            .map(|r| object(r, &format!("{at}context")))
-            .transpose()?,
+        context: body.context.map(|r| object(r, at("context"))).transpose()?,
     })
 }
 
@@ -213,13 +255,13 @@ struct Parts<'a> {
     properties: Option<&'a RawValue>,
 }
 
-fn parts<'a>(raw: &'a RawValue, at: &str) -> Result<Parts<'a>, BadRequest> {
+fn parts<'a>(raw: &'a RawValue, at: Place) -> Result<Parts<'a>, BadRequest> {
     fields(raw, at)
 }
 
 /// The fields of the object `raw` (named `at`): a value of another kind is
 /// refused before serde would read an array as a struct.
-fn fields<'a, T: Deserialize<'a>>(raw: &'a RawValue, at: &str) -> Result<T, BadRequest> {
+fn fields<'a, T: Deserialize<'a>>(raw: &'a RawValue, at: Place) -> Result<T, BadRequest> {
     if !raw.get().starts_with('{') {
         return Err(bad(&format!("`{at}` must be an object, not {}", kind(raw))));
     }
@@ -234,38 +276,32 @@ fn fields<'a, T: Deserialize<'a>>(raw: &'a RawValue, at: &str) -> Result<T, BadR
     })
 }
 
-fn entity<'a>(raw: &'a RawValue, at: &str) -> Result<Entity<'a>, BadRequest> {
+fn entity<'a>(raw: &'a RawValue, at: Place) -> Result<Entity<'a>, BadRequest> {
     let p = parts(raw, at)?;
     Ok(Entity {
-        kind: p
-            .kind
-            .map(|r| string(r, &format!("{at}.type")))
-            .transpose()?,
-        id: p.id.map(|r| string(r, &format!("{at}.id"))).transpose()?,
+        kind: p.kind.map(|r| string(r, at.sub("type"))).transpose()?,
+        id: p.id.map(|r| string(r, at.sub("id"))).transpose()?,
         properties: p
             .properties
-            .map(|r| object(r, &format!("{at}.properties")))
+            .map(|r| object(r, at.sub("properties")))
             .transpose()?,
     })
 }
 
-fn action<'a>(raw: &'a RawValue, at: &str) -> Result<Action<'a>, BadRequest> {
+fn action<'a>(raw: &'a RawValue, at: Place) -> Result<Action<'a>, BadRequest> {
     let p = parts(raw, at)?;
     Ok(Action {
-        name: p
-            .name
-            .map(|r| string(r, &format!("{at}.name")))
-            .transpose()?,
+        name: p.name.map(|r| string(r, at.sub("name"))).transpose()?,
         properties: p
             .properties
-            .map(|r| object(r, &format!("{at}.properties")))
+            .map(|r| object(r, at.sub("properties")))
             .transpose()?,
     })
 }
 
 /// A JSON string, borrowed when it has no escapes; `null` counts as absent
 /// only where the caller says so (here it is a wrong type).
-fn string<'a>(raw: &'a RawValue, at: &str) -> Result<Cow<'a, str>, BadRequest> {
+fn string<'a>(raw: &'a RawValue, at: Place) -> Result<Cow<'a, str>, BadRequest> {
     let text = raw.get();
     if !text.starts_with('"') {
         return Err(bad(&format!("`{at}` must be a string, not {}", kind(raw))));
@@ -283,7 +319,7 @@ fn string<'a>(raw: &'a RawValue, at: &str) -> Result<Cow<'a, str>, BadRequest> {
     Ok(s)
 }
 
-fn object<'a>(raw: &'a RawValue, at: &str) -> Result<&'a RawValue, BadRequest> {
+fn object(raw: &RawValue, at: Place) -> Result<&RawValue, BadRequest> {
     if raw.get().starts_with('{') {
         Ok(raw)
     } else {
@@ -303,10 +339,10 @@ fn options(raw: Option<&RawValue>) -> Result<Options, BadRequest> {
     let Some(raw) = raw else {
         return Ok(Options::default());
     };
-    let o: RawOptions<'_> = fields(raw, "options")?;
+    let o: RawOptions<'_> = fields(raw, Place::top("options"))?;
     let semantic = match o.evaluations_semantic {
         None => Semantic::ExecuteAll,
-        Some(r) => match string(r, "options.evaluations_semantic")?.as_ref() {
+        Some(r) => match string(r, Place::top("options").sub("evaluations_semantic"))?.as_ref() {
             "execute_all" => Semantic::ExecuteAll,
             "deny_on_first_deny" => Semantic::DenyOnFirstDeny,
             "permit_on_first_permit" => Semantic::PermitOnFirstPermit,
@@ -342,11 +378,11 @@ fn page(raw: Option<&RawValue>) -> Result<Page<'_>, BadRequest> {
     let Some(raw) = raw else {
         return Ok(Page::default());
     };
-    let p: RawPage<'_> = fields(raw, "page")?;
+    let p: RawPage<'_> = fields(raw, Place::top("page"))?;
     let token = match p.token {
         // An empty token is the first page.
         Some(r) if r.get() == "\"\"" => None,
-        Some(r) => Some(string(r, "page.token")?),
+        Some(r) => Some(string(r, Place::top("page").sub("token"))?),
         None => None,
     };
     let limit = p
