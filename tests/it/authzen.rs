@@ -382,6 +382,9 @@ async fn c_2_4_bad_requests_are_400_with_the_field_named() {
     for (body, needle) in cases {
         pdp.post(EVAL, &body).await.bad(needle);
     }
+    // Two context fields that are one condition key (keys ignore case).
+    let twice = r#"{"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"}, "resource": {"type": "record", "id": "record-1"}, "context": {"ip": "1", "IP": "2"}}"#;
+    pdp.send(Send::post(EVAL, twice.into())).await.bad("context:IP");
     // C.2.4.3: not JSON by its content type.
     let body = ask(user("alice"), act("read"), record("record-1")).to_string();
     let mut s = Send::post(EVAL, body.clone());
@@ -1075,7 +1078,10 @@ mod fuzz {
         let r = api().answer(Endpoint::Evaluation, &deep, jiff::Timestamp::now(), None);
         let m = String::from_utf8(r.body).unwrap();
         assert_eq!(r.status, 400, "{m}");
-        assert!(m.contains("`context`: recursion limit exceeded"), "{m}");
+        assert!(
+            m.contains("\"`context.a`: recursion limit exceeded\""),
+            "{m}"
+        );
         let deep_properties = format!(
             r#"{{"subject":{{"type":"user","id":"alice","properties":{}1{}}},"action":{{"name":"read"}},"resource":{{"type":"record","id":"record-1"}}}}"#,
             "{\"a\":".repeat(20),

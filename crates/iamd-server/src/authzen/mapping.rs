@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use iamd_policy::context::ContextValue;
 
@@ -334,12 +335,12 @@ impl Mapping {
     }
 
     /// Adds the condition keys of an entity's `properties` (`subject`,
-    /// `resource`, `action`) or of the request's `context` to `out`.
-    /// `at` names the JSON object in errors.
+    /// `resource`, `action`) or of the request's `context` (the raw JSON
+    /// object `object`) to `out`. `at` names the object in errors.
     pub(crate) fn keys(
         &self,
         of: KeysOf,
-        object: &serde_json::Map<String, Json>,
+        object: &RawValue,
         at: &str,
         out: &mut Vec<(String, ContextValue)>,
     ) -> Result<(), String> {
@@ -349,18 +350,80 @@ impl Mapping {
             KeysOf::Action => &self.action_keys,
             KeysOf::Context => &self.context_keys,
         };
-        for (name, value) in object {
+        let unplaced = super::wire::unplaced;
+        let Members(members) =
+            serde_json::from_str(object.get()).map_err(|e| format!("`{at}`: {}", unplaced(&e)))?;
+        for (name, raw) in members {
             let key = match of {
                 KeysOf::Context => self
                     .renamed
-                    .get(name)
+                    .get(name.as_ref())
                     .cloned()
                     .unwrap_or_else(|| format!("{prefix}{name}")),
                 _ => format!("{prefix}{name}"),
             };
-            flatten(key, value, &|| format!("{at}.{name}"), 0, out)?;
+            let text = raw.get();
+            if text.starts_with('"') {
+                // The common case, without a JSON value in between.
+                let value: String = serde_json::from_str(text)
+                    .map_err(|e| format!("`{at}.{name}`: {}", unplaced(&e)))?;
+                out.push((key, ContextValue::Single(value)));
+                continue;
+            }
+            let value: Json = serde_json::from_str(text)
+                .map_err(|e| format!("`{at}.{name}`: {}", unplaced(&e)))?;
+            flatten(key, &value, &|| format!("{at}.{name}"), 0, out)?;
         }
         Ok(())
+    }
+}
+
+/// An object's members in the order written, the values as raw JSON (a
+/// key given twice stays twice: the context then refuses it).
+struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(Name(name)) = map.next_key()? {
+                    members.push((name, map.next_value()?));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A member's name, borrowed when it has no escapes.
+struct Name<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -536,14 +599,15 @@ mod tests {
             ..FileMapping::default()
         })
         .unwrap();
-        let json: serde_json::Map<String, Json> = serde_json::from_str(
+        let json: &RawValue = serde_json::from_str(
             r#"{"role": "admin", "level": 3, "mfa": true, "groups": ["a", "b", 7],
                 "address": {"city": "Lyon"}, "gone": null}"#,
         )
         .unwrap();
         let mut out = Vec::new();
-        m.keys(KeysOf::Subject, &json, "subject.properties", &mut out)
+        m.keys(KeysOf::Subject, json, "subject.properties", &mut out)
             .unwrap();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         let single = |s: &str| ContextValue::Single(s.into());
         assert_eq!(
             out,
@@ -558,18 +622,17 @@ mod tests {
                 ("subject:role".to_owned(), single("admin")),
             ]
         );
-        let ctx: serde_json::Map<String, Json> =
-            serde_json::from_str(r#"{"ip": "10.0.0.1", "time": "now"}"#).unwrap();
+        let ctx: &RawValue =
+            serde_json::from_str(r#"{"ip": "10.0.0.1", "time": "n\u006fw"}"#).unwrap();
         let mut out = Vec::new();
-        m.keys(KeysOf::Context, &ctx, "context", &mut out).unwrap();
+        m.keys(KeysOf::Context, ctx, "context", &mut out).unwrap();
         assert_eq!(out[0], ("aws:SourceIp".to_owned(), single("10.0.0.1")));
         assert_eq!(out[1], ("context:time".to_owned(), single("now")));
-        let bad: serde_json::Map<String, Json> =
-            serde_json::from_str(r#"{"tags": [{"k": 1}]}"#).unwrap();
+        let bad: &RawValue = serde_json::from_str(r#"{"tags": [{"k": 1}]}"#).unwrap();
         let e = m
             .keys(
                 KeysOf::Resource,
-                &bad,
+                bad,
                 "resource.properties",
                 &mut Vec::new(),
             )

@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use iamd_policy::context::ContextValue;
 use iamd_policy::eval::Outcome;
-use serde_json::value::RawValue;
 
 use crate::decide::{Answer, Decider, NamedStatement, Pinned, Question, Refusal, Value};
 
@@ -411,20 +410,11 @@ impl Ask<'_> {
             (KeysOf::Context, t.context, "context"),
         ] {
             if let Some(raw) = raw {
-                let object = json_object(raw, at)?;
-                self.api.mapping.keys(of, &object, at, out)?;
+                self.api.mapping.keys(of, raw, at, out)?;
             }
         }
         Ok(())
     }
-}
-
-/// A JSON object's members (`wire` checked that it is one).
-fn json_object(
-    raw: &RawValue,
-    at: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    serde_json::from_str(raw.get()).map_err(|e| format!("`{at}`: {e}"))
 }
 
 /// `{"decision": B}`, and the reasons in `context` when asked.
