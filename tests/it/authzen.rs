@@ -384,7 +384,9 @@ async fn c_2_4_bad_requests_are_400_with_the_field_named() {
     }
     // Two context fields that are one condition key (keys ignore case).
     let twice = r#"{"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"}, "resource": {"type": "record", "id": "record-1"}, "context": {"ip": "1", "IP": "2"}}"#;
-    pdp.send(Send::post(EVAL, twice.into())).await.bad("context:IP");
+    pdp.send(Send::post(EVAL, twice.into()))
+        .await
+        .bad("context:IP");
     // C.2.4.3: not JSON by its content type.
     let body = ask(user("alice"), act("read"), record("record-1")).to_string();
     let mut s = Send::post(EVAL, body.clone());

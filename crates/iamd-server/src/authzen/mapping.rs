@@ -163,6 +163,20 @@ impl Template {
         out
     }
 
+    /// What every text this template makes with `kind` as `{type}` begins
+    /// with: its parts up to the first other variable.
+    pub(crate) fn prefix(&self, kind: &str) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Literal(s) => out.push_str(s),
+                Part::Type => out.push_str(kind),
+                Part::Id | Part::Name => break,
+            }
+        }
+        out
+    }
+
     /// The `{id}` (or `{name}`) that `text` was filled with, for a template
     /// filled with `kind` as `{type}` and one other variable: how search
     /// reads the bundle's names back (`user/alice` gives `alice`).
@@ -656,6 +670,9 @@ mod tests {
         assert_eq!(arn.read_back("arn:authzen:doc:::record-1", "record"), None);
         let action = Template::parse("{type}:{name}");
         assert_eq!(action.read_back("record:read", "record"), Some("read"));
+        assert_eq!(arn.prefix("record"), "arn:authzen:record:::");
+        assert_eq!(action.prefix("record"), "record:");
+        assert_eq!(t.prefix("user"), "user/");
         let mid = Template::parse("arn:x:s:::{id}/meta");
         assert_eq!(mid.read_back("arn:x:s:::42/meta", ""), Some("42"));
         assert_eq!(mid.read_back("arn:x:s:::42/other", ""), None);

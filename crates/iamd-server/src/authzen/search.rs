@@ -6,7 +6,9 @@
 //! mapping's templates; each is checked by a real evaluation, never by
 //! matching patterns.
 //!
-//! A call examines at most [`SCAN`] candidates and answers at most its
+//! The candidates are sorted, so those a template can have made (the names
+//! that begin with its literal start, `user/`) are one range, found by
+//! binary search. A call examines at most [`SCAN`] of them and answers at most its
 //! `page.limit` ([`MAX_PAGE`] at most) results; `page.next_token` says
 //! where the next call starts (empty: the end). A token is only good for
 //! the revision that made it.
@@ -136,7 +138,13 @@ impl Ask<'_> {
                 Searched::Subject => subject_type,
                 _ => resource_type,
             };
-            let end = candidates.len().min(start.saturating_add(SCAN));
+            // The names the template can have made sit together in the
+            // sorted list: only they are examined.
+            let prefix = template.prefix(kind);
+            let first = candidates.partition_point(|c| **c < *prefix);
+            let past = first + candidates[first..].partition_point(|c| c.starts_with(&prefix));
+            let start = start.max(first);
+            let end = past.min(start.saturating_add(SCAN));
             for (i, name) in candidates.iter().enumerate().take(end).skip(start) {
                 if found == limit {
                     next = Some(i);
@@ -182,7 +190,7 @@ impl Ask<'_> {
                     let _ = serde_json::to_writer(&mut body, &entry);
                 }
             }
-            if next.is_none() && end < candidates.len() {
+            if next.is_none() && end < past {
                 next = Some(end);
             }
         }
