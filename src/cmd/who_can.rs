@@ -6,15 +6,12 @@ use std::process::ExitCode;
 
 use super::request::context_args;
 
-/// `iamd who-can` options.
+/// What both commands take besides the question's subject.
 #[derive(Debug, clap::Args)]
-pub(crate) struct WhoCanArgs {
+pub(crate) struct Over {
     /// The bundle directory (or AWS export file).
     #[arg(value_name = "BUNDLE")]
     pub(crate) bundle: PathBuf,
-    /// `service:Action`.
-    #[arg(long)]
-    pub(crate) action: String,
     /// The resource ARN (or `*`).
     #[arg(long, default_value = "*")]
     pub(crate) resource: String,
@@ -24,45 +21,46 @@ pub(crate) struct WhoCanArgs {
     /// Print a JSON array.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// `iamd who-can` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WhoCanArgs {
+    /// `service:Action`.
+    #[arg(long)]
+    pub(crate) action: String,
+    #[command(flatten)]
+    pub(crate) over: Over,
 }
 
 /// `iamd what-can` options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WhatCanArgs {
-    /// The bundle directory (or AWS export file).
-    #[arg(value_name = "BUNDLE")]
-    pub(crate) bundle: PathBuf,
     /// Who: an ARN or `user/NAME`, `role/NAME`.
     #[arg(long)]
     pub(crate) principal: String,
-    /// The resource ARN (or `*`).
-    #[arg(long, default_value = "*")]
-    pub(crate) resource: String,
-    /// A context key: `KEY=VALUE` (a key twice or more: multivalued).
-    #[arg(long = "context", value_name = "KEY=VALUE")]
-    pub(crate) context: Vec<String>,
-    /// Print a JSON array.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) over: Over,
 }
 
 pub(crate) fn who_can(args: &WhoCanArgs) -> io::Result<ExitCode> {
-    let Some((bundle, context)) = setup(&args.bundle, &args.context) else {
+    let o = &args.over;
+    let Some((bundle, context)) = setup(&o.bundle, &o.context) else {
         return Ok(ExitCode::from(2));
     };
     let now = jiff::Timestamp::now();
-    let who = iamd_tools::search::who_can(&bundle, &args.action, &args.resource, &context, now);
-    print(&who, args.json)
+    let who = iamd_tools::search::who_can(&bundle, &args.action, &o.resource, &context, now);
+    print(&who, o.json)
 }
 
 pub(crate) fn what_can(args: &WhatCanArgs) -> io::Result<ExitCode> {
-    let Some((bundle, context)) = setup(&args.bundle, &args.context) else {
+    let o = &args.over;
+    let Some((bundle, context)) = setup(&o.bundle, &o.context) else {
         return Ok(ExitCode::from(2));
     };
     let now = jiff::Timestamp::now();
-    let what =
-        iamd_tools::search::what_can(&bundle, &args.principal, &args.resource, &context, now);
-    print(&what, args.json)
+    let what = iamd_tools::search::what_can(&bundle, &args.principal, &o.resource, &context, now);
+    print(&what, o.json)
 }
 
 fn setup(

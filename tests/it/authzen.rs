@@ -35,6 +35,15 @@ impl Pdp {
     }
 
     async fn serve(store: Arc<Store>, options: ServeOptions, mapping: FileMapping) -> Self {
+        Self::serve_tls(store, options, mapping, None).await
+    }
+
+    async fn serve_tls(
+        store: Arc<Store>,
+        options: ServeOptions,
+        mapping: FileMapping,
+        tls: Option<Arc<iamd_server::tls::Tls>>,
+    ) -> Self {
         let metrics = iamd_server::admin::Metrics::new(store.clone());
         let decider = iamd_server::decide::Decider::new(
             store,
@@ -42,11 +51,11 @@ impl Pdp {
             metrics.clone(),
         );
         let api = AuthZen::new(decider, Arc::new(Mapping::compile(&mapping).unwrap()));
-        let server = Arc::new(AuthZenServer::new(api, options, false));
+        let server = Arc::new(AuthZenServer::new(api, options, tls.is_some()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(iamd_server::authzen::serve(listener, None, server, async {
+        let task = tokio::spawn(iamd_server::authzen::serve(listener, tls, server, async {
             let _ = rx.await;
         }));
         Self {
@@ -1215,28 +1224,14 @@ mod tls {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/authzen/bundle");
         let (store, publisher) = Store::new();
         Reloader::for_dir(&bundle, publisher).reload(Trigger::Start);
-        let metrics = iamd_server::admin::Metrics::new(store.clone());
-        let decider = iamd_server::decide::Decider::new(
+        let pdp = Pdp::serve_tls(
             store,
-            iamd_server::limits::RequestLimits::default(),
-            metrics,
-        );
-        let api = AuthZen::new(
-            decider,
-            Arc::new(Mapping::compile(&FileMapping::default()).unwrap()),
-        );
-        let server = Arc::new(AuthZenServer::new(api, ServeOptions::default(), true));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(iamd_server::authzen::serve(
-            listener,
+            ServeOptions::default(),
+            FileMapping::default(),
             Some(tls),
-            server,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        )
+        .await;
+        let addr = pdp.addr;
         let me = client_ca.issue(&["gateway.acme.example"]);
         let body = ask(user("alice"), act("read"), record("record-1"));
         for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
@@ -1252,8 +1247,7 @@ mod tls {
             let r = post(addr, client(&server_ca, identity, &[b"h2"]), EVAL, &body).await;
             assert!(r.is_err(), "answered without a trusted certificate: {r:?}");
         }
-        let _ = tx.send(());
-        task.await.unwrap();
+        pdp.stop().await;
     }
 }
 

@@ -16,13 +16,9 @@ pub fn who_can<'b>(
     context: &Context,
     now: jiff::Timestamp,
 ) -> Vec<&'b str> {
-    bundle
-        .known()
-        .principals
-        .iter()
-        .filter(|p| allowed(bundle, p, action, resource, context, now))
-        .map(|p| &**p)
-        .collect()
+    allowed_of(&bundle.known().principals, |p| {
+        allowed(bundle, p, action, resource, context, now)
+    })
 }
 
 /// The actions the bundle knows (named without a wildcard by its policies,
@@ -35,13 +31,14 @@ pub fn what_can<'b>(
     context: &Context,
     now: jiff::Timestamp,
 ) -> Vec<&'b str> {
-    bundle
-        .known()
-        .actions
-        .iter()
-        .filter(|a| allowed(bundle, principal, a, resource, context, now))
-        .map(|a| &**a)
-        .collect()
+    allowed_of(&bundle.known().actions, |a| {
+        allowed(bundle, principal, a, resource, context, now)
+    })
+}
+
+/// The `names` for which `allowed` says yes, in order.
+fn allowed_of(names: &[Box<str>], allowed: impl Fn(&str) -> bool) -> Vec<&str> {
+    names.iter().map(|n| &**n).filter(|n| allowed(n)).collect()
 }
 
 fn allowed(
