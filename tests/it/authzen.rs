@@ -1247,6 +1247,23 @@ mod tls {
             let r = post(addr, client(&server_ca, identity, &[b"h2"]), EVAL, &body).await;
             assert!(r.is_err(), "answered without a trusted certificate: {r:?}");
         }
+        // Counted as the gRPC listener counts them (the last one may still
+        // be failing on the server's side when the client gives up).
+        for _ in 0..100 {
+            if pdp
+                .metrics
+                .render()
+                .contains("iamd_tls_handshake_failures_total 2")
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let text = pdp.metrics.render();
+        assert!(
+            text.contains("iamd_tls_handshake_failures_total 2"),
+            "{text}"
+        );
         pdp.stop().await;
     }
 }

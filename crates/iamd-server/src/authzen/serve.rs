@@ -362,6 +362,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let metrics = server.api.decider().metrics().clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let server = server.clone();
                 // Boxed: hyper moves the service's future as it queues and
@@ -388,9 +389,11 @@ pub async fn serve(
                             let _ = watcher.watch(conn.into_owned()).await;
                         }
                         Ok(Err(e)) => {
+                            metrics.tls_handshake_failure();
                             tracing::debug!(target: "iamd::authzen", "TLS handshake failed: {e}");
                         }
                         Err(_) => {
+                            metrics.tls_handshake_failure();
                             tracing::debug!(target: "iamd::authzen", "TLS handshake timed out");
                         }
                     }
