@@ -95,6 +95,14 @@ impl Endpoint {
         }
     }
 
+    /// Whether it is a search.
+    pub fn searches(self) -> bool {
+        matches!(
+            self,
+            Self::SearchSubject | Self::SearchResource | Self::SearchAction
+        )
+    }
+
     /// Its name in metrics and traces.
     pub fn name(self) -> &'static str {
         match self {

@@ -91,25 +91,48 @@ impl AuthZenServer {
         }
     }
 
-    /// Answers one HTTP request.
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    /// Answers one HTTP request. A search runs on a blocking thread: its
+    /// page is up to ten thousand evaluations (about 10 ms), and the first
+    /// search on a bundle also sorts its names (170 ms for 110,000), while
+    /// the serving thread answers everyone else.
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let (parts, body) = req.into_parts();
-        let (endpoint, reply) = match self.admit(&parts) {
-            Err(refused) => refused,
-            Ok(Admitted::Metadata) => (
-                Some(Endpoint::Metadata),
-                self.api.metadata(&self.base_url(&parts)),
-            ),
+        let (parts, endpoint, reply) = match self.admit(&parts) {
+            Err((e, reply)) => (parts, e, reply),
+            Ok(Admitted::Metadata) => {
+                let reply = self.api.metadata(&self.base_url(&parts));
+                (parts, Some(Endpoint::Metadata), reply)
+            }
             Ok(Admitted::Post(endpoint)) => match self.read(body).await {
-                Err(reply) => (Some(endpoint), reply),
-                Ok(body) => (Some(endpoint), self.answer(endpoint, &parts, &body)),
+                Err(reply) => (parts, Some(endpoint), reply),
+                Ok(body) if endpoint.searches() => {
+                    let this = self.clone();
+                    let searched = tokio::task::spawn_blocking(move || {
+                        let reply = this.answer(endpoint, &parts, &body);
+                        (parts, reply)
+                    })
+                    .await;
+                    match searched {
+                        Ok((parts, reply)) => (parts, Some(endpoint), reply),
+                        // The search panicked: the request's parts went with
+                        // it, so the answer has no request id.
+                        Err(_) => {
+                            let reply = Reply::error(500, "the search failed");
+                            return self.respond(None, Some(endpoint), reply);
+                        }
+                    }
+                }
+                Ok(body) => {
+                    let reply = self.answer(endpoint, &parts, &body);
+                    (parts, Some(endpoint), reply)
+                }
             },
         };
-        self.respond(&parts, endpoint, reply)
+        self.respond(Some(&parts), endpoint, reply)
     }
 
     /// What can be said of a request before its body is read: its
@@ -217,7 +240,7 @@ impl AuthZenServer {
     /// The HTTP response of `reply`, counted.
     fn respond(
         &self,
-        parts: &hyper::http::request::Parts,
+        parts: Option<&hyper::http::request::Parts>,
         endpoint: Option<Endpoint>,
         reply: Reply,
     ) -> Response<Full<Bytes>> {
@@ -242,7 +265,7 @@ impl AuthZenServer {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(id) = parts.headers.get("x-request-id") {
+        if let Some(id) = parts.and_then(|p| p.headers.get("x-request-id")) {
             headers.insert("x-request-id", id.clone());
         }
         match reply.status {
