@@ -171,9 +171,7 @@ impl Metrics {
 
     /// Counts one AuthZEN request to `endpoint` answered with `code`.
     pub fn authzen_request(&self, endpoint: &'static str, code: u16) {
-        self.authzen_requests
-            .get_or_create(&HttpLabels { endpoint, code })
-            .inc();
+        self.authzen_counter(endpoint, code).inc();
     }
 
     /// The counter of AuthZEN requests to `endpoint` answered with `code`,

@@ -133,7 +133,23 @@ pub struct Answer<'a> {
     pub explanation: Option<Reasons<'a>>,
 }
 
-impl Answer<'_> {
+impl<'a> Answer<'a> {
+    /// The implicit deny of a principal the bundle cannot hold, `reason`
+    /// saying why (with the principal stage as its explanation when asked).
+    fn of_unknown_principal(revision: &'a str, reason: String, explain: bool) -> Self {
+        Self {
+            outcome: Outcome::ImplicitDeny,
+            denied_by: Some(Stage::Principal),
+            revision,
+            determining: Statements::NONE,
+            reason: Some(reason),
+            explanation: explain.then(|| Reasons {
+                stage: Some(Stage::Principal),
+                ..Reasons::default()
+            }),
+        }
+    }
+
     /// `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`: the outcome as the APIs
     /// and the decision log spell it.
     pub fn outcome_name(&self) -> &'static str {
@@ -484,17 +500,8 @@ impl Pinned<'_> {
         read: impl FnOnce(&Answer<'_>) -> T,
     ) -> Result<T, Refusal> {
         self.decider.admit_fields(question)?;
-        let answer = Answer {
-            outcome: Outcome::ImplicitDeny,
-            denied_by: Some(Stage::Principal),
-            revision: self.revision(),
-            determining: Statements::NONE,
-            reason: Some(reason.to_owned()),
-            explanation: question.explain.then(|| Reasons {
-                stage: Some(Stage::Principal),
-                ..Reasons::default()
-            }),
-        };
+        let answer =
+            Answer::of_unknown_principal(self.revision(), reason.to_owned(), question.explain);
         let metrics = &self.decider.metrics;
         metrics.decision(None, 0.0);
         metrics.log(question, &answer, trace_id);
@@ -538,23 +545,14 @@ fn decide<T>(
         .map_err(|e| Refusal::Invalid(e.to_string()))?;
     let revision = bundle.revision_text();
     let Some(resolved) = bundle.resolve(q.principal) else {
-        return Ok(read(&Answer {
-            outcome: Outcome::ImplicitDeny,
-            denied_by: Some(Stage::Principal),
-            revision,
-            determining: Statements::NONE,
-            reason: Some(
-                iamd_policy::message::shorten(&format!(
-                    "principal `{}` is not in the bundle",
-                    q.principal
-                ))
-                .into_owned(),
-            ),
-            explanation: q.explain.then(|| Reasons {
-                stage: Some(Stage::Principal),
-                ..Reasons::default()
-            }),
-        }));
+        let reason = iamd_policy::message::shorten(&format!(
+            "principal `{}` is not in the bundle",
+            q.principal
+        ))
+        .into_owned();
+        return Ok(read(&Answer::of_unknown_principal(
+            revision, reason, q.explain,
+        )));
     };
     // The server knows the principal's facts better than the caller.
     ctx.add_facts(resolved.facts(), now, true);

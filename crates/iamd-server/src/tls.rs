@@ -73,7 +73,7 @@ pub enum TlsError {
 #[derive(Debug)]
 pub struct Tls {
     files: TlsFiles,
-    config: ArcSwap<rustls::ServerConfig>,
+    config: ArcSwap<Configs>,
     /// The digest of the files the live configuration was built from.
     digest: Mutex<[u8; 32]>,
 }
@@ -84,14 +84,20 @@ impl Tls {
         let (digest, config) = build(&files)?;
         Ok(Self {
             files,
-            config: ArcSwap::from_pointee(config),
+            config: ArcSwap::from_pointee(Configs::of(config)),
             digest: Mutex::new(digest),
         })
     }
 
-    /// The configuration for the next handshake.
+    /// The configuration for the next gRPC handshake (ALPN `h2`).
     pub fn config(&self) -> Arc<rustls::ServerConfig> {
-        self.config.load_full()
+        self.config.load().grpc.clone()
+    }
+
+    /// The same certificate and client CA for an HTTP listener (the AuthZEN
+    /// API): ALPN `h2` or `http/1.1`.
+    pub fn http_config(&self) -> Arc<rustls::ServerConfig> {
+        self.config.load().http.clone()
     }
 
     /// Whether clients must present a certificate.
@@ -109,7 +115,7 @@ impl Tls {
             return Ok(false);
         }
         let (digest, config) = build(&self.files)?;
-        self.config.store(Arc::new(config));
+        self.config.store(Arc::new(Configs::of(config)));
         *self.lock() = digest;
         Ok(true)
     }
@@ -118,6 +124,47 @@ impl Tls {
         self.digest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The longest a client may take to finish its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes an accepted connection with `config`, within
+/// [`TLS_HANDSHAKE_TIMEOUT`]; a failure is counted in `metrics` and comes
+/// back as the sentence to log.
+pub async fn handshake(
+    config: Arc<rustls::ServerConfig>,
+    stream: tokio::net::TcpStream,
+    metrics: &crate::admin::Metrics,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, String> {
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    let why = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
+        Ok(Ok(s)) => return Ok(s),
+        Ok(Err(e)) => format!("TLS handshake failed: {e}"),
+        Err(_) => "TLS handshake timed out".to_owned(),
+    };
+    metrics.tls_handshake_failure();
+    Err(why)
+}
+
+/// The live configuration, for each protocol its listeners speak; made
+/// and swapped together.
+#[derive(Debug)]
+struct Configs {
+    grpc: Arc<rustls::ServerConfig>,
+    http: Arc<rustls::ServerConfig>,
+}
+
+impl Configs {
+    /// The gRPC configuration `grpc`, and its HTTP twin.
+    fn of(grpc: rustls::ServerConfig) -> Self {
+        let mut http = grpc.clone();
+        http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self {
+            grpc: Arc::new(grpc),
+            http: Arc::new(http),
+        }
     }
 }
 
@@ -282,6 +329,10 @@ mod tests {
         let tls = Tls::load(f.files(false)).unwrap();
         assert!(!tls.mutual());
         assert_eq!(tls.config().alpn_protocols, vec![b"h2".to_vec()]);
+        assert_eq!(
+            tls.http_config().alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         let before = tls.config();
         assert!(!tls.reload().unwrap());
         assert!(Arc::ptr_eq(&before, &tls.config()));

@@ -145,6 +145,19 @@ impl Ask<'_> {
             let past = first + candidates[first..].partition_point(|c| c.starts_with(&prefix));
             let start = start.max(first);
             let end = past.min(start.saturating_add(SCAN));
+            // One question for every candidate: only the searched part
+            // changes.
+            let mut question = Question {
+                principal: principal.as_deref().unwrap_or_default(),
+                action: &fixed_action,
+                resource: &fixed_resource,
+                resource_account: None,
+                context: context
+                    .iter()
+                    .map(|(k, v): &(String, ContextValue)| (k.as_str(), Value::from(v)))
+                    .collect(),
+                explain: false,
+            };
             for (i, name) in candidates.iter().enumerate().take(end).skip(start) {
                 if found == limit {
                     next = Some(i);
@@ -153,24 +166,13 @@ impl Ask<'_> {
                 let Some(id) = template.read_back(name, kind) else {
                     continue;
                 };
-                let (who, on, does) = match what {
-                    Searched::Subject => (Some(&**name), &*fixed_resource, &*fixed_action),
-                    Searched::Resource => (principal.as_deref(), &**name, &*fixed_action),
-                    Searched::Action => (principal.as_deref(), &*fixed_resource, &**name),
-                };
-                // An unmapped subject type can do nothing.
-                let Some(who) = who else { break };
-                let question = Question {
-                    principal: who,
-                    action: does,
-                    resource: on,
-                    resource_account: None,
-                    context: context
-                        .iter()
-                        .map(|(k, v): &(String, ContextValue)| (k.as_str(), Value::from(v)))
-                        .collect(),
-                    explain: false,
-                };
+                match what {
+                    Searched::Subject => question.principal = name,
+                    // An unmapped subject type can do nothing.
+                    _ if principal.is_none() => break,
+                    Searched::Resource => question.resource = name,
+                    Searched::Action => question.action = name,
+                }
                 if self
                     .pinned
                     .check(&question, self.now)

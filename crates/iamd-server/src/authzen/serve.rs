@@ -398,29 +398,14 @@ pub async fn serve(
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
-                Some(tls) => {
-                    let mut config = (*tls.config()).clone();
-                    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-                    let handshake = tokio::time::timeout(
-                        crate::grpc::TLS_HANDSHAKE_TIMEOUT,
-                        acceptor.accept(stream),
-                    );
-                    match handshake.await {
-                        Ok(Ok(s)) => {
-                            let conn = builder.serve_connection(TokioIo::new(s), service);
-                            let _ = watcher.watch(conn.into_owned()).await;
-                        }
-                        Ok(Err(e)) => {
-                            metrics.tls_handshake_failure();
-                            tracing::debug!(target: "iamd::authzen", "TLS handshake failed: {e}");
-                        }
-                        Err(_) => {
-                            metrics.tls_handshake_failure();
-                            tracing::debug!(target: "iamd::authzen", "TLS handshake timed out");
-                        }
+                Some(tls) => match crate::tls::handshake(tls.http_config(), stream, &metrics).await
+                {
+                    Ok(s) => {
+                        let conn = builder.serve_connection(TokioIo::new(s), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
                     }
-                }
+                    Err(why) => tracing::debug!(target: "iamd::authzen", "{why}"),
+                },
             }
         });
     }

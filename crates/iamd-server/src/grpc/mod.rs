@@ -431,8 +431,7 @@ async fn accept_failed(e: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// The longest a client may take to finish its TLS handshake.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::tls::TLS_HANDSHAKE_TIMEOUT;
 
 /// Handshaken connections from `accepted` ones (already without Nagle's
 /// delay). Handshakes run in their own tasks, so a slow client holds up no
@@ -463,21 +462,14 @@ fn tls_incoming(
             let peer = stream
                 .peer_addr()
                 .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            let config = tls.config();
             let (tx, metrics) = (tx.clone(), metrics.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => {
+                match crate::tls::handshake(config, stream, &metrics).await {
+                    Ok(s) => {
                         let _ = tx.send(Ok(s)).await;
                     }
-                    Ok(Err(e)) => {
-                        metrics.tls_handshake_failure();
-                        tracing::debug!(target: "iamd::server", %peer, "TLS handshake failed: {e}");
-                    }
-                    Err(_) => {
-                        metrics.tls_handshake_failure();
-                        tracing::debug!(target: "iamd::server", %peer, "TLS handshake timed out");
-                    }
+                    Err(why) => tracing::debug!(target: "iamd::server", %peer, "{why}"),
                 }
             });
         }
