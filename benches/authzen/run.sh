@@ -2,8 +2,9 @@
 # iamd's AuthZEN endpoint (POST /access/v1/evaluation), an empty HTTP handler
 # on the same stack (examples/empty_http_server.rs: the round-trip limit) and
 # the Cerbos PDP's AuthZEN endpoint, side by side, loaded by h2load over
-# HTTP/2 (prior knowledge) and over HTTP/1.1 (`--h1`), each server pinned to
-# CPU 0 and the generator to CPU 1. The same question for each: alice reads
+# HTTP/2 (prior knowledge) and over HTTP/1.1 (`--h1`), and by wrk over
+# HTTP/1.1 (a second, independent generator), each server pinned to CPU 0
+# and the generator to CPU 1. The same question for each: alice reads
 # a document of her team.
 #
 #   benches/authzen/run.sh [RUNS]      (default 3; medians, each run listed)
@@ -11,11 +12,13 @@
 # Every answer is checked: each server's answer is `{"decision":true}`
 # (17 bytes), checked once with curl and then for every request of a run by
 # h2load's count of body bytes (17 x the requests; a deny would be 18), and
-# no request may fail. Then an open loop at a fixed rate (the same for iamd
+# no request may fail; wrk's script (check.lua) compares every answer's
+# status and body, and no answer may be wrong. Then an open loop at a fixed rate (the same for iamd
 # and the empty handler), whose per-request times h2load logs: p50 and p99
 # from the log.
 #
-# Needs: the Rust toolchain, h2load (apt-get install nghttp2-client), curl,
+# Needs: the Rust toolchain, h2load (apt-get install nghttp2-client), wrk
+# (apt-get install wrk), curl,
 # npm (for Cerbos). Loopback only; every load is bounded by a count or a
 # duration.
 set -euo pipefail
@@ -26,6 +29,8 @@ RATE=${RATE:-5000}   # per connection, 4 connections: 20,000 requests/s
 WORK=target/authzen-bench
 mkdir -p "$WORK"
 command -v h2load >/dev/null || { echo "h2load not found: apt-get install nghttp2-client" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
+WRK_SECONDS=${WRK_SECONDS:-10}
 cargo build --release --quiet --bin iamd --example empty_http_server
 IAMD=target/release/iamd
 EMPTY=target/release/examples/empty_http_server
@@ -77,6 +82,18 @@ closed() {
   check "$name" "$out" "$N"
   awk '/^finished in/ {gsub(",", "", $4); print int($4)}' <<<"$out"
 }
+# with_wrk NAME: requests/s over HTTP/1.1 by wrk (32 connections, one
+# thread, WRK_SECONDS), after checking that every answer was right.
+with_wrk() {
+  local name=$1 out seen wrong
+  out=$(BODY="$WORK/$name.json" timeout $((WRK_SECONDS + 30)) taskset -c 1 wrk -t 1 -c 32 -d "${WRK_SECONDS}s" \
+    -s benches/authzen/check.lua "http://127.0.0.1:${PORT[$name]}/access/v1/evaluation")
+  read -r seen wrong < <(awk '/^checked/ {print $2, $4}' <<<"$out")
+  if [ -z "$seen" ] || [ "$seen" -eq 0 ] || [ "$wrong" != 0 ] || grep -q -E 'Socket errors|Non-2xx' <<<"$out"; then
+    echo "$name: wrk saw wrong answers or errors" >&2; echo "$out" >&2; exit 1
+  fi
+  awk '/^Requests\/sec:/ {print int($2)}' <<<"$out"
+}
 # check NAME OUTPUT COUNT: every request succeeded, and each answer was 17 bytes.
 check() {
   local ok data
@@ -103,6 +120,9 @@ for run in $(seq 1 "$RUNS"); do
       R[$proto,$name]+="$(closed $name $proto) "
     done
   done
+  for name in iamd empty cerbos; do
+    R[wrk,$name]+="$(with_wrk $name) "
+  done
   for name in iamd empty; do
     R[open,$name]+="$(open_loop $name | tr ' ' ',') "
   done
@@ -110,9 +130,13 @@ done
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "| generator | iamd requests/s | empty handler | Cerbos | iamd / empty | iamd / Cerbos |"
 echo "|---|---|---|---|---|---|"
-for proto in h2 h1; do
+for proto in h2 h1 wrk; do
   i=$(median "${R[$proto,iamd]}"); e=$(median "${R[$proto,empty]}"); c=$(median "${R[$proto,cerbos]}")
-  label=$([ "$proto" = h2 ] && echo "h2load, HTTP/2, 2 connections x 16 streams" || echo "h2load --h1, HTTP/1.1, 32 connections")
+  case $proto in
+    h2) label="h2load, HTTP/2, 2 connections x 16 streams" ;;
+    h1) label="h2load --h1, HTTP/1.1, 32 connections" ;;
+    wrk) label="wrk, HTTP/1.1, 32 connections, every answer compared" ;;
+  esac
   printf '| %s | %s (%s) | %s (%s) | %s (%s) | %.0f%% | %.1fx |\n' "$label" "$i" "${R[$proto,iamd]% }" "$e" "${R[$proto,empty]% }" "$c" "${R[$proto,cerbos]% }" \
     "$(echo "$i*100/$e" | bc -l)" "$(echo "$i/$c" | bc -l)"
 done

@@ -367,7 +367,7 @@ impl Mapping {
         let unplaced = super::wire::unplaced;
         let Members(members) =
             serde_json::from_str(object.get()).map_err(|e| format!("`{at}`: {}", unplaced(&e)))?;
-        for (name, raw) in members {
+        for (name, value) in members {
             let key = match of {
                 KeysOf::Context => self
                     .renamed
@@ -376,25 +376,26 @@ impl Mapping {
                     .unwrap_or_else(|| format!("{prefix}{name}")),
                 _ => format!("{prefix}{name}"),
             };
-            let text = raw.get();
-            if text.starts_with('"') {
+            match value {
                 // The common case, without a JSON value in between.
-                let value: String = serde_json::from_str(text)
-                    .map_err(|e| format!("`{at}.{name}`: {}", unplaced(&e)))?;
-                out.push((key, ContextValue::Single(value)));
-                continue;
+                Member::Str(s) => out.push((key, ContextValue::Single(s.into_owned()))),
+                Member::Other(value) => flatten(key, &value, &|| format!("{at}.{name}"), 0, out)?,
             }
-            let value: Json = serde_json::from_str(text)
-                .map_err(|e| format!("`{at}.{name}`: {}", unplaced(&e)))?;
-            flatten(key, &value, &|| format!("{at}.{name}"), 0, out)?;
         }
         Ok(())
     }
 }
 
-/// An object's members in the order written, the values as raw JSON (a
-/// key given twice stays twice: the context then refuses it).
-struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
+/// An object's members in the order written, read in one pass (a key
+/// given twice stays twice: the context then refuses it).
+struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, Member<'a>)>);
+
+/// A member's value: a string (borrowed when it has no escapes), or any
+/// other JSON value.
+enum Member<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Other(Json),
+}
 
 impl<'de> serde::Deserialize<'de> for Members<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -416,6 +417,47 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Member<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Member<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Member::Str(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Member::Str(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Member::Other(Json::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Member::Other(Json::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Member::Other(Json::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Member::Other(Json::from(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Member::Other(Json::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Json::deserialize(SeqAccessDeserializer::new(seq)).map(Member::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Json::deserialize(MapAccessDeserializer::new(map)).map(Member::Other)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -8,13 +8,18 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::Semaphore;
+
+/// `X-Request-ID`, echoed; `traceparent`, read for the decision log. Named
+/// once: a header looked up by a string is parsed and hashed each time.
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
 
 use super::{AuthZen, Endpoint, Reply};
 use crate::tls::Tls;
@@ -191,7 +196,7 @@ impl AuthZenServer {
                 .map_err(|_| late())?
                 .map_err(|_| late())?,
         };
-        let collect = Limited::new(body, self.options.max_body_bytes).collect();
+        let collect = whole(body, self.options.max_body_bytes);
         let mut collect = std::pin::pin!(collect);
         let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
         let collected = match first {
@@ -200,17 +205,16 @@ impl AuthZenServer {
                 .await
                 .map_err(|_| late())?,
         };
-        match collected {
-            Ok(body) => Ok(body.to_bytes()),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(Reply::error(
+        collected.map_err(|e| match e {
+            Unread::TooLarge => Reply::error(
                 413,
                 &format!(
                     "the body is larger than {} bytes (`authzen.maxBodyBytes`)",
                     self.options.max_body_bytes
                 ),
-            )),
-            Err(err) => Err(Reply::error(400, &format!("cannot read the body: {err}"))),
-        }
+            ),
+            Unread::Failed(why) => Reply::error(400, &format!("cannot read the body: {why}")),
+        })
     }
 
     /// Decides a read request, in its span.
@@ -227,7 +231,7 @@ impl AuthZenServer {
         };
         let trace = parts
             .headers
-            .get("traceparent")
+            .get(TRACEPARENT)
             .and_then(|t| t.to_str().ok())
             .and_then(crate::decision_log::trace_id);
         let reply = self
@@ -265,8 +269,8 @@ impl AuthZenServer {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(id) = parts.and_then(|p| p.headers.get("x-request-id")) {
-            headers.insert("x-request-id", id.clone());
+        if let Some(id) = parts.and_then(|p| p.headers.get(REQUEST_ID)) {
+            headers.insert(REQUEST_ID, id.clone());
         }
         match reply.status {
             401 => {
@@ -333,6 +337,59 @@ impl AuthZenServer {
     }
 }
 
+/// Why a body was not read.
+enum Unread {
+    /// Over the limit.
+    TooLarge,
+    /// The connection failed, or the body was cut.
+    Failed(String),
+}
+
+/// The whole body, at most `max` bytes. A body that came in one frame
+/// (nearly all of them) is handed on as it came, without a copy; the end is
+/// seen from the body's length or end-of-stream flag, without another
+/// poll. Trailers are ignored.
+async fn whole<B>(body: B, max: usize) -> Result<Bytes, Unread>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    if body.size_hint().lower() > max as u64 {
+        return Err(Unread::TooLarge);
+    }
+    let mut body = std::pin::pin!(body);
+    let mut first = Bytes::new();
+    let mut joined: Vec<u8> = Vec::new();
+    let mut size = 0usize;
+    while !body.is_end_stream() {
+        let Some(frame) = body.as_mut().frame().await else {
+            break;
+        };
+        let frame = frame.map_err(|e| Unread::Failed(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        size += data.len();
+        if size > max {
+            return Err(Unread::TooLarge);
+        }
+        if first.is_empty() && joined.is_empty() {
+            first = data;
+        } else {
+            if joined.is_empty() {
+                joined.reserve(size);
+                joined.extend_from_slice(&first);
+            }
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(if joined.is_empty() {
+        first
+    } else {
+        Bytes::from(joined)
+    })
+}
+
 /// Equal, in a time that does not depend on where they differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -344,14 +401,18 @@ fn json_content(headers: &hyper::HeaderMap) -> Result<(), String> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err("`Content-Type` is missing: send `application/json`".into());
     };
-    let text = value.to_str().unwrap_or("");
-    let media = text.split(';').next().unwrap_or("").trim();
-    if media.eq_ignore_ascii_case("application/json") {
+    let bytes = value.as_bytes();
+    let media = bytes
+        .iter()
+        .position(|b| *b == b';')
+        .map_or(bytes, |end| &bytes[..end])
+        .trim_ascii();
+    if media.eq_ignore_ascii_case(b"application/json") {
         Ok(())
     } else {
         Err(format!(
             "`Content-Type` is `{}`: send `application/json`",
-            text
+            String::from_utf8_lossy(bytes)
         ))
     }
 }
