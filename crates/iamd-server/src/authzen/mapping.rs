@@ -364,9 +364,9 @@ impl Mapping {
             KeysOf::Action => &self.action_keys,
             KeysOf::Context => &self.context_keys,
         };
-        let unplaced = super::wire::unplaced;
-        let Members(members) =
-            serde_json::from_str(object.get()).map_err(|e| format!("`{at}`: {}", unplaced(&e)))?;
+        let Ok(Members(members)) = serde_json::from_str(object.get()) else {
+            return Err(member_error(object, at));
+        };
         for (name, value) in members {
             let key = match of {
                 KeysOf::Context => self
@@ -383,6 +383,51 @@ impl Mapping {
             }
         }
         Ok(())
+    }
+}
+
+/// What is wrong in `object` (which the one-pass read refused), naming the
+/// member: each member's value read on its own.
+fn member_error(object: &RawValue, at: &str) -> String {
+    let unplaced = super::wire::unplaced;
+    let raw: Result<Vec<(std::borrow::Cow<'_, str>, &RawValue)>, _> =
+        serde_json::from_str::<RawMembers<'_>>(object.get()).map(|m| m.0);
+    match raw {
+        Err(e) => format!("`{at}`: {}", unplaced(&e)),
+        Ok(members) => members
+            .iter()
+            .find_map(|(name, raw)| {
+                serde_json::from_str::<Json>(raw.get())
+                    .err()
+                    .map(|e| format!("`{at}.{name}`: {}", unplaced(&e)))
+            })
+            .unwrap_or_else(|| format!("`{at}` cannot be read")),
+    }
+}
+
+/// An object's members, the values as raw JSON (for [`member_error`]).
+struct RawMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(Name(name)) = map.next_key()? {
+                    members.push((name, map.next_value()?));
+                }
+                Ok(RawMembers(members))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -450,10 +495,16 @@ impl<'de> serde::Deserialize<'de> for Member<'de> {
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(Member::Other(Json::Null))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 Json::deserialize(SeqAccessDeserializer::new(seq)).map(Member::Other)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
                 Json::deserialize(MapAccessDeserializer::new(map)).map(Member::Other)
             }
         }
