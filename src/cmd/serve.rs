@@ -153,6 +153,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
                     max_concurrent: limits.max_concurrent,
                     timeout: limits.request_timeout,
                     drain,
+                    connections: limits.connections,
                 };
                 let api = iamd_server::authzen::AuthZen::new(decider, a.mapping);
                 let server = std::sync::Arc::new(iamd_server::authzen::AuthZenServer::new(

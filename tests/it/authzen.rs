@@ -1424,3 +1424,58 @@ fn who_can_and_what_can_answer_offline_from_the_bundle() {
     let out = iamd(&["who-can", "no/such/bundle", "--action", "a:b"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The request cap counts requests being decided, not peers slow to send
+/// their body: with one permit, a request whose body never comes does not
+/// keep the next one waiting (before: the next one waited for the permit
+/// and got 408). A connection that says nothing is cut at the handshake
+/// timeout.
+#[tokio::test]
+async fn the_permit_is_taken_after_the_body_and_silent_connections_are_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pdp = Pdp::start_with(
+        ServeOptions {
+            max_concurrent: 1,
+            timeout: std::time::Duration::from_secs(3),
+            connections: iamd_server::limits::ConnectionLimits {
+                handshake_timeout: std::time::Duration::from_millis(300),
+                ..Default::default()
+            },
+            ..ServeOptions::default()
+        },
+        FileMapping::default(),
+    )
+    .await;
+    // Headers, and a body announced but never sent.
+    let mut stalled = tokio::net::TcpStream::connect(pdp.addr).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /access/v1/evaluation HTTP/1.1\r\nhost: pdp\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let body = ask(user("alice"), act("read"), record("record-1")).to_string();
+    let a = pdp.send(Send::post("/access/v1/evaluation", body)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    // The stalled request ends at its timeout with 408.
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stalled.read_to_string(&mut answer),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // Silent: half a preface, then nothing; cut at the handshake timeout.
+    let mut silent = tokio::net::TcpStream::connect(pdp.addr).await.unwrap();
+    silent.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        silent.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "the silent connection is still open");
+    pdp.stop().await;
+}

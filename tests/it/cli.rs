@@ -534,5 +534,152 @@ fn a_held_connection_does_not_hold_up_a_shutdown() {
     let mut logs = String::new();
     std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
     assert!(logs.contains("the drain deadline passed"), "{logs}");
+    assert!(logs.contains("closing 1 grpc connection(s)"), "{logs}");
     drop(held);
+}
+
+/// A peer that opens a connection and says nothing (half an HTTP/2
+/// preface) is disconnected at the handshake timeout, on one serving
+/// thread and on two; connections past `maxConnections` wait until one
+/// closes. Before: the half preface held its connection for good.
+#[test]
+fn silent_connections_are_cut_and_the_cap_holds_the_rest() {
+    use std::io::Read;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("iamd.yaml");
+    std::fs::write(
+        &config,
+        "limits:\n  handshakeTimeoutMs: 300\n  maxConnections: 3\n  maxStreamsPerConnection: 7\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // An empty SETTINGS frame.
+    const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+    // What the server sent (its SETTINGS first) within `wait`.
+    let first_bytes = |c: &mut std::net::TcpStream, wait: Duration| {
+        c.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 256];
+        match c.read(&mut buf) {
+            Ok(n) => buf[..n].to_vec(),
+            Err(_) => Vec::new(),
+        }
+    };
+    let answered = |c: &mut std::net::TcpStream, wait: Duration| !first_bytes(c, wait).is_empty();
+    for workers in ["1", "2"] {
+        let (mut server, addr) = spawn_daemon(&["--config", config, "--workers", workers]);
+        wait_serving(&mut server, &addr);
+
+        // Silent: cut at the timeout (the read sees the end, or a reset).
+        let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+        silent.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+        silent
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let mut cut = false;
+        for _ in 0..4 {
+            match silent.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    cut = true;
+                    break;
+                }
+                // The server's SETTINGS may come first.
+                Ok(_) => {}
+            }
+        }
+        assert!(
+            cut,
+            "workers {workers}: the silent connection is still open"
+        );
+
+        // Three that spoke fill the cap; a fourth waits for a place. The
+        // server's SETTINGS advertise the stream limit.
+        let mut open: Vec<_> = (0..3)
+            .map(|_| {
+                let mut c = std::net::TcpStream::connect(&addr).unwrap();
+                c.write_all(PREFACE).unwrap();
+                c.write_all(SETTINGS).unwrap();
+                let settings = first_bytes(&mut c, Duration::from_secs(10));
+                assert_eq!(settings.get(3), Some(&4), "a SETTINGS frame: {settings:?}");
+                let len = usize::from(settings[2]) | usize::from(settings[1]) << 8;
+                let advertised: Vec<(u16, u32)> = settings[9..(9 + len).min(settings.len())]
+                    .chunks_exact(6)
+                    .map(|p| {
+                        (
+                            u16::from_be_bytes([p[0], p[1]]),
+                            u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
+                        )
+                    })
+                    .collect();
+                assert!(
+                    advertised.contains(&(3, 7)),
+                    "SETTINGS_MAX_CONCURRENT_STREAMS 7 advertised: {advertised:?}"
+                );
+                c
+            })
+            .collect();
+        let mut fourth = std::net::TcpStream::connect(&addr).unwrap();
+        fourth.write_all(PREFACE).unwrap();
+        fourth.write_all(SETTINGS).unwrap();
+        assert!(
+            !answered(&mut fourth, Duration::from_millis(1_000)),
+            "workers {workers}: a fourth connection was served past maxConnections: 3"
+        );
+        open.pop();
+        assert!(
+            answered(&mut fourth, Duration::from_secs(10)),
+            "workers {workers}: the fourth connection was not served once a place was free"
+        );
+        drop(open);
+        drop(fourth);
+        stop(&mut server);
+    }
+}
+
+/// Out of file descriptors, a listener backs off and says so once, instead
+/// of spinning (one worker, no log) or warning every 50 ms (two workers);
+/// once descriptors are free again it serves. Before: 100% CPU and
+/// `/healthz` timing out.
+#[test]
+fn out_of_file_descriptors_the_listener_backs_off_and_recovers() {
+    use std::time::Duration;
+    for workers in ["1", "2"] {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut server = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_iamd"))
+            .args(["serve", "--bundle", "examples/bundle", "--listen", &addr])
+            .args(["--admin-listen", "127.0.0.1:0", "--workers", workers])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_serving(&mut server, &addr);
+        // More connections than the daemon has descriptors left.
+        let held: Vec<_> = (0..80)
+            .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+            .collect();
+        assert!(held.len() >= 64, "only {} connections made", held.len());
+        std::thread::sleep(Duration::from_secs(3));
+        drop(held);
+        // Served again (the pause is at most a second).
+        wait_serving(&mut server, &addr);
+        stop(&mut server);
+        let mut logs = String::new();
+        std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut logs).unwrap();
+        let warnings = logs
+            .lines()
+            .filter(|l| l.contains("cannot accept connections on the grpc listener"))
+            .collect::<Vec<_>>();
+        assert_eq!(warnings.len(), 1, "workers {workers}: {logs}");
+        assert!(
+            warnings[0].contains("out of file descriptors"),
+            "{}",
+            warnings[0]
+        );
+    }
 }

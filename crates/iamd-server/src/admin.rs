@@ -282,24 +282,46 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
+    let handshake = crate::limits::ConnectionLimits::default().handshake_timeout;
+    let mut accepter = crate::conn::Accepter::new("admin", ADMIN_MAX_CONNECTIONS, handshake);
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
+        let slot = tokio::select! {
+            slot = accepter.slot() => slot,
             () = &mut shutdown => return,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let accepted = tokio::select! {
+            a = crate::conn::Accept::accept(&listener) => a,
+            () = &mut shutdown => return,
+        };
+        let stream = match accepted {
+            Ok(s) => {
+                accepter.accepted();
+                s
+            }
+            Err(e) => {
+                accepter.failed(&e).await;
+                continue;
+            }
+        };
         let (store, metrics) = (store.clone(), metrics.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let response = handle(&req, &store, &metrics);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
+            let io = crate::conn::Quiet::new(stream, handshake, slot);
             let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(handshake)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
                 .await;
         });
     }
 }
+
+/// Connections open at once on the admin listener (probes and a scraper
+/// need a handful); more wait in the kernel's backlog.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
 
 /// Binds the admin listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {

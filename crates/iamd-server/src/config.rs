@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::limits::{Listen, RequestLimits};
+use crate::limits::{ConnectionLimits, Listen, RequestLimits};
 use crate::telemetry::LogFormat;
 
 /// The file as written.
@@ -123,6 +123,16 @@ pub struct FileLimits {
     pub max_context_values: Option<usize>,
     /// Bytes in any one string of a request.
     pub max_field_bytes: Option<usize>,
+    /// Connections open at once, per listener.
+    pub max_connections: Option<usize>,
+    /// Streams at once on one HTTP/2 connection.
+    pub max_streams_per_connection: Option<usize>,
+    /// Milliseconds a new connection has for its handshake and first bytes.
+    pub handshake_timeout_ms: Option<u64>,
+    /// Milliseconds between HTTP/2 pings.
+    pub keepalive_interval_ms: Option<u64>,
+    /// Milliseconds a ping may wait for its answer.
+    pub keepalive_timeout_ms: Option<u64>,
 }
 
 /// `reload:`.
@@ -414,6 +424,49 @@ impl ServeConfig {
                 "maxFieldBytes",
                 file.limits.max_field_bytes.unwrap_or(d.max_field_bytes),
             ),
+            connections: {
+                let c = d.connections;
+                let ms = |problems: &mut Vec<String>, name: &str, v: Option<u64>, d: Duration| {
+                    Duration::from_millis(positive(
+                        problems,
+                        name,
+                        v.map_or(d.as_millis() as usize, |v| v as usize),
+                    ) as u64)
+                };
+                let l = &file.limits;
+                ConnectionLimits {
+                    max_connections: positive(
+                        &mut problems,
+                        "maxConnections",
+                        l.max_connections.unwrap_or(c.max_connections),
+                    ),
+                    max_streams: positive(
+                        &mut problems,
+                        "maxStreamsPerConnection",
+                        l.max_streams_per_connection
+                            .unwrap_or(c.max_streams as usize)
+                            .min(u32::MAX as usize),
+                    ) as u32,
+                    handshake_timeout: ms(
+                        &mut problems,
+                        "handshakeTimeoutMs",
+                        l.handshake_timeout_ms,
+                        c.handshake_timeout,
+                    ),
+                    keepalive_interval: ms(
+                        &mut problems,
+                        "keepaliveIntervalMs",
+                        l.keepalive_interval_ms,
+                        c.keepalive_interval,
+                    ),
+                    keepalive_timeout: ms(
+                        &mut problems,
+                        "keepaliveTimeoutMs",
+                        l.keepalive_timeout_ms,
+                        c.keepalive_timeout,
+                    ),
+                }
+            },
         };
         let workers = positive(
             &mut problems,

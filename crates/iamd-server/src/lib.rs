@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod authzen;
 pub mod config;
+pub mod conn;
 pub mod decide;
 pub mod decision_log;
 pub mod envoy;

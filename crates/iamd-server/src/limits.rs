@@ -62,6 +62,43 @@ pub struct RequestLimits {
     /// context value. Bounds the matchers' work per statement (a
     /// wildcard's cost grows with the text it is matched against).
     pub max_field_bytes: usize,
+    /// What a connection may hold (each listener's own).
+    pub connections: ConnectionLimits,
+}
+
+/// What connections may hold, on each listener (gRPC, AuthZEN; the admin
+/// listener has its own, smaller cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once on one listener; the next wait in the
+    /// kernel's backlog until one closes (`limits.maxConnections`).
+    pub max_connections: usize,
+    /// Streams (calls) at once on one HTTP/2 connection, advertised in
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` (`limits.maxStreamsPerConnection`).
+    pub max_streams: u32,
+    /// How long a new connection has to finish its TLS handshake and to
+    /// send its first bytes (the HTTP/2 preface, an HTTP/1.1 request line);
+    /// also how long an HTTP/1.1 request's headers may take
+    /// (`limits.handshakeTimeoutMs`).
+    pub handshake_timeout: Duration,
+    /// How often an HTTP/2 connection is pinged (`limits.keepaliveIntervalMs`);
+    /// one that does not answer within `keepalive_timeout`
+    /// (`limits.keepaliveTimeoutMs`) is closed.
+    pub keepalive_interval: Duration,
+    /// See `keepalive_interval`.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_streams: 256,
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for RequestLimits {
@@ -74,6 +111,7 @@ impl Default for RequestLimits {
             max_context_keys: 1_024,
             max_context_values: 4_096,
             max_field_bytes: 4_096,
+            connections: ConnectionLimits::default(),
         }
     }
 }

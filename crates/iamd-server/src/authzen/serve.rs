@@ -12,9 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// `X-Request-ID`, echoed; `traceparent`, read for the decision log. Named
 /// once: a header looked up by a string is parsed and hashed each time.
@@ -22,6 +22,8 @@ const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-reques
 const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
 
 use super::{AuthZen, Endpoint, Reply};
+use crate::conn::{Accepter, Quiet};
+use crate::limits::ConnectionLimits;
 use crate::tls::Tls;
 
 /// How the listener serves, beside the API itself.
@@ -44,6 +46,9 @@ pub struct ServeOptions {
     pub timeout: Duration,
     /// How long a shutdown waits for open requests and connections.
     pub drain: Duration,
+    /// Connections: the cap, streams per connection, the handshake
+    /// timeout, keepalive pings (the gRPC listener's settings).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServeOptions {
@@ -56,6 +61,7 @@ impl Default for ServeOptions {
             max_concurrent: 1024,
             timeout: Duration::from_secs(5),
             drain: crate::grpc::DRAIN_TIMEOUT,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -114,13 +120,14 @@ impl AuthZenServer {
             }
             Ok(Admitted::Post(endpoint)) => match self.read(body).await {
                 Err(reply) => (parts, Some(endpoint), reply),
-                Ok(body) if endpoint.searches() => {
+                Ok((body, permit)) if endpoint.searches() => {
                     let this = self.clone();
                     let searched = tokio::task::spawn_blocking(move || {
                         let reply = this.answer(endpoint, &parts, &body);
                         (parts, reply)
                     })
                     .await;
+                    drop(permit);
                     match searched {
                         Ok((parts, reply)) => (parts, Some(endpoint), reply),
                         // The search panicked: the request's parts went with
@@ -131,7 +138,7 @@ impl AuthZenServer {
                         }
                     }
                 }
-                Ok(body) => {
+                Ok((body, _permit)) => {
                     let reply = self.answer(endpoint, &parts, &body);
                     (parts, Some(endpoint), reply)
                 }
@@ -171,10 +178,11 @@ impl AuthZenServer {
         Ok(Admitted::Post(endpoint))
     }
 
-    /// The body, within the size limit, once a permit is free, within the
-    /// timeout. A body that is already there (nearly all of them) is taken
-    /// on the first poll, and the timer is armed only when it is not.
-    async fn read<B>(&self, body: B) -> Result<Bytes, Reply>
+    /// The body, within the size limit and the timeout, then a permit (the
+    /// cap counts requests being decided, not peers that are slow to send).
+    /// A body that is already there (nearly all of them) is taken on the
+    /// first poll, and the timer is armed only when it is not.
+    async fn read<B>(&self, body: B) -> Result<(Bytes, SemaphorePermit<'_>), Reply>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -188,24 +196,19 @@ impl AuthZenServer {
                 ),
             )
         };
-        let deadline = tokio::time::Instant::now() + self.options.timeout;
-        let _permit = match self.permits.try_acquire() {
-            Ok(p) => p,
-            Err(_) => tokio::time::timeout_at(deadline, self.permits.acquire())
-                .await
-                .map_err(|_| late())?
-                .map_err(|_| late())?,
-        };
+        let mut deadline = None;
+        let mut deadline =
+            || *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.options.timeout);
         let collect = whole(body, self.options.max_body_bytes);
         let mut collect = std::pin::pin!(collect);
         let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
         let collected = match first {
             Poll::Ready(r) => r,
-            Poll::Pending => tokio::time::timeout_at(deadline, collect)
+            Poll::Pending => tokio::time::timeout_at(deadline(), collect)
                 .await
                 .map_err(|_| late())?,
         };
-        collected.map_err(|e| match e {
+        let body = collected.map_err(|e| match e {
             Unread::TooLarge => Reply::error(
                 413,
                 &format!(
@@ -214,7 +217,15 @@ impl AuthZenServer {
                 ),
             ),
             Unread::Failed(why) => Reply::error(400, &format!("cannot read the body: {why}")),
-        })
+        })?;
+        let permit = match self.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => tokio::time::timeout_at(deadline(), self.permits.acquire())
+                .await
+                .map_err(|_| late())?
+                .map_err(|_| late())?,
+        };
+        Ok((body, permit))
     }
 
     /// Decides a read request, in its span.
@@ -428,23 +439,44 @@ pub async fn serve(
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let drain = server.options.drain;
+    let c = server.options.connections;
+    let mut accepter = Accepter::new("authzen", c.max_connections, c.handshake_timeout);
+    let open = accepter.counter();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(c.handshake_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(c.max_streams)
+        .keep_alive_interval(c.keepalive_interval)
+        .keep_alive_timeout(c.keepalive_timeout);
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = accepter.slot() => slot,
+        };
         let stream = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
+            accepted = crate::conn::Accept::accept(&listener) => match accepted {
+                Ok(s) => {
+                    accepter.accepted();
+                    s
+                }
                 Err(e) => {
-                    tracing::warn!(target: "iamd::authzen", "cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    accepter.failed(&e).await;
                     continue;
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         let server = server.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let builder = builder.clone();
         tokio::spawn(async move {
             let metrics = server.api.decider().metrics().clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -453,16 +485,17 @@ pub async fn serve(
                 // polls the stream, and the decision's state is a kilobyte.
                 async move { Ok::<_, Infallible>(Box::pin(server.handle(req)).await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
             match tls {
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let io = Quiet::new(stream, c.handshake_timeout, slot);
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 Some(tls) => match crate::tls::handshake(tls.http_config(), stream, &metrics).await
                 {
                     Ok(s) => {
-                        let conn = builder.serve_connection(TokioIo::new(s), service);
+                        let io = Quiet::new(s, c.handshake_timeout, slot);
+                        let conn = builder.serve_connection(TokioIo::new(io), service);
                         let _ = watcher.watch(conn.into_owned()).await;
                     }
                     Err(why) => tracing::debug!(target: "iamd::authzen", "{why}"),
@@ -473,11 +506,6 @@ pub async fn serve(
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(drain) => {
-            tracing::warn!(target: "iamd::authzen",
-                drain_ms = drain.as_millis() as u64,
-                "the drain deadline passed with AuthZEN connections still open: closing them"
-            );
-        }
+        () = tokio::time::sleep(drain) => open.report_cut(drain),
     }
 }

@@ -14,13 +14,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status};
 
 use iamd_proto::pb;
 
 use self::admission::AdmissionLayer;
 use crate::admin::Metrics;
+use crate::conn::{self, Accepter, Quiet, Slot};
 use crate::decide::{Decider, Refusal};
 use crate::limits::{Listen, RequestLimits};
 use crate::reload::Store;
@@ -205,10 +206,20 @@ impl Services {
         self
     }
 
+    /// The listener's connections: the cap, the handshake timeout.
+    fn accepter(&self) -> Accepter {
+        let c = &self.limits.connections;
+        Accepter::new("grpc", c.max_connections, c.handshake_timeout)
+    }
+
     /// The cap on calls in flight and the request timeout, for one server
     /// (its clones share the cap).
     fn admission(&self) -> AdmissionLayer {
-        AdmissionLayer::new(self.limits.max_concurrent, self.limits.request_timeout)
+        AdmissionLayer::new(
+            self.limits.max_concurrent,
+            self.limits.request_timeout,
+            self.limits.max_message_bytes,
+        )
     }
 }
 
@@ -264,6 +275,8 @@ async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let drain = services.drain;
+    let accepter = services.accepter();
+    let open = accepter.counter();
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -272,7 +285,14 @@ async fn serve_on(
     let signalled = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let serving = serve_until(listener, tls, services, workers, signalled(rx.clone()));
+    let serving = serve_until(
+        listener,
+        accepter,
+        tls,
+        services,
+        workers,
+        signalled(rx.clone()),
+    );
     let deadline = async move {
         signalled(rx).await;
         tokio::time::sleep(drain).await;
@@ -280,10 +300,7 @@ async fn serve_on(
     tokio::select! {
         served = serving => served,
         () = deadline => {
-            tracing::warn!(target: "iamd::server",
-                drain_ms = drain.as_millis() as u64,
-                "the drain deadline passed with calls or connections still open: closing them"
-            );
+            open.report_cut(drain);
             Ok(())
         }
     }
@@ -293,6 +310,7 @@ async fn serve_on(
 /// `workers` threads for more.
 async fn serve_until(
     listener: Listener,
+    accepter: Accepter,
     tls: Option<Arc<Tls>>,
     services: Services,
     workers: usize,
@@ -300,15 +318,36 @@ async fn serve_until(
 ) -> Result<(), ServeError> {
     match (listener, tls) {
         (listener, tls) if workers > 1 => {
-            workers::serve(listener, tls, services, workers, shutdown).await
+            workers::serve(listener, accepter, tls, services, workers, shutdown).await
         }
-        (Listener::Tcp(listener), Some(tls)) => serve_tls(listener, tls, services, shutdown).await,
-        (Listener::Tcp(listener), None) => serve_tcp(listener, services, shutdown).await,
+        (Listener::Tcp(listener), Some(tls)) => {
+            let accepted = conn::accepting(listener, accepter);
+            let incoming = tls_incoming(accepted, tls, &services);
+            serve_incoming(services, incoming, shutdown).await
+        }
+        (Listener::Tcp(listener), None) => {
+            let incoming = quiet(conn::accepting(listener, accepter), &services);
+            serve_incoming(services, incoming, shutdown).await
+        }
         // `Listener::bind` refused TLS on a Unix socket.
         (Listener::Unix(listener), _) => {
-            serve_incoming(services, UnixListenerStream::new(listener), shutdown).await
+            let incoming = quiet(conn::accepting(listener, accepter), &services);
+            serve_incoming(services, incoming, shutdown).await
         }
     }
+}
+
+/// The connections of `accepted` as the server takes them: each closed if
+/// it says nothing within the handshake timeout (the timer made on the
+/// runtime that serves it).
+fn quiet<S: Send + 'static>(
+    accepted: tokio::sync::mpsc::Receiver<(S, Slot)>,
+    services: &Services,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Quiet<S>>> + Send + 'static {
+    let handshake = services.limits.connections.handshake_timeout;
+    tokio_stream::StreamExt::map(ReceiverStream::new(accepted), move |(s, slot)| {
+        Ok(Quiet::new(s, handshake, slot))
+    })
 }
 
 /// Serves the connections of `incoming` on the calling runtime until
@@ -365,23 +404,23 @@ impl Listener {
             }
         }
     }
+}
+
+impl conn::Accept for Listener {
+    type Stream = workers::Accepted;
 
     /// The next connection, made a plain (blocking-free) stream that any
-    /// runtime can take over; TCP ones without Nagle's delay (as
-    /// [`without_nagle`]'s).
+    /// runtime can take over; TCP ones without Nagle's delay.
     async fn accept(&self) -> std::io::Result<workers::Accepted> {
         match self {
-            Self::Tcp(l) => {
-                let (s, _) = l.accept().await?;
-                // A connection already reset fails here too: not worth a
-                // pause of the accept loop.
-                let _ = s.set_nodelay(true);
-                s.into_std().map(workers::Accepted::Tcp)
-            }
-            Self::Unix(l) => {
-                let (s, _) = l.accept().await?;
-                s.into_std().map(workers::Accepted::Unix)
-            }
+            Self::Tcp(l) => conn::Accept::accept(l)
+                .await?
+                .into_std()
+                .map(workers::Accepted::Tcp),
+            Self::Unix(l) => conn::Accept::accept(l)
+                .await?
+                .into_std()
+                .map(workers::Accepted::Unix),
         }
     }
 }
@@ -392,7 +431,8 @@ pub async fn serve_tcp(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_incoming(services, without_nagle(listener), shutdown).await
+    let incoming = quiet(conn::accepting(listener, services.accepter()), &services);
+    serve_incoming(services, incoming, shutdown).await
 }
 
 /// Serves TLS (mutual TLS when `tls` has a client CA) on a bound TCP
@@ -405,14 +445,16 @@ pub async fn serve_tls(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let incoming = tls_incoming(without_nagle(listener), tls, services.metrics.clone());
+    let accepted = conn::accepting(listener, services.accepter());
+    let incoming = tls_incoming(accepted, tls, &services);
     serve_incoming(services, incoming, shutdown).await
 }
 
 /// The connections of `listener`, without Nagle's delay: answers are small
 /// and latency is the point (with the peer's delayed ACKs, the delay held
-/// answers back by up to 40 ms). Also the benchmarks' empty handler's, so
-/// that the baseline cannot drift from the daemon.
+/// answers back by up to 40 ms). The benchmarks' empty gRPC handler's (the
+/// daemon's own listeners accept through [`conn::accepting`], which does
+/// the same).
 pub fn without_nagle(
     listener: tokio::net::TcpListener,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
@@ -424,39 +466,28 @@ pub fn without_nagle(
     })
 }
 
-/// After an accept that failed (out of file descriptors, most often):
-/// says so, waits a little, and the loop goes on.
-async fn accept_failed(e: &std::io::Error) {
-    tracing::warn!(target: "iamd::server", "cannot accept a connection: {e}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
 pub use crate::tls::TLS_HANDSHAKE_TIMEOUT;
 
 /// Handshaken connections from `accepted` ones (already without Nagle's
-/// delay). Handshakes run in their own tasks, so a slow client holds up no
+/// delay), each then closed if it sends nothing within the handshake
+/// timeout. Handshakes run in their own tasks, so a slow client holds up no
 /// one; the loop ends when the server drops the stream or `accepted` ends.
 fn tls_incoming(
-    accepted: impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static,
+    mut accepted: tokio::sync::mpsc::Receiver<(tokio::net::TcpStream, Slot)>,
     tls: Arc<Tls>,
-    metrics: Arc<Metrics>,
-) -> tokio_stream::wrappers::ReceiverStream<
-    std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-> {
-    use tokio_stream::StreamExt;
+    services: &Services,
+) -> ReceiverStream<std::io::Result<Quiet<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>>
+{
+    let metrics = services.metrics.clone();
+    let handshake = services.limits.connections.handshake_timeout;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
-        tokio::pin!(accepted);
         loop {
-            let stream = tokio::select! {
+            let (stream, slot) = tokio::select! {
                 () = tx.closed() => return,
-                next = accepted.next() => match next {
+                next = accepted.recv() => match next {
                     None => return,
-                    Some(Ok(s)) => s,
-                    Some(Err(e)) => {
-                        accept_failed(&e).await;
-                        continue;
-                    }
+                    Some(s) => s,
                 },
             };
             let peer = stream
@@ -467,14 +498,14 @@ fn tls_incoming(
             tokio::spawn(async move {
                 match crate::tls::handshake(config, stream, &metrics).await {
                     Ok(s) => {
-                        let _ = tx.send(Ok(s)).await;
+                        let _ = tx.send(Ok(Quiet::new(s, handshake, slot))).await;
                     }
                     Err(why) => tracing::debug!(target: "iamd::server", %peer, "{why}"),
                 }
             });
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    ReceiverStream::new(rx)
 }
 
 /// The server stack: a global limit on calls in flight and the request
@@ -549,7 +580,11 @@ async fn router(
     let authorizer = pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(decider))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
+    let c = limits.connections;
     Ok(tonic::transport::Server::builder()
+        .max_concurrent_streams(c.max_streams)
+        .http2_keepalive_interval(Some(c.keepalive_interval))
+        .http2_keepalive_timeout(Some(c.keepalive_timeout))
         .layer(admission)
         .add_service(health)
         .add_service(reflection)

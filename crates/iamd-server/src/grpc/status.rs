@@ -42,3 +42,24 @@ pub(crate) fn timed_out() -> Status {
 pub(crate) fn lost_request() -> Status {
     Status::internal("a queued call lost its request")
 }
+
+/// A decision call whose body is over `limits.maxMessageBytes` (tonic's
+/// own code for a message over its decoding limit).
+pub(crate) fn message_too_large(max: usize) -> Status {
+    Status::out_of_range(format!(
+        "the request message is larger than {max} bytes (`limits.maxMessageBytes`): split the batch or raise the limit"
+    ))
+}
+
+/// A unary call whose body holds more than one message (or bytes after
+/// it).
+pub(crate) fn more_than_one_message() -> Status {
+    Status::invalid_argument(
+        "the request carries more than one message: a unary call sends exactly one",
+    )
+}
+
+/// A request body the transport could not deliver.
+pub(crate) fn unreadable_body(e: &dyn std::fmt::Display) -> Status {
+    Status::cancelled(format!("the request body could not be read: {e}"))
+}

@@ -17,6 +17,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::{AdmissionLayer, Listener, ServeError, Services, router, tls_incoming};
+use crate::conn::{self, Accepter, Quiet, Slot};
 use crate::tls::Tls;
 
 /// A connection accepted by the dealer, handed to a worker's runtime.
@@ -29,6 +30,7 @@ pub(super) enum Accepted {
 /// `shutdown` completes, then lets every worker drain its calls.
 pub(super) async fn serve(
     listener: Listener,
+    accepter: Accepter,
     tls: Option<Arc<Tls>>,
     services: Services,
     workers: usize,
@@ -55,18 +57,15 @@ pub(super) async fn serve(
         threads.push(thread);
     }
     tokio::pin!(shutdown);
+    let mut accepted = conn::accepting(listener, accepter);
     let mut next = 0usize;
     loop {
-        let accepted = tokio::select! {
+        let conn = tokio::select! {
             () = &mut shutdown => break,
-            a = listener.accept() => a,
-        };
-        let conn = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                super::accept_failed(&e).await;
-                continue;
-            }
+            a = accepted.recv() => match a {
+                Some(c) => c,
+                None => break,
+            },
         };
         let dealt = deal.get(next % workers).map(|tx| tx.send(conn));
         if let Some(Err(_)) = dealt {
@@ -97,10 +96,18 @@ async fn join(threads: Vec<JoinHandle<Result<(), ServeError>>>) -> Result<(), Se
     result
 }
 
+/// A dealt TCP connection, registered with the calling runtime's reactor.
+fn tcp(a: Accepted) -> Option<tokio::net::TcpStream> {
+    match a {
+        Accepted::Tcp(s) => tokio::net::TcpStream::from_std(s).ok(),
+        Accepted::Unix(_) => None,
+    }
+}
+
 /// One worker: its own one-thread runtime serving the connections dealt to
 /// it, until `stop`.
 fn worker(
-    rx: mpsc::UnboundedReceiver<Accepted>,
+    rx: mpsc::UnboundedReceiver<(Accepted, Slot)>,
     unix: bool,
     services: Services,
     admission: AdmissionLayer,
@@ -115,32 +122,45 @@ fn worker(
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let metrics = services.metrics.clone();
+        let handshake = services.limits.connections.handshake_timeout;
+        let tls_services = services.clone();
         let router = router(services, admission).await?;
         // Each stream, made the worker's own (registered with its reactor).
         let connections = UnboundedReceiverStream::new(rx);
-        let tcp = |a| match a {
-            Accepted::Tcp(s) => Some(tokio::net::TcpStream::from_std(s)),
-            Accepted::Unix(_) => None,
-        };
         let served = match (unix, tls) {
             (true, _) => {
-                let unix = connections.filter_map(|a| match a {
-                    Accepted::Unix(s) => Some(tokio::net::UnixStream::from_std(s)),
+                let unix = connections.filter_map(move |(a, slot)| match a {
+                    Accepted::Unix(s) => tokio::net::UnixStream::from_std(s)
+                        .map(|s| Quiet::new(s, handshake, slot))
+                        .ok()
+                        .map(Ok::<_, std::io::Error>),
                     Accepted::Tcp(_) => None,
                 });
                 router.serve_with_incoming_shutdown(unix, shutdown).await
             }
             (false, Some(tls)) => {
-                let incoming = tls_incoming(connections.filter_map(tcp), tls, metrics);
+                // The TLS handshakes take the connections from a channel.
+                let (tx, accepted) = mpsc::channel(1);
+                tokio::spawn(async move {
+                    let mut connections = std::pin::pin!(connections);
+                    while let Some((a, slot)) = connections.next().await {
+                        if let Some(s) = tcp(a)
+                            && tx.send((s, slot)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+                let incoming = tls_incoming(accepted, tls, &tls_services);
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await
             }
             (false, None) => {
-                router
-                    .serve_with_incoming_shutdown(connections.filter_map(tcp), shutdown)
-                    .await
+                let tcp = connections.filter_map(move |(a, slot)| {
+                    tcp(a).map(|s| Ok::<_, std::io::Error>(Quiet::new(s, handshake, slot)))
+                });
+                router.serve_with_incoming_shutdown(tcp, shutdown).await
             }
         };
         served.map_err(ServeError::Transport)

@@ -1,0 +1,390 @@
+//! What every listener does with its connections, whatever is spoken over
+//! them: accept within a cap on open connections, back off (and say so,
+//! once in a while) when accepting fails, close a connection that says
+//! nothing in time, and count what a drain had to cut.
+//!
+//! The gRPC, AuthZEN and admin listeners all accept through [`Accepter`];
+//! each connection carries a [`Slot`] (its place under the cap, given back
+//! when it closes), and [`Quiet`] wraps its stream so that a peer that has
+//! not sent its first bytes (the HTTP/2 preface, an HTTP/1.1 request line)
+//! within the handshake timeout is disconnected.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The first pause after a failed accept; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+/// The longest pause between two accepts that failed.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+/// At most one warning about failed accepts in this time, per listener.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// What a peer must send before the handshake timeout: the length of the
+/// HTTP/2 preface (an HTTP/1.1 request line is longer).
+const FIRST_BYTES: usize = 24;
+
+/// One listener's connections: the cap, the back-off, the reports.
+#[derive(Debug)]
+pub struct Accepter {
+    listener: &'static str,
+    slots: Arc<Semaphore>,
+    max: usize,
+    handshake: Duration,
+    pause: Duration,
+    failed: u64,
+    reported: Option<Instant>,
+}
+
+impl Accepter {
+    /// The connections of the listener named `listener` (`grpc`, `authzen`,
+    /// `admin`: for the log): at most `max` open at once, each closed if it
+    /// has not sent its first bytes within `handshake`.
+    pub fn new(listener: &'static str, max: usize, handshake: Duration) -> Self {
+        let max = max.max(1);
+        Self {
+            listener,
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            handshake,
+            pause: FIRST_PAUSE,
+            failed: 0,
+            reported: None,
+        }
+    }
+
+    /// A place for the next connection: waits while `max` are open (the
+    /// kernel's backlog holds the next ones meanwhile).
+    pub async fn slot(&self) -> Slot {
+        let permit = self.slots.clone().acquire_owned().await;
+        Slot { _held: permit.ok() }
+    }
+
+    /// How many connections are open.
+    pub fn open(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// How long a new connection has to send its first bytes.
+    pub fn handshake(&self) -> Duration {
+        self.handshake
+    }
+
+    /// After an accept that worked: the next failure pauses briefly again.
+    pub fn accepted(&mut self) {
+        self.pause = FIRST_PAUSE;
+    }
+
+    /// After an accept that failed (out of file descriptors, most often):
+    /// a warning at most every ten seconds, counting the failures since the
+    /// last one, then a pause that doubles with each failure in a row (up
+    /// to a second), so that a listener that cannot accept does not spin.
+    pub async fn failed(&mut self, e: &io::Error) {
+        self.failed += 1;
+        let now = Instant::now();
+        if self
+            .reported
+            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
+        {
+            let hint = if e.raw_os_error() == Some(24) || e.raw_os_error() == Some(23) {
+                ": the process is out of file descriptors; raise its limit (`ulimit -n`, the container's `nofile`) or lower the listener's `maxConnections`"
+            } else {
+                ""
+            };
+            tracing::warn!(target: "iamd::server",
+                listener = self.listener,
+                failures = self.failed,
+                "cannot accept connections on the {} listener: {e} ({} failed since the last report){hint}",
+                self.listener, self.failed
+            );
+            self.failed = 0;
+            self.reported = Some(now);
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+    }
+
+    /// A handle on the open-connection count, for a drain that reports
+    /// after the accepter itself is gone.
+    pub fn counter(&self) -> OpenCount {
+        OpenCount {
+            listener: self.listener,
+            slots: self.slots.clone(),
+            max: self.max,
+        }
+    }
+}
+
+/// How many connections a listener has open, and its drain report.
+#[derive(Debug, Clone)]
+pub struct OpenCount {
+    listener: &'static str,
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl OpenCount {
+    /// How many are open.
+    pub fn open(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// Warns that the drain deadline passed, and how many connections it
+    /// cuts.
+    pub fn report_cut(&self, drain: Duration) {
+        let open = self.open();
+        tracing::warn!(target: "iamd::server",
+            listener = self.listener,
+            connections = open,
+            drain_ms = drain.as_millis() as u64,
+            "the drain deadline passed with calls or connections still open: closing {open} {} connection(s)",
+            self.listener
+        );
+    }
+}
+
+/// A listener: what [`accepting`] takes connections from.
+pub trait Accept: Send + Sync + 'static {
+    /// A connection.
+    type Stream: Send + 'static;
+    /// The next connection.
+    fn accept(&self) -> impl std::future::Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    /// The next connection, without Nagle's delay (answers are small and
+    /// latency is the point).
+    async fn accept(&self) -> io::Result<tokio::net::TcpStream> {
+        let (s, _) = tokio::net::TcpListener::accept(self).await?;
+        // A connection already reset fails here too: it fails soon anyway.
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+}
+
+impl Accept for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+
+    async fn accept(&self) -> io::Result<tokio::net::UnixStream> {
+        tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+/// Accepts the connections of `listener` by `accepter`'s rules (the cap,
+/// the back-off), in a task of the calling runtime, each with its slot.
+/// The task, and the listener with it, end when the receiver is dropped.
+pub fn accepting<L: Accept>(
+    listener: L,
+    mut accepter: Accepter,
+) -> tokio::sync::mpsc::Receiver<(L::Stream, Slot)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let slot = tokio::select! {
+                () = tx.closed() => return,
+                slot = accepter.slot() => slot,
+            };
+            let accepted = tokio::select! {
+                () = tx.closed() => return,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok(s) => {
+                    accepter.accepted();
+                    if tx.send((s, slot)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => accepter.failed(&e).await,
+            }
+        }
+    });
+    rx
+}
+
+/// A connection's place under its listener's cap, given back when it is
+/// dropped (with the connection).
+#[derive(Debug)]
+pub struct Slot {
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's stream, closed (its reads fail with `TimedOut`) if the
+    /// peer has not sent its first bytes within the handshake timeout; after
+    /// them, the stream as it is. It holds the connection's [`Slot`].
+    #[derive(Debug)]
+    pub struct Quiet<T> {
+        #[pin]
+        io: T,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        seen: usize,
+        slot: Slot,
+    }
+}
+
+impl<T> Quiet<T> {
+    /// `io`, which must send its first bytes within `handshake`. Makes a
+    /// timer: call it on the runtime that will serve the connection.
+    pub fn new(io: T, handshake: Duration, slot: Slot) -> Self {
+        Self {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(handshake))),
+            seen: 0,
+            slot,
+        }
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Quiet<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer sent nothing within the handshake timeout (`limits.handshakeTimeoutMs`)",
+            )));
+        }
+        let before = buf.filled().len();
+        let read = this.io.poll_read(cx, buf);
+        if this.deadline.is_some()
+            && let Poll::Ready(Ok(())) = &read
+        {
+            let n = buf.filled().len() - before;
+            *this.seen += n;
+            // Enough to start speaking, or the end of the stream.
+            if n == 0 || *this.seen >= FIRST_BYTES {
+                *this.deadline = None;
+            }
+        }
+        read
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Quiet<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+impl<T: tonic::transport::server::Connected> tonic::transport::server::Connected for Quiet<T> {
+    type ConnectInfo = T::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_silent_peer_is_cut_at_the_handshake_timeout_and_a_talking_one_is_not() {
+        let accepter = Accepter::new("test", 2, Duration::from_millis(300));
+        // Silent: half a preface, then nothing.
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        let mut quiet = Quiet::new(server, accepter.handshake(), accepter.slot().await);
+        assert_eq!(accepter.open(), 1);
+        let mut buf = [0u8; 64];
+        let n = quiet.read(&mut buf).await.unwrap();
+        assert_eq!(n, 16);
+        let e = quiet.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        drop(quiet);
+        assert_eq!(
+            accepter.open(),
+            0,
+            "the slot is given back with the connection"
+        );
+
+        // Talking: the preface in time, then silence is the protocol's business.
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut quiet = Quiet::new(server, accepter.handshake(), accepter.slot().await);
+        client
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        let n = quiet.read(&mut buf).await.unwrap();
+        assert_eq!(n, 24);
+        let later = tokio::time::timeout(Duration::from_millis(600), quiet.read(&mut buf)).await;
+        assert!(
+            later.is_err(),
+            "no timeout after the first bytes: {later:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cap_holds_the_next_connection_until_one_closes() {
+        let accepter = Accepter::new("test", 1, Duration::from_secs(1));
+        let first = accepter.slot().await;
+        let waiting = tokio::time::timeout(Duration::from_millis(100), accepter.slot()).await;
+        assert!(waiting.is_err(), "a second slot while one is held");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_millis(100), accepter.slot()).await;
+        assert!(second.is_ok());
+    }
+
+    #[tokio::test]
+    async fn failed_accepts_pause_longer_each_time_and_reset_after_one_works() {
+        let mut accepter = Accepter::new("test", 1, Duration::from_secs(1));
+        let e = io::Error::from_raw_os_error(24);
+        let started = tokio::time::Instant::now();
+        for _ in 0..6 {
+            accepter.failed(&e).await;
+        }
+        // 5 + 10 + 20 + 40 + 80 + 160 ms: each pause twice the last, not a spin.
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(315), "{waited:?}");
+        assert_eq!(accepter.pause, Duration::from_millis(320));
+        // One warning (the first failure's); the five since wait for the next.
+        assert_eq!(accepter.failed, 5);
+        accepter.accepted();
+        assert_eq!(accepter.pause, FIRST_PAUSE);
+    }
+}
