@@ -364,7 +364,7 @@ impl Mapping {
             KeysOf::Action => &self.action_keys,
             KeysOf::Context => &self.context_keys,
         };
-        let Ok(Members(members)) = serde_json::from_str(object.get()) else {
+        let Ok(Members::<Member<'_>>(members)) = serde_json::from_str(object.get()) else {
             return Err(member_error(object, at));
         };
         for (name, value) in members {
@@ -390,8 +390,7 @@ impl Mapping {
 /// member: each member's value read on its own.
 fn member_error(object: &RawValue, at: &str) -> String {
     let unplaced = super::wire::unplaced;
-    let raw: Result<Vec<(std::borrow::Cow<'_, str>, &RawValue)>, _> =
-        serde_json::from_str::<RawMembers<'_>>(object.get()).map(|m| m.0);
+    let raw = serde_json::from_str::<Members<'_, &RawValue>>(object.get()).map(|m| m.0);
     match raw {
         Err(e) => format!("`{at}`: {}", unplaced(&e)),
         Ok(members) => members
@@ -405,35 +404,10 @@ fn member_error(object: &RawValue, at: &str) -> String {
     }
 }
 
-/// An object's members, the values as raw JSON (for [`member_error`]).
-struct RawMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> serde::Deserialize<'de> for RawMembers<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = RawMembers<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::new();
-                while let Some(Name(name)) = map.next_key()? {
-                    members.push((name, map.next_value()?));
-                }
-                Ok(RawMembers(members))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// An object's members in the order written, read in one pass (a key
-/// given twice stays twice: the context then refuses it).
-struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, Member<'a>)>);
+/// An object's members in the order written, each value read as `V`: a
+/// [`Member`] in the one pass, raw JSON for [`member_error`] (a key given
+/// twice stays twice: the context then refuses it).
+struct Members<'a, V>(Vec<(std::borrow::Cow<'a, str>, V)>);
 
 /// A member's value: a string (borrowed when it has no escapes), or any
 /// other JSON value.
@@ -442,11 +416,11 @@ enum Member<'a> {
     Other(Json),
 }
 
-impl<'de> serde::Deserialize<'de> for Members<'de> {
+impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Members<'de, V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Members<'de>;
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Members<'de, V>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object")
             }
@@ -461,7 +435,7 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
                 Ok(Members(members))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
