@@ -683,3 +683,50 @@ fn out_of_file_descriptors_the_listener_backs_off_and_recovers() {
         );
     }
 }
+
+/// A `CheckRequest` whose `attributes` are not a message.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawCheck {
+    #[prost(bytes = "vec", tag = "1")]
+    attributes: Vec<u8>,
+}
+
+/// A `Check` whose message does not decode is `INVALID_ARGUMENT`, as an
+/// `Authorize` of the same kind is (before: tonic's `INTERNAL`).
+#[tokio::test]
+async fn a_check_that_does_not_decode_is_an_invalid_argument() {
+    let (mut server, addr) = spawn_daemon(&[
+        "--config",
+        "deploy/envoy/iamd.yaml",
+        "--drain-timeout-ms",
+        "500",
+    ]);
+    wait_serving(&mut server, &addr);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/envoy.service.auth.v3.Authorization/Check",
+    );
+    let codec = tonic_prost::ProstCodec::<RawCheck, RawCheck>::default();
+    let bad = RawCheck {
+        attributes: vec![0xff, 0xff, 0xff],
+    };
+    let e = grpc
+        .unary(tonic::Request::new(bad), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+    assert!(
+        e.message()
+            .starts_with("the message does not decode as its protobuf type: "),
+        "{}",
+        e.message()
+    );
+    drop(grpc);
+    stop(&mut server);
+}

@@ -77,9 +77,30 @@ pub(crate) struct Admission<S> {
     max_message_bytes: usize,
 }
 
+/// Envoy's `Check`.
+const ENVOY_CHECK: &str = "/envoy.service.auth.v3.Authorization/Check";
+
 /// Whether a call at `path` decides (and so is read first and counted).
 fn decides(path: &str) -> bool {
-    path.starts_with("/iamd.v1.Authorizer/") || path == "/envoy.service.auth.v3.Authorization/Check"
+    path.starts_with("/iamd.v1.Authorizer/") || path == ENVOY_CHECK
+}
+
+/// Whether `r` is tonic's answer to a request that did not decode as its
+/// protobuf type (`INTERNAL`, by gRPC's convention for its own library's
+/// errors; iamd.v1's codec says `INVALID_ARGUMENT` itself, Envoy's
+/// generated server cannot be given that codec).
+fn undecodable<B>(r: &http::Response<B>) -> Option<tonic::Status> {
+    let status = tonic::Status::from_header_map(r.headers())?;
+    (status.code() == tonic::Code::Internal
+        && status
+            .message()
+            .starts_with("failed to decode Protobuf message"))
+    .then(|| {
+        tonic::Status::invalid_argument(format!(
+            "the message does not decode as its protobuf type: {}",
+            status.message()
+        ))
+    })
 }
 
 type Req = http::Request<Body>;
@@ -99,6 +120,7 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
+        let envoy = req.uri().path() == ENVOY_CHECK;
         let state = if decides(req.uri().path()) {
             // `self.inner` is the service `poll_ready` made ready: it goes
             // with the call, a fresh clone stays (as tower's limits do).
@@ -120,6 +142,7 @@ where
         };
         AdmissionFuture {
             state,
+            envoy,
             permits: self.permits.clone(),
             timeout: self.timeout,
             max_message_bytes: self.max_message_bytes,
@@ -165,6 +188,8 @@ pin_project_lite::pin_project! {
     pub(crate) struct AdmissionFuture<S: tower::Service<Req>> {
         #[pin]
         state: State<S>,
+        // Envoy's `Check`, whose decode failures are made INVALID_ARGUMENT.
+        envoy: bool,
         permits: Arc<Semaphore>,
         timeout: Duration,
         max_message_bytes: usize,
@@ -300,6 +325,12 @@ where
                     Poll::Pending => break,
                 },
                 StateProj::Running { call, .. } => match call.poll(cx) {
+                    Poll::Ready(Ok(r)) if *this.envoy => {
+                        return Poll::Ready(Ok(match undecodable(&r) {
+                            Some(status) => status.into_http(),
+                            None => r,
+                        }));
+                    }
                     Poll::Ready(r) => return Poll::Ready(r),
                     Poll::Pending => break,
                 },
