@@ -559,7 +559,11 @@ impl Reader<'_, '_> {
 
     fn context(&mut self, v: &Value<'_>) -> Option<Context> {
         let obj = self.object(v, "`context`")?;
-        let mut ctx = Context::new();
+        // Each key with its value and where it was written; the context is
+        // built once from all of them (sorted once: a key at a time would
+        // be quadratic in the keys).
+        let mut entries: Vec<(String, ContextValue, usize)> =
+            Vec::with_capacity(obj.properties.len());
         let mut ok = true;
         for prop in &obj.properties {
             let key = prop.name.as_str();
@@ -595,12 +599,43 @@ impl Reader<'_, '_> {
                     }
                 },
             };
-            if let Err(e) = ctx.insert(key, value) {
-                self.error(prop.range.start, e);
+            entries.push((key.to_owned(), value, prop.range.start));
+        }
+        // Keys are case-insensitive: each key equal to an earlier one is an
+        // error at its place, in the order written.
+        let folded: Vec<String> = entries.iter().map(|(k, ..)| k.to_lowercase()).collect();
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by(|a, b| folded[*a].cmp(&folded[*b]));
+        let mut first_of: Vec<Option<usize>> = vec![None; entries.len()];
+        let mut group = None;
+        for w in order.windows(2) {
+            if folded[w[0]] == folded[w[1]] {
+                let first = *group.get_or_insert(w[0]);
+                first_of[w[1]] = Some(first);
+            } else {
+                group = None;
+            }
+        }
+        for (i, first) in first_of.iter().enumerate() {
+            if let Some(first) = first {
+                let e = iamd_policy::context::DuplicateKeyError {
+                    first: entries[*first].0.clone(),
+                    second: entries[i].0.clone(),
+                };
+                self.error(entries[i].2, e);
                 ok = false;
             }
         }
-        ok.then_some(ctx)
+        if !ok {
+            return None;
+        }
+        match Context::from_keys(entries.into_iter().map(|(k, v, _)| (k, v))) {
+            Ok(ctx) => Some(ctx),
+            Err(e) => {
+                self.error(obj.range.start, e);
+                None
+            }
+        }
     }
 }
 
@@ -610,6 +645,43 @@ mod tests {
 
     fn now() -> jiff::Timestamp {
         jiff::Timestamp::from_second(1_767_225_600).unwrap()
+    }
+
+    /// Fifty thousand context keys, two of them given again in another
+    /// case: each repeat is an error at its own line, in the order written,
+    /// naming the key it repeats; without repeats the case decides, every
+    /// key present. (Read a key at a time, the context was quadratic.)
+    #[test]
+    fn many_context_keys_are_read_at_once_and_each_repeat_named() {
+        let case = |keys: &str| {
+            format!(
+                r#"{{"identityPolicies": [{{"name": "Docs", "policy": {{"Version": "2012-10-17",
+            "Statement": {{"Effect": "Allow", "Action": "docs:GetDocument", "Resource": "*",
+            "Condition": {{"StringEquals": {{"docs:k49999": "v"}}}}}}}}}}],
+            "request": {{"principal": "arn:aws:iam::111122223333:user/alice", "action": "docs:GetDocument",
+            "resource": "arn:acme:docs:eu-1:111122223333:doc/1", "context": {{{keys}}}}}}}"#
+            )
+        };
+        let mut keys: Vec<String> = (0..50_000)
+            .map(|i| format!("\"docs:k{i}\": \"v\""))
+            .collect();
+        let a = run(&Source::new("c.json", &case(&keys.join(","))), now());
+        assert_eq!(a.decision, "Allowed", "{:?}", a.errors);
+        keys.push("\n\"DOCS:K7\": \"w\"".into());
+        keys.push("\n\"docs:K123\": \"w\"".into());
+        let e = Case::parse(&Source::new("c.json", &case(&keys.join(","))), now()).unwrap_err();
+        assert_eq!(e.errors.len(), 2, "{:?}", e.errors);
+        assert!(
+            e.errors[0].contains("context key `DOCS:K7` is the same key as `docs:k7`"),
+            "{}",
+            e.errors[0]
+        );
+        assert!(e.errors[1].contains("`docs:K123` is the same key as `docs:k123`"));
+        assert!(
+            e.errors[0].starts_with("c.json:6:1:") && e.errors[1].starts_with("c.json:7:1:"),
+            "{:?}",
+            e.errors
+        );
     }
 
     #[test]
