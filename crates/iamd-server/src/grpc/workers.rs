@@ -75,6 +75,8 @@ pub(super) async fn serve(
         }
         next = next.wrapping_add(1);
     }
+    // No more accepts: the accepting task ends, and the listener with it.
+    drop(accepted);
     let _ = stop_tx.send(true);
     drop(deal);
     join(threads).await
