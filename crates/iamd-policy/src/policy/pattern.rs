@@ -392,17 +392,62 @@ fn glob<'a>(p: &impl Pieces<'a>, text: &str, fold: bool) -> bool {
             if start == n {
                 return true;
             }
+            // The last group ends the text: when its length in bytes is
+            // known, it can only start at one place (one try, not one per
+            // position: the scan made a long text cost its length times
+            // the group's for every statement).
+            if let Some(len) = fixed_len(p, start, end, text, fold) {
+                return text.len().checked_sub(len).is_some_and(|s| {
+                    s >= pos
+                        && text.is_char_boundary(s)
+                        && group_at(p, start, end, text, s, fold) == Some(text.len())
+                });
+            }
             return starts(text, pos)
                 .any(|s| group_at(p, start, end, text, s, fold) == Some(text.len()));
         }
         if start < end {
-            match starts(text, pos).find_map(|s| group_at(p, start, end, text, s, fold)) {
+            let found = match (end - start, p.get(start)) {
+                // One literal compared exactly (resources, most values):
+                // the standard library's substring search, linear in the
+                // text, instead of a try at every position.
+                (1, P::Lit(lit)) if !fold => text
+                    .get(pos..)
+                    .and_then(|rest| rest.find(lit))
+                    .map(|i| pos + i + lit.len()),
+                _ => starts(text, pos).find_map(|s| group_at(p, start, end, text, s, fold)),
+            };
+            match found {
                 Some(e) => pos = e,
                 None => return false,
             }
         }
         start = end + 1;
     }
+}
+
+/// The length in bytes of what the pieces `start..end` (no star among
+/// them) match in `text`, when it does not depend on where: literals
+/// compared exactly or ASCII ones ignoring case, and `?` when `text` is
+/// ASCII (one byte a character). `None` otherwise (a literal compared
+/// ignoring case beyond ASCII may match a text of another length).
+fn fixed_len<'a>(
+    p: &impl Pieces<'a>,
+    start: usize,
+    end: usize,
+    text: &str,
+    fold: bool,
+) -> Option<usize> {
+    let mut len = 0;
+    let mut ascii = None;
+    for i in start..end {
+        len += match p.get(i) {
+            P::Lit(s) if !fold || s.is_ascii() => s.len(),
+            P::One if *ascii.get_or_insert_with(|| text.is_ascii()) => 1,
+            _ => return None,
+        };
+    }
+    Some(len)
 }
 
 /// The character boundaries of `text` from `from` to its end, inclusive.

@@ -273,3 +273,49 @@ fn arn_condition_variables_may_hold_colons() {
         &ctx
     ));
 }
+
+/// The group after the last star is tried only where it can end the text
+/// when its length is known (literals, ASCII `?`), and scanned for where it
+/// is not (`?` in a non-ASCII text, a non-ASCII literal ignoring case): the
+/// same answers either way, including a last group that would overlap the
+/// groups before it.
+#[test]
+fn the_last_group_ends_the_text_wherever_it_is_tried() {
+    // Known length.
+    assert!(m("a*b*cd", LIKE, "abxcd"));
+    assert!(!m("a*b*cd", LIKE, "abxc"));
+    assert!(
+        !m("a*ab", LIKE, "ab"),
+        "the last group may not reuse the first's `a`"
+    );
+    assert!(m("a*ab", LIKE, "aab"));
+    assert!(m("x*y?z*a?", LIKE, "xyyzzab"));
+    assert!(!m("x*y?z*a?", LIKE, "xyyzza"));
+    assert!(m("s3:*Get*object", ACTION, "S3:xGETyOBJECT"));
+    // Unknown length: `?` in a text with multibyte characters, a literal
+    // beyond ASCII ignoring case.
+    assert!(m("x*a?", LIKE, "xxaé"));
+    assert!(m("x*é?", LIKE, "xxéé"));
+    assert!(!m("x*a??", LIKE, "xxaé"));
+    assert!(m("x*ÉTÉ", ACTION, "xyété"));
+    // A long text whose end is not the last group: one try.
+    let long = format!("doc/{}", "a".repeat(4_000));
+    let p = format!("doc/{}*b", "*a".repeat(50));
+    assert!(!m(&p, LIKE, &long));
+    assert!(m(&p, LIKE, &format!("{long}b")));
+}
+
+/// A group between stars that is one exact literal is found by substring
+/// search: the leftmost occurrence, as the scan found it.
+#[test]
+fn a_literal_between_stars_is_found_leftmost() {
+    assert!(m("x*aac*b", LIKE, "xaaaacb"));
+    assert!(!m("x*aac*b", LIKE, "xaaaab"));
+    assert!(m("x*ab*ab", LIKE, "xabab"));
+    assert!(!m("x*ab*ab", LIKE, "xab"));
+    assert!(m("*é*é", LIKE, "aéé"));
+    let long = format!("doc/{}", "a".repeat(4_000));
+    let p = format!("doc/*{}c*b", "a".repeat(20));
+    assert!(!m(&p, LIKE, &long));
+    assert!(m(&p, LIKE, &format!("{long}cb")));
+}
