@@ -421,3 +421,75 @@ proptest! {
         }
     }
 }
+
+// === no panics: bundles and the configuration ===
+
+/// The example bundle's files, as a source hands them over.
+fn example_bundle_files() -> Vec<(String, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bundle");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A bundle with one file broken (YAML or JSON, any of them) loads or
+    /// is refused with a diagnostic that names the file and says what is
+    /// wrong; it never panics.
+    #[test]
+    fn a_broken_bundle_file_is_refused_with_a_diagnostic_never_a_panic(
+        which in any::<usize>(),
+        cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    ) {
+        let mut files = example_bundle_files();
+        let i = which % files.len();
+        let text = String::from_utf8_lossy(&files[i].1).into_owned();
+        files[i].1 = mutate(&text, &cuts).into_bytes();
+        let origin = std::path::Path::new("fuzz");
+        let read = iamd_bundle::BundleFiles::from_files(origin, files, &iamd_bundle::ReadLimits::default());
+        if let Ok(read) = read
+            && let Err(e) = read.compile()
+        {
+            prop_assert!(!e.diagnostics.is_empty());
+            for d in &e.diagnostics {
+                prop_assert!(!d.file.is_empty() && !d.message.is_empty(), "{:?}", d);
+            }
+        }
+    }
+
+    /// A broken configuration file is refused with a message, or read and
+    /// resolved; never a panic.
+    #[test]
+    fn a_broken_configuration_is_refused_never_a_panic(
+        cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    ) {
+        let base = include_str!("../../deploy/envoy/iamd.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iamd.yaml");
+        std::fs::write(&path, mutate(base, &cuts)).unwrap();
+        match iamd_server::config::load(&path) {
+            Ok(file) => {
+                let _ = iamd_server::config::ServeConfig::resolve(file, iamd_server::config::Overrides::default());
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}

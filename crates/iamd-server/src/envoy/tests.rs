@@ -615,3 +615,90 @@ routes:
         "arn:acme:docs:eu-1:123456789012:doc/{id}/secret"
     );
 }
+
+/// Every path made of up to four pieces from a list of the forms that have
+/// named another resource (dot segments plain and encoded, encoded and raw
+/// separators, NUL and control characters, path parameters, double
+/// encoding, empty segments), on each route: the mapping never panics, and
+/// whatever it turns into a request has a resource without a dot segment,
+/// a backslash, a control character or a `;`, whose `{id}` capture is one
+/// segment. (The reproductions are the cases above; this is the
+/// rest of their class.)
+#[test]
+fn no_combination_of_traversal_pieces_reaches_another_resource() {
+    let m = mapping();
+    let alice = [("sub", string("alice"))];
+    const PIECES: &[&str] = &[
+        "a",
+        "..",
+        ".",
+        "%2e%2e",
+        "%2E.",
+        "%2f",
+        "%5C",
+        "\\",
+        "%00",
+        "%0a",
+        ";x=1",
+        "%3B",
+        "%252e%252e",
+        "",
+        "A%20b",
+        "%",
+    ];
+    let mut requests = 0;
+    let mut paths = vec![String::new()];
+    for _ in 0..4 {
+        let mut longer = Vec::new();
+        for p in &paths {
+            for piece in PIECES {
+                longer.push(format!("{p}/{piece}"));
+                longer.push(format!("{p}{piece}"));
+            }
+        }
+        longer.sort();
+        longer.dedup();
+        paths.extend(longer);
+        paths.sort();
+        paths.dedup();
+        if paths.len() > 5_000 {
+            break;
+        }
+    }
+    for tail in &paths {
+        for (method, prefix) in [
+            ("GET", "/docs"),
+            ("PUT", "/drafts/alice"),
+            ("DELETE", "/docs"),
+        ] {
+            let path = format!("{prefix}{tail}");
+            let Mapped::Request(q) =
+                m.map(&check(method, &path, &[], &alice), jiff::Timestamp::now())
+            else {
+                continue;
+            };
+            requests += 1;
+            let resource = q
+                .resource
+                .strip_prefix("arn:acme:docs:eu-1:123456789012:doc/")
+                .unwrap_or_else(|| panic!("{path}: {}", q.resource));
+            for segment in resource.split('/') {
+                assert!(
+                    segment != ".." && segment != ".",
+                    "{method} {path}: {resource}"
+                );
+            }
+            assert!(
+                !resource.contains('\\')
+                    && !resource.contains(';')
+                    && !resource.chars().any(char::is_control),
+                "{method} {path}: {resource}"
+            );
+            if method != "PUT" {
+                assert!(!resource.contains('/'), "{method} {path}: {resource}");
+            }
+        }
+    }
+    // The invariant was checked on real requests, not only on refusals.
+    assert!(requests > 100, "only {requests} requests");
+}
