@@ -1047,7 +1047,7 @@ mod fuzz {
     ];
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::properties::cases(400), ..ProptestConfig::default() })]
 
         #[test]
         fn random_json_is_a_4xx_or_a_deny_never_a_panic_or_an_allow(

@@ -249,7 +249,7 @@ fn policies() -> impl Strategy<Value = Vec<Vec<Stmt>>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn compiled_agrees_with_the_reference(ps in policies(), r in req()) {
@@ -285,6 +285,15 @@ proptest! {
 
 // === no panics ===
 
+/// `n` cases in CI; `IAMD_FUZZ_CASES` for a longer campaign
+/// (docs/operations.md, "Fuzzing").
+pub(crate) fn cases(n: u32) -> u32 {
+    std::env::var("IAMD_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n)
+}
+
 fn mutate(text: &str, cuts: &[(usize, u8)]) -> String {
     let mut bytes = text.as_bytes().to_vec();
     for &(at, b) in cuts {
@@ -304,7 +313,7 @@ fn mutate(text: &str, cuts: &[(usize, u8)]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(3000), ..ProptestConfig::default() })]
 
     #[test]
     fn the_parser_never_panics_on_any_text(text in ".{0,200}") {
@@ -351,7 +360,7 @@ fn named(path: &str) -> Vec<String> {
 const ROLE_PATHS: &[&str] = &["/", "/team/", "/a/b/"];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(1000), ..ProptestConfig::default() })]
 
     /// A session is named by exactly the entries that name its role's full
     /// ARN or its own session ARN (or, for a Deny, its account);
@@ -449,7 +458,7 @@ fn example_bundle_files() -> Vec<(String, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
     /// A bundle with one file broken (YAML or JSON, any of them) loads or
     /// is refused with a diagnostic that names the file and says what is
