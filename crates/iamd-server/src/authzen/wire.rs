@@ -545,10 +545,24 @@ mod quick {
         }
     }
 
-    /// A field given twice is an error, as serde's derive says.
-    fn once<E: de::Error>(seen: &mut bool) -> Result<(), E> {
-        if std::mem::replace(seen, true) {
-            return Err(E::custom("duplicate field"));
+    /// Reads the members of `map`: each of `K::NAMES` by `read` (with its
+    /// place in the names), any other skipped. A field given twice is an
+    /// error, as serde's derive says.
+    fn fields<'de, K: Names, A: MapAccess<'de>>(
+        map: &mut A,
+        mut read: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+    ) -> Result<(), A::Error> {
+        let mut seen = 0u32;
+        while let Some(k) = key::<K, _>(map)? {
+            let Some(i) = k else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            if seen & (1 << i) != 0 {
+                return Err(de::Error::custom("duplicate field"));
+            }
+            seen |= 1 << i;
+            read(i, map)?;
         }
         Ok(())
     }
@@ -565,19 +579,14 @@ mod quick {
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                     let (mut kind, mut id, mut properties) = (None, None, None);
-                    let mut seen = [false; 3];
-                    while let Some(k) = key::<EntityNames, _>(&mut map)? {
-                        let Some(i) = k else {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        };
-                        once(&mut seen[i])?;
+                    fields::<EntityNames, _>(&mut map, |i, map| {
                         match i {
                             0 => kind = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
                             1 => id = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
-                            _ => properties = object(&mut map)?,
+                            _ => properties = object(map)?,
                         }
-                    }
+                        Ok(())
+                    })?;
                     Ok(QEntity(Entity {
                         kind,
                         id,
@@ -601,18 +610,13 @@ mod quick {
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                     let (mut name, mut properties) = (None, None);
-                    let mut seen = [false; 2];
-                    while let Some(k) = key::<ActionNames, _>(&mut map)? {
-                        let Some(i) = k else {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        };
-                        once(&mut seen[i])?;
+                    fields::<ActionNames, _>(&mut map, |i, map| {
                         match i {
                             0 => name = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
-                            _ => properties = object(&mut map)?,
+                            _ => properties = object(map)?,
                         }
-                    }
+                        Ok(())
+                    })?;
                     Ok(QAction(Action { name, properties }))
                 }
             }
@@ -653,13 +657,7 @@ mod quick {
                         options: None,
                         page: None,
                     };
-                    let mut seen = [false; 7];
-                    while let Some(k) = key::<TopNames, _>(&mut map)? {
-                        let Some(i) = k else {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        };
-                        once(&mut seen[i])?;
+                    fields::<TopNames, _>(&mut map, |i, map| {
                         match i {
                             0 => {
                                 top.tuple.subject =
@@ -673,12 +671,13 @@ mod quick {
                                 top.tuple.resource =
                                     map.next_value::<Option<QEntity<'de>>>()?.map(|e| e.0)
                             }
-                            3 => top.tuple.context = object(&mut map)?,
+                            3 => top.tuple.context = object(map)?,
                             4 => top.evaluations = map.next_value()?,
                             5 => top.options = map.next_value()?,
                             _ => top.page = map.next_value()?,
                         }
-                    }
+                        Ok(())
+                    })?;
                     Ok(top)
                 }
             }
