@@ -283,25 +283,15 @@ pub async fn serve(
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
     let handshake = crate::limits::ConnectionLimits::default().handshake_timeout;
-    let mut accepter = crate::conn::Accepter::new("admin", ADMIN_MAX_CONNECTIONS, handshake);
+    let accepter = crate::conn::Accepter::new("admin", ADMIN_MAX_CONNECTIONS);
+    let mut accepted = crate::conn::accepting(listener, accepter);
     loop {
-        let slot = tokio::select! {
-            slot = accepter.slot() => slot,
+        let (stream, slot) = tokio::select! {
+            next = accepted.recv() => match next {
+                Some(c) => c,
+                None => return,
+            },
             () = &mut shutdown => return,
-        };
-        let accepted = tokio::select! {
-            a = crate::conn::Accept::accept(&listener) => a,
-            () = &mut shutdown => return,
-        };
-        let stream = match accepted {
-            Ok(s) => {
-                accepter.accepted();
-                s
-            }
-            Err(e) => {
-                accepter.failed(&e).await;
-                continue;
-            }
         };
         let (store, metrics) = (store.clone(), metrics.clone());
         tokio::spawn(async move {

@@ -3,7 +3,8 @@
 //! once in a while) when accepting fails, close a connection that says
 //! nothing in time, and count what a drain had to cut.
 //!
-//! The gRPC, AuthZEN and admin listeners all accept through [`Accepter`];
+//! The gRPC, AuthZEN and admin listeners all accept through [`accepting`]
+//! (by an [`Accepter`]'s rules);
 //! each connection carries a [`Slot`] (its place under the cap, given back
 //! when it closes), and [`Quiet`] wraps its stream so that a peer that has
 //! not sent its first bytes (the HTTP/2 preface, an HTTP/1.1 request line)
@@ -34,7 +35,6 @@ pub struct Accepter {
     listener: &'static str,
     slots: Arc<Semaphore>,
     max: usize,
-    handshake: Duration,
     pause: Duration,
     failed: u64,
     reported: Option<Instant>,
@@ -42,15 +42,13 @@ pub struct Accepter {
 
 impl Accepter {
     /// The connections of the listener named `listener` (`grpc`, `authzen`,
-    /// `admin`: for the log): at most `max` open at once, each closed if it
-    /// has not sent its first bytes within `handshake`.
-    pub fn new(listener: &'static str, max: usize, handshake: Duration) -> Self {
+    /// `admin`: for the log): at most `max` open at once.
+    pub fn new(listener: &'static str, max: usize) -> Self {
         let max = max.max(1);
         Self {
             listener,
             slots: Arc::new(Semaphore::new(max)),
             max,
-            handshake,
             pause: FIRST_PAUSE,
             failed: 0,
             reported: None,
@@ -59,23 +57,13 @@ impl Accepter {
 
     /// A place for the next connection: waits while `max` are open (the
     /// kernel's backlog holds the next ones meanwhile).
-    pub async fn slot(&self) -> Slot {
+    async fn slot(&self) -> Slot {
         let permit = self.slots.clone().acquire_owned().await;
         Slot { _held: permit.ok() }
     }
 
-    /// How many connections are open.
-    pub fn open(&self) -> usize {
-        self.max - self.slots.available_permits()
-    }
-
-    /// How long a new connection has to send its first bytes.
-    pub fn handshake(&self) -> Duration {
-        self.handshake
-    }
-
     /// After an accept that worked: the next failure pauses briefly again.
-    pub fn accepted(&mut self) {
+    fn accepted(&mut self) {
         self.pause = FIRST_PAUSE;
     }
 
@@ -83,7 +71,7 @@ impl Accepter {
     /// a warning at most every ten seconds, counting the failures since the
     /// last one, then a pause that doubles with each failure in a row (up
     /// to a second), so that a listener that cannot accept does not spin.
-    pub async fn failed(&mut self, e: &io::Error) {
+    async fn failed(&mut self, e: &io::Error) {
         self.failed += 1;
         let now = Instant::now();
         if self
@@ -325,27 +313,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_peer_is_cut_at_the_handshake_timeout_and_a_talking_one_is_not() {
-        let accepter = Accepter::new("test", 2, Duration::from_millis(300));
+        let accepter = Accepter::new("test", 2);
+        let open = accepter.counter();
+        let handshake = Duration::from_millis(300);
         // Silent: half a preface, then nothing.
         let (mut client, server) = tokio::io::duplex(64);
         client.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
-        let mut quiet = Quiet::new(server, accepter.handshake(), accepter.slot().await);
-        assert_eq!(accepter.open(), 1);
+        let mut quiet = Quiet::new(server, handshake, accepter.slot().await);
+        assert_eq!(open.open(), 1);
         let mut buf = [0u8; 64];
         let n = quiet.read(&mut buf).await.unwrap();
         assert_eq!(n, 16);
         let e = quiet.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         drop(quiet);
-        assert_eq!(
-            accepter.open(),
-            0,
-            "the slot is given back with the connection"
-        );
+        assert_eq!(open.open(), 0, "the slot is given back with the connection");
 
         // Talking: the preface in time, then silence is the protocol's business.
         let (mut client, server) = tokio::io::duplex(64);
-        let mut quiet = Quiet::new(server, accepter.handshake(), accepter.slot().await);
+        let mut quiet = Quiet::new(server, handshake, accepter.slot().await);
         client
             .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             .await
@@ -361,7 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_cap_holds_the_next_connection_until_one_closes() {
-        let accepter = Accepter::new("test", 1, Duration::from_secs(1));
+        let accepter = Accepter::new("test", 1);
         let first = accepter.slot().await;
         let waiting = tokio::time::timeout(Duration::from_millis(100), accepter.slot()).await;
         assert!(waiting.is_err(), "a second slot while one is held");
@@ -372,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_accepts_pause_longer_each_time_and_reset_after_one_works() {
-        let mut accepter = Accepter::new("test", 1, Duration::from_secs(1));
+        let mut accepter = Accepter::new("test", 1);
         let e = io::Error::from_raw_os_error(24);
         let started = tokio::time::Instant::now();
         for _ in 0..6 {

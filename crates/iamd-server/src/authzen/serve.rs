@@ -440,7 +440,7 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let drain = server.options.drain;
     let c = server.options.connections;
-    let mut accepter = Accepter::new("authzen", c.max_connections, c.handshake_timeout);
+    let accepter = Accepter::new("authzen", c.max_connections);
     let open = accepter.counter();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -455,22 +455,13 @@ pub async fn serve(
         .keep_alive_timeout(c.keepalive_timeout);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
+    let mut accepted = crate::conn::accepting(listener, accepter);
     loop {
-        let slot = tokio::select! {
+        let (stream, slot) = tokio::select! {
             () = &mut shutdown => break,
-            slot = accepter.slot() => slot,
-        };
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = crate::conn::Accept::accept(&listener) => match accepted {
-                Ok(s) => {
-                    accepter.accepted();
-                    s
-                }
-                Err(e) => {
-                    accepter.failed(&e).await;
-                    continue;
-                }
+            next = accepted.recv() => match next {
+                Some(c) => c,
+                None => break,
             },
         };
         let server = server.clone();
@@ -503,7 +494,8 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
+    // No more accepts: the accepting task ends, and the listener with it.
+    drop(accepted);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(drain) => open.report_cut(drain),

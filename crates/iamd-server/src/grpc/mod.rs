@@ -206,10 +206,9 @@ impl Services {
         self
     }
 
-    /// The listener's connections: the cap, the handshake timeout.
+    /// The listener's connections: their cap and the accept back-off.
     fn accepter(&self) -> Accepter {
-        let c = &self.limits.connections;
-        Accepter::new("grpc", c.max_connections, c.handshake_timeout)
+        Accepter::new("grpc", self.limits.connections.max_connections)
     }
 
     /// The cap on calls in flight and the request timeout, for one server
