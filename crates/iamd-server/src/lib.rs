@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod authzen;
+mod body;
 pub mod config;
 pub mod conn;
 pub mod decide;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
@@ -22,6 +22,7 @@ const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-reques
 const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
 
 use super::{AuthZen, Endpoint, Reply};
+use crate::body::{Unread, Whole};
 use crate::conn::{Accepter, Quiet};
 use crate::limits::ConnectionLimits;
 use crate::tls::Tls;
@@ -348,57 +349,15 @@ impl AuthZenServer {
     }
 }
 
-/// Why a body was not read.
-enum Unread {
-    /// Over the limit.
-    TooLarge,
-    /// The connection failed, or the body was cut.
-    Failed(String),
-}
-
-/// The whole body, at most `max` bytes. A body that came in one frame
-/// (nearly all of them) is handed on as it came, without a copy; the end is
-/// seen from the body's length or end-of-stream flag, without another
-/// poll. Trailers are ignored.
+/// The whole body, at most `max` bytes ([`Whole`]).
 async fn whole<B>(body: B, max: usize) -> Result<Bytes, Unread>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
-    if body.size_hint().lower() > max as u64 {
-        return Err(Unread::TooLarge);
-    }
     let mut body = std::pin::pin!(body);
-    let mut first = Bytes::new();
-    let mut joined: Vec<u8> = Vec::new();
-    let mut size = 0usize;
-    while !body.is_end_stream() {
-        let Some(frame) = body.as_mut().frame().await else {
-            break;
-        };
-        let frame = frame.map_err(|e| Unread::Failed(e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        size += data.len();
-        if size > max {
-            return Err(Unread::TooLarge);
-        }
-        if first.is_empty() && joined.is_empty() {
-            first = data;
-        } else {
-            if joined.is_empty() {
-                joined.reserve(size);
-                joined.extend_from_slice(&first);
-            }
-            joined.extend_from_slice(&data);
-        }
-    }
-    Ok(if joined.is_empty() {
-        first
-    } else {
-        Bytes::from(joined)
-    })
+    let mut whole = Whole::default();
+    std::future::poll_fn(|cx| whole.poll(body.as_mut(), max, cx)).await
 }
 
 /// Equal, in a time that does not depend on where they differ.

@@ -27,11 +27,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::{Body as _, Bytes};
+use hyper::body::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tonic::body::Body;
 use tonic::codegen::http;
+
+use crate::body::{Unread, Whole};
 
 /// The layer: at most `max_concurrent` decisions in flight across every
 /// connection, each call ended after `timeout`.
@@ -130,8 +132,7 @@ where
             State::Reading {
                 body,
                 parts: Some(parts),
-                first: Bytes::new(),
-                joined: Vec::new(),
+                whole: Whole::default(),
                 service: Some(service),
             }
         } else {
@@ -165,9 +166,7 @@ pin_project_lite::pin_project! {
         Reading {
             body: Body,
             parts: Option<http::request::Parts>,
-            // The first frame, kept as it came; later ones joined.
-            first: Bytes,
-            joined: Vec<u8>,
+            whole: Whole,
             service: Option<S>,
         },
         Queued {
@@ -209,45 +208,17 @@ enum Read {
     Refused(tonic::Status),
 }
 
-/// Reads frames of `body` into `first` / `joined` until its end.
-fn read_body(
-    body: &mut Body,
-    first: &mut Bytes,
-    joined: &mut Vec<u8>,
-    max: usize,
-    cx: &mut Context<'_>,
-) -> Read {
-    // One message and its 5-byte header.
-    let limit = max.saturating_add(5);
-    loop {
-        if body.is_end_stream() {
-            break;
-        }
-        let frame = match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Pending => return Read::Pending,
-            Poll::Ready(None) => break,
-            Poll::Ready(Some(Err(e))) => return Read::Refused(super::status::unreadable_body(&e)),
-            Poll::Ready(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if first.len() + joined.len() + data.len() > limit {
+/// Reads `body` to its end: one message and its 5-byte header at most.
+fn read_body(body: &mut Body, whole: &mut Whole, max: usize, cx: &mut Context<'_>) -> Read {
+    let whole = match whole.poll(Pin::new(body), max.saturating_add(5), cx) {
+        Poll::Pending => return Read::Pending,
+        Poll::Ready(Err(Unread::TooLarge)) => {
             return Read::Refused(super::status::message_too_large(max));
         }
-        if first.is_empty() && joined.is_empty() {
-            *first = data;
-        } else {
-            if joined.is_empty() {
-                joined.extend_from_slice(first);
-            }
-            joined.extend_from_slice(&data);
+        Poll::Ready(Err(Unread::Failed(e))) => {
+            return Read::Refused(super::status::unreadable_body(&e));
         }
-    }
-    let whole = if joined.is_empty() {
-        std::mem::take(first)
-    } else {
-        Bytes::from(std::mem::take(joined))
+        Poll::Ready(Ok(whole)) => whole,
     };
     // A unary call's body is one message: a 5-byte header (compressed
     // flag, length) and that many bytes.
@@ -274,10 +245,9 @@ where
                 StateProj::Reading {
                     body,
                     parts,
-                    first,
-                    joined,
+                    whole,
                     service,
-                } => match read_body(body, first, joined, *this.max_message_bytes, cx) {
+                } => match read_body(body, whole, *this.max_message_bytes, cx) {
                     Read::Pending => break,
                     Read::Refused(status) => return Poll::Ready(Ok(status.into_http())),
                     Read::Whole(bytes) => {
