@@ -25,7 +25,7 @@ struct Cli {
 enum Command {
     /// Run the daemon: serve iamd.v1.Authorizer (and grpc.health.v1,
     /// reflection) over the bundle, reloading it when it changes.
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Ask a running daemon one question and print the answer.
     Authorize(cmd::authorize::AuthorizeArgs),
     /// Ask a running daemon whether it serves (grpc.health.v1): exit 0
@@ -65,6 +65,10 @@ enum Command {
     /// the intended send time); HDR percentiles, errors by code, wrong
     /// answers (exit 1), CPU per request, JSON and an SVG chart.
     Bench(cmd::bench::BenchArgs),
+    /// Bundle archives and signatures: build, keygen, sign, verify
+    /// (docs/bundles.md).
+    #[command(subcommand)]
+    Bundle(cmd::bundle::BundleCommand),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate(cmd::simulate::SimulateArgs),
@@ -97,7 +101,7 @@ fn main() -> ExitCode {
     quiet_on_closed_output();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => return cmd::serve::run(args),
+        Command::Serve(args) => return cmd::serve::run(*args),
         Command::Authorize(args) => return cmd::authorize::run(args),
         Command::Health(args) => return cmd::health::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "bench")]
         Command::Bench(args) => return cmd::bench::run(&args),
         Command::Simulate(args) => cmd::simulate::run(&args),
+        Command::Bundle(c) => cmd::bundle::run(&c),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ pub(crate) mod authorize;
 pub(crate) mod authzen;
 #[cfg(feature = "bench")]
 pub(crate) mod bench;
+pub(crate) mod bundle;
 pub(crate) mod client;
 pub(crate) mod diff;
 pub(crate) mod explain;

@@ -53,8 +53,23 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
     };
     drop(entered);
     let (store, publisher) = iamd_server::reload::Store::new();
-    let mut reloader =
-        iamd_server::reload::Reloader::for_dir(&cfg.bundle, publisher).with_settle(cfg.settle);
+    let (source, verifier) = match cfg.bundle.open() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(target: "iamd", "cannot set up the bundle source: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut reloader = iamd_server::reload::Reloader::new(source, publisher)
+        .with_settle(cfg.settle)
+        .with_max_age(cfg.bundle.max_age);
+    if let Some(v) = verifier {
+        tracing::info!(target: "iamd",
+            keys = %v.ids().collect::<Vec<_>>().join(", "),
+            "bundles must be signed by one of these keys"
+        );
+        reloader = reloader.with_verifier(v);
+    }
     if let iamd_server::reload::ReloadOutcome::Failed(_) =
         reloader.reload(iamd_server::reload::Trigger::Start)
     {

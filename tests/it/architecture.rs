@@ -9,7 +9,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("iamd-policy", &[]),
     ("iamd-bundle", &["iamd-policy"]),
     ("iamd-proto", &[]),
-    ("iamd-server", &["iamd-policy", "iamd-bundle", "iamd-proto"]),
+    ("iamd-source", &["iamd-bundle"]),
+    (
+        "iamd-server",
+        &["iamd-policy", "iamd-bundle", "iamd-proto", "iamd-source"],
+    ),
     ("iamd-tools", &["iamd-policy", "iamd-bundle"]),
     (
         "iamd-bench",
@@ -22,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "iamd-bundle",
             "iamd-proto",
             "iamd-server",
+            "iamd-source",
             "iamd-tools",
             "iamd-bench",
         ],

@@ -221,6 +221,19 @@ impl BundleFiles {
         )))
     }
 
+    /// Each file's path relative to the bundle and its text, in path
+    /// order: what [`BundleFiles::digest`] covers (an archive of a bundle
+    /// holds exactly these).
+    pub fn files(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.texts.iter().map(|(p, t)| (p.as_str(), t.as_str()))
+    }
+
+    /// Whether the files are one `aws iam get-account-authorization-details`
+    /// export rather than a bundle directory.
+    pub fn is_export(&self) -> bool {
+        self.aws
+    }
+
     /// The directory the files were read from.
     pub fn dir(&self) -> &Path {
         &self.dir

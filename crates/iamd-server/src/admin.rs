@@ -240,7 +240,54 @@ impl Collector for StoreCollector {
             None,
             failing.metric_type(),
         )?)?;
+        let failures = ConstGauge::new(
+            i64::try_from(status.freshness.consecutive_failures).unwrap_or(i64::MAX),
+        );
+        failures.encode(encoder.encode_descriptor(
+            "iamd_bundle_consecutive_failures",
+            "Reads of the bundle source in a row that failed (unreachable, or the bundle refused)",
+            None,
+            failures.metric_type(),
+        )?)?;
+        let stale = ConstGauge::new(i64::from(status.freshness.stale.is_some()));
+        stale.encode(encoder.encode_descriptor(
+            "iamd_bundle_stale",
+            "1 while the bundle is withdrawn by the staleness policy (nothing is served)",
+            None,
+            stale.metric_type(),
+        )?)?;
+        if let Some(at) = status.freshness.last_success {
+            let g = ConstGauge::new(at.as_second());
+            g.encode(encoder.encode_descriptor(
+                "iamd_bundle_last_success_timestamp_seconds",
+                "When a read last found the source's bundle live: downloaded, unchanged or not modified (Unix time)",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
         if let Some(live) = &status.live {
+            // How long the live bundle has gone unconfirmed: what the
+            // staleness policy measures.
+            let since = status
+                .freshness
+                .last_success
+                .unwrap_or(live.loaded_at)
+                .max(live.loaded_at);
+            let age = jiff::Timestamp::now().as_second() - since.as_second();
+            let g = ConstGauge::new(age.max(0));
+            g.encode(encoder.encode_descriptor(
+                "iamd_bundle_age_seconds",
+                "Seconds since the live bundle was last confirmed by its source (or loaded)",
+                None,
+                g.metric_type(),
+            )?)?;
+            let persisted = ConstGauge::new(i64::from(live.persisted));
+            persisted.encode(encoder.encode_descriptor(
+                "iamd_bundle_persisted",
+                "1 while the live bundle is the persisted copy (the source could not be reached)",
+                None,
+                persisted.metric_type(),
+            )?)?;
             let info = ConstGauge::new(1i64);
             let label = live.revision.label.clone().unwrap_or_default();
             let labels = [
@@ -370,7 +417,17 @@ fn handle(
                     "managedPolicies": l.stats.managed_policies,
                     "resourcePolicies": l.stats.resource_policies,
                     "statements": l.stats.statements,
+                    "persisted": l.persisted,
+                    "signedBy": l.signed_by,
                 })),
+                "freshness": {
+                    "lastSuccess": s.freshness.last_success.map(|t| t.to_string()),
+                    "consecutiveFailures": s.freshness.consecutive_failures,
+                    "stale": s.freshness.stale.as_ref().map(|st| serde_json::json!({
+                        "since": st.since.to_string(),
+                        "maxAgeSeconds": st.max_age.as_secs(),
+                    })),
+                },
                 "lastFailure": s.last_failure.as_ref().map(|f| serde_json::json!({"at": f.at.to_string(), "errors": f.errors})),
                 "reloads": {"loaded": s.reloads.loaded, "unchanged": s.reloads.unchanged, "failed": s.reloads.failed},
             });

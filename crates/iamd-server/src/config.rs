@@ -14,8 +14,10 @@ use crate::telemetry::LogFormat;
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FileConfig {
-    /// The bundle directory or AWS export file.
-    pub bundle: Option<PathBuf>,
+    /// The bundle: a directory, an AWS export file or a URL, or a map
+    /// with its settings ([`crate::source::FileBundle`]).
+    #[serde(default, deserialize_with = "crate::source::deserialize_bundle")]
+    pub bundle: Option<crate::source::FileBundle>,
     /// `HOST:PORT` or `unix:PATH`.
     pub listen: Option<String>,
     /// The admin HTTP listener's `HOST:PORT`.
@@ -200,9 +202,19 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 /// types above, and its line in [`ServeConfig::resolve`].
 #[derive(Debug, Default, Clone, PartialEq, clap::Args)]
 pub struct Overrides {
-    /// The bundle: a directory, or an `aws iam get-account-authorization-details` file.
-    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH")]
-    pub bundle: Option<PathBuf>,
+    /// The bundle: a directory, an `aws iam get-account-authorization-details`
+    /// file, or the `https://` (or `http://`) URL of a bundle archive
+    /// (docs/bundles.md).
+    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH|URL")]
+    pub bundle: Option<String>,
+    /// Serve only bundles signed by this public key (PEM; repeatable:
+    /// any of them).
+    #[arg(long = "bundle-verify-key", value_name = "FILE")]
+    pub bundle_verify_keys: Vec<PathBuf>,
+    /// Keep the last remote bundle that went live here, and serve it at a
+    /// start while the source is down.
+    #[arg(long, env = "IAMD_BUNDLE_PERSIST_DIR", value_name = "DIR")]
+    pub bundle_persist_dir: Option<PathBuf>,
     /// gRPC address: `HOST:PORT` or `unix:PATH` [default: 127.0.0.1:50051].
     #[arg(long, env = "IAMD_LISTEN")]
     pub listen: Option<String>,
@@ -309,8 +321,8 @@ impl std::fmt::Debug for AuthZenConfig {
 /// The daemon's configuration, resolved and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
-    /// The bundle.
-    pub bundle: PathBuf,
+    /// The bundle: where from, signatures, staleness.
+    pub bundle: crate::source::BundleConfig,
     /// Where to listen.
     pub listen: Listen,
     /// Where the admin HTTP endpoints listen.
@@ -350,10 +362,13 @@ impl ServeConfig {
     pub fn resolve(file: FileConfig, o: Overrides) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let d = RequestLimits::default();
-        let bundle = o.bundle.or(file.bundle);
-        if bundle.is_none() {
-            problems.push("no bundle: give `--bundle PATH`, `IAMD_BUNDLE` or `bundle:` in the configuration file".to_owned());
-        }
+        let bundle = crate::source::BundleConfig::resolve(
+            file.bundle,
+            o.bundle,
+            o.bundle_verify_keys,
+            o.bundle_persist_dir,
+            &mut problems,
+        );
         let listen_text = o
             .listen
             .or(file.listen)
@@ -724,7 +739,10 @@ mod tests {
             ..Overrides::default()
         };
         let c = ServeConfig::resolve(f, o).unwrap();
-        assert_eq!(c.bundle, PathBuf::from("/etc/iamd/bundle"));
+        assert_eq!(
+            c.bundle.location,
+            crate::source::Location::Local("/etc/iamd/bundle".into())
+        );
         assert_eq!(c.listen, Listen::Unix("/run/iamd.sock".into()));
         assert_eq!(c.limits.max_batch, 7);
         assert_eq!(c.limits.request_timeout, Duration::from_millis(250));
@@ -738,6 +756,75 @@ mod tests {
         );
         assert_eq!(c.poll_interval, Duration::from_secs(10));
         assert_eq!(c.workers, 1, "one thread unless asked");
+    }
+
+    #[test]
+    fn a_remote_bundle_has_its_settings_in_a_map_and_the_flag_still_wins() {
+        use crate::source::Location;
+        let text = "bundle:\n  source: https://bundles.example.com/prod.tar.gz\n  pollMinSeconds: 5\n  pollMaxSeconds: 9\n  longPollSeconds: 30\n  bearerTokenFile: /run/token\n  persistDir: /var/lib/iamd\n  maxBytes: 1000\n  verify: {keys: [/k/a.pub, /k/b.pub]}\n  staleness: {maxAgeSeconds: 3600}\n";
+        let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap();
+        let Location::Http(h) = &c.bundle.location else {
+            panic!("{:?}", c.bundle)
+        };
+        assert_eq!(h.url, "https://bundles.example.com/prod.tar.gz");
+        assert_eq!(
+            (h.polling.min, h.polling.max),
+            (Duration::from_secs(5), Duration::from_secs(9))
+        );
+        assert_eq!(h.long_poll, Some(Duration::from_secs(30)));
+        assert_eq!(h.bearer_token_file, Some(PathBuf::from("/run/token")));
+        assert_eq!(h.persist, Some(PathBuf::from("/var/lib/iamd")));
+        assert_eq!(h.client.max_bytes, 1000);
+        assert_eq!(c.bundle.verify_keys.len(), 2);
+        assert_eq!(c.bundle.max_age, Some(Duration::from_secs(3600)));
+        // The flag's source over the file's, with the file's settings.
+        let o = Overrides {
+            bundle: Some("http://127.0.0.1:8080/b.tar.gz".into()),
+            bundle_verify_keys: vec!["/k/c.pub".into()],
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(file(text).unwrap(), o).unwrap();
+        let Location::Http(h) = &c.bundle.location else {
+            panic!("{:?}", c.bundle)
+        };
+        assert_eq!(h.url, "http://127.0.0.1:8080/b.tar.gz");
+        assert_eq!(c.bundle.verify_keys.len(), 3);
+        // Settings that make no sense for a path, a scheme iamd does not
+        // fetch, a typo.
+        let bad = "bundle: {source: /srv/bundle, persistDir: /x, pollMinSeconds: 3}\n";
+        let e = ServeConfig::resolve(file(bad).unwrap(), Overrides::default()).unwrap_err();
+        assert!(
+            e.lines()
+                .iter()
+                .any(|l| l.starts_with("bundle.persistDir is for a remote source")),
+            "{e}"
+        );
+        assert!(
+            e.lines()
+                .iter()
+                .any(|l| l.starts_with("bundle.pollMinSeconds is for a remote source")),
+            "{e}"
+        );
+        let e = ServeConfig::resolve(file("bundle: ftp://h/b\n").unwrap(), Overrides::default())
+            .unwrap_err();
+        assert!(
+            e.lines()[0].contains("an `https://` or `http://` URL"),
+            "{e}"
+        );
+        let e = file("bundle: {source: b, pollMinSecond: 3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pollMinSecond"), "{e}");
+        let e = ServeConfig::resolve(
+            file("bundle: {source: https://h/b, pollMinSeconds: 90, pollMaxSeconds: 60}\n")
+                .unwrap(),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.lines()[0].contains("pollMinSeconds (90) is more than"),
+            "{e}"
+        );
     }
 
     #[test]

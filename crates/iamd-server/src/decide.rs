@@ -276,7 +276,9 @@ pub struct Reasons<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// No bundle is live: the daemon fails closed.
-    #[error("no policy bundle is loaded: every request is denied until one loads")]
+    #[error(
+        "no policy bundle is loaded (none yet, or withdrawn as stale): every request is denied until one loads"
+    )]
     NoBundle,
     /// The request is malformed or over a limit; the message says what and
     /// how to fix it, quoting the caller's values.

@@ -27,8 +27,9 @@ use arc_swap::{ArcSwap, Guard};
 use jiff::Timestamp;
 use notify::{RecursiveMode, Watcher as _};
 
-use crate::source::{BundleSource, DirectorySource};
+use crate::source::{BundleSource, DirectorySource, Fetched};
 use iamd_bundle::{Bundle, BundleStats, Revision};
+use iamd_source::signature::Verifier;
 
 /// What is live, published as one: the bundle being served and the
 /// reloader's report on it. Readers take one snapshot per call and see a
@@ -135,6 +136,16 @@ impl Publisher {
         old.bundle.clone()
     }
 
+    /// Stops serving (a stale bundle): no bundle, with `status`; returns
+    /// the bundle withdrawn.
+    fn withdraw(&mut self, status: ReloadStatus) -> Option<Arc<Bundle>> {
+        let old = self.store.snapshot.swap(Arc::new(Snapshot {
+            bundle: None,
+            status,
+        }));
+        old.bundle.clone()
+    }
+
     /// Changes the status beside the live bundle.
     fn report(&mut self, f: impl FnOnce(&mut ReloadStatus)) {
         let current = self.store.snapshot.load_full();
@@ -156,6 +167,33 @@ pub struct ReloadStatus {
     pub last_failure: Option<Failure>,
     /// Reloads by result.
     pub reloads: ReloadCounts,
+    /// The source's health: its last confirmation, failures in a row, and
+    /// whether the bundle was withdrawn as stale.
+    pub freshness: Freshness,
+}
+
+/// How current the live bundle is known to be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// The last read that found the source's bundle live: published, the
+    /// same as the live one, or not modified (an HTTP 304).
+    pub last_success: Option<Timestamp>,
+    /// Reads in a row that failed (the source could not be read, or its
+    /// bundle was refused).
+    pub consecutive_failures: u64,
+    /// Set while the bundle is withdrawn as stale: since when, and the
+    /// configured age it passed.
+    pub stale: Option<Stale>,
+}
+
+/// A bundle withdrawn because it was not confirmed for longer than the
+/// staleness policy allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// When it was withdrawn.
+    pub since: Timestamp,
+    /// The policy's age.
+    pub max_age: Duration,
 }
 
 /// The bundle being served.
@@ -169,6 +207,10 @@ pub struct Live {
     pub source: String,
     /// What it holds.
     pub stats: BundleStats,
+    /// Read from the persisted copy, the source being unreachable.
+    pub persisted: bool,
+    /// The key whose signature it carried, when signatures are required.
+    pub signed_by: Option<String>,
 }
 
 /// A reload that failed.
@@ -229,6 +271,18 @@ pub struct Reloader {
     /// Set when the watcher running this reloader is dropped: a reload that
     /// finishes afterwards publishes nothing.
     stopping: Option<Arc<AtomicBool>>,
+    /// The keys a bundle must be signed by (none: signatures not required).
+    verifier: Option<Verifier>,
+    /// The staleness policy: withdraw the bundle after this long without a
+    /// successful read (none: serve the last good bundle forever).
+    max_age: Option<Duration>,
+    /// When the live bundle was last confirmed (or, never confirmed,
+    /// published): the staleness clock.
+    confirmed: Option<Instant>,
+    /// The bundle withdrawn as stale, to serve again once confirmed.
+    withdrawn: Option<Arc<Bundle>>,
+    /// The last read failed.
+    failed: bool,
 }
 
 impl Reloader {
@@ -241,7 +295,29 @@ impl Reloader {
             rejected: None,
             settle: SETTLE,
             stopping: None,
+            verifier: None,
+            max_age: None,
+            confirmed: None,
+            withdrawn: None,
+            failed: false,
         }
+    }
+
+    /// Requires every bundle to be signed by one of `verifier`'s keys: an
+    /// unsigned bundle, a bad signature or an unknown key is refused and
+    /// the last good bundle keeps serving.
+    pub fn with_verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The staleness policy: after `max_age` without a successful read,
+    /// stop serving (health NOT_SERVING, calls UNAVAILABLE) until the
+    /// source is read again. `None` (the default) serves the last good
+    /// bundle forever.
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     /// A reloader of the bundle directory (or AWS export file) `dir`.
@@ -268,6 +344,12 @@ impl Reloader {
 
     /// Reads the source and publishes its bundle if it changed and is good.
     pub fn reload(&mut self, trigger: Trigger) -> ReloadOutcome {
+        let outcome = self.reload_inner(trigger);
+        self.failed = matches!(outcome, ReloadOutcome::Failed(_));
+        outcome
+    }
+
+    fn reload_inner(&mut self, trigger: Trigger) -> ReloadOutcome {
         // At start nothing is served yet; afterwards a file written moments
         // ago may be half-written: wait until it has settled.
         let settle = if trigger == Trigger::Start {
@@ -275,25 +357,51 @@ impl Reloader {
         } else {
             self.settle
         };
-        let files = match self.source.read(settle) {
-            Ok(f) => f,
+        let fetched = match self.source.read(settle) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                // Not modified since the bundle that is live.
+                self.confirm();
+                self.count(|c| c.unchanged += 1);
+                return ReloadOutcome::Unchanged;
+            }
             Err(e) => return self.reject(trigger, None, e.lines()),
         };
-        let digest = files.digest();
-        if self.live_digest.as_deref() == Some(digest) {
+        let digest = fetched.files.digest().to_owned();
+        if self.live_digest.as_deref() == Some(digest.as_str()) {
+            self.source.settled(true);
+            if !fetched.persisted {
+                self.confirm();
+            }
             self.count(|c| c.unchanged += 1);
             return ReloadOutcome::Unchanged;
         }
+        let key = Some(rejection_key(&fetched));
         if let Some((Some(d), _)) = &self.rejected
-            && d == digest
+            && Some(d) == key.as_ref()
         {
             // The same rejected files: already reported.
+            self.source.settled(false);
             self.count(|c| c.unchanged += 1);
             return ReloadOutcome::Unchanged;
         }
+        let signed = match &self.verifier {
+            None => None,
+            Some(v) => match v.verify(fetched.signatures.as_deref(), &digest) {
+                Ok(verified) => Some(verified),
+                Err(e) => {
+                    self.source.settled(false);
+                    return self.reject(
+                        trigger,
+                        key,
+                        vec![format!("{}: {e}", self.source.describe())],
+                    );
+                }
+            },
+        };
         let started = Instant::now();
         let before = iamd_bundle::pace::counts().unwrap_or_default();
-        let compiled = files.compile();
+        let compiled = fetched.files.compile();
         // The time the compilation left the CPU to others (zero on a
         // thread that is not paced).
         let paused = iamd_bundle::pace::counts()
@@ -306,6 +414,17 @@ impl Reloader {
         {
             return ReloadOutcome::Unchanged;
         }
+        let compiled = compiled.map_err(|e| e.lines()).and_then(|bundle| match &signed {
+            // The signature names the revision it signed: the files must
+            // say the same.
+            Some(v) if v.revision != bundle.revision().label => Err(vec![format!(
+                "{}: the signature is for revision {:?}, and bundle.yaml says {:?}: sign the bundle again",
+                self.source.describe(),
+                v.revision.as_deref().unwrap_or(""),
+                bundle.revision().label.as_deref().unwrap_or("")
+            )]),
+            _ => Ok(bundle),
+        });
         match compiled {
             Ok(bundle) => {
                 let revision = bundle.revision().clone();
@@ -318,6 +437,8 @@ impl Reloader {
                     statements = stats.statements,
                     compile_ms = started.elapsed().as_millis() as u64,
                     paused_ms = paused.as_millis() as u64,
+                    persisted = fetched.persisted,
+                    signed_by = signed.as_ref().map(|v| v.keyid.as_str()),
                     "bundle loaded"
                 );
                 let mut status = self.store().status();
@@ -326,20 +447,91 @@ impl Reloader {
                     loaded_at: Timestamp::now(),
                     source: self.source.describe(),
                     stats,
+                    persisted: fetched.persisted,
+                    signed_by: signed.map(|v| v.keyid),
                 });
                 status.last_failure = None;
                 status.reloads.loaded += 1;
+                status.freshness.consecutive_failures = 0;
+                status.freshness.stale = None;
+                if !fetched.persisted {
+                    status.freshness.last_success = Some(Timestamp::now());
+                }
+                self.confirmed = Some(Instant::now());
                 let old = self.publisher.publish(Arc::new(bundle), status);
-                self.live_digest = Some(files.digest().to_owned());
+                self.source.settled(true);
+                self.live_digest = Some(digest);
                 self.rejected = None;
-                drop(files);
-                if let Some(old) = old {
+                drop(fetched);
+                for old in [old, self.withdrawn.take()].into_iter().flatten() {
                     retire(old);
                 }
                 ReloadOutcome::Loaded(revision)
             }
-            Err(e) => self.reject(trigger, Some(digest.to_owned()), e.lines()),
+            Err(errors) => {
+                self.source.settled(false);
+                self.reject(trigger, key, errors)
+            }
         }
+    }
+
+    /// The live bundle is what the source has now: the staleness clock
+    /// starts again, and a bundle withdrawn as stale serves again.
+    fn confirm(&mut self) {
+        self.confirmed = Some(Instant::now());
+        let now = Timestamp::now();
+        if let Some(bundle) = self.withdrawn.take() {
+            let mut status = self.store().status();
+            status.freshness = Freshness {
+                last_success: Some(now),
+                consecutive_failures: 0,
+                stale: None,
+            };
+            tracing::info!(target: "iamd::reload",
+                revision = %bundle.revision(),
+                "the bundle source answered again: serving the bundle again"
+            );
+            self.publisher.publish(bundle, status);
+            return;
+        }
+        self.publisher.report(|s| {
+            s.freshness.last_success = Some(now);
+            s.freshness.consecutive_failures = 0;
+        });
+    }
+
+    /// Applies the staleness policy: withdraws the live bundle once it has
+    /// gone unconfirmed for longer than the configured age. Called by the
+    /// watcher between reads.
+    pub fn check_staleness(&mut self) {
+        let (Some(max_age), Some(confirmed)) = (self.max_age, self.confirmed) else {
+            return;
+        };
+        if self.withdrawn.is_some() || confirmed.elapsed() <= max_age {
+            return;
+        }
+        let mut status = self.store().status();
+        status.freshness.stale = Some(Stale {
+            since: Timestamp::now(),
+            max_age,
+        });
+        let Some(bundle) = self.publisher.withdraw(status) else {
+            return;
+        };
+        tracing::error!(target: "iamd::reload",
+            revision = %bundle.revision(),
+            source = %self.source.describe(),
+            "the bundle was not confirmed by its source for {} s (`bundle.staleness.maxAgeSeconds`): no longer serving it; every request is refused (UNAVAILABLE) until the source answers",
+            max_age.as_secs()
+        );
+        self.withdrawn = Some(bundle);
+    }
+
+    /// How long the watcher waits before the next timed read: the
+    /// source's choice (polling with jitter, back-off after a failure), or
+    /// `default`.
+    pub fn next_read(&mut self, default: Duration) -> Duration {
+        self.source.next_read(self.failed).unwrap_or(default)
     }
 
     fn reject(
@@ -353,7 +545,10 @@ impl Reloader {
             .as_ref()
             .is_some_and(|(d, e)| *d == digest && *e == errors);
         if again {
-            self.count(|c| c.unchanged += 1);
+            self.publisher.report(|s| {
+                s.reloads.unchanged += 1;
+                s.freshness.consecutive_failures += 1;
+            });
             return ReloadOutcome::Unchanged;
         }
         let keeping = self.store().bundle().map_or_else(
@@ -373,18 +568,36 @@ impl Reloader {
         self.rejected = Some((digest.clone(), errors.clone()));
         let failure = Failure {
             at: Timestamp::now(),
-            digest,
+            digest: digest
+                .as_deref()
+                .and_then(|k| k.split('+').next())
+                .map(str::to_owned),
             errors: reported,
         };
         self.publisher.report(|s| {
             s.last_failure = Some(failure);
             s.reloads.failed += 1;
+            s.freshness.consecutive_failures += 1;
         });
         ReloadOutcome::Failed(errors)
     }
 
     fn count(&mut self, f: impl FnOnce(&mut ReloadCounts)) {
         self.publisher.report(|s| f(&mut s.reloads));
+    }
+}
+
+/// What identifies a refused read: the files' digest and their signatures
+/// (the same files signed afterwards are judged again).
+fn rejection_key(fetched: &Fetched) -> String {
+    use sha2::Digest as _;
+    match &fetched.signatures {
+        None => fetched.files.digest().to_owned(),
+        Some(s) => {
+            let h = sha2::Sha256::digest(s.as_bytes());
+            let h: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("{}+{h}", fetched.files.digest())
+        }
     }
 }
 
@@ -572,7 +785,7 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
             background_priority();
             iamd_bundle::pace::background();
             let tick = Duration::from_millis(100).min(options.poll_interval);
-            let mut next_poll = Instant::now() + options.poll_interval;
+            let mut next_poll = Instant::now() + reloader.next_read(options.poll_interval);
             while !stopping.load(Ordering::Relaxed) {
                 match rx.recv_timeout(tick) {
                     Ok(()) => {
@@ -592,8 +805,9 @@ pub fn watch(mut reloader: Reloader, options: WatchOptions) -> std::io::Result<W
                 if Instant::now() >= next_poll {
                     add_watches(&mut fs_watcher);
                     reloader.reload(Trigger::Timer);
-                    next_poll = Instant::now() + options.poll_interval;
+                    next_poll = Instant::now() + reloader.next_read(options.poll_interval);
                 }
+                reloader.check_staleness();
             }
             drop(tx);
             let _ = done_tx.send(());
@@ -660,11 +874,16 @@ mod tests {
         use iamd_bundle::{BundleError, BundleFiles, ReadLimits};
 
         use crate::reload::{ReloadOutcome, Reloader, Store, Trigger, WatchOptions, watch};
-        use crate::source::BundleSource;
+        use crate::source::{BundleSource, Fetched};
 
-        /// A bundle held in memory, as a remote source would hand it over.
+        /// A bundle held in memory, as a remote source would hand it over:
+        /// its files, its signature file, and whether it can be reached.
         #[derive(Debug, Clone, Default)]
-        struct Memory(Arc<Mutex<Files>>);
+        struct Memory {
+            files: Arc<Mutex<Files>>,
+            signatures: Arc<Mutex<Option<String>>>,
+            down: Arc<std::sync::atomic::AtomicBool>,
+        }
 
         /// Paths and contents.
         type Files = Vec<(String, Vec<u8>)>;
@@ -675,7 +894,7 @@ mod tests {
                 let users = "- name: alice\n  policies: [Read]\n";
                 let read =
                     r#"{"Statement":{"Effect":"Allow","Action":"docs:Get*","Resource":"*"}}"#;
-                *self.0.lock().unwrap() = vec![
+                *self.files.lock().unwrap() = vec![
                     ("bundle.yaml".into(), bundle.into_bytes()),
                     ("users.yaml".into(), users.into()),
                     ("policies/Read.json".into(), read.into()),
@@ -684,9 +903,21 @@ mod tests {
         }
 
         impl BundleSource for Memory {
-            fn read(&mut self, _settle: Duration) -> Result<BundleFiles, BundleError> {
-                let files = self.0.lock().unwrap().clone();
-                BundleFiles::from_files("memory".as_ref(), files, &ReadLimits::default())
+            fn read(&mut self, _settle: Duration) -> Result<Option<Fetched>, BundleError> {
+                if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(BundleError::new(vec![iamd_bundle::Diagnostic::file(
+                        "memory",
+                        "cannot connect",
+                    )]));
+                }
+                let files = self.files.lock().unwrap().clone();
+                let files =
+                    BundleFiles::from_files("memory".as_ref(), files, &ReadLimits::default())?;
+                Ok(Some(Fetched {
+                    files,
+                    signatures: self.signatures.lock().unwrap().clone(),
+                    persisted: false,
+                }))
             }
 
             fn describe(&self) -> String {
@@ -712,7 +943,7 @@ mod tests {
             assert_eq!((status.reloads.loaded, status.reloads.unchanged), (1, 1));
             // A bad bundle: refused, reported, the good one stays.
             memory
-                .0
+                .files
                 .lock()
                 .unwrap()
                 .push(("policies/../x.json".into(), b"{}".to_vec()));
@@ -738,6 +969,144 @@ mod tests {
             drop(w);
             assert_eq!(label(&store).as_deref(), Some("two"));
             assert_eq!(store.status().last_failure, None);
+        }
+
+        /// Keys in a temporary directory: signing keys and a verifier
+        /// trusting the first `trusted` of them.
+        fn keys(
+            n: usize,
+            trusted: usize,
+        ) -> (
+            Vec<iamd_source::signature::SigningKey>,
+            iamd_source::signature::Verifier,
+            tempfile::TempDir,
+        ) {
+            use iamd_source::signature::{SigningKey, Verifier};
+            let dir = tempfile::tempdir().unwrap();
+            let mut signers = Vec::new();
+            let mut public = Vec::new();
+            for i in 0..n {
+                let (k, p) = SigningKey::generate().unwrap();
+                let (kp, pp) = (
+                    dir.path().join(format!("{i}.key")),
+                    dir.path().join(format!("{i}.pub")),
+                );
+                std::fs::write(&kp, k).unwrap();
+                std::fs::write(&pp, p).unwrap();
+                signers.push(SigningKey::read(&kp).unwrap());
+                public.push(pp);
+            }
+            let verifier = Verifier::read(&public[..trusted]).unwrap();
+            (signers, verifier, dir)
+        }
+
+        /// Signs what `memory` holds with `key`.
+        fn sign(memory: &Memory, key: &iamd_source::signature::SigningKey, label: &str) {
+            let files = memory.files.lock().unwrap().clone();
+            let files =
+                BundleFiles::from_files("m".as_ref(), files, &ReadLimits::default()).unwrap();
+            let text = iamd_source::signature::sign(
+                std::slice::from_ref(key),
+                files.digest(),
+                Some(label),
+                None,
+            )
+            .to_text();
+            *memory.signatures.lock().unwrap() = Some(text);
+        }
+
+        #[test]
+        fn only_bundles_signed_by_a_trusted_key_go_live() {
+            let (signers, verifier, _dir) = keys(2, 1);
+            let memory = Memory::default();
+            memory.set("one");
+            let (store, publisher) = Store::new();
+            let mut r = Reloader::new(Box::new(memory.clone()), publisher).with_verifier(verifier);
+            // Unsigned: refused, nothing served.
+            let ReloadOutcome::Failed(e) = r.reload(Trigger::Start) else {
+                panic!()
+            };
+            assert!(e[0].starts_with("memory:test: unsigned:"), "{e:?}");
+            assert!(!store.serving());
+            // The same files, signed afterwards: judged again, and live.
+            sign(&memory, &signers[0], "one");
+            assert!(matches!(r.reload(Trigger::Timer), ReloadOutcome::Loaded(_)));
+            let live = store.status().live.unwrap();
+            assert_eq!(live.signed_by.as_deref(), Some(signers[0].id()));
+            // A new bundle signed by a key nobody trusts: refused, the
+            // good one stays.
+            memory.set("two");
+            sign(&memory, &signers[1], "two");
+            let ReloadOutcome::Failed(e) = r.reload(Trigger::Timer) else {
+                panic!()
+            };
+            assert!(e[0].contains("signed only by unknown keys"), "{e:?}");
+            assert_eq!(label(&store).as_deref(), Some("one"));
+            assert_eq!(store.status().freshness.consecutive_failures, 1);
+            // Files changed after signing.
+            sign(&memory, &signers[0], "two");
+            memory.set("three");
+            let ReloadOutcome::Failed(e) = r.reload(Trigger::Timer) else {
+                panic!()
+            };
+            assert!(e[0].contains("the signature is for other files"), "{e:?}");
+            // A signature whose revision is not the files': refused after
+            // compiling.
+            sign(&memory, &signers[0], "not-three");
+            let ReloadOutcome::Failed(e) = r.reload(Trigger::Timer) else {
+                panic!()
+            };
+            assert!(
+                e[0].contains("the signature is for revision \"not-three\""),
+                "{e:?}"
+            );
+            assert_eq!(label(&store).as_deref(), Some("one"));
+            sign(&memory, &signers[0], "three");
+            assert!(matches!(r.reload(Trigger::Timer), ReloadOutcome::Loaded(_)));
+            assert_eq!(store.status().freshness.consecutive_failures, 0);
+        }
+
+        #[test]
+        fn a_bundle_unconfirmed_past_the_policys_age_stops_serving_until_the_source_answers() {
+            let memory = Memory::default();
+            memory.set("one");
+            let (store, publisher) = Store::new();
+            let mut r = Reloader::new(Box::new(memory.clone()), publisher)
+                .with_max_age(Some(Duration::from_millis(50)));
+            assert!(matches!(r.reload(Trigger::Start), ReloadOutcome::Loaded(_)));
+            r.check_staleness();
+            assert!(store.serving(), "fresh");
+            memory
+                .down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(matches!(r.reload(Trigger::Timer), ReloadOutcome::Failed(_)));
+            assert!(store.serving(), "a failure alone does not withdraw it");
+            std::thread::sleep(Duration::from_millis(80));
+            r.check_staleness();
+            assert!(!store.serving());
+            let status = store.status();
+            let stale = status.freshness.stale.unwrap();
+            assert_eq!(stale.max_age, Duration::from_millis(50));
+            assert_eq!(status.live.unwrap().revision.label.as_deref(), Some("one"));
+            // The source answers again with the same bundle: served again.
+            memory
+                .down
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(r.reload(Trigger::Timer), ReloadOutcome::Unchanged);
+            assert!(store.serving());
+            assert_eq!(label(&store).as_deref(), Some("one"));
+            assert_eq!(store.status().freshness.stale, None);
+            assert!(store.status().freshness.last_success.is_some());
+            // Without a policy, a bundle is served however old.
+            let (store, publisher) = Store::new();
+            let mut r = Reloader::new(Box::new(memory.clone()), publisher);
+            r.reload(Trigger::Start);
+            memory
+                .down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(60));
+            r.check_staleness();
+            assert!(store.serving());
         }
 
         /// The bundle and its status are one snapshot: a reader never sees

@@ -1,67 +1,217 @@
-//! Where bundles come from: a [`BundleSource`] gives the reloader a
-//! bundle's files (and so their digest); the reloader validates, compiles
-//! and publishes. A directory (or an AWS export file) is one source; a
-//! remote one only has to fetch bytes and hand them to
-//! [`BundleFiles::from_files`], which applies the directory's rules.
+//! Where bundles come from: the [`BundleSource`]s of `iamd-source` (a
+//! directory, an archive over HTTP(S)), and which one a `--bundle` names.
 
-use std::path::{Path, PathBuf};
+pub use iamd_source::{BundleSource, DirectorySource, Fetched};
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use iamd_bundle::{BundleError, BundleFiles, ReadLimits};
+use iamd_source::http::{HttpOptions, HttpSource, Polling};
+use iamd_source::signature::Verifier;
+use serde::Deserialize;
 
-/// A place the reloader reads bundles from.
-pub trait BundleSource: Send + std::fmt::Debug {
-    /// The bundle's files as they are now, read as one consistent
-    /// snapshot; `settle` is how long a local file must go unmodified
-    /// before it is read (zero at start). An error keeps the live bundle.
-    fn read(&mut self, settle: Duration) -> Result<BundleFiles, BundleError>;
-
-    /// Where the bundle comes from, for logs, `GetStatus` and `/status`
-    /// (a directory's path as given). Never a secret.
-    fn describe(&self) -> String;
-
-    /// A local path whose changes the watcher should follow (file system
-    /// events), if the source has one; otherwise the watcher's timer and
-    /// `SIGHUP` alone ask for reloads.
-    fn watch_path(&self) -> Option<&Path> {
-        None
-    }
+/// `bundle:` in the configuration file: where the bundle comes from, as a
+/// string (a directory, an AWS export file, an `https://` URL) or with
+/// its settings. A later list of named bundles (`bundles:`, tenants) takes
+/// entries of this same shape.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileBundle {
+    /// A directory, an AWS export file, or an `https://`/`http://` URL of
+    /// a bundle archive.
+    pub source: Option<String>,
+    /// Seconds between polls of a remote source, at least (30).
+    pub poll_min_seconds: Option<u64>,
+    /// And at most (60): each wait is drawn between the two.
+    pub poll_max_seconds: Option<u64>,
+    /// The longest wait after failures (120).
+    pub max_backoff_seconds: Option<u64>,
+    /// Ask the server to hold each poll this long (`Prefer: wait`).
+    pub long_poll_seconds: Option<u64>,
+    /// The longest a download may take (30).
+    pub timeout_seconds: Option<u64>,
+    /// The longest a connection may take (5).
+    pub connect_timeout_seconds: Option<u64>,
+    /// The largest download, in bytes (256 MiB).
+    pub max_bytes: Option<u64>,
+    /// A file holding the bearer token sent to the server.
+    pub bearer_token_file: Option<PathBuf>,
+    /// CAs for the server's certificate (PEM); default: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for servers that require one.
+    pub client_cert_file: Option<PathBuf>,
+    /// Its key (PEM).
+    pub client_key_file: Option<PathBuf>,
+    /// Where the last bundle that went live is kept, to serve at a start
+    /// while the source is down.
+    pub persist_dir: Option<PathBuf>,
+    /// Signatures required.
+    #[serde(default)]
+    pub verify: FileVerify,
+    /// The staleness policy.
+    #[serde(default)]
+    pub staleness: FileStaleness,
 }
 
-/// A bundle directory, or an `aws iam get-account-authorization-details`
-/// file, on the local file system (a mounted ConfigMap is one).
-#[derive(Debug, Clone)]
-pub struct DirectorySource {
-    dir: PathBuf,
-    limits: ReadLimits,
+/// `bundle.verify:`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileVerify {
+    /// Public keys (PEM): a bundle must be signed by one of them.
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
 }
 
-impl DirectorySource {
-    /// The bundle in `dir`, read with the default [`ReadLimits`].
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_owned(),
-            limits: ReadLimits::default(),
+/// `bundle.staleness:`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileStaleness {
+    /// Stop serving after this long without a successful read (absent:
+    /// serve the last good bundle forever).
+    pub max_age_seconds: Option<u64>,
+}
+
+/// `bundle: PATH` is `bundle: {source: PATH}`.
+pub(crate) fn deserialize_bundle<'de, D>(d: D) -> Result<Option<FileBundle>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<FileBundle>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a directory, a file or a URL, or a map with `source:`")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(FileBundle {
+                source: Some(v.to_owned()),
+                ..FileBundle::default()
+            }))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            FileBundle::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
         }
     }
-
-    /// The same, read with `limits`.
-    pub fn with_limits(mut self, limits: ReadLimits) -> Self {
-        self.limits = limits;
-        self
-    }
+    d.deserialize_any(V)
 }
 
-impl BundleSource for DirectorySource {
-    fn read(&mut self, settle: Duration) -> Result<BundleFiles, BundleError> {
-        BundleFiles::read_with(&self.dir, settle, &self.limits)
+/// Where the bundle comes from, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory or an AWS export file.
+    Local(PathBuf),
+    /// A bundle archive at a URL.
+    Http(Box<HttpOptions>),
+}
+
+/// The bundle's settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleConfig {
+    /// Where it comes from.
+    pub location: Location,
+    /// The public keys that must have signed it (none: not required).
+    pub verify_keys: Vec<PathBuf>,
+    /// The staleness policy.
+    pub max_age: Option<Duration>,
+}
+
+impl BundleConfig {
+    /// The file's `bundle:`, the flags over it (`--bundle`,
+    /// `--bundle-verify-key`, `--bundle-persist-dir`); every problem into
+    /// `problems`.
+    pub fn resolve(
+        file: Option<FileBundle>,
+        flag: Option<String>,
+        flag_keys: Vec<PathBuf>,
+        flag_persist: Option<PathBuf>,
+        problems: &mut Vec<String>,
+    ) -> Option<Self> {
+        let file = file.unwrap_or_default();
+        let Some(source) = flag.or(file.source.clone()) else {
+            problems.push("no bundle: give `--bundle PATH`, `IAMD_BUNDLE` or `bundle:` in the configuration file".to_owned());
+            return None;
+        };
+        let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
+        let persist = flag_persist.or(file.persist_dir.clone());
+        let remote = source.starts_with("https://") || source.starts_with("http://");
+        let location = if remote {
+            let polling = Polling {
+                min: secs(file.poll_min_seconds, 30),
+                max: secs(
+                    file.poll_max_seconds,
+                    file.poll_min_seconds.unwrap_or(30).max(60),
+                ),
+                max_backoff: secs(file.max_backoff_seconds, 120),
+            };
+            if polling.min > polling.max {
+                problems.push(format!(
+                    "bundle.pollMinSeconds ({}) is more than bundle.pollMaxSeconds ({})",
+                    polling.min.as_secs(),
+                    polling.max.as_secs()
+                ));
+            }
+            let mut options = HttpOptions::new(&source);
+            options.polling = polling;
+            options.client.timeout = secs(file.timeout_seconds, 30);
+            options.client.connect_timeout = secs(file.connect_timeout_seconds, 5);
+            options.client.max_bytes = file.max_bytes.unwrap_or(options.client.max_bytes);
+            options.client.ca_file = file.ca_file.clone();
+            options.client.client_cert = file.client_cert_file.clone();
+            options.client.client_key = file.client_key_file.clone();
+            options.bearer_token_file = file.bearer_token_file.clone();
+            options.long_poll = file
+                .long_poll_seconds
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs);
+            options.persist = persist;
+            Location::Http(Box::new(options))
+        } else {
+            if source.contains("://") {
+                problems.push(format!(
+                    "bundle: `{source}`: iamd reads a directory, an AWS export file, or an `https://` or `http://` URL"
+                ));
+            }
+            let remote_only = [
+                ("pollMinSeconds", file.poll_min_seconds.is_some()),
+                ("pollMaxSeconds", file.poll_max_seconds.is_some()),
+                ("longPollSeconds", file.long_poll_seconds.is_some()),
+                ("bearerTokenFile", file.bearer_token_file.is_some()),
+                ("caFile", file.ca_file.is_some()),
+                ("persistDir", persist.is_some()),
+            ];
+            for (key, given) in remote_only {
+                if given {
+                    problems.push(format!(
+                        "bundle.{key} is for a remote source, and `{source}` is a local path: remove it"
+                    ));
+                }
+            }
+            Location::Local(PathBuf::from(&source))
+        };
+        let mut verify_keys = file.verify.keys;
+        verify_keys.extend(flag_keys);
+        Some(Self {
+            location,
+            verify_keys,
+            max_age: file.staleness.max_age_seconds.map(Duration::from_secs),
+        })
     }
 
-    fn describe(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    fn watch_path(&self) -> Option<&Path> {
-        Some(&self.dir)
+    /// The source and the verifier it describes; an error for a key or a
+    /// TLS file that cannot be read.
+    pub fn open(&self) -> Result<(Box<dyn BundleSource>, Option<Verifier>), String> {
+        let source: Box<dyn BundleSource> = match &self.location {
+            Location::Local(path) => Box::new(DirectorySource::new(path)),
+            Location::Http(options) => Box::new(HttpSource::new((**options).clone())?),
+        };
+        let verifier = if self.verify_keys.is_empty() {
+            None
+        } else {
+            Some(Verifier::read(&self.verify_keys).map_err(|e| e.0)?)
+        };
+        Ok((source, verifier))
     }
 }

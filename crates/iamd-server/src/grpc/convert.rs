@@ -104,6 +104,8 @@ pub(crate) fn status(serving: bool, s: &ReloadStatus) -> pb::GetStatusResponse {
             managed_policies: l.stats.managed_policies as u64,
             resource_policies: l.stats.resource_policies as u64,
             statements: l.stats.statements as u64,
+            persisted: l.persisted,
+            signed_by: l.signed_by.clone().unwrap_or_default(),
         }),
         last_failure: s.last_failure.as_ref().map(|f| pb::ReloadFailure {
             at: f.at.to_string(),
@@ -113,6 +115,21 @@ pub(crate) fn status(serving: bool, s: &ReloadStatus) -> pb::GetStatusResponse {
             loaded: s.reloads.loaded,
             unchanged: s.reloads.unchanged,
             failed: s.reloads.failed,
+        }),
+        freshness: Some(pb::Freshness {
+            last_success: s
+                .freshness
+                .last_success
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            consecutive_failures: s.freshness.consecutive_failures,
+            stale: s.freshness.stale.is_some(),
+            stale_since: s
+                .freshness
+                .stale
+                .as_ref()
+                .map(|st| st.since.to_string())
+                .unwrap_or_default(),
         }),
     }
 }

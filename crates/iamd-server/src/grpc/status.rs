@@ -13,7 +13,7 @@ use crate::decide::Refusal;
 pub fn refused(r: &Refusal) -> Status {
     match r {
         Refusal::NoBundle => Status::unavailable(
-            "no policy bundle is loaded: every request is denied until one loads (GetStatus shows the last failure)",
+            "no policy bundle is loaded: every request is denied until one loads (GetStatus shows why: the last failure, or a bundle withdrawn as stale)",
         ),
         Refusal::Invalid(m) => {
             Status::invalid_argument(iamd_policy::message::shorten(m).into_owned())
