@@ -632,7 +632,7 @@ async fn reflection_v1alpha_lists_and_describes_the_services() {
 }
 
 /// GET over plain HTTP/1.1: status code and body.
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(

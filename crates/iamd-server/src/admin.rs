@@ -260,7 +260,7 @@ impl Collector for StoreCollector {
             let g = ConstGauge::new(at.as_second());
             g.encode(encoder.encode_descriptor(
                 "iamd_bundle_last_success_timestamp_seconds",
-                "When a read last found the source's bundle live: downloaded, unchanged or not modified (Unix time)",
+                "When a read last found the source's bundle live: published, unchanged or not modified (Unix time)",
                 None,
                 g.metric_type(),
             )?)?;
@@ -277,7 +277,7 @@ impl Collector for StoreCollector {
             let g = ConstGauge::new(age.max(0));
             g.encode(encoder.encode_descriptor(
                 "iamd_bundle_age_seconds",
-                "Seconds since the live bundle was last confirmed by its source (or loaded)",
+                "Seconds since the source last confirmed the live bundle (or since it was loaded, if later): the age the staleness policy measures",
                 None,
                 g.metric_type(),
             )?)?;

@@ -176,7 +176,8 @@ pub struct ReloadStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Freshness {
     /// The last read that found the source's bundle live: published, the
-    /// same as the live one, or not modified (an HTTP 304).
+    /// same files as the live ones, or not modified (an HTTP 304). The
+    /// staleness policy's clock.
     pub last_success: Option<Timestamp>,
     /// Reads in a row that failed (the source could not be read, or its
     /// bundle was refused).
@@ -273,11 +274,11 @@ pub struct Reloader {
     stopping: Option<Arc<AtomicBool>>,
     /// The keys a bundle must be signed by (none: signatures not required).
     verifier: Option<Verifier>,
-    /// The staleness policy: withdraw the bundle after this long without a
-    /// successful read (none: serve the last good bundle forever).
+    /// The staleness policy: withdraw the bundle after this long without the
+    /// source confirming it (none: serve the last good bundle forever).
     max_age: Option<Duration>,
-    /// When the live bundle was last confirmed (or, never confirmed,
-    /// published): the staleness clock.
+    /// When the live bundle was last confirmed by the source (or, never
+    /// confirmed, published): the staleness clock.
     confirmed: Option<Instant>,
     /// The bundle withdrawn as stale, to serve again once confirmed.
     withdrawn: Option<Arc<Bundle>>,
@@ -475,29 +476,38 @@ impl Reloader {
         }
     }
 
-    /// The live bundle is what the source has now: the staleness clock
-    /// starts again, and a bundle withdrawn as stale serves again.
+    /// The live bundle is what the source has now (published, the same
+    /// files, or not modified): the staleness clock starts again, a bundle
+    /// withdrawn as stale serves again, no failure in a row, and a
+    /// persisted copy the source confirms is the source's.
+    ///
+    /// A bundle the source offers and iamd refuses confirms nothing: the
+    /// last good one keeps serving until the policy's age, then nothing
+    /// does, since what is served is no longer what the source intends.
     fn confirm(&mut self) {
         self.confirmed = Some(Instant::now());
         let now = Timestamp::now();
-        if let Some(bundle) = self.withdrawn.take() {
-            let mut status = self.store().status();
-            status.freshness = Freshness {
+        let fresh = |s: &mut ReloadStatus| {
+            s.freshness = Freshness {
                 last_success: Some(now),
                 consecutive_failures: 0,
                 stale: None,
             };
+            if let Some(live) = &mut s.live {
+                live.persisted = false;
+            }
+        };
+        if let Some(bundle) = self.withdrawn.take() {
+            let mut status = self.store().status();
+            fresh(&mut status);
             tracing::info!(target: "iamd::reload",
                 revision = %bundle.revision(),
-                "the bundle source answered again: serving the bundle again"
+                "the bundle source confirmed the bundle again: serving it again"
             );
             self.publisher.publish(bundle, status);
             return;
         }
-        self.publisher.report(|s| {
-            s.freshness.last_success = Some(now);
-            s.freshness.consecutive_failures = 0;
-        });
+        self.publisher.report(fresh);
     }
 
     /// Applies the staleness policy: withdraws the live bundle once it has
@@ -1088,10 +1098,21 @@ mod tests {
             let stale = status.freshness.stale.unwrap();
             assert_eq!(stale.max_age, Duration::from_millis(50));
             assert_eq!(status.live.unwrap().revision.label.as_deref(), Some("one"));
-            // The source answers again with the same bundle: served again.
+            // The source answers again, with a broken bundle: that
+            // confirms nothing, and nothing serves.
             memory
                 .down
                 .store(false, std::sync::atomic::Ordering::Relaxed);
+            let good = memory.files.lock().unwrap().clone();
+            memory
+                .files
+                .lock()
+                .unwrap()
+                .push(("policies/../x.json".into(), b"{}".to_vec()));
+            assert!(matches!(r.reload(Trigger::Timer), ReloadOutcome::Failed(_)));
+            assert!(!store.serving());
+            // The source has the live bundle again: served again.
+            *memory.files.lock().unwrap() = good;
             assert_eq!(r.reload(Trigger::Timer), ReloadOutcome::Unchanged);
             assert!(store.serving());
             assert_eq!(label(&store).as_deref(), Some("one"));
