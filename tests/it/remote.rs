@@ -23,6 +23,11 @@ pub(crate) struct Nginx {
     bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
+    /// The HTTPS port: mutual TLS, the server's certificate from
+    /// [`Nginx::ca`] for `127.0.0.1`, clients' from [`Nginx::client_ca`].
+    tls_port: u16,
+    ca: crate::tls::Ca,
+    client_ca: crate::tls::Ca,
     child: Option<Child>,
     /// The modification time of the next file published, in seconds: a
     /// second apart each, since nginx's ETag is the time (in seconds) and
@@ -39,12 +44,23 @@ impl Nginx {
     pub(crate) fn start() -> Option<Self> {
         let bin = nginx()?;
         let dir = tempfile::tempdir().unwrap();
-        for d in ["www/private", "tmp"] {
+        for d in ["www/private", "www/noetag", "tmp"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
+        let (ca, client_ca) = (
+            crate::tls::Ca::new("nginx CA"),
+            crate::tls::Ca::new("clients"),
+        );
+        let leaf = ca.issue(&["127.0.0.1"]);
+        std::fs::write(dir.path().join("server.crt"), &leaf.cert).unwrap();
+        std::fs::write(dir.path().join("server.key"), &leaf.key).unwrap();
+        std::fs::write(dir.path().join("clients.crt"), &client_ca.pem).unwrap();
         let mut n = Self {
             bin,
             port: crate::cli::free_port(),
+            tls_port: crate::cli::free_port(),
+            ca,
+            client_ca,
             dir,
             child: None,
             clock: std::sync::atomic::AtomicU64::new(1_800_000_000),
@@ -79,10 +95,20 @@ http {{
     location /private/ {{
       if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}
     }}
+    location /noetag/ {{ etag off; }}
+  }}
+  server {{
+    listen 127.0.0.1:{tls_port} ssl;
+    root {d}/www;
+    ssl_certificate {d}/server.crt;
+    ssl_certificate_key {d}/server.key;
+    ssl_client_certificate {d}/clients.crt;
+    ssl_verify_client on;
   }}
 }}
 "#,
-            port = self.port
+            port = self.port,
+            tls_port = self.tls_port,
         );
         let path = self.dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
@@ -123,6 +149,10 @@ http {{
 
     pub(crate) fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn https_url(&self, name: &str) -> String {
+        format!("https://127.0.0.1:{}/{name}", self.tls_port)
     }
 
     /// Serves `bytes` as `name`, replaced at once (written beside, renamed).
@@ -652,8 +682,16 @@ async fn a_daemon_serves_only_signed_remote_bundles_goes_stale_and_restarts_from
     assert_eq!(s["serving"], false);
     assert_eq!(s["freshness"]["stale"]["maxAgeSeconds"], 2);
     assert!(s["freshness"]["consecutiveFailures"].as_u64().unwrap() > 0);
-    let health = crate::cli::iamd(&["health", "--addr", &addr], "");
-    assert_eq!(String::from_utf8_lossy(&health.stdout), "NOT_SERVING\n");
+    // Health follows the store within 50 ms.
+    let health = || {
+        let out = crate::cli::iamd(&["health", "--addr", &addr], "");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health() != "NOT_SERVING\n" {
+        assert!(Instant::now() < deadline, "health: {}", health());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut client = pb::authorizer_client::AuthorizerClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -677,7 +715,10 @@ async fn a_daemon_serves_only_signed_remote_bundles_goes_stale_and_restarts_from
     stop(&mut daemon);
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("no longer serving it"), "{logs}");
-    assert!(logs.contains("confirmed the bundle again: serving it again"), "{logs}");
+    assert!(
+        logs.contains("confirmed the bundle again: serving it again"),
+        "{logs}"
+    );
     // A restart with the server down: the persisted copy, verified again.
     nginx.stop();
     let log = tmp.path().join("iamd-restarted.log");
@@ -702,4 +743,67 @@ async fn a_daemon_serves_only_signed_remote_bundles_goes_stale_and_restarts_from
     stop(&mut daemon);
     let logs = std::fs::read_to_string(&log2).unwrap();
     assert!(logs.contains("the persisted bundle is ignored"), "{logs}");
+}
+
+#[test]
+fn https_with_a_custom_ca_and_a_client_certificate_and_last_modified_without_an_etag() {
+    let Some(nginx) = Nginx::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca = write("ca.crt", &nginx.ca.pem);
+    let me = nginx.client_ca.issue(&["iamd"]);
+    let (cert, key) = (write("me.crt", &me.cert), write("me.key", &me.key));
+    nginx.publish("b.tar.gz", &archive("tls", &[]));
+    let mut options = HttpOptions::new(&nginx.https_url("b.tar.gz"));
+    options.client.ca_file = Some(ca.clone());
+    options.client.client_cert = Some(cert);
+    options.client.client_key = Some(key);
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::new(source(options.clone()), publisher);
+    assert!(matches!(r.reload(Trigger::Start), ReloadOutcome::Loaded(_)));
+    assert_eq!(label(&store).as_deref(), Some("tls"));
+    assert_eq!(r.reload(Trigger::Timer), ReloadOutcome::Unchanged);
+    assert!(nginx.last().starts_with("304 "), "{:?}", nginx.log());
+    // No client certificate: nginx refuses.
+    let mut anonymous = options.clone();
+    anonymous.client.client_cert = None;
+    anonymous.client.client_key = None;
+    let (_, publisher) = Store::new();
+    let e = failed(Reloader::new(source(anonymous), publisher).reload(Trigger::Start));
+    assert!(e.contains("answered 400"), "{e}");
+    // The system's roots do not know the test's CA.
+    let mut system = options;
+    system.client.ca_file = None;
+    let (_, publisher) = Store::new();
+    match HttpSource::new(system) {
+        Err(e) => assert!(e.contains("no trusted CA certificates"), "{e}"),
+        Ok(s) => {
+            let e = failed(Reloader::new(Box::new(s), publisher).reload(Trigger::Start));
+            assert!(
+                e.contains("TLS with `https://127.0.0.1:") && e.contains("UnknownIssuer"),
+                "{e}"
+            );
+        }
+    }
+    // A server without ETags: Last-Modified and If-Modified-Since.
+    nginx.publish("noetag/b.tar.gz", &archive("lm", &[]));
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::new(
+        source(HttpOptions::new(&nginx.url("noetag/b.tar.gz"))),
+        publisher,
+    );
+    assert!(matches!(r.reload(Trigger::Start), ReloadOutcome::Loaded(_)));
+    assert_eq!(label(&store).as_deref(), Some("lm"));
+    assert_eq!(r.reload(Trigger::Timer), ReloadOutcome::Unchanged);
+    let asked = nginx.last();
+    assert!(
+        asked.starts_with("304 \"-\" \"") && asked.contains("GMT"),
+        "{asked}"
+    );
 }
