@@ -761,7 +761,7 @@ fn https_with_a_custom_ca_and_a_client_certificate_and_last_modified_without_an_
     let (cert, key) = (write("me.crt", &me.cert), write("me.key", &me.key));
     nginx.publish("b.tar.gz", &archive("tls", &[]));
     let mut options = HttpOptions::new(&nginx.https_url("b.tar.gz"));
-    options.client.ca_file = Some(ca.clone());
+    options.client.ca_file = Some(ca);
     options.client.client_cert = Some(cert);
     options.client.client_key = Some(key);
     let (store, publisher) = Store::new();
