@@ -23,6 +23,29 @@ pub(crate) enum BundleCommand {
     /// Check a bundle archive's or directory's signature against public
     /// keys, and that it compiles: exit 0 good, 1 refused.
     Verify(VerifyArgs),
+    /// Push a bundle archive (or a directory, archived as `build` does) to
+    /// an OCI registry as an artifact; prints the manifest's digest to pin
+    /// (`oci://REGISTRY/REPO@sha256:...`).
+    Push(PushArgs),
+}
+
+/// `iamd bundle push` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PushArgs {
+    /// A bundle archive or directory.
+    pub(crate) bundle: PathBuf,
+    /// Where: `oci://REGISTRY/REPOSITORY:TAG` (plain HTTP for a loopback
+    /// registry, HTTPS otherwise).
+    pub(crate) reference: String,
+    /// A file holding a bearer token for the registry.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) bearer_token_file: Option<PathBuf>,
+    /// A file holding `user:password` for the registry.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) basic_auth_file: Option<PathBuf>,
+    /// CAs for the registry's certificate (PEM); default: the system's.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// `iamd bundle build` options.
@@ -75,6 +98,7 @@ pub(crate) fn run(command: &BundleCommand) -> io::Result<ExitCode> {
         BundleCommand::Keygen(a) => keygen(a),
         BundleCommand::Sign(a) => sign(a),
         BundleCommand::Verify(a) => verify(a),
+        BundleCommand::Push(a) => push(a),
     };
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -238,6 +262,48 @@ fn verify(a: &VerifyArgs) -> Result<(), Failed> {
         "{shown}: good signature by {}, sha256:{digest}{}",
         verified.keyid,
         label.map(|l| format!(", revision {l}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn push(a: &PushArgs) -> Result<(), Failed> {
+    use iamd_source::oci::{self, Credentials, Reference};
+    let reference = Reference::parse(&a.reference).map_err(Failed::Usage)?;
+    let fetched = iamd_source::read_local(&a.bundle, &ReadLimits::default())?;
+    let label = compiled_label(&fetched.files)?;
+    let bytes = if a.bundle.is_dir() {
+        iamd_source::archive::build(&fetched.files, fetched.signatures.as_deref())
+            .map_err(|e| Failed::Usage(e.to_string()))?
+    } else {
+        std::fs::read(&a.bundle)
+            .map_err(|e| Failed::Usage(format!("{}: {e}", a.bundle.display())))?
+    };
+    let digest = fetched.files.digest();
+    let mut annotations = vec![("dev.iamd.bundle.digest", digest)];
+    if let Some(l) = &label {
+        annotations.push(("dev.iamd.bundle.revision", l.as_str()));
+    }
+    let options = iamd_source::ClientOptions {
+        ca_file: a.ca_file.clone(),
+        ..iamd_source::ClientOptions::default()
+    };
+    let credentials = Credentials {
+        token_file: a.bearer_token_file.clone(),
+        basic_file: a.basic_auth_file.clone(),
+    };
+    let pushed = oci::push(&reference, &bytes, &annotations, options, credentials)
+        .map_err(|e| Failed::Refused(vec![e]))?;
+    println!(
+        "{reference}: pushed sha256:{digest}{}{}; pin it as oci://{}/{}@{}",
+        label.map(|l| format!(", revision {l}")).unwrap_or_default(),
+        if fetched.signatures.is_some() {
+            ", signed"
+        } else {
+            ", unsigned"
+        },
+        reference.registry,
+        reference.repository,
+        pushed.manifest
     );
     Ok(())
 }

@@ -24,6 +24,7 @@ mod integrity;
 mod properties;
 mod python;
 mod python_client;
+mod registry;
 mod reload;
 mod remote;
 mod sessions;

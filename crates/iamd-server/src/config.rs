@@ -203,9 +203,10 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 #[derive(Debug, Default, Clone, PartialEq, clap::Args)]
 pub struct Overrides {
     /// The bundle: a directory, an `aws iam get-account-authorization-details`
-    /// file, or the `https://` (or `http://`) URL of a bundle archive
+    /// file, the `https://` (or `http://`) URL of a bundle archive, or an
+    /// OCI reference `oci://REGISTRY/REPO:TAG` or `...@sha256:DIGEST`
     /// (docs/bundles.md).
-    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH|URL")]
+    #[arg(long, env = "IAMD_BUNDLE", value_name = "PATH|URL|REF")]
     pub bundle: Option<String>,
     /// Serve only bundles signed by this public key (PEM; repeatable:
     /// any of them).

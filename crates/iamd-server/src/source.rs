@@ -1,5 +1,6 @@
 //! Where bundles come from: the [`BundleSource`]s of `iamd-source` (a
-//! directory, an archive over HTTP(S)), and which one a `--bundle` names.
+//! directory, an archive over HTTP(S) or in an OCI registry), and which one
+//! a `--bundle` names.
 
 pub use iamd_source::{BundleSource, DirectorySource, Fetched};
 
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use iamd_source::http::{HttpOptions, HttpSource, Polling};
+use iamd_source::oci::{Credentials, OciOptions, OciSource};
 use iamd_source::signature::Verifier;
 use serde::Deserialize;
 
@@ -17,8 +19,9 @@ use serde::Deserialize;
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FileBundle {
-    /// A directory, an AWS export file, or an `https://`/`http://` URL of
-    /// a bundle archive.
+    /// A directory, an AWS export file, an `https://`/`http://` URL of a
+    /// bundle archive, or an OCI reference (`oci://REGISTRY/REPO:TAG`,
+    /// `...@sha256:DIGEST`).
     pub source: Option<String>,
     /// Seconds between polls of a remote source, at least (30).
     pub poll_min_seconds: Option<u64>,
@@ -34,8 +37,10 @@ pub struct FileBundle {
     pub connect_timeout_seconds: Option<u64>,
     /// The largest download, in bytes (256 MiB).
     pub max_bytes: Option<u64>,
-    /// A file holding the bearer token sent to the server.
+    /// A file holding the bearer token sent to the server (or registry).
     pub bearer_token_file: Option<PathBuf>,
+    /// A file holding `user:password` for an OCI registry.
+    pub basic_auth_file: Option<PathBuf>,
     /// CAs for the server's certificate (PEM); default: the system's.
     pub ca_file: Option<PathBuf>,
     /// A client certificate (PEM) for servers that require one.
@@ -105,6 +110,8 @@ pub enum Location {
     Local(PathBuf),
     /// A bundle archive at a URL.
     Http(Box<HttpOptions>),
+    /// A bundle archive in an OCI registry.
+    Oci(Box<OciOptions>),
 }
 
 /// The bundle's settings, resolved.
@@ -136,8 +143,9 @@ impl BundleConfig {
         };
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
         let persist = flag_persist.or(file.persist_dir.clone());
-        let remote = source.starts_with("https://") || source.starts_with("http://");
-        let location = if remote {
+        let http = source.starts_with("https://") || source.starts_with("http://");
+        let oci = source.starts_with("oci://");
+        let location = if http || oci {
             let polling = Polling {
                 min: secs(file.poll_min_seconds, 30),
                 max: secs(
@@ -153,25 +161,50 @@ impl BundleConfig {
                     polling.max.as_secs()
                 ));
             }
-            let mut options = HttpOptions::new(&source);
-            options.polling = polling;
-            options.client.timeout = secs(file.timeout_seconds, 30);
-            options.client.connect_timeout = secs(file.connect_timeout_seconds, 5);
-            options.client.max_bytes = file.max_bytes.unwrap_or(options.client.max_bytes);
-            options.client.ca_file = file.ca_file.clone();
-            options.client.client_cert = file.client_cert_file.clone();
-            options.client.client_key = file.client_key_file.clone();
-            options.bearer_token_file = file.bearer_token_file.clone();
-            options.long_poll = file
-                .long_poll_seconds
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs);
-            options.persist = persist;
-            Location::Http(Box::new(options))
+            let mut client = iamd_source::ClientOptions {
+                timeout: secs(file.timeout_seconds, 30),
+                connect_timeout: secs(file.connect_timeout_seconds, 5),
+                ca_file: file.ca_file.clone(),
+                client_cert: file.client_cert_file.clone(),
+                client_key: file.client_key_file.clone(),
+                ..iamd_source::ClientOptions::default()
+            };
+            client.max_bytes = file.max_bytes.unwrap_or(client.max_bytes);
+            if oci {
+                if let Err(e) = iamd_source::oci::Reference::parse(&source) {
+                    problems.push(format!("bundle: {e}"));
+                }
+                if file.long_poll_seconds.is_some() {
+                    problems.push("bundle.longPollSeconds is for an HTTP source: a registry does not hold polls".to_owned());
+                }
+                let mut options = OciOptions::new(&source);
+                options.polling = polling;
+                options.client = client;
+                options.credentials = Credentials {
+                    token_file: file.bearer_token_file.clone(),
+                    basic_file: file.basic_auth_file.clone(),
+                };
+                options.persist = persist;
+                Location::Oci(Box::new(options))
+            } else {
+                if file.basic_auth_file.is_some() {
+                    problems.push("bundle.basicAuthFile is for an OCI registry: an HTTP source sends `bearerTokenFile`".to_owned());
+                }
+                let mut options = HttpOptions::new(&source);
+                options.polling = polling;
+                options.client = client;
+                options.bearer_token_file = file.bearer_token_file.clone();
+                options.long_poll = file
+                    .long_poll_seconds
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs);
+                options.persist = persist;
+                Location::Http(Box::new(options))
+            }
         } else {
             if source.contains("://") {
                 problems.push(format!(
-                    "bundle: `{source}`: iamd reads a directory, an AWS export file, or an `https://` or `http://` URL"
+                    "bundle: `{source}`: iamd reads a directory, an AWS export file, an `https://` or `http://` URL, or an `oci://` reference"
                 ));
             }
             let remote_only = [
@@ -179,6 +212,7 @@ impl BundleConfig {
                 ("pollMaxSeconds", file.poll_max_seconds.is_some()),
                 ("longPollSeconds", file.long_poll_seconds.is_some()),
                 ("bearerTokenFile", file.bearer_token_file.is_some()),
+                ("basicAuthFile", file.basic_auth_file.is_some()),
                 ("caFile", file.ca_file.is_some()),
                 ("persistDir", persist.is_some()),
             ];
@@ -206,6 +240,7 @@ impl BundleConfig {
         let source: Box<dyn BundleSource> = match &self.location {
             Location::Local(path) => Box::new(DirectorySource::new(path)),
             Location::Http(options) => Box::new(HttpSource::new((**options).clone())?),
+            Location::Oci(options) => Box::new(OciSource::new((**options).clone())?),
         };
         let verifier = if self.verify_keys.is_empty() {
             None

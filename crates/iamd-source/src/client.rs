@@ -66,24 +66,40 @@ impl Response {
 
 /// A request.
 #[derive(Debug, Clone)]
-pub(crate) struct Request<'a> {
+pub(crate) struct Request {
     pub(crate) method: hyper::Method,
-    pub(crate) url: &'a str,
+    pub(crate) url: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Bytes,
     /// Longer than [`ClientOptions::timeout`] (a long poll).
     pub(crate) timeout: Option<Duration>,
 }
 
-impl<'a> Request<'a> {
-    pub(crate) fn get(url: &'a str) -> Self {
+impl Request {
+    fn new(method: hyper::Method, url: impl Into<String>, body: Bytes) -> Self {
         Self {
-            method: hyper::Method::GET,
-            url,
+            method,
+            url: url.into(),
             headers: Vec::new(),
-            body: Bytes::new(),
+            body,
             timeout: None,
         }
+    }
+
+    pub(crate) fn get(url: impl Into<String>) -> Self {
+        Self::new(hyper::Method::GET, url, Bytes::new())
+    }
+
+    pub(crate) fn head(url: impl Into<String>) -> Self {
+        Self::new(hyper::Method::HEAD, url, Bytes::new())
+    }
+
+    pub(crate) fn post(url: impl Into<String>) -> Self {
+        Self::new(hyper::Method::POST, url, Bytes::new())
+    }
+
+    pub(crate) fn put(url: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Self::new(hyper::Method::PUT, url, body.into())
     }
 
     pub(crate) fn header(mut self, name: HeaderName, value: &str) -> Result<Self, String> {
@@ -115,7 +131,7 @@ impl Client {
     }
 
     /// Sends `request`, following redirects; blocks the calling thread.
-    pub(crate) fn send(&self, request: Request<'_>) -> Result<Response, String> {
+    pub(crate) fn send(&self, request: Request) -> Result<Response, String> {
         let timeout = request.timeout.unwrap_or(self.options.timeout);
         let run = || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -145,8 +161,8 @@ impl Client {
         }
     }
 
-    async fn follow(&self, request: Request<'_>) -> Result<Response, String> {
-        let mut url = request.url.to_owned();
+    async fn follow(&self, request: Request) -> Result<Response, String> {
+        let mut url = request.url.clone();
         let mut headers = request.headers;
         for _ in 0..=REDIRECTS {
             let response = self
@@ -176,7 +192,7 @@ impl Client {
         }
         Err(format!(
             "`{}`: more than {REDIRECTS} redirects",
-            redact(request.url)
+            redact(&request.url)
         ))
     }
 

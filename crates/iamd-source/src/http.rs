@@ -23,11 +23,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper::header::{self, HeaderName};
-use iamd_bundle::{BundleError, ReadLimits};
+use iamd_bundle::ReadLimits;
 
 use crate::client::{self, Client, ClientOptions, Request};
-use crate::persist::{Persisted, Record};
-use crate::{BundleSource, Fetched};
+use crate::remote::{Answer, Fetch, Remote, Validator};
 
 /// When to poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,51 +111,17 @@ impl HttpOptions {
     }
 }
 
-/// What validates a cached bundle with the server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Validator {
-    etag: Option<String>,
-    last_modified: Option<String>,
-}
-
-impl Validator {
-    fn of(response: &client::Response) -> Self {
-        Self {
-            etag: response.header(&header::ETAG).map(str::to_owned),
-            last_modified: response.header(&header::LAST_MODIFIED).map(str::to_owned),
+impl client::Response {
+    fn validator(&self) -> Validator {
+        Validator {
+            etag: self.header(&header::ETAG).map(str::to_owned),
+            last_modified: self.header(&header::LAST_MODIFIED).map(str::to_owned),
         }
     }
-
-    fn is_empty(&self) -> bool {
-        self.etag.is_none() && self.last_modified.is_none()
-    }
-}
-
-/// What the last read handed over, waiting for the reloader's verdict.
-#[derive(Debug)]
-struct Pending {
-    validator: Validator,
-    digest: String,
-    /// The archive, to persist (none when it came from the persisted copy).
-    archive: Option<Vec<u8>>,
 }
 
 /// A bundle archive at a URL.
-#[derive(Debug)]
-pub struct HttpSource {
-    options: HttpOptions,
-    shown: String,
-    client: Client,
-    persisted: Option<Persisted>,
-    /// The validator of the bundle that is live.
-    live: Option<Validator>,
-    pending: Option<Pending>,
-    /// A bundle from this source went live in this process.
-    activated: bool,
-    failures: u32,
-    /// The server held the last poll (long polling works).
-    held: bool,
-}
+pub type HttpSource = Remote<HttpFetch>;
 
 impl HttpSource {
     /// A source fetching `options.url`; an error for a URL that is not
@@ -164,21 +129,52 @@ impl HttpSource {
     pub fn new(options: HttpOptions) -> Result<Self, String> {
         client::parse(&options.url)?;
         let client = Client::new(options.client.clone())?;
-        Ok(Self {
+        let (polling, limits, max) = (options.polling, options.limits, options.client.max_bytes);
+        let persist = options.persist.clone();
+        let fetch = HttpFetch {
             shown: client::redact(&options.url),
-            persisted: options.persist.as_deref().map(Persisted::new),
             client,
             options,
-            live: None,
-            pending: None,
-            activated: false,
-            failures: 0,
             held: false,
-        })
+        };
+        Ok(Remote::with(
+            fetch,
+            polling,
+            limits,
+            max,
+            persist.as_deref(),
+        ))
     }
+}
 
-    fn request(&self, validator: Option<&Validator>) -> Result<Request<'_>, String> {
-        let mut request = Request::get(&self.options.url);
+/// One poll of a URL.
+#[derive(Debug)]
+pub struct HttpFetch {
+    options: HttpOptions,
+    shown: String,
+    client: Client,
+    /// The server held the last poll (long polling works).
+    held: bool,
+}
+
+/// The `Authorization` header's value from a bearer token file, read at
+/// each request (a rotated token is used at the next); never shown.
+pub(crate) fn bearer(path: &std::path::Path) -> Result<String, String> {
+    let token = iamd_bundle::regular_file::read(path, 64 << 10)
+        .map_err(|e| format!("the bearer token file {}: {e}", path.display()))?;
+    let token = String::from_utf8_lossy(&token).trim().to_owned();
+    if token.is_empty() || token.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "the bearer token file {} is empty or not one line of text",
+            path.display()
+        ));
+    }
+    Ok(format!("Bearer {token}"))
+}
+
+impl HttpFetch {
+    fn request(&self, validator: Option<&Validator>) -> Result<Request, String> {
+        let mut request = Request::get(self.options.url.as_str());
         if let Some(v) = validator {
             if let Some(etag) = &v.etag {
                 request = request.header(header::IF_NONE_MATCH, etag)?;
@@ -187,20 +183,7 @@ impl HttpSource {
             }
         }
         if let Some(path) = &self.options.bearer_token_file {
-            let token = iamd_bundle::regular_file::read(path, 64 << 10)
-                .map_err(|e| format!("the bearer token file {}: {e}", path.display()))?;
-            let token = String::from_utf8_lossy(&token).trim().to_owned();
-            if token.is_empty() {
-                return Err(format!("the bearer token file {} is empty", path.display()));
-            }
-            request = request
-                .header(header::AUTHORIZATION, &format!("Bearer {token}"))
-                .map_err(|_| {
-                    format!(
-                        "the bearer token in {} is not a valid header value",
-                        path.display()
-                    )
-                })?;
+            request = request.header(header::AUTHORIZATION, &bearer(path)?)?;
         }
         if let Some(wait) = self.options.long_poll {
             request = request.header(PREFER, &format!("wait={}", wait.as_secs()))?;
@@ -208,65 +191,22 @@ impl HttpSource {
         }
         Ok(request)
     }
+}
 
-    /// One poll: `Ok(None)` for a 304.
-    fn fetch(&mut self) -> Result<Option<Fetched>, String> {
-        // Before anything went live, a persisted copy's validator: a 304
-        // means the copy is current.
-        let saved = if self.activated {
-            None
-        } else {
-            self.load_persisted()
-        };
-        let validator = self.live.clone().or_else(|| {
-            saved
-                .as_ref()
-                .and_then(|(_, r)| r.as_ref())
-                .map(|r| Validator {
-                    etag: r.etag.clone(),
-                    last_modified: r.last_modified.clone(),
-                })
-                .filter(|v| !v.is_empty())
-        });
-        let request = self.request(validator.as_ref())?;
+impl Fetch for HttpFetch {
+    fn fetch(&mut self, validator: Option<&Validator>) -> Result<Answer, String> {
+        let request = self.request(validator)?;
         let response = self.client.send(request)?;
         self.held = self.options.long_poll.is_some()
             && response
                 .header(&PREFERENCE_APPLIED)
                 .is_some_and(|v| v.contains("wait"));
         match response.status {
-            304 if validator.is_some() => {
-                if self.live.is_some() {
-                    return Ok(None);
-                }
-                // The persisted copy is what the server has.
-                let (archive, record) = saved.ok_or("a 304 without a copy")?;
-                let fetched =
-                    crate::archive::read(&self.persisted_name(), &archive, &self.options.limits)
-                        .map_err(|e| e.lines().join("; "))?;
-                self.pending = Some(Pending {
-                    validator: record
-                        .map(|r| Validator {
-                            etag: r.etag,
-                            last_modified: r.last_modified,
-                        })
-                        .unwrap_or_default(),
-                    digest: fetched.files.digest().to_owned(),
-                    archive: None,
-                });
-                Ok(Some(fetched))
-            }
-            200 => {
-                let fetched =
-                    crate::archive::read(&self.shown, &response.body, &self.options.limits)
-                        .map_err(|e| e.lines().join("; "))?;
-                self.pending = Some(Pending {
-                    validator: Validator::of(&response),
-                    digest: fetched.files.digest().to_owned(),
-                    archive: Some(response.body.to_vec()),
-                });
-                Ok(Some(fetched))
-            }
+            304 if validator.is_some() => Ok(Answer::NotModified),
+            200 => Ok(Answer::Archive {
+                validator: response.validator(),
+                bytes: response.body.to_vec(),
+            }),
             401 | 403 => Err(format!(
                 "`{}` answered {}: the server refused this daemon's credentials (`bearerTokenFile`, the client certificate)",
                 self.shown, response.status
@@ -287,59 +227,12 @@ impl HttpSource {
         }
     }
 
-    fn persisted_name(&self) -> String {
-        match &self.persisted {
-            Some(p) => format!(
-                "{} (the persisted copy of {})",
-                p.dir().join(crate::persist::ARCHIVE).display(),
-                self.shown
-            ),
-            None => self.shown.clone(),
-        }
+    fn held(&self) -> bool {
+        self.held
     }
 
-    fn load_persisted(&self) -> Option<crate::persist::Copy> {
-        let p = self.persisted.as_ref()?;
-        match p.load(self.options.client.max_bytes) {
-            Ok(copy) => copy,
-            Err(e) => {
-                tracing::warn!(target: "iamd::reload", "the persisted bundle is ignored: {e}");
-                None
-            }
-        }
-    }
-
-    /// The persisted copy, as the bundle to serve while the server cannot
-    /// be reached, before any bundle went live.
-    fn fallback(&mut self, why: &str) -> Option<Fetched> {
-        if self.activated {
-            return None;
-        }
-        let (archive, record) = self.load_persisted()?;
-        match crate::archive::read(&self.persisted_name(), &archive, &self.options.limits) {
-            Ok(mut fetched) => {
-                tracing::warn!(target: "iamd::reload",
-                    source = %self.shown,
-                    "the bundle source cannot be reached ({why}): serving the persisted copy saved at {} until it answers",
-                    record.as_ref().map_or("an unknown time", |r| r.saved_at.as_str())
-                );
-                fetched.persisted = true;
-                self.pending = Some(Pending {
-                    // Its validator is only trusted when the server confirms it.
-                    validator: Validator::default(),
-                    digest: fetched.files.digest().to_owned(),
-                    archive: None,
-                });
-                Some(fetched)
-            }
-            Err(e) => {
-                tracing::warn!(target: "iamd::reload",
-                    "the persisted bundle is ignored: {}",
-                    e.lines().join("; ")
-                );
-                None
-            }
-        }
+    fn describe(&self) -> String {
+        self.shown.clone()
     }
 }
 
@@ -347,61 +240,6 @@ impl HttpSource {
 const PREFER: HeaderName = HeaderName::from_static("prefer");
 /// `Preference-Applied` (RFC 7240).
 const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
-
-impl BundleSource for HttpSource {
-    fn read(&mut self, _settle: Duration) -> Result<Option<Fetched>, BundleError> {
-        self.pending = None;
-        match self.fetch() {
-            Ok(f) => Ok(f),
-            Err(why) => match self.fallback(&why) {
-                Some(f) => Ok(Some(f)),
-                None => Err(crate::error(&self.shown, why)),
-            },
-        }
-    }
-
-    fn settled(&mut self, live: bool) {
-        let Some(pending) = self.pending.take() else {
-            return;
-        };
-        if !live {
-            return;
-        }
-        self.activated = true;
-        if let (Some(p), Some(archive)) = (&self.persisted, &pending.archive) {
-            let record = Record {
-                source: self.shown.clone(),
-                digest: pending.digest.clone(),
-                etag: pending.validator.etag.clone(),
-                last_modified: pending.validator.last_modified.clone(),
-                saved_at: jiff::Timestamp::now().to_string(),
-            };
-            if let Err(e) = p.save(archive, &record) {
-                tracing::warn!(target: "iamd::reload",
-                    dir = %p.dir().display(),
-                    "cannot persist the bundle: {e} (it is served; a restart while the source is down would have no copy)"
-                );
-            }
-        }
-        self.live = Some(pending.validator).filter(|v| !v.is_empty());
-    }
-
-    fn next_read(&mut self, failed: bool) -> Option<Duration> {
-        if failed {
-            self.failures = self.failures.saturating_add(1);
-        } else {
-            self.failures = 0;
-            if self.held {
-                return Some(Duration::ZERO);
-            }
-        }
-        Some(self.options.polling.next(self.failures))
-    }
-
-    fn describe(&self) -> String {
-        self.shown.clone()
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,8 @@
 //!   local file system (a mounted ConfigMap is one), watched for changes.
 //! - [`http::HttpSource`]: a bundle archive at an `https://` (or
 //!   `http://`) URL, polled with conditional requests, jitter and back-off.
+//! - [`oci::OciSource`]: the same archive as an OCI artifact in a
+//!   registry, by tag (re-resolved each poll) or pinned by digest.
 //!
 //! An [`archive`] is a gzipped tar of a bundle directory, read in memory
 //! with the directory's rules and limits; a [`signature`] (ed25519) covers
@@ -25,7 +27,9 @@ use iamd_bundle::{BundleError, BundleFiles, ReadLimits};
 pub mod archive;
 mod client;
 pub mod http;
+pub mod oci;
 pub mod persist;
+pub mod remote;
 pub mod signature;
 
 pub use client::ClientOptions;
