@@ -277,6 +277,69 @@ fn the_helm_chart_lints_renders_and_validates() {
             assert!(!config.contains("envoy:"), "{config}");
         }
     }
+    // A remote, signed source with a persisted copy: the configuration
+    // resolves, and every file it names is mounted.
+    for (source, auth) in [
+        (
+            "oci://registry.example.com/iamd/bundle:prod",
+            "basicAuthFile: /etc/iamd/bundle-auth/basic",
+        ),
+        (
+            "https://bundles.example.com/prod.tar.gz",
+            "bearerTokenFile: /etc/iamd/bundle-auth/token",
+        ),
+    ] {
+        let set = format!(
+            "bundle.remote.source={source},bundle.remote.credentialsSecret=creds,bundle.remote.verifyKeysConfigMap=keys,bundle.remote.caConfigMap=ca,bundle.remote.maxAgeSeconds=3600"
+        );
+        let rendered = run(Command::new(&helm)
+            .args(["template", "demo"])
+            .arg(&chart)
+            .args(["--set", &set]));
+        validate(&validator, &rendered);
+        let docs = documents(&rendered);
+        assert!(
+            !docs
+                .iter()
+                .any(|d| d["metadata"]["name"] == "demo-iamd-bundle"),
+            "no bundle ConfigMap"
+        );
+        let text = find(&docs, "ConfigMap", "-config")["data"]["iamd.yaml"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.contains(auth), "{text}");
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("iamd.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let cfg = iamd_server::config::ServeConfig::resolve(
+            iamd_server::config::load(&path).unwrap(),
+            iamd_server::config::Overrides::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            cfg.bundle.max_age,
+            Some(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(cfg.bundle.verify_keys, [Path::new("/etc/iamd/keys")]);
+        let spec = &find(&docs, "Deployment", "demo-iamd")["spec"]["template"]["spec"];
+        let mounts: Vec<&str> = spec["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        for dir in [
+            "/etc/iamd/bundle-auth",
+            "/etc/iamd/bundle-ca",
+            "/etc/iamd/keys",
+            "/var/lib/iamd",
+        ] {
+            assert!(mounts.contains(&dir), "{dir}: {mounts:?}");
+        }
+        assert!(!mounts.contains(&"/etc/iamd/bundle"), "{mounts:?}");
+        assert!(text.contains("persistDir: /var/lib/iamd/bundle"), "{text}");
+    }
 }
 
 #[test]

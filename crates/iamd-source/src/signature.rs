@@ -222,12 +222,40 @@ pub struct Verified {
 }
 
 impl Verifier {
-    /// Reads public keys (SubjectPublicKeyInfo PEM, or a raw 32-byte key in
-    /// base64 on one line); every problem at once.
+    /// Reads public keys (SubjectPublicKeyInfo PEM): files, or directories
+    /// whose `*.pub` and `*.pem` files are keys (a mounted ConfigMap);
+    /// every problem at once.
     pub fn read(paths: &[PathBuf]) -> Result<Self, KeyError> {
         let mut keys = BTreeMap::new();
         let mut problems = Vec::new();
+        let mut files = Vec::new();
         for path in paths {
+            if !path.is_dir() {
+                files.push(path.clone());
+                continue;
+            }
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| KeyError(format!("{}: {e}", path.display())))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    !name.starts_with('.') && (name.ends_with(".pub") || name.ends_with(".pem"))
+                })
+                .collect();
+            if found.is_empty() {
+                problems.push(format!(
+                    "{}: no public key in it (files named `*.pub` or `*.pem`)",
+                    path.display()
+                ));
+            }
+            found.sort();
+            files.extend(found);
+        }
+        for path in &files {
             match public_key(path) {
                 Ok(key) => {
                     keys.insert(
@@ -499,6 +527,32 @@ mod tests {
                 .unwrap_err()
                 .contains("bad signature")
         );
+    }
+
+    #[test]
+    fn a_directory_of_public_keys_is_every_key_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = Vec::new();
+        for name in ["a.pub", "b.pem"] {
+            let (private, public) = SigningKey::generate().unwrap();
+            std::fs::write(dir.path().join(name), public).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.key")), &private).unwrap();
+            ids.push(
+                SigningKey::read(&dir.path().join(format!("{name}.key")))
+                    .unwrap()
+                    .id()
+                    .to_owned(),
+            );
+        }
+        // Kubernetes' own entries and other files are not keys.
+        std::fs::create_dir(dir.path().join("..data")).unwrap();
+        std::fs::write(dir.path().join("README"), "keys").unwrap();
+        let v = Verifier::read(&[dir.path().to_owned()]).unwrap();
+        ids.sort();
+        assert_eq!(v.ids().collect::<Vec<_>>(), ids);
+        let empty = tempfile::tempdir().unwrap();
+        let e = Verifier::read(&[empty.path().to_owned()]).unwrap_err();
+        assert!(e.0.contains("no public key in it"), "{e}");
     }
 
     #[test]
