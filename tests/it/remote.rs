@@ -667,6 +667,20 @@ async fn a_daemon_serves_only_signed_remote_bundles_goes_stale_and_restarts_from
     let s = until(admin, "r3", |s| live_label(s) == "r3");
     assert_eq!(s["live"]["signedBy"], new.id());
     assert_eq!(s["lastFailure"], serde_json::Value::Null);
+    // GetStatus says the same.
+    let mut client = pb::authorizer_client::AuthorizerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let reported = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let live = reported.live.unwrap();
+    assert_eq!((live.signed_by.as_str(), live.persisted), (new.id(), false));
+    let freshness = reported.freshness.unwrap();
+    assert_eq!(freshness.consecutive_failures, 0);
+    assert!(!freshness.last_success.is_empty() && !freshness.stale);
     stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = load.await.unwrap();
     assert!(seen.keys().all(|k| k == "r1" || k == "r3"), "{seen:?}");
