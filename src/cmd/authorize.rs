@@ -109,12 +109,8 @@ fn run_authzen(args: &AuthorizeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
     let url = args.daemon.url();
-    match rt.block_on(super::authzen::evaluate(args, &url, &body)) {
+    match super::authzen::evaluate(args, &url, &body) {
         Ok((200, answer)) => match super::authzen::print(&answer, args.json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

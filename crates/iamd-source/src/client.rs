@@ -5,7 +5,8 @@
 //! `https` to `http`, credentials dropped when the host changes).
 //!
 //! It is called from the reloader's own thread, not from the daemon's
-//! runtime: each call runs on a small runtime of its own.
+//! runtime: each call runs on a small runtime of its own. The command line
+//! (`iamd authorize --authzen`, `iamd bundle push`) uses it too.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -27,6 +28,8 @@ pub struct ClientOptions {
     pub client_cert: Option<PathBuf>,
     /// Its private key (PEM).
     pub client_key: Option<PathBuf>,
+    /// The name the server's certificate must have, when not the URL's host.
+    pub server_name: Option<String>,
     /// The longest a TCP connection (and TLS handshake) may take.
     pub connect_timeout: Duration,
     /// The longest a whole exchange may take, body included.
@@ -41,6 +44,7 @@ impl Default for ClientOptions {
             ca_file: None,
             client_cert: None,
             client_key: None,
+            server_name: None,
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
             max_bytes: 256 << 20,
@@ -50,7 +54,7 @@ impl Default for ClientOptions {
 
 /// An answer.
 #[derive(Debug)]
-pub(crate) struct Response {
+pub struct Response {
     pub(crate) status: u16,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
@@ -59,6 +63,16 @@ pub(crate) struct Response {
 }
 
 impl Response {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     pub(crate) fn header(&self, name: &HeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -66,7 +80,7 @@ impl Response {
 
 /// A request.
 #[derive(Debug, Clone)]
-pub(crate) struct Request {
+pub struct Request {
     pub(crate) method: hyper::Method,
     pub(crate) url: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
@@ -98,11 +112,18 @@ impl Request {
         Self::new(hyper::Method::POST, url, Bytes::new())
     }
 
+    /// A POST of `body`.
+    pub fn post_body(url: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Self::new(hyper::Method::POST, url, body.into())
+    }
+
     pub(crate) fn put(url: impl Into<String>, body: impl Into<Bytes>) -> Self {
         Self::new(hyper::Method::PUT, url, body.into())
     }
 
-    pub(crate) fn header(mut self, name: HeaderName, value: &str) -> Result<Self, String> {
+    /// The request with a header more; an error for a value that cannot
+    /// be one.
+    pub fn header(mut self, name: HeaderName, value: &str) -> Result<Self, String> {
         let value = HeaderValue::from_str(value)
             .map_err(|_| format!("the value of the `{name}` header is not valid"))?;
         self.headers.push((name, value));
@@ -112,7 +133,7 @@ impl Request {
 
 /// The client.
 #[derive(Debug, Clone)]
-pub(crate) struct Client {
+pub struct Client {
     options: ClientOptions,
 }
 
@@ -120,7 +141,8 @@ pub(crate) struct Client {
 const REDIRECTS: usize = 5;
 
 impl Client {
-    pub(crate) fn new(options: ClientOptions) -> Result<Self, String> {
+    /// A client; an error for TLS files that cannot be read.
+    pub fn new(options: ClientOptions) -> Result<Self, String> {
         // The TLS files are read at each exchange (a rotated certificate is
         // used at the next poll); reading them once here reports a wrong
         // path at start.
@@ -131,7 +153,7 @@ impl Client {
     }
 
     /// Sends `request`, following redirects; blocks the calling thread.
-    pub(crate) fn send(&self, request: Request) -> Result<Response, String> {
+    pub fn send(&self, request: Request) -> Result<Response, String> {
         let timeout = request.timeout.unwrap_or(self.options.timeout);
         let run = || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -232,7 +254,12 @@ impl Client {
             .map_err(|e| format!("`{shown}`: {e}"))?;
         let response = if target.https {
             let config = tls_config(&self.options)?;
-            let name = rustls_pki_types::ServerName::try_from(target.host.clone())
+            let name = self
+                .options
+                .server_name
+                .clone()
+                .unwrap_or_else(|| target.host.clone());
+            let name = rustls_pki_types::ServerName::try_from(name)
                 .map_err(|e| format!("`{shown}`: the host's name: {e}"))?;
             let handshake = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
             let stream = tokio::time::timeout(self.options.connect_timeout, handshake)

@@ -25,7 +25,7 @@ use std::time::Duration;
 use iamd_bundle::{BundleError, BundleFiles, ReadLimits};
 
 pub mod archive;
-mod client;
+pub mod client;
 pub mod http;
 pub mod oci;
 pub mod persist;
