@@ -912,6 +912,16 @@ mod tests {
             }
         }
 
+        impl Memory {
+            /// Adds an entry that leaves the bundle: the files are refused.
+            fn break_it(&self) {
+                self.files
+                    .lock()
+                    .unwrap()
+                    .push(("policies/../x.json".into(), b"{}".to_vec()));
+            }
+        }
+
         impl BundleSource for Memory {
             fn read(&mut self, _settle: Duration) -> Result<Option<Fetched>, BundleError> {
                 if self.down.load(std::sync::atomic::Ordering::Relaxed) {
@@ -952,11 +962,7 @@ mod tests {
             assert_eq!(status.live.unwrap().source, "memory:test");
             assert_eq!((status.reloads.loaded, status.reloads.unchanged), (1, 1));
             // A bad bundle: refused, reported, the good one stays.
-            memory
-                .files
-                .lock()
-                .unwrap()
-                .push(("policies/../x.json".into(), b"{}".to_vec()));
+            memory.break_it();
             assert!(matches!(r.reload(Trigger::Timer), ReloadOutcome::Failed(_)));
             assert_eq!(label(&store).as_deref(), Some("one"));
             let failure = store.status().last_failure.unwrap();
@@ -1104,11 +1110,7 @@ mod tests {
                 .down
                 .store(false, std::sync::atomic::Ordering::Relaxed);
             let good = memory.files.lock().unwrap().clone();
-            memory
-                .files
-                .lock()
-                .unwrap()
-                .push(("policies/../x.json".into(), b"{}".to_vec()));
+            memory.break_it();
             assert!(matches!(r.reload(Trigger::Timer), ReloadOutcome::Failed(_)));
             assert!(!store.serving());
             // The source has the live bundle again: served again.

@@ -245,41 +245,8 @@ const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-appli
 mod tests {
     use super::{HttpOptions, HttpSource, Polling};
     use crate::BundleSource as _;
-    use std::io::{BufRead as _, Read as _, Write as _};
+    use crate::testing::serve;
     use std::time::Duration;
-
-    /// A server answering each connection's one request with the next of
-    /// `answers` (the head, then the body), and handing back each request's
-    /// head, lower-cased.
-    fn serve(answers: Vec<(String, Vec<u8>)>) -> (String, std::sync::mpsc::Receiver<String>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/b.tar.gz", listener.local_addr().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for (head, body) in answers {
-                let (mut s, _) = listener.accept().unwrap();
-                let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
-                let mut request = String::new();
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    if line.trim().is_empty() {
-                        break;
-                    }
-                    request.push_str(&line.to_ascii_lowercase());
-                }
-                tx.send(request).unwrap();
-                let head = format!(
-                    "{head}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                s.write_all(head.as_bytes()).unwrap();
-                s.write_all(&body).unwrap();
-                let _ = s.read(&mut [0u8; 1]);
-            }
-        });
-        (url, rx)
-    }
 
     fn archive() -> Vec<u8> {
         let files = iamd_bundle::BundleFiles::from_files(
@@ -296,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_long_poll_is_asked_for_and_a_server_that_holds_it_is_polled_again_at_once() {
-        let (url, requests) = serve(vec![
+        let (addr, requests) = serve(vec![
             ("HTTP/1.1 200 OK\r\netag: \"a\"".into(), archive()),
             (
                 "HTTP/1.1 304 Not Modified\r\netag: \"a\"\r\npreference-applied: wait=20".into(),
@@ -307,6 +274,7 @@ mod tests {
                 Vec::new(),
             ),
         ]);
+        let url = format!("http://{addr}/b.tar.gz");
         let mut options = HttpOptions::new(&url);
         options.long_poll = Some(Duration::from_secs(20));
         let mut source = HttpSource::new(options).unwrap();

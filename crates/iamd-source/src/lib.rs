@@ -31,6 +31,8 @@ pub mod oci;
 pub mod persist;
 pub mod remote;
 pub mod signature;
+#[cfg(test)]
+mod testing;
 
 pub use client::ClientOptions;
 

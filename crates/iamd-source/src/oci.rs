@@ -625,7 +625,51 @@ fn upload(r: &mut Registry, bytes: &[u8], digest: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Reference, challenge};
+    use super::{OciOptions, OciSource, Reference, challenge, sha256};
+    use crate::BundleSource as _;
+    use crate::testing::{archive, serve};
+
+    #[test]
+    fn a_bearer_challenge_is_answered_from_the_token_service_and_the_token_reused() {
+        let layer = archive();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "layers": [{"mediaType": super::LAYER_MEDIA_TYPE, "digest": sha256(&layer), "size": layer.len()}],
+        })
+        .to_string();
+        let challenge = "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"http://{addr}/token\",service=\"reg\",scope=\"repository:iamd/b:pull\"";
+        let (addr, requests) = serve(vec![
+            (challenge.into(), Vec::new()),
+            ("HTTP/1.1 200 OK".into(), br#"{"token": "t0k"}"#.to_vec()),
+            ("HTTP/1.1 200 OK".into(), manifest.into_bytes()),
+            ("HTTP/1.1 200 OK".into(), layer),
+        ]);
+        let mut source =
+            OciSource::new(OciOptions::new(&format!("oci://{addr}/iamd/b:t"))).unwrap();
+        let fetched = source.read(std::time::Duration::ZERO).unwrap().unwrap();
+        assert!(fetched.files.files().any(|(p, _)| p == "bundle.yaml"));
+        let asked: Vec<String> = requests.try_iter().collect();
+        assert_eq!(asked.len(), 4, "{asked:?}");
+        assert!(
+            asked[0].starts_with("get /v2/iamd/b/manifests/t ")
+                && !asked[0].contains("authorization"),
+            "{asked:?}"
+        );
+        assert!(
+            asked[1].starts_with("get /token?service=reg&scope=repository%3aiamd%2fb%3apull "),
+            "{asked:?}"
+        );
+        assert!(
+            asked[2].contains("authorization: bearer t0k")
+                && asked[2].contains("accept: application/vnd.oci.image.manifest.v1+json"),
+            "{asked:?}"
+        );
+        assert!(
+            asked[3].starts_with("get /v2/iamd/b/blobs/sha256:")
+                && asked[3].contains("authorization: bearer t0k"),
+            "{asked:?}"
+        );
+    }
 
     #[test]
     fn references_are_parsed_and_loopback_registries_are_plain_http() {
