@@ -531,7 +531,7 @@ impl Reloader {
         tracing::error!(target: "iamd::reload",
             revision = %bundle.revision(),
             source = %self.source.describe(),
-            "the bundle was not confirmed by its source for {} s (`bundle.staleness.maxAgeSeconds`): no longer serving it; every request is refused (UNAVAILABLE) until the source answers",
+            "the bundle was not confirmed by its source for {} s (`bundle.staleness.maxAgeSeconds`): no longer serving it; every request is refused (UNAVAILABLE) until the source confirms a bundle",
             max_age.as_secs()
         );
         self.withdrawn = Some(bundle);
