@@ -261,6 +261,7 @@ impl BundleFiles {
             problems: Vec::new(),
             recorder,
             organization: None,
+            compiled: FxHashMap::default(),
         };
         let parts = if self.aws {
             self.texts
@@ -772,6 +773,10 @@ struct Loader<'f> {
     recorder: Option<Recorder>,
     /// `organizationId`: the organization of the account's principals.
     organization: Option<Arc<str>>,
+    /// Documents compiled so far, by kind and text: a document given many
+    /// times (every user's same inline policy, one file referenced by many)
+    /// is compiled once, and its policies share one body.
+    compiled: FxHashMap<(PolicyKind, String), Policy>,
 }
 
 /// YAML limits sized for bundles of 100,000 users and more, still bounded
@@ -1552,9 +1557,17 @@ impl Loader<'_> {
                     return None;
                 };
                 let size = size_without_whitespace(text);
+                // By path (a NUL cannot begin a JSON text): the same file.
+                let key = (kind, format!("\0{path}"));
+                if let Some(p) = self.compiled.get(&key) {
+                    let p = Arc::new(p.renamed(name));
+                    self.record(label, kind, (path, text, None), &p);
+                    return Some((p, size));
+                }
                 match Policy::parse(&Source::new(path, text), kind) {
                     Ok(p) => {
                         let p = Arc::new(p.with_name(name));
+                        self.compiled.insert(key, p.renamed(name));
                         self.record(label, kind, (path, text, None), &p);
                         Some((p, size))
                     }
@@ -1569,12 +1582,19 @@ impl Loader<'_> {
                 }
             }
             serde_json::Value::Object(_) => {
-                let text = doc.value.to_string();
-                let size = size_without_whitespace(&text);
-                match Policy::parse(&Source::new(name, &text), kind) {
+                let key = (kind, doc.value.to_string());
+                let text = key.1.as_str();
+                let size = size_without_whitespace(text);
+                if let Some(p) = self.compiled.get(&key) {
+                    let p = Arc::new(p.renamed(name));
+                    self.record(label, kind, (file, text, Some(&at)), &p);
+                    return Some((p, size));
+                }
+                match Policy::parse(&Source::new(name, text), kind) {
                     Ok(p) => {
                         let p = Arc::new(p);
-                        self.record(label, kind, (file, &text, Some(&at)), &p);
+                        self.record(label, kind, (file, text, Some(&at)), &p);
+                        self.compiled.insert(key, p.renamed(""));
                         Some((p, size))
                     }
                     Err(e) => {

@@ -50,3 +50,63 @@ fn search_knows_the_principals_resources_and_actions_sorted_and_declared_ones_ar
     assert_eq!(e.matches("is not an action").count(), 2, "{e}");
     assert!(e.contains("bundle.yaml:3:"), "{e}");
 }
+
+#[test]
+fn the_same_document_given_many_times_is_compiled_once_and_named_for_each_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("bundle.yaml", "account: \"123456789012\"\n");
+    let own = "  inline:\n    own:\n      Version: '2012-10-17'\n      Statement:\n        - {Effect: Allow, Action: 'docs:*', Resource: 'arn:acme:docs:eu-1:123456789012:doc/${aws:username}/*'}\n";
+    let other = "  inline:\n    own:\n      Statement:\n        - {Effect: Allow, Action: 'docs:Get*', Resource: '*'}\n";
+    write(
+        "users.yaml",
+        &format!(
+            "- name: ann\n{own}- name: bob\n{own}- name: cy\n{other}- name: dee\n  inline:\n    fromfile: documents/D.json\n- name: eve\n  inline:\n    fromfile: documents/D.json\n"
+        ),
+    );
+    write(
+        "documents/D.json",
+        r#"{"Statement": {"Effect": "Allow", "Action": "docs:List*", "Resource": "*"}}"#,
+    );
+    let b = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let policy = |user: &str| {
+        let e = b.entities.get(format!("user/{user}").as_str()).unwrap();
+        e.identity().policies()[0].clone()
+    };
+    let (ann, bob, cy, dee, eve) = (
+        policy("ann"),
+        policy("bob"),
+        policy("cy"),
+        policy("dee"),
+        policy("eve"),
+    );
+    assert!(ann.shares_body(&bob), "the same text: one compiled body");
+    assert!(!ann.shares_body(&cy), "another text: its own");
+    assert!(dee.shares_body(&eve), "the same file: one compiled body");
+    // Each use keeps its own name, which answers and explanations show.
+    assert_eq!((ann.name(), bob.name()), ("user/ann#own", "user/bob#own"));
+    assert_eq!(
+        (dee.name(), eve.name()),
+        ("user/dee#fromfile", "user/eve#fromfile")
+    );
+    // And the variable is still each user's own, and the answer names
+    // the user's own policy.
+    let ask = |user: &str, owner: &str| {
+        let q = crate::query::Query {
+            principal: format!("user/{user}"),
+            action: "docs:Get".into(),
+            resource: format!("arn:acme:docs:eu-1:123456789012:doc/{owner}/x"),
+            ..crate::query::Query::default()
+        };
+        b.query(&q, jiff::Timestamp::UNIX_EPOCH, false)
+    };
+    let v = ask("bob", "bob");
+    assert!(v.allowed(), "{v:?}");
+    assert_eq!(v.determining[0].policy, "user/bob#own", "{v:?}");
+    assert!(!ask("bob", "ann").allowed());
+    assert!(ask("ann", "ann").allowed());
+}

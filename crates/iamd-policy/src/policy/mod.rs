@@ -11,6 +11,7 @@ pub mod principal;
 pub mod raw;
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use error::{Diagnostic, PolicyError, Problems, StatementRef};
 pub use principal::Grant;
@@ -80,11 +81,19 @@ impl fmt::Display for Effect {
     }
 }
 
-/// A compiled policy document.
+/// A compiled policy document: a name, and its compiled body, which
+/// policies of the same text share (a bundle's identical inline policies
+/// are one body; [`Policy::renamed`]).
 #[derive(Debug, Clone)]
 pub struct Policy {
     name: Box<str>,
     kind: PolicyKind,
+    body: Arc<Body>,
+}
+
+/// What a policy's text compiles to, whatever the policy is called.
+#[derive(Debug)]
+struct Body {
     version: Option<Version>,
     statements: Box<[Statement]>,
     index: index::PolicyIndex,
@@ -127,9 +136,11 @@ impl Policy {
         Ok(Self {
             name: name.into(),
             kind,
-            version,
-            statements: statements.into(),
-            index,
+            body: Arc::new(Body {
+                version,
+                statements: statements.into(),
+                index,
+            }),
         })
     }
 
@@ -138,6 +149,21 @@ impl Policy {
     pub fn with_name(mut self, name: &str) -> Self {
         self.name = name.into();
         self
+    }
+
+    /// The same compiled body under another name: no copy of the
+    /// statements or the index.
+    pub fn renamed(&self, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            kind: self.kind,
+            body: self.body.clone(),
+        }
+    }
+
+    /// Whether two policies share one compiled body.
+    pub fn shares_body(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.body, &other.body)
     }
 
     /// The policy's name.
@@ -152,17 +178,17 @@ impl Policy {
 
     /// The `Version` element, if any.
     pub fn version(&self) -> Option<Version> {
-        self.version
+        self.body.version
     }
 
     /// The statements, in document order.
     pub fn statements(&self) -> &[Statement] {
-        &self.statements
+        &self.body.statements
     }
 
     /// The action index.
     pub(crate) fn index(&self) -> &index::PolicyIndex {
-        &self.index
+        &self.body.index
     }
 }
 
