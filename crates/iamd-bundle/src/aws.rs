@@ -266,6 +266,7 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<Diagnostic>) -> O
         });
     }
     Some(Parts {
+        user_files: Vec::new(),
         account_file: file.to_owned(),
         account: RawAccount {
             account: account_spanned,

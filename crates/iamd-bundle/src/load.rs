@@ -755,8 +755,12 @@ pub(crate) struct DocumentSource {
 pub(crate) struct Parts {
     pub account_file: String,
     pub account: RawAccount,
-    /// Each entry with the file it came from.
+    /// Each entry with the file it came from (an AWS export's).
     pub users: Vec<(String, RawUser)>,
+    /// The users files of a bundle directory, parsed while the users are
+    /// compiled, one user at a time ([`Loader::stream_users`]): the raw
+    /// users of a large bundle never all exist at once.
+    pub user_files: Vec<String>,
     pub groups: Vec<(String, RawGroup)>,
     pub roles: Vec<(String, RawRole)>,
     pub resources: Vec<(String, RawResource)>,
@@ -765,6 +769,48 @@ pub(crate) struct Parts {
     pub rcps: Vec<DocumentSource>,
     /// The bundle is an AWS export (hints name its lists, not files).
     pub aws: bool,
+}
+
+/// Users parsed and not yet compiled, at most.
+const QUEUED_USERS: usize = 256;
+
+thread_local! {
+    /// Where a parser thread of [`Loader::stream_users`] hands its users.
+    static USERS: std::cell::RefCell<Option<std::sync::mpsc::SyncSender<RawUser>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A users file, parsed into the queue of its thread's [`USERS`] instead of
+/// a list.
+struct StreamedUsers;
+
+impl<'de> serde::Deserialize<'de> for StreamedUsers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Each;
+        impl<'de> serde::de::Visitor<'de> for Each {
+            type Value = StreamedUsers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StreamedUsers, A::Error> {
+                while let Some(user) = seq.next_element::<RawUser>()? {
+                    let sent = USERS.with(|sink| {
+                        sink.borrow()
+                            .as_ref()
+                            .is_some_and(|tx| tx.send(user).is_ok())
+                    });
+                    if !sent {
+                        return Err(serde::de::Error::custom("the compilation stopped"));
+                    }
+                }
+                Ok(StreamedUsers)
+            }
+        }
+        d.deserialize_seq(Each)
+    }
 }
 
 struct Loader<'f> {
@@ -823,7 +869,7 @@ pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> At {
 /// A policy attached by reference, with where the reference is.
 type Ref<'r> = &'r Spanned<String>;
 
-impl Loader<'_> {
+impl<'f> Loader<'f> {
     fn parse_yaml<T: DeserializeOwned>(&mut self, part: &str) -> Option<(String, T)> {
         let (file, text) = self.files.top(part)?;
         self.parse_file(file, text).map(|v| (file.to_owned(), v))
@@ -839,20 +885,70 @@ impl Loader<'_> {
         }
     }
 
+    /// The files of a list part: its top-level file, then the files of
+    /// `PART.d/` in name order.
+    fn sources(&self, part: &str) -> Vec<(&'f str, &'f str)> {
+        let files = self.files;
+        let prefix = format!("{part}.d/");
+        files
+            .top(part)
+            .into_iter()
+            .chain(
+                files
+                    .texts
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .collect()
+    }
+
+    /// Parses the users files `files`, calling `add` for each user as it is
+    /// parsed: the parse runs on a thread of its own and hands the users
+    /// over a short queue, so that a large `users.yaml` is parsed while
+    /// its users are compiled and its raw users never all exist at once.
+    fn stream_users(&mut self, files: &[String], mut add: impl FnMut(&mut Self, &str, &RawUser)) {
+        for file in files {
+            let Some(text) = self.files.texts.get(file.as_str()).map(String::as_str) else {
+                continue;
+            };
+            let (tx, rx) = std::sync::mpsc::sync_channel::<RawUser>(QUEUED_USERS);
+            let parsed = std::thread::scope(|scope| {
+                let parser = std::thread::Builder::new()
+                    .name("iamd-parse".into())
+                    .spawn_scoped(scope, move || {
+                        USERS.with(|sink| *sink.borrow_mut() = Some(tx));
+                        let parsed = serde_saphyr::from_str_with_options::<StreamedUsers>(
+                            text,
+                            yaml_options(),
+                        );
+                        // The queue ends with the parse.
+                        USERS.with(|sink| sink.borrow_mut().take());
+                        parsed
+                    });
+                let parser = match parser {
+                    Ok(p) => p,
+                    Err(e) => return Err(format!("cannot start a parser thread: {e}")),
+                };
+                for user in rx.iter() {
+                    add(self, file, &user);
+                    crate::pace::point();
+                }
+                parser.join().map_err(|_| "the parser failed".to_owned())
+            });
+            match parsed {
+                Ok(Ok(StreamedUsers)) => {}
+                Ok(Err(e)) => self.problems.push(yaml_diagnostic(file, &e)),
+                Err(e) => self.problems.push(Diagnostic::file(file.as_str(), e)),
+            }
+        }
+    }
+
     /// The entries of a list part: its top-level file, then the files of
     /// `PART.d/` in name order, each entry with its file.
     fn list<T: DeserializeOwned>(&mut self, part: &str) -> Vec<(String, T)> {
-        let files = self.files;
         let mut out = Vec::new();
-        let prefix = format!("{part}.d/");
-        let sources = files.top(part).into_iter().chain(
-            files
-                .texts
-                .iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        for (file, text) in sources {
+        for (file, text) in self.sources(part) {
             // A large `users.yaml` is one parse of hundreds of
             // milliseconds: a point per entry.
             if let Some(items) = self.parse_file::<Vec<Paced<T>>>(file, text) {
@@ -865,7 +961,11 @@ impl Loader<'_> {
     /// Reads the directory format's files.
     fn parts(&mut self) -> Option<Parts> {
         let account = self.parse_yaml::<RawAccount>("bundle");
-        let users = self.list("users");
+        let user_files: Vec<String> = self
+            .sources("users")
+            .into_iter()
+            .map(|(f, _)| f.to_owned())
+            .collect();
         let groups = self.list("groups");
         let roles = self.list("roles");
         let resources = self.list("resources");
@@ -885,7 +985,9 @@ impl Loader<'_> {
         let rcps: Vec<DocumentSource> = docs("rcps");
         let Some((account_file, account)) = account else {
             // No account to build a bundle for: still report every error
-            // of the policy files, with the default limits.
+            // of the users files and the policy files, with the default
+            // limits.
+            drop(self.list::<RawUser>("users"));
             let limits = limits(&RawLimits::default());
             for doc in &managed {
                 self.policy_file(
@@ -903,8 +1005,10 @@ impl Loader<'_> {
             // An AWS export beside the organization's policies: the
             // export gives the identities and managed policies, the
             // directory the SCP and RCP levels and resource policies.
-            let from_dir =
-                !users.is_empty() || !groups.is_empty() || !roles.is_empty() || !managed.is_empty();
+            let from_dir = !user_files.is_empty()
+                || !groups.is_empty()
+                || !roles.is_empty()
+                || !managed.is_empty();
             if from_dir {
                 self.problems.push(Diagnostic::file(file, "the bundle also has users, groups, roles or `policies/`: with an AWS export they come from the export alone; remove them"));
             }
@@ -934,7 +1038,8 @@ impl Loader<'_> {
         Some(Parts {
             account_file,
             account,
-            users,
+            users: Vec::new(),
+            user_files,
             groups,
             roles,
             resources,
@@ -955,6 +1060,7 @@ impl Loader<'_> {
             account_file,
             account,
             users,
+            user_files,
             groups,
             roles,
             resources,
@@ -1103,33 +1209,39 @@ impl Loader<'_> {
             group_policies.insert(g.name.value.clone(), docs);
         }
 
-        // Users.
-        // Sized once: growing a map of 10,000 entries rehashes it all at
-        // once, milliseconds without a pace point.
+        // Users. The maps are sized once (growing a map of 10,000 entries
+        // rehashes it all at once, milliseconds without a pace point): for
+        // a users file still to be parsed, a user every eight lines.
+        let expected = users.len()
+            + user_files
+                .iter()
+                .filter_map(|f| self.files.texts.get(f.as_str()))
+                .map(|t| t.bytes().filter(|b| *b == b'\n').count() / 8)
+                .sum::<usize>();
         let mut entities: FxHashMap<Box<str>, Arc<Entity>> =
-            FxHashMap::with_capacity_and_hasher(users.len() + roles.len(), Default::default());
+            FxHashMap::with_capacity_and_hasher(expected + roles.len(), Default::default());
         let mut user_names = PacedDrop(FxHashMap::with_capacity_and_hasher(
-            users.len(),
+            expected,
             Default::default(),
         ));
-        for (users_file, u) in users.iter() {
-            crate::pace::point();
-            let users_file = users_file.as_str();
-            self.name(users_file, &u.name, "user", 64, &mut user_names);
-            let path = self.path(users_file, u.path.as_ref());
+        let mut user_count = 0usize;
+        let mut add_user = |this: &mut Self, users_file: &str, u: &RawUser| {
+            user_count += 1;
+            this.name(users_file, &u.name, "user", 64, &mut user_names);
+            let path = this.path(users_file, u.path.as_ref());
             let at = yaml_at(users_file, &u.name.referenced);
             let who = &u.name.value;
             if u.groups.len() > limits.groups_per_user {
-                self.problems.push(Diagnostic::new(&at, format!("user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user)));
+                this.problems.push(Diagnostic::new(&at, format!("user `{who}` is in {} groups; the limit is {} (AWS quota: groups per user; raise `limits.groupsPerUser`)", u.groups.len(), limits.groups_per_user)));
             }
-            self.attached(&at, "user", who, u.policies.len(), limits.attached_policies);
-            self.tags(&at, who, &u.tags, limits.tags);
+            this.attached(&at, "user", who, u.policies.len(), limits.attached_policies);
+            this.tags(&at, who, &u.tags, limits.tags);
             let mut docs: Vec<Arc<Policy>> = u
                 .policies
                 .iter()
-                .filter_map(|r| lookup(&mut self, users_file, r))
+                .filter_map(|r| lookup(this, users_file, r))
                 .collect();
-            docs.extend(self.inline(
+            docs.extend(this.inline(
                 users_file,
                 who,
                 "user",
@@ -1141,7 +1253,7 @@ impl Loader<'_> {
                 match group_policies.get(&g.value) {
                     Some(p) => {
                         docs.extend(p.iter().cloned());
-                        if let Some(r) = &mut self.recorder {
+                        if let Some(r) = &mut this.recorder {
                             r.member(&g.value);
                         }
                     }
@@ -1155,7 +1267,7 @@ impl Loader<'_> {
                             }
                             None => "define it in groups.yaml or groups.d/".to_owned(),
                         };
-                        self.problems.push(Diagnostic::new(
+                        this.problems.push(Diagnostic::new(
                             &yaml_at(users_file, &g.referenced),
                             format!("user `{who}` is in unknown group `{}`: {hint}", g.value),
                         ));
@@ -1165,10 +1277,16 @@ impl Loader<'_> {
             let boundary = u
                 .boundary
                 .as_ref()
-                .and_then(|r| lookup(&mut self, users_file, r));
+                .and_then(|r| lookup(this, users_file, r));
             let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
-            self.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
+            this.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
+        };
+        for (users_file, u) in users.iter() {
+            crate::pace::point();
+            add_user(&mut self, users_file, u);
         }
+        self.stream_users(&user_files, &mut add_user);
+        drop(add_user);
 
         // Roles, and their trust policies as the roles' resource policies.
         let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> =
@@ -1274,7 +1392,7 @@ impl Loader<'_> {
                 .map(|e| e.identity.stats().statements)
                 .sum::<usize>();
         let stats = BundleStats {
-            users: users.len(),
+            users: user_count,
             groups: groups.len(),
             roles: roles.len(),
             managed_policies: managed.len(),
