@@ -1286,7 +1286,6 @@ impl<'f> Loader<'f> {
             add_user(&mut self, users_file, u);
         }
         self.stream_users(&user_files, &mut add_user);
-        drop(add_user);
 
         // Roles, and their trust policies as the roles' resource policies.
         let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> =
