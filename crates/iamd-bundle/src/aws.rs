@@ -280,7 +280,11 @@ pub(crate) fn parts(file: &str, text: &str, problems: &mut Vec<Diagnostic>) -> O
         },
         users: users.into_iter().map(|u| (file.to_owned(), u)).collect(),
         groups: groups.into_iter().map(|g| (file.to_owned(), g)).collect(),
-        roles: roles.into_iter().map(|r| (file.to_owned(), r)).collect(),
+        roles: roles
+            .into_iter()
+            .map(|r| (file.to_owned(), r, None))
+            .collect(),
+        role_files: Vec::new(),
         resources: Vec::new(),
         managed,
         scps: Vec::new(),

@@ -8,8 +8,10 @@
 //! every error is reported, each with its file and line.
 
 mod aws;
+pub mod cache;
 pub mod catalog;
 pub mod diagnostic;
+mod items;
 mod load;
 pub mod pace;
 pub mod query;
@@ -27,6 +29,7 @@ use iamd_policy::context::{Context, Facts};
 use iamd_policy::eval::{Layers, Request, StatementSet};
 use iamd_policy::policy::pattern::{ArnPattern, ArnSyntax};
 
+pub use cache::Cache;
 pub use catalog::Catalog;
 pub use diagnostic::{At, Diagnostic};
 pub use load::{BundleFiles, ReadLimits, load};

@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
+use super::cache::{Cache, Kept, KeptRole, KeptUser};
 use super::catalog::{Catalog, Document, DocumentRole, Recorder};
+use super::items::{Hash, Item};
 use super::raw::{RawAccount, RawDocument, RawGroup, RawLimits, RawResource, RawRole, RawUser};
 use super::{
     At, Bundle, BundleError, BundleStats, Diagnostic, Entity, Limits, Revision, resource_pattern,
@@ -256,25 +258,52 @@ impl BundleFiles {
         &self,
         recorder: Option<Recorder>,
     ) -> Result<(Bundle, Option<Recorder>), BundleError> {
-        let mut loader = Loader {
-            files: self,
-            problems: Vec::new(),
-            recorder,
-            organization: None,
-            compiled: FxHashMap::default(),
-        };
-        let parts = if self.aws {
-            self.texts
-                .iter()
-                .next()
-                .and_then(|(file, text)| super::aws::parts(file, text, &mut loader.problems))
-        } else {
-            loader.parts()
-        };
-        match parts {
-            Some(parts) => loader.build(parts, self.digest.clone()),
-            None => Err(BundleError::new(loader.problems)),
+        let mut loader = Loader::new(self, recorder, None, FxHashMap::default(), false);
+        loader.run()
+    }
+
+    /// Compiles the files into a bundle, reusing what `cache` kept from the
+    /// last load that succeeded and keeping this one's work in it for the
+    /// next ([`crate::cache`]): a reload compiles only what changed. The
+    /// bundle, its revision and its answers are those of
+    /// [`BundleFiles::compile`]; so are the errors (a load that finds a
+    /// problem runs again without the cache). A load that fails leaves the
+    /// cache as it was.
+    pub fn compile_cached(&self, cache: &mut Cache) -> Result<Bundle, BundleError> {
+        if self.aws {
+            // An export is one JSON document: nothing to take apart.
+            cache.clear();
+            return self.compile();
         }
+        let documents = std::mem::take(&mut cache.documents);
+        let (result, documents) = self.compile_keeping(cache.kept.as_ref(), documents);
+        let (result, documents) = match result {
+            // Errors as a full compile finds them, at their places.
+            Err(_) if cache.kept.is_some() => self.compile_keeping(None, documents),
+            result => (result, documents),
+        };
+        cache.documents = documents;
+        let (bundle, kept) = result?;
+        cache.kept = kept;
+        cache.sweep();
+        Ok(bundle)
+    }
+
+    /// A compilation that reuses `prev` (when given) and keeps its work;
+    /// the documents map comes back either way.
+    #[allow(clippy::type_complexity, reason = "one private call site")]
+    fn compile_keeping(
+        &self,
+        prev: Option<&Kept>,
+        documents: FxHashMap<(PolicyKind, String), Policy>,
+    ) -> (
+        Result<(Bundle, Option<Kept>), BundleError>,
+        FxHashMap<(PolicyKind, String), Policy>,
+    ) {
+        let mut loader = Loader::new(self, None, prev, documents, true);
+        let result = loader.run();
+        let documents = std::mem::take(&mut loader.compiled);
+        (result.map(|(b, _)| (b, loader.next.take())), documents)
     }
 
     /// SHA-256 over every file's relative path and contents, in path order,
@@ -762,7 +791,12 @@ pub(crate) struct Parts {
     /// users of a large bundle never all exist at once.
     pub user_files: Vec<String>,
     pub groups: Vec<(String, RawGroup)>,
-    pub roles: Vec<(String, RawRole)>,
+    /// Each role with its file and, when the load keeps its work, its
+    /// entry's digest.
+    pub roles: Vec<(String, RawRole, Option<Hash>)>,
+    /// The roles files of a reload that may reuse kept roles: parsed in
+    /// [`Loader::build`], the unchanged entries not at all.
+    pub role_files: Vec<String>,
     pub resources: Vec<(String, RawResource)>,
     pub managed: Vec<DocumentSource>,
     pub scps: Vec<DocumentSource>,
@@ -839,6 +873,30 @@ struct Loader<'f> {
     /// times (every user's same inline policy, one file referenced by many)
     /// is compiled once, and its policies share one body.
     compiled: FxHashMap<(PolicyKind, String), Policy>,
+    /// The digests of the `documents/` files' texts, by path.
+    doc_hashes: FxHashMap<String, Hash>,
+    /// What the last load kept, when this one may reuse it.
+    prev: Option<&'f Kept>,
+    /// `prev`, once its settings are known to be this bundle's too.
+    reuse: Option<&'f Kept>,
+    /// For each dependency number of `reuse`: whether it is unchanged.
+    valid: Vec<bool>,
+    /// What this load keeps for the next, when it keeps anything.
+    next: Option<Kept>,
+}
+
+/// A step of [`Loader::each_entry`]: an entry that may be kept, or a run
+/// of entries to parse (their text and pieces).
+enum Step<'s> {
+    Kept(&'s Hash),
+    Parse(&'s str, &'s [Item]),
+}
+
+/// A user or role entry as a load takes it: parsed now (with its text's
+/// digest when its file was cut into entries), or kept from the last load.
+enum Entry<'e, R, K> {
+    Parsed(&'e R, Option<Hash>),
+    Kept(&'e Arc<K>, Hash),
 }
 
 /// YAML limits sized for bundles of 100,000 users and more, still bounded
@@ -886,6 +944,69 @@ pub(crate) fn yaml_at(file: &str, loc: &serde_saphyr::Location) -> At {
 type Ref<'r> = &'r Spanned<String>;
 
 impl<'f> Loader<'f> {
+    fn new(
+        files: &'f Files,
+        recorder: Option<Recorder>,
+        prev: Option<&'f Kept>,
+        compiled: FxHashMap<(PolicyKind, String), Policy>,
+        keep: bool,
+    ) -> Self {
+        let doc_hashes = if keep {
+            files
+                .under("documents")
+                .map(|(path, _, text)| (path.to_owned(), Sha256::digest(text.as_bytes()).into()))
+                .collect()
+        } else {
+            FxHashMap::default()
+        };
+        Self {
+            files,
+            problems: Vec::new(),
+            recorder,
+            organization: None,
+            compiled,
+            doc_hashes,
+            prev,
+            reuse: None,
+            valid: Vec::new(),
+            next: keep.then(Kept::default),
+        }
+    }
+
+    /// Reads, validates and compiles the files.
+    fn run(&mut self) -> Result<(Bundle, Option<Recorder>), BundleError> {
+        let parts = if self.files.aws {
+            let files = self.files;
+            files
+                .texts
+                .iter()
+                .next()
+                .and_then(|(file, text)| super::aws::parts(file, text, &mut self.problems))
+        } else {
+            self.parts()
+        };
+        match parts {
+            Some(parts) => self.build(parts, self.files.digest.clone()),
+            None => Err(BundleError::new(std::mem::take(&mut self.problems))),
+        }
+    }
+
+    /// The key of a `documents/` file in [`Loader::compiled`]: its path,
+    /// and its text's digest when the map outlives this load.
+    fn document_key(&self, path: &str) -> String {
+        match self.doc_hashes.get(path) {
+            Some(h) => {
+                let mut key = format!("\0{path}\0");
+                for b in h {
+                    use std::fmt::Write as _;
+                    let _ = write!(key, "{b:02x}");
+                }
+                key
+            }
+            None => format!("\0{path}"),
+        }
+    }
+
     fn parse_yaml<T: DeserializeOwned>(&mut self, part: &str) -> Option<(String, T)> {
         let (file, text) = self.files.top(part)?;
         self.parse_file(file, text).map(|v| (file.to_owned(), v))
@@ -919,45 +1040,215 @@ impl<'f> Loader<'f> {
             .collect()
     }
 
-    /// Parses the users files `files`, calling `add` for each user as it is
-    /// parsed: the parse runs on a thread of its own and hands the users
-    /// over a short queue, in batches, so that a large `users.yaml` is parsed while
-    /// its users are compiled and its raw users never all exist at once.
-    fn stream_users(&mut self, files: &[String], mut add: impl FnMut(&mut Self, &str, &RawUser)) {
+    /// Parses the users of `text` (a users file, or a run of its entries),
+    /// calling `each` for each user as it is parsed: the parse runs on a
+    /// thread of its own and hands the users over a short queue, in
+    /// batches, so that a large `users.yaml` is parsed while its users are
+    /// compiled and its raw users never all exist at once. The parser is
+    /// paced when the caller is ([`crate::pace`]).
+    fn stream(&mut self, file: &str, text: &str, mut each: impl FnMut(&mut Self, &RawUser)) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawUser>>(QUEUED_BATCHES);
+        let paced = crate::pace::counts().is_some();
+        let parsed = std::thread::scope(|scope| {
+            let parser = std::thread::Builder::new()
+                .name("iamd-parse".into())
+                .spawn_scoped(scope, move || {
+                    if paced {
+                        crate::pace::background();
+                    }
+                    USERS.with(|sink| *sink.borrow_mut() = Some(tx));
+                    let parsed =
+                        serde_saphyr::from_str_with_options::<StreamedUsers>(text, yaml_options());
+                    // The queue ends with the parse.
+                    USERS.with(|sink| sink.borrow_mut().take());
+                    parsed
+                });
+            let parser = match parser {
+                Ok(p) => p,
+                Err(e) => return Err(format!("cannot start a parser thread: {e}")),
+            };
+            for batch in rx.iter() {
+                for user in batch {
+                    each(self, &user);
+                    crate::pace::point();
+                }
+            }
+            parser.join().map_err(|_| "the parser failed".to_owned())
+        });
+        match parsed {
+            Ok(Ok(StreamedUsers)) => {}
+            Ok(Err(e)) => self.problems.push(yaml_diagnostic(file, &e)),
+            Err(e) => self.problems.push(Diagnostic::file(file, e)),
+        }
+    }
+
+    /// The users of the users files `files`, each handed to `add`: parsed,
+    /// or kept from the last load when neither its text nor what it depends
+    /// on changed.
+    fn users_from_files(
+        &mut self,
+        files: &[String],
+        add: &mut impl FnMut(&mut Self, &str, Entry<'_, RawUser, KeptUser>),
+    ) {
+        let all = self.files;
         for file in files {
-            let Some(text) = self.files.texts.get(file.as_str()).map(String::as_str) else {
+            let Some(text) = all.texts.get(file.as_str()).map(String::as_str) else {
                 continue;
             };
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawUser>>(QUEUED_BATCHES);
-            let parsed = std::thread::scope(|scope| {
-                let parser = std::thread::Builder::new()
-                    .name("iamd-parse".into())
-                    .spawn_scoped(scope, move || {
-                        USERS.with(|sink| *sink.borrow_mut() = Some(tx));
-                        let parsed = serde_saphyr::from_str_with_options::<StreamedUsers>(
-                            text,
-                            yaml_options(),
-                        );
-                        // The queue ends with the parse.
-                        USERS.with(|sink| sink.borrow_mut().take());
-                        parsed
+            let items = self.cut(text);
+            let Some(items) = items else {
+                self.stream(file, text, |this, u| {
+                    add(this, file, Entry::Parsed(u, None))
+                });
+                continue;
+            };
+            if self.prev.is_none() {
+                // Everything is parsed; each user is kept by its entry's
+                // digest, if the entries are what the parser finds.
+                let mut n = 0;
+                self.stream(file, text, |this, u| {
+                    let hash = items.get(n).map(|i| i.hash);
+                    n += 1;
+                    add(this, file, Entry::Parsed(u, hash));
+                });
+                if n != items.len() {
+                    self.forget(&items, |k, h| {
+                        k.users.remove(h);
                     });
-                let parser = match parser {
-                    Ok(p) => p,
-                    Err(e) => return Err(format!("cannot start a parser thread: {e}")),
-                };
-                for batch in rx.iter() {
-                    for user in batch {
-                        add(self, file, &user);
-                        crate::pace::point();
+                }
+                continue;
+            }
+            self.each_entry(text, &items, |this, step| match step {
+                Step::Kept(hash) => match this.kept_user(hash) {
+                    Some(k) => {
+                        add(this, file, Entry::Kept(k, *hash));
+                        true
+                    }
+                    None => false,
+                },
+                Step::Parse(run, items) => {
+                    let mut n = 0;
+                    this.stream(file, run, |this, u| {
+                        let hash = items.get(n).map(|i| i.hash);
+                        n += 1;
+                        add(this, file, Entry::Parsed(u, hash));
+                    });
+                    n == items.len()
+                }
+            });
+        }
+    }
+
+    /// The roles of the roles files `files` (a reload's), each handed to
+    /// `add`: parsed, or kept from the last load.
+    fn roles_from_files(
+        &mut self,
+        files: &[String],
+        add: &mut impl FnMut(&mut Self, &str, Entry<'_, RawRole, KeptRole>),
+    ) {
+        let all = self.files;
+        for file in files {
+            let Some(text) = all.texts.get(file.as_str()).map(String::as_str) else {
+                continue;
+            };
+            let Some(items) = self.cut(text) else {
+                if let Some(roles) = self.parse_file::<Vec<Paced<RawRole>>>(file, text) {
+                    for r in &roles {
+                        add(self, file, Entry::Parsed(r, None));
                     }
                 }
-                parser.join().map_err(|_| "the parser failed".to_owned())
+                continue;
+            };
+            self.each_entry(text, &items, |this, step| match step {
+                Step::Kept(hash) => match this.kept_role(hash) {
+                    Some(k) => {
+                        add(this, file, Entry::Kept(k, *hash));
+                        true
+                    }
+                    None => false,
+                },
+                Step::Parse(run, items) => {
+                    let Some(roles) = this.parse_file::<Vec<Paced<RawRole>>>(file, run) else {
+                        return true;
+                    };
+                    for (r, item) in roles.iter().zip(items) {
+                        add(this, file, Entry::Parsed(r, Some(item.hash)));
+                    }
+                    roles.len() == items.len()
+                }
             });
-            match parsed {
-                Ok(Ok(StreamedUsers)) => {}
-                Ok(Err(e)) => self.problems.push(yaml_diagnostic(file, &e)),
-                Err(e) => self.problems.push(Diagnostic::file(file.as_str(), e)),
+        }
+    }
+
+    /// The entries of a list file, when this load keeps its work and the
+    /// file can be cut ([`crate::items`]).
+    fn cut(&self, text: &str) -> Option<Vec<Item>> {
+        self.next.as_ref()?;
+        crate::items::split(text)
+    }
+
+    /// Walks the entries `items` of `text` in order: `step` takes each
+    /// kept entry it can (`Step::Kept`, true if taken) and parses each run
+    /// of the others (`Step::Parse`, true if the run held as many entries
+    /// as it has pieces; if not, the load is run again whole).
+    fn each_entry(
+        &mut self,
+        text: &'f str,
+        items: &[Item],
+        mut step: impl FnMut(&mut Self, Step<'_>) -> bool,
+    ) {
+        let mut i = 0;
+        while let Some(item) = items.get(i) {
+            if step(self, Step::Kept(&item.hash)) {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while items.get(j).is_some_and(|next| !self.kept(&next.hash)) {
+                j += 1;
+            }
+            let run = items.get(i..j).unwrap_or_default();
+            let start = item.range.start;
+            let end = run.last().map_or(start, |l| l.range.end);
+            if !step(self, Step::Parse(text.get(start..end).unwrap_or(""), run)) {
+                self.problems.push(Diagnostic::file(
+                    self.files.dir.display().to_string(),
+                    "a list file's entries did not parse one by one: compiled again whole",
+                ));
+            }
+            i = j;
+        }
+    }
+
+    /// Whether an entry of this digest is kept (a user or a role) and may
+    /// be reused.
+    fn kept(&self, hash: &Hash) -> bool {
+        self.kept_user(hash).is_some() || self.kept_role(hash).is_some()
+    }
+
+    /// The kept user of this digest, if what it depends on is unchanged.
+    fn kept_user(&self, hash: &Hash) -> Option<&'f Arc<KeptUser>> {
+        let reuse: &'f Kept = self.reuse?;
+        reuse.users.get(hash).filter(|k| self.unchanged(&k.deps))
+    }
+
+    /// The kept role of this digest, if what it depends on is unchanged.
+    fn kept_role(&self, hash: &Hash) -> Option<&'f Arc<KeptRole>> {
+        let reuse: &'f Kept = self.reuse?;
+        reuse.roles.get(hash).filter(|k| self.unchanged(&k.deps))
+    }
+
+    fn unchanged(&self, deps: &[u32]) -> bool {
+        deps.iter()
+            .all(|d| self.valid.get(*d as usize).copied().unwrap_or(false))
+    }
+
+    /// Keeps none of `items` (their file did not parse into as many
+    /// entries).
+    fn forget(&mut self, items: &[Item], mut remove: impl FnMut(&mut Kept, &Hash)) {
+        if let Some(next) = &mut self.next {
+            for i in items {
+                remove(next, &i.hash);
             }
         }
     }
@@ -985,7 +1276,17 @@ impl<'f> Loader<'f> {
             .map(|(f, _)| f.to_owned())
             .collect();
         let groups = self.list("groups");
-        let roles = self.list("roles");
+        // A reload that may reuse kept roles parses them in `build`, once it
+        // knows which are unchanged.
+        let (roles, role_files) = if self.prev.is_some() {
+            let files = self.sources("roles");
+            (
+                Vec::new(),
+                files.into_iter().map(|(f, _)| f.to_owned()).collect(),
+            )
+        } else {
+            (self.roles_parsed(), Vec::new())
+        };
         let resources = self.list("resources");
         let docs = |sub: &str| {
             self.files
@@ -1026,6 +1327,7 @@ impl<'f> Loader<'f> {
             let from_dir = !user_files.is_empty()
                 || !groups.is_empty()
                 || !roles.is_empty()
+                || !role_files.is_empty()
                 || !managed.is_empty();
             if from_dir {
                 self.problems.push(Diagnostic::file(file, "the bundle also has users, groups, roles or `policies/`: with an AWS export they come from the export alone; remove them"));
@@ -1060,6 +1362,7 @@ impl<'f> Loader<'f> {
             user_files,
             groups,
             roles,
+            role_files,
             resources,
             managed,
             scps,
@@ -1068,9 +1371,28 @@ impl<'f> Loader<'f> {
         })
     }
 
+    /// The roles of the roles files, each with its entry's digest when the
+    /// load keeps its work and the file was cut into as many entries.
+    fn roles_parsed(&mut self) -> Vec<(String, RawRole, Option<Hash>)> {
+        let mut out = Vec::new();
+        for (file, text) in self.sources("roles") {
+            if let Some(roles) = self.parse_file::<Vec<Paced<RawRole>>>(file, text) {
+                let cut = self.cut(text).filter(|c| c.len() == roles.len());
+                let hash = |i: usize| cut.as_ref().and_then(|c| c.get(i)).map(|c| c.hash);
+                out.extend(
+                    roles
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| (file.to_owned(), r.0, hash(i))),
+                );
+            }
+        }
+        out
+    }
+
     /// Validates and compiles the parts: every problem is collected.
     pub(crate) fn build(
-        mut self,
+        &mut self,
         parts: Parts,
         digest: String,
     ) -> Result<(Bundle, Option<Recorder>), BundleError> {
@@ -1081,6 +1403,7 @@ impl<'f> Loader<'f> {
             user_files,
             groups,
             roles,
+            role_files,
             resources,
             managed: managed_docs,
             scps: scp_sources,
@@ -1120,7 +1443,24 @@ impl<'f> Loader<'f> {
             }
         }
 
-        // Managed policies and SCPs: one document per file, compiled once.
+        // What every entry depends on: kept entries serve only under the
+        // same settings.
+        let context = format!(
+            "{account_id}\0{partition}\0{:?}\0{limits:?}",
+            self.organization
+        );
+        self.reuse = self.prev.filter(|p| p.context == context);
+        let reuse = self.reuse;
+        if let Some(next) = &mut self.next {
+            next.context = context;
+            next.document_files = self.doc_hashes.clone();
+            if let Some(p) = reuse {
+                next.deps = p.deps.clone();
+            }
+        }
+
+        // Managed policies and SCPs: one document per file, compiled once
+        // (a kept one whose text is the same is not compiled again).
         let mut managed: FxHashMap<String, (Arc<Policy>, usize)> = FxHashMap::default();
         let mut managed_lower: FxHashMap<String, String> = FxHashMap::default();
         // Policies whose files have errors: those errors are reported, and
@@ -1138,12 +1478,26 @@ impl<'f> Loader<'f> {
                     None => Diagnostic::file(file.as_str(), d),
                 });
             }
-            if let Some(p) = self.policy_file(
-                doc,
-                PolicyKind::Identity,
-                Some(limits.managed_policy_size),
-                "managedPolicySize",
-            ) {
+            let hash: Option<Hash> = self
+                .next
+                .as_ref()
+                .map(|_| Sha256::digest(doc.text.as_bytes()).into());
+            let kept = reuse
+                .and_then(|k| k.managed.get(name))
+                .filter(|(h, _)| Some(*h) == hash)
+                .map(|(_, p)| p.clone());
+            let compiled = kept.or_else(|| {
+                self.policy_file(
+                    doc,
+                    PolicyKind::Identity,
+                    Some(limits.managed_policy_size),
+                    "managedPolicySize",
+                )
+            });
+            if let Some(p) = compiled {
+                if let (Some(next), Some(hash)) = (&mut self.next, hash) {
+                    next.managed.insert(name.to_owned(), (hash, p.clone()));
+                }
                 let statements = p.statements().len();
                 managed.insert(name.to_owned(), (p, statements));
             } else {
@@ -1214,7 +1568,7 @@ impl<'f> Loader<'f> {
             let mut docs: Vec<Arc<Policy>> = g
                 .policies
                 .iter()
-                .filter_map(|r| lookup(&mut self, groups_file, r))
+                .filter_map(|r| lookup(self, groups_file, r))
                 .collect();
             docs.extend(self.inline(
                 groups_file,
@@ -1225,6 +1579,31 @@ impl<'f> Loader<'f> {
                 "groupInlineSize",
             ));
             group_policies.insert(g.name.value.clone(), docs);
+        }
+        if let Some(next) = &mut self.next {
+            next.groups = group_policies.clone();
+        }
+        // Which of what kept entries depend on is as it was.
+        if let Some(k) = reuse {
+            self.valid = k
+                .deps
+                .names()
+                .map(|(kind, name)| match kind {
+                    'm' => match (k.managed.get(name), managed.get(name)) {
+                        (Some((_, was)), Some((now, _))) => Arc::ptr_eq(was, now),
+                        _ => false,
+                    },
+                    'g' => match (k.groups.get(name), group_policies.get(name)) {
+                        (Some(was), Some(now)) => same_policies(was, now),
+                        _ => false,
+                    },
+                    'd' => k
+                        .document_files
+                        .get(name)
+                        .is_some_and(|h| self.doc_hashes.get(name) == Some(h)),
+                    _ => false,
+                })
+                .collect();
         }
 
         // Users. The maps are sized once (growing a map of 10,000 entries
@@ -1243,8 +1622,26 @@ impl<'f> Loader<'f> {
             Default::default(),
         ));
         let mut user_count = 0usize;
-        let mut add_user = |this: &mut Self, users_file: &str, u: &RawUser| {
+        let mut add_user = |this: &mut Self,
+                            users_file: &str,
+                            entry: Entry<'_, RawUser, KeptUser>| {
             user_count += 1;
+            let (u, hash) = match entry {
+                Entry::Parsed(u, hash) => (u, hash),
+                Entry::Kept(k, hash) => {
+                    let name = k.key.strip_prefix("user/").unwrap_or(&k.key);
+                    this.kept_name(users_file, "user", name, &mut user_names);
+                    entities.insert(k.key.clone(), k.entity.clone());
+                    if let Some(next) = &mut this.next {
+                        next.users.insert(hash, k.clone());
+                        next.reused += 1;
+                    }
+                    return;
+                }
+            };
+            if let Some(next) = &mut this.next {
+                next.built += 1;
+            }
             this.name(users_file, &u.name, "user", 64, &mut user_names);
             let path = this.path(users_file, u.path.as_ref());
             let at = yaml_at(users_file, &u.name.referenced);
@@ -1297,39 +1694,83 @@ impl<'f> Loader<'f> {
                 .as_ref()
                 .and_then(|r| lookup(this, users_file, r));
             let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
-            this.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
+            let entity = this.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
+            if let (Some(hash), Some(entity), Some(next)) = (hash, entity, &mut this.next) {
+                let refs = u.policies.iter().chain(&u.boundary);
+                let mut deps = depends(
+                    &mut next.deps,
+                    (&account_id, &partition),
+                    refs,
+                    &u.inline,
+                    None,
+                );
+                deps.extend(u.groups.iter().map(|g| next.deps.id('g', &g.value)));
+                let deps = deps.into_boxed_slice();
+                next.users.insert(
+                    hash,
+                    Arc::new(KeptUser {
+                        key: format!("user/{who}").into(),
+                        entity,
+                        deps,
+                    }),
+                );
+            }
         };
         for (users_file, u) in users.iter() {
             crate::pace::point();
-            add_user(&mut self, users_file, u);
+            add_user(self, users_file, Entry::Parsed(u, None));
         }
-        self.stream_users(&user_files, &mut add_user);
+        self.users_from_files(&user_files, &mut add_user);
 
         // Roles, and their trust policies as the roles' resource policies.
         let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> =
             FxHashMap::with_capacity_and_hasher(roles.len() + resources.len(), Default::default());
         let mut role_names: FxHashMap<String, String> =
             FxHashMap::with_capacity_and_hasher(roles.len(), Default::default());
-        for (roles_file, r) in roles.iter() {
+        let mut role_count = 0usize;
+        let mut add_role = |this: &mut Self,
+                            roles_file: &str,
+                            entry: Entry<'_, RawRole, KeptRole>| {
             crate::pace::point();
-            let roles_file = roles_file.as_str();
-            self.name(roles_file, &r.name, "role", 64, &mut role_names);
-            let path = self.path(roles_file, r.path.as_ref());
+            role_count += 1;
+            let (r, hash) = match entry {
+                Entry::Parsed(r, hash) => (r, hash),
+                Entry::Kept(k, hash) => {
+                    let name = k.key.strip_prefix("role/").unwrap_or(&k.key);
+                    this.kept_name(roles_file, "role", name, &mut role_names);
+                    if let Some((set, arns)) = &k.trust {
+                        for arn in arns {
+                            exact_resources.insert(arn.clone(), set.clone());
+                        }
+                    }
+                    entities.insert(k.key.clone(), k.entity.clone());
+                    if let Some(next) = &mut this.next {
+                        next.roles.insert(hash, k.clone());
+                        next.reused += 1;
+                    }
+                    return;
+                }
+            };
+            if let Some(next) = &mut this.next {
+                next.built += 1;
+            }
+            this.name(roles_file, &r.name, "role", 64, &mut role_names);
+            let path = this.path(roles_file, r.path.as_ref());
             let at = yaml_at(roles_file, &r.name.referenced);
             let who = &r.name.value;
-            self.attached(&at, "role", who, r.policies.len(), limits.attached_policies);
+            this.attached(&at, "role", who, r.policies.len(), limits.attached_policies);
             if let Some(d) = &r.max_session_duration
                 && !(3600..=43200).contains(&d.value)
             {
-                self.problems.push(Diagnostic::new(&yaml_at(roles_file, &d.referenced), format!("role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", d.value)));
+                this.problems.push(Diagnostic::new(&yaml_at(roles_file, &d.referenced), format!("role `{who}`: `maxSessionDuration` is {} seconds; IAM allows 3600 to 43200", d.value)));
             }
-            self.tags(&at, who, &r.tags, limits.tags);
+            this.tags(&at, who, &r.tags, limits.tags);
             let mut docs: Vec<Arc<Policy>> = r
                 .policies
                 .iter()
-                .filter_map(|p| lookup(&mut self, roles_file, p))
+                .filter_map(|p| lookup(this, roles_file, p))
                 .collect();
-            docs.extend(self.inline(
+            docs.extend(this.inline(
                 roles_file,
                 who,
                 "role",
@@ -1340,8 +1781,8 @@ impl<'f> Loader<'f> {
             let boundary = r
                 .boundary
                 .as_ref()
-                .and_then(|p| lookup(&mut self, roles_file, p));
-            let trust = self.document(
+                .and_then(|p| lookup(this, roles_file, p));
+            let trust = this.document(
                 roles_file,
                 &r.trust,
                 (
@@ -1352,17 +1793,45 @@ impl<'f> Loader<'f> {
                 Some((limits.trust_policy_size, "trustPolicySize")),
             );
             let arn = format!("arn:{partition}:iam::{account_id}:role{path}{who}");
+            let mut kept_trust = None;
             if let Some(trust) = trust {
                 let set = Arc::new(StatementSet::new([trust]));
-                exact_resources.insert(arn.as_str().into(), set.clone());
                 // Sessions name the role without its path.
-                exact_resources.insert(
+                let arns: [Box<str>; 2] = [
+                    arn.as_str().into(),
                     format!("arn:{partition}:iam::{account_id}:role/{who}").into(),
-                    set,
+                ];
+                for a in &arns {
+                    exact_resources.insert(a.clone(), set.clone());
+                }
+                kept_trust = Some((set, arns));
+            }
+            let entity = this.entity(("role", who, &arn), docs, boundary, &r.tags, &mut entities);
+            if let (Some(hash), Some(entity), Some(next)) = (hash, entity, &mut this.next) {
+                let refs = r.policies.iter().chain(&r.boundary);
+                let deps = depends(
+                    &mut next.deps,
+                    (&account_id, &partition),
+                    refs,
+                    &r.inline,
+                    Some(&r.trust),
+                )
+                .into_boxed_slice();
+                next.roles.insert(
+                    hash,
+                    Arc::new(KeptRole {
+                        key: format!("role/{who}").into(),
+                        entity,
+                        trust: kept_trust,
+                        deps,
+                    }),
                 );
             }
-            self.entity(("role", who, &arn), docs, boundary, &r.tags, &mut entities);
+        };
+        for (roles_file, r, hash) in roles.iter() {
+            add_role(self, roles_file, Entry::Parsed(r, *hash));
         }
+        self.roles_from_files(&role_files, &mut add_role);
 
         // Resource-based policies.
         let mut pattern_resources = Vec::new();
@@ -1401,7 +1870,7 @@ impl<'f> Loader<'f> {
         let declared = self.declared(&account_file, &account.search);
 
         if !self.problems.is_empty() {
-            return Err(BundleError::new(self.problems));
+            return Err(BundleError::new(std::mem::take(&mut self.problems)));
         }
         let statements = managed.values().map(|(_, n)| n).sum::<usize>()
             + entities
@@ -1411,7 +1880,7 @@ impl<'f> Loader<'f> {
         let stats = BundleStats {
             users: user_count,
             groups: groups.len(),
-            roles: roles.len(),
+            roles: role_count,
             managed_policies: managed.len(),
             resource_policies,
             statements,
@@ -1461,7 +1930,7 @@ impl<'f> Loader<'f> {
             declared,
             known: std::sync::OnceLock::new(),
         };
-        Ok((bundle, self.recorder))
+        Ok((bundle, self.recorder.take()))
     }
 
     /// `search:` of `bundle.yaml`, checked: resources are ARNs without
@@ -1502,18 +1971,8 @@ impl<'f> Loader<'f> {
         partition: &str,
     ) -> Option<&'r str> {
         let text = r.value.as_str();
-        if !text.starts_with("arn:") {
-            return Some(text);
-        }
-        match iamd_policy::arn::split(text) {
-            Some([_, p, "iam", "", acct, res])
-                if p == partition && (acct == account || acct == "aws") =>
-            {
-                if let Some(rest) = res.strip_prefix("policy/") {
-                    return rest.rsplit('/').next();
-                }
-            }
-            _ => {}
+        if let Some(name) = managed_ref(text, account, partition) {
+            return Some(name);
         }
         self.problems.push(Diagnostic::new(&yaml_at(file, &r.referenced), format!("`{text}` is not a managed policy of this bundle: write its name, or `arn:{partition}:iam::{account}:policy/NAME` (`arn:{partition}:iam::aws:policy/NAME` for an AWS managed policy)")));
         None
@@ -1581,21 +2040,37 @@ impl<'f> Loader<'f> {
         boundary: Option<Arc<Policy>>,
         tags: &BTreeMap<String, String>,
         entities: &mut FxHashMap<Box<str>, Arc<Entity>>,
-    ) {
+    ) -> Option<Arc<Entity>> {
         if let Some(r) = &mut self.recorder {
             r.principal(kind, who, &identity, boundary.as_ref());
         }
-        if let Ok(principal) = Principal::parse(arn) {
-            entities.insert(
-                format!("{kind}/{who}").into(),
-                Arc::new(Entity::new(
-                    principal,
-                    StatementSet::new(identity),
-                    boundary.map(|p| StatementSet::new([p])),
-                    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                    self.organization.clone(),
-                )),
-            );
+        let principal = Principal::parse(arn).ok()?;
+        let entity = Arc::new(Entity::new(
+            principal,
+            StatementSet::new(identity),
+            boundary.map(|p| StatementSet::new([p])),
+            tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            self.organization.clone(),
+        ));
+        entities.insert(format!("{kind}/{who}").into(), entity.clone());
+        Some(entity)
+    }
+
+    /// The name of a kept user or role (`what`), checked against the names
+    /// seen so far (a name given twice is reported by the full compile that
+    /// follows).
+    fn kept_name(
+        &mut self,
+        file: &str,
+        what: &str,
+        name: &str,
+        seen: &mut FxHashMap<String, String>,
+    ) {
+        if seen.insert(name.to_lowercase(), name.to_owned()).is_some() {
+            self.problems.push(Diagnostic::file(
+                file,
+                format!("{what} `{name}` is defined twice"),
+            ));
         }
     }
 
@@ -1693,7 +2168,7 @@ impl<'f> Loader<'f> {
                 };
                 let size = size_without_whitespace(text);
                 // By path (a NUL cannot begin a JSON text): the same file.
-                let key = (kind, format!("\0{path}"));
+                let key = (kind, self.document_key(path));
                 if let Some(p) = self.compiled.get(&key) {
                     let p = Arc::new(p.renamed(name));
                     self.record(label, kind, (path, text, None), &p);
@@ -1880,6 +2355,54 @@ impl<'f> Loader<'f> {
             embedded_at: embedded_at.cloned(),
             policy: policy.clone(),
         });
+    }
+}
+
+/// Whether two lists of policies are the same policies: the same names,
+/// kinds and compiled bodies, in the same order.
+fn same_policies(a: &[Arc<Policy>], b: &[Arc<Policy>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            Arc::ptr_eq(a, b) || (a.name() == b.name() && a.kind() == b.kind() && a.shares_body(b))
+        })
+}
+
+/// The dependency numbers of an entry: the managed policies `refs` name
+/// (as [`managed_ref`] reads them), and the `documents/` files its inline
+/// policies and `trust` name.
+fn depends<'r>(
+    deps: &mut crate::cache::Deps,
+    (account, partition): (&str, &str),
+    refs: impl Iterator<Item = &'r Spanned<String>>,
+    inline: &BTreeMap<String, RawDocument>,
+    trust: Option<&RawDocument>,
+) -> Vec<u32> {
+    let mut out: Vec<u32> = refs
+        .filter_map(|r| managed_ref(&r.value, account, partition))
+        .map(|name| deps.id('m', name))
+        .collect();
+    for doc in inline.values().chain(trust) {
+        if let serde_json::Value::String(path) = &doc.value {
+            out.push(deps.id('d', path));
+        }
+    }
+    out
+}
+
+/// The managed policy name a reference names: `Name`, or the ARN
+/// `arn:PARTITION:iam::ACCOUNT:policy/PATH/Name` of the bundle's account
+/// (or `aws`, for AWS managed policies); `None` for any other ARN.
+fn managed_ref<'r>(text: &'r str, account: &str, partition: &str) -> Option<&'r str> {
+    if !text.starts_with("arn:") {
+        return Some(text);
+    }
+    match iamd_policy::arn::split(text) {
+        Some([_, p, "iam", "", acct, res])
+            if p == partition && (acct == account || acct == "aws") =>
+        {
+            res.strip_prefix("policy/")?.rsplit('/').next()
+        }
+        _ => None,
     }
 }
 

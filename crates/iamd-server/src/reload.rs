@@ -284,6 +284,9 @@ pub struct Reloader {
     withdrawn: Option<Arc<Bundle>>,
     /// The last read failed.
     failed: bool,
+    /// Compiled work of the last load, reused by the next: a reload
+    /// compiles only what changed (`iamd_bundle::cache`).
+    cache: iamd_bundle::Cache,
 }
 
 impl Reloader {
@@ -301,6 +304,7 @@ impl Reloader {
             confirmed: None,
             withdrawn: None,
             failed: false,
+            cache: iamd_bundle::Cache::new(),
         }
     }
 
@@ -402,7 +406,7 @@ impl Reloader {
         };
         let started = Instant::now();
         let before = iamd_bundle::pace::counts().unwrap_or_default();
-        let compiled = fetched.files.compile();
+        let compiled = fetched.files.compile_cached(&mut self.cache);
         // The time the compilation left the CPU to others (zero on a
         // thread that is not paced).
         let paused = iamd_bundle::pace::counts()
@@ -437,6 +441,8 @@ impl Reloader {
                     roles = stats.roles,
                     statements = stats.statements,
                     compile_ms = started.elapsed().as_millis() as u64,
+                    reused = self.cache.last_load().0,
+                    compiled = self.cache.last_load().1,
                     paused_ms = paused.as_millis() as u64,
                     persisted = fetched.persisted,
                     signed_by = signed.as_ref().map(|v| v.keyid.as_str()),

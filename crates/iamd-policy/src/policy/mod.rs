@@ -161,6 +161,12 @@ impl Policy {
         }
     }
 
+    /// How many policies share this one's compiled body (itself
+    /// included): a cache of bodies drops those only it holds.
+    pub fn uses(&self) -> usize {
+        Arc::strong_count(&self.body)
+    }
+
     /// Whether two policies share one compiled body.
     pub fn shares_body(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.body, &other.body)
