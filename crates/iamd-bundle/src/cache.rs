@@ -40,6 +40,9 @@ pub struct Cache {
     /// `documents/` file): kept even when a load fails (they are what the
     /// texts compile to, whatever the bundle).
     pub(crate) documents: FxHashMap<(PolicyKind, String), Policy>,
+    /// What the last load replaced, freed by [`Cache::release`] once the
+    /// new bundle serves.
+    pub(crate) retired: Option<Kept>,
 }
 
 impl Cache {
@@ -59,6 +62,17 @@ impl Cache {
     /// took from the load before, and how many it parsed and compiled.
     pub fn last_load(&self) -> (usize, usize) {
         self.kept.as_ref().map_or((0, 0), |k| (k.reused, k.built))
+    }
+
+    /// Frees what the last load replaced, an entry at a time with a
+    /// [`crate::pace::point`] after each: a reloader calls it once the new
+    /// bundle is published, so that the freeing is not in the time a change
+    /// takes to be served. (The next load frees it otherwise.)
+    pub fn release(&mut self) {
+        if let Some(k) = self.retired.take() {
+            drop(crate::pace::PacedDrop(k.users));
+            drop(crate::pace::PacedDrop(k.roles));
+        }
     }
 
     /// Forgets everything.
@@ -98,7 +112,7 @@ pub(crate) struct Kept {
 #[derive(Debug)]
 pub(crate) struct KeptUser {
     /// `user/NAME`.
-    pub key: Box<str>,
+    pub key: Arc<str>,
     pub entity: Arc<Entity>,
     pub deps: Box<[u32]>,
 }
@@ -107,7 +121,7 @@ pub(crate) struct KeptUser {
 #[derive(Debug)]
 pub(crate) struct KeptRole {
     /// `role/NAME`.
-    pub key: Box<str>,
+    pub key: Arc<str>,
     pub entity: Arc<Entity>,
     /// The trust policy, under the role's ARN and its ARN without a path.
     pub trust: Option<(Arc<StatementSet>, [Box<str>; 2])>,

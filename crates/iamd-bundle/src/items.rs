@@ -33,55 +33,57 @@ pub(crate) struct Item {
 /// The entries of `text`, in order, each with the comments and blank lines
 /// that follow it; `None` when the file is not of the plain shape.
 pub(crate) fn split(text: &str) -> Option<Vec<Item>> {
-    if text.starts_with('\u{feff}') {
+    let bytes = text.as_bytes();
+    if text.starts_with('\u{feff}') || alias_like(bytes) {
         return None;
     }
     let mut starts = Vec::new();
-    let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        let b = line.as_bytes();
-        match b.first() {
-            Some(b'-') if matches!(b.get(1), None | Some(b' ' | b'\n' | b'\r')) => {
+    let (mut pos, mut lines) = (0, 0u32);
+    while pos < bytes.len() {
+        let rest = bytes.get(pos..).unwrap_or_default();
+        let end = memchr::memchr(b'\n', rest).map_or(bytes.len(), |i| pos + i + 1);
+        let line = bytes.get(pos..end).unwrap_or_default();
+        match line.first() {
+            Some(b'-') if matches!(line.get(1), None | Some(b' ' | b'\n' | b'\r')) => {
                 starts.push(pos);
             }
             None | Some(b'#' | b'\n' | b'\r') => {}
             // Before the first entry only white space and comments.
             Some(b' ') if starts.is_empty() => {
-                let rest = line.trim_start();
-                if !rest.is_empty() && !rest.starts_with('#') {
-                    return None;
+                match line.iter().find(|b| !b.is_ascii_whitespace()) {
+                    None | Some(b'#') => {}
+                    Some(_) => return None,
                 }
             }
             Some(b' ') => {}
             Some(_) => return None,
         }
-        if alias_like(b) {
-            return None;
+        pos = end;
+        lines = lines.wrapping_add(1);
+        if lines % 256 == 0 {
+            crate::pace::point();
         }
-        pos += line.len();
     }
     let mut items = Vec::with_capacity(starts.len());
     for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        let end = starts.get(i + 1).copied().unwrap_or(bytes.len());
         let range = start..end;
         crate::pace::point();
-        let hash = Sha256::digest(text.as_bytes().get(range.clone())?).into();
+        let hash = Sha256::digest(bytes.get(range.clone())?).into();
         items.push(Item { range, hash });
     }
     Some(items)
 }
 
-/// Whether `line` may hold an alias: a `*` where a node can begin (after
-/// white space, `[`, `{`, `,`, or at the start). A `*` inside a value
-/// (`docs:*`, `'*'`, `"s3:Get*"`) is not one; a false alarm only leaves the
-/// file uncut.
-fn alias_like(line: &[u8]) -> bool {
-    line.iter().enumerate().any(|(i, &c)| {
-        c == b'*'
-            && (i == 0
-                || line
-                    .get(i - 1)
-                    .is_some_and(|p| matches!(p, b' ' | b'\t' | b'[' | b'{' | b',')))
+/// Whether `text` may hold an alias: a `*` where a node can begin (after
+/// white space, `[`, `{`, `,`, or at the start of a line). A `*` inside a
+/// value (`docs:*`, `'*'`, `"s3:Get*"`) is not one; a false alarm only
+/// leaves the file uncut.
+fn alias_like(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'*', text).any(|i| {
+        i.checked_sub(1)
+            .and_then(|p| text.get(p))
+            .is_none_or(|p| matches!(p, b' ' | b'\t' | b'[' | b'{' | b',' | b'\n'))
     })
 }
 

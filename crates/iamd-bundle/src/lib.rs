@@ -215,7 +215,7 @@ pub struct Bundle {
     account: String,
     partition: String,
     /// `user/NAME`, `role/NAME` to the entity.
-    entities: FxHashMap<Box<str>, Arc<Entity>>,
+    entities: FxHashMap<Arc<str>, Arc<Entity>>,
     root: Arc<Entity>,
     /// Callers with no identity policies here: anonymous callers and
     /// services, allowed only by resource-based policies.
@@ -401,7 +401,8 @@ impl Bundle {
     /// bundle: its principals sorted once).
     pub fn known(&self) -> &Known {
         self.known.get_or_init(|| {
-            let mut principals: Vec<Box<str>> = self.entities.keys().cloned().collect();
+            let mut principals: Vec<Box<str>> =
+                self.entities.keys().map(|k| Box::from(&**k)).collect();
             principals.sort_unstable();
             let mut resources: Vec<Box<str>> = self
                 .exact_resources

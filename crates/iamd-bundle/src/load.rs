@@ -284,7 +284,7 @@ impl BundleFiles {
         };
         cache.documents = documents;
         let (bundle, kept) = result?;
-        cache.kept = kept;
+        cache.retired = std::mem::replace(&mut cache.kept, kept);
         cache.sweep();
         Ok(bundle)
     }
@@ -809,6 +809,9 @@ pub(crate) struct Parts {
 /// batch, not per user (a handover per user spent an eighth of the time in
 /// futex calls).
 const BATCH: usize = 64;
+/// A run of changed users at least this long (bytes) is parsed on a
+/// thread of its own, streamed; a shorter one at once.
+const STREAM_FROM: usize = 1 << 16;
 /// Batches parsed and not yet compiled, at most.
 const QUEUED_BATCHES: usize = 4;
 
@@ -1126,6 +1129,17 @@ impl<'f> Loader<'f> {
                     }
                     None => false,
                 },
+                // A short run (a user or a few changed) is parsed here: a
+                // thread for it would cost more than its parse.
+                Step::Parse(run, items) if run.len() < STREAM_FROM => {
+                    let Some(users) = this.parse_file::<Vec<RawUser>>(file, run) else {
+                        return true;
+                    };
+                    for (u, item) in users.iter().zip(items) {
+                        add(this, file, Entry::Parsed(u, Some(item.hash)));
+                    }
+                    users.len() == items.len()
+                }
                 Step::Parse(run, items) => {
                     let mut n = 0;
                     this.stream(file, run, |this, u| {
@@ -1552,7 +1566,7 @@ impl<'f> Loader<'f> {
         );
 
         // Groups.
-        let mut group_names: FxHashMap<String, String> = FxHashMap::default();
+        let mut group_names = Names::new(false, 0);
         let mut group_policies: FxHashMap<String, Vec<Arc<Policy>>> = FxHashMap::default();
         for (groups_file, g) in groups.iter() {
             crate::pace::point();
@@ -1613,14 +1627,17 @@ impl<'f> Loader<'f> {
             + user_files
                 .iter()
                 .filter_map(|f| self.files.texts.get(f.as_str()))
-                .map(|t| t.bytes().filter(|b| *b == b'\n').count() / 8)
+                .map(|t| memchr::memchr_iter(b'\n', t.as_bytes()).count() / 8)
                 .sum::<usize>();
-        let mut entities: FxHashMap<Box<str>, Arc<Entity>> =
+        let mut entities: FxHashMap<Arc<str>, Arc<Entity>> =
             FxHashMap::with_capacity_and_hasher(expected + roles.len(), Default::default());
-        let mut user_names = PacedDrop(FxHashMap::with_capacity_and_hasher(
-            expected,
-            Default::default(),
-        ));
+        // Reusing kept entries, names are only checked for repeats: a
+        // repeat runs the load again whole, which says where.
+        let mut user_names = Names::new(reuse.is_some(), expected);
+        if let (Some(next), Some(k)) = (&mut self.next, reuse) {
+            next.users.reserve(k.users.len());
+            next.roles.reserve(k.roles.len());
+        }
         let mut user_count = 0usize;
         let mut add_user = |this: &mut Self,
                             users_file: &str,
@@ -1673,7 +1690,7 @@ impl<'f> Loader<'f> {
                         }
                     }
                     None => {
-                        let hint = match group_names.get(&g.value.to_lowercase()) {
+                        let hint = match group_names.spelled(&g.value) {
                             Some(n) => format!(
                                 "did you mean `{n}`? (group names are case-insensitive in IAM but written as defined)"
                             ),
@@ -1695,7 +1712,7 @@ impl<'f> Loader<'f> {
                 .and_then(|r| lookup(this, users_file, r));
             let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
             let entity = this.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
-            if let (Some(hash), Some(entity), Some(next)) = (hash, entity, &mut this.next) {
+            if let (Some(hash), Some((key, entity)), Some(next)) = (hash, entity, &mut this.next) {
                 let refs = u.policies.iter().chain(&u.boundary);
                 let mut deps = depends(
                     &mut next.deps,
@@ -1706,14 +1723,8 @@ impl<'f> Loader<'f> {
                 );
                 deps.extend(u.groups.iter().map(|g| next.deps.id('g', &g.value)));
                 let deps = deps.into_boxed_slice();
-                next.users.insert(
-                    hash,
-                    Arc::new(KeptUser {
-                        key: format!("user/{who}").into(),
-                        entity,
-                        deps,
-                    }),
-                );
+                next.users
+                    .insert(hash, Arc::new(KeptUser { key, entity, deps }));
             }
         };
         for (users_file, u) in users.iter() {
@@ -1725,8 +1736,7 @@ impl<'f> Loader<'f> {
         // Roles, and their trust policies as the roles' resource policies.
         let mut exact_resources: FxHashMap<Box<str>, Arc<StatementSet>> =
             FxHashMap::with_capacity_and_hasher(roles.len() + resources.len(), Default::default());
-        let mut role_names: FxHashMap<String, String> =
-            FxHashMap::with_capacity_and_hasher(roles.len(), Default::default());
+        let mut role_names = Names::new(reuse.is_some(), roles.len());
         let mut role_count = 0usize;
         let mut add_role = |this: &mut Self,
                             roles_file: &str,
@@ -1807,7 +1817,7 @@ impl<'f> Loader<'f> {
                 kept_trust = Some((set, arns));
             }
             let entity = this.entity(("role", who, &arn), docs, boundary, &r.tags, &mut entities);
-            if let (Some(hash), Some(entity), Some(next)) = (hash, entity, &mut this.next) {
+            if let (Some(hash), Some((key, entity)), Some(next)) = (hash, entity, &mut this.next) {
                 let refs = r.policies.iter().chain(&r.boundary);
                 let deps = depends(
                     &mut next.deps,
@@ -1820,7 +1830,7 @@ impl<'f> Loader<'f> {
                 next.roles.insert(
                     hash,
                     Arc::new(KeptRole {
-                        key: format!("role/{who}").into(),
+                        key,
                         entity,
                         trust: kept_trust,
                         deps,
@@ -1984,7 +1994,7 @@ impl<'f> Loader<'f> {
         name: &Spanned<String>,
         what: &str,
         max: usize,
-        seen: &mut FxHashMap<String, String>,
+        seen: &mut Names,
     ) {
         let at = yaml_at(file, &name.referenced);
         let n = &name.value;
@@ -1998,7 +2008,7 @@ impl<'f> Loader<'f> {
                 format!("{what} name `{n}` is not valid: 1 to {max} letters, digits and `+=,.@_-`"),
             ));
         }
-        if let Some(prev) = seen.insert(n.to_lowercase(), n.clone()) {
+        if let Some(prev) = seen.add(n) {
             self.problems.push(Diagnostic::new(&at, format!("{what} `{n}` is defined twice (as `{prev}` before; IAM names are case-insensitive): keep one")));
         }
     }
@@ -2039,8 +2049,8 @@ impl<'f> Loader<'f> {
         identity: Vec<Arc<Policy>>,
         boundary: Option<Arc<Policy>>,
         tags: &BTreeMap<String, String>,
-        entities: &mut FxHashMap<Box<str>, Arc<Entity>>,
-    ) -> Option<Arc<Entity>> {
+        entities: &mut FxHashMap<Arc<str>, Arc<Entity>>,
+    ) -> Option<(Arc<str>, Arc<Entity>)> {
         if let Some(r) = &mut self.recorder {
             r.principal(kind, who, &identity, boundary.as_ref());
         }
@@ -2052,21 +2062,16 @@ impl<'f> Loader<'f> {
             tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             self.organization.clone(),
         ));
-        entities.insert(format!("{kind}/{who}").into(), entity.clone());
-        Some(entity)
+        let key: Arc<str> = format!("{kind}/{who}").into();
+        entities.insert(key.clone(), entity.clone());
+        Some((key, entity))
     }
 
     /// The name of a kept user or role (`what`), checked against the names
     /// seen so far (a name given twice is reported by the full compile that
     /// follows).
-    fn kept_name(
-        &mut self,
-        file: &str,
-        what: &str,
-        name: &str,
-        seen: &mut FxHashMap<String, String>,
-    ) {
-        if seen.insert(name.to_lowercase(), name.to_owned()).is_some() {
+    fn kept_name(&mut self, file: &str, what: &str, name: &str, seen: &mut Names) {
+        if seen.add(name).is_some() {
             self.problems.push(Diagnostic::file(
                 file,
                 format!("{what} `{name}` is defined twice"),
@@ -2355,6 +2360,55 @@ impl<'f> Loader<'f> {
             embedded_at: embedded_at.cloned(),
             policy: policy.clone(),
         });
+    }
+}
+
+/// The names of one kind seen so far, lowercased (IAM names are
+/// case-insensitive): with their first spelling, for messages; or, in a
+/// load that reuses kept entries, as 64-bit digests only (no string per
+/// name; a false repeat only makes the load run again whole).
+enum Names {
+    Spelled(PacedDrop<FxHashMap<String, String>>),
+    Hashed(FxHashSet<u64>),
+}
+
+impl Names {
+    fn new(hashed: bool, capacity: usize) -> Self {
+        if hashed {
+            Self::Hashed(FxHashSet::with_capacity_and_hasher(
+                capacity,
+                Default::default(),
+            ))
+        } else {
+            Self::Spelled(PacedDrop(FxHashMap::with_capacity_and_hasher(
+                capacity,
+                Default::default(),
+            )))
+        }
+    }
+
+    /// Adds `name`; when it was seen before, the spelling it had then
+    /// (empty if only digests are kept).
+    fn add(&mut self, name: &str) -> Option<String> {
+        match self {
+            Self::Spelled(seen) => seen.insert(name.to_lowercase(), name.to_owned()),
+            Self::Hashed(seen) => {
+                use std::hash::{Hash as _, Hasher as _};
+                let mut h = std::hash::DefaultHasher::new();
+                for c in name.chars().flat_map(char::to_lowercase) {
+                    c.hash(&mut h);
+                }
+                (!seen.insert(h.finish())).then(String::new)
+            }
+        }
+    }
+
+    /// How `name` was spelled where it was seen, if it was.
+    fn spelled(&self, name: &str) -> Option<&String> {
+        match self {
+            Self::Spelled(seen) => seen.get(&name.to_lowercase()),
+            Self::Hashed(_) => None,
+        }
     }
 }
 

@@ -473,6 +473,7 @@ impl Reloader {
                 for old in [old, self.withdrawn.take()].into_iter().flatten() {
                     retire(old);
                 }
+                self.cache.release();
                 ReloadOutcome::Loaded(revision)
             }
             Err(errors) => {
