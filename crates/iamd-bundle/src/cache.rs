@@ -10,7 +10,7 @@
 //!   change is the same compiled policy (the same `Arc`);
 //! - each group's policies, to see which groups changed;
 //! - each user and role by the digest of its entry's text
-//!   ([`crate::items`]), with its compiled entity and what it depends on
+//!   (cut at each top-level `- `), with its compiled entity and what it depends on
 //!   (managed policies, groups, `documents/` files): an entry whose text
 //!   and dependencies did not change is not parsed again, and its entity
 //!   is the one already built.
