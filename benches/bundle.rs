@@ -1,9 +1,12 @@
 //! Bundle scale: load-plus-compile time, peak memory and decision latency
 //! for synthetic bundles of 100, 10,000 and 100,000 users (with groups,
-//! roles and about 10 policies each), and how soon a changed file is served.
+//! roles and about 10 policies each), and how soon a changed file is served
+//! (each kind of change on 100,000 users, debounce 100 and 20 ms).
 //!
 //! Run: `cargo bench --bench bundle` (each size runs in a child process so
-//! that its peak memory is its own). Results in `docs/benchmarks.md`.
+//! that its peak memory is its own); one size: `-- --size 1000000`; the
+//! changes alone: `-- --changes USERS DEBOUNCE_MS`. Results in
+//! `docs/benchmarks.md`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -204,6 +207,141 @@ fn reload_latency() {
     );
 }
 
+/// One kind of change to the synthetic bundle: in `file`, after `anchor`,
+/// the first `from` is replaced by `to` with the round's number in it.
+struct Change {
+    kind: &'static str,
+    file: &'static str,
+    anchor: String,
+    from: &'static str,
+    to: &'static str,
+}
+
+impl Change {
+    /// The file's text at round `i` (each round a different text).
+    fn text(&self, original: &str, i: usize) -> String {
+        let at = original.find(&self.anchor).expect("anchor") + self.anchor.len();
+        let from = at + original[at..].find(self.from).expect("from");
+        let to = self.to.replace("{i}", &i.to_string());
+        format!(
+            "{}{to}{}",
+            &original[..from],
+            &original[from + self.from.len()..]
+        )
+    }
+}
+
+/// The kinds of change measured, on a bundle of `users` users.
+fn changes(users: usize) -> Vec<Change> {
+    let user = format!("- name: user{}\n", users / 2);
+    vec![
+        Change {
+            kind: "one user's tags",
+            file: "users.yaml",
+            anchor: user.clone(),
+            from: "tags: {team: ",
+            to: "tags: {team: x{i}",
+        },
+        Change {
+            kind: "one user's inline policy",
+            file: "users.yaml",
+            anchor: user,
+            from: "Action: 'docs:*'",
+            to: "Action: 'docs{i}:*'",
+        },
+        Change {
+            kind: "one managed policy (P7)",
+            file: "policies/P7.json",
+            anchor: String::new(),
+            from: r#""Sid":"S0""#,
+            to: r#""Sid":"S0x{i}""#,
+        },
+        Change {
+            kind: "one role",
+            file: "roles.yaml",
+            anchor: format!("- name: role{}\n", users / 20),
+            from: "policies: [",
+            to: "policies: [P{i}0, ",
+        },
+        Change {
+            kind: "everything (organizationId)",
+            file: "bundle.yaml",
+            anchor: String::new(),
+            from: "revision:",
+            to: "organizationId: o-aaaaaaaaa{i}\nrevision:",
+        },
+    ]
+}
+
+/// Writes `text` to `path` as a deployment does: a new file renamed over
+/// the old one.
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// How soon each kind of change is served by a watching reloader (settle 0,
+/// the given debounce): from the rename to the new revision in the store.
+fn change_latency(users: usize, debounce_ms: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    generate(&dir, users);
+    let (store, publisher) = Store::new();
+    let mut r = Reloader::for_dir(&dir, publisher).with_settle(Duration::ZERO);
+    let started = Instant::now();
+    r.reload(Trigger::Start);
+    let cold = started.elapsed();
+    let _w = reload::watch(
+        r,
+        WatchOptions {
+            debounce: Duration::from_millis(debounce_ms),
+            sighup: false,
+            ..WatchOptions::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "{users} users, settle 0, debounce {debounce_ms} ms; first load {} ms, peak memory {} MiB",
+        cold.as_millis(),
+        peak_rss_kib() / 1024
+    );
+    println!("| change | median | max |");
+    println!("|---|---|---|");
+    let digest = || store.bundle().map(|b| b.revision().digest.clone());
+    for change in changes(users) {
+        let path = dir.join(change.file);
+        let original = std::fs::read_to_string(&path).unwrap();
+        let mut samples = Vec::new();
+        for i in 1..=5 {
+            // Let the last reload's freeing and the machine settle.
+            std::thread::sleep(Duration::from_millis(300));
+            let before = digest();
+            replace_file(&path, &change.text(&original, i));
+            let started = Instant::now();
+            while digest() == before {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the change was not served: {}",
+                    change.kind
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            samples.push(started.elapsed().as_millis());
+        }
+        replace_file(&path, &original);
+        std::thread::sleep(Duration::from_millis(300));
+        while digest().is_none() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        samples.sort();
+        println!(
+            "| {} | {} ms | {} ms |",
+            change.kind, samples[2], samples[4]
+        );
+    }
+}
+
 /// Writes a bundle of one user whose one managed policy holds `statements`
 /// statements (a Deny every tenth, each with an Sid, two actions, a
 /// resource and a condition), with the size limits raised: the shape that
@@ -251,6 +389,11 @@ fn main() {
         measure(args[i + 1].parse().unwrap());
         return;
     }
+    // `--changes USERS DEBOUNCE_MS`: how soon each kind of change is served.
+    if let Some(i) = args.iter().position(|a| a == "--changes") {
+        change_latency(args[i + 1].parse().unwrap(), args[i + 2].parse().unwrap());
+        return;
+    }
     // `--reload`: only how soon a change is served.
     if args.iter().any(|a| a == "--reload") {
         reload_latency();
@@ -280,5 +423,12 @@ fn main() {
     }
     if !quick {
         reload_latency();
+        for debounce in ["100", "20"] {
+            let status = Command::new(&me)
+                .args(["--changes", "100000", debounce])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
     }
 }
