@@ -112,7 +112,10 @@ pub fn bundle(dir: &Path) -> Vec<Finding> {
         Err(e) => return load_errors(dir, &e),
     };
     match files.catalog() {
-        Ok((_, catalog)) => {
+        Ok((compiled, catalog)) => {
+            // The checks read the catalog only: the bundle's memory is
+            // theirs.
+            drop(compiled);
             let mut findings = rules::check(&catalog, files.dir());
             sort(&mut findings);
             findings

@@ -4,8 +4,9 @@
 //! (`*`, a trailing `*`, or the same text), so a warning never claims more
 //! than is true.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 
 use super::{Finding, Place, Rule, Severity};
 use iamd_bundle::catalog::{Catalog, Document, DocumentRole};
@@ -141,8 +142,14 @@ struct Doc<'c> {
     doc: &'c Document,
     /// `Version` is 2012-10-17.
     current_version: bool,
-    statements: Vec<Stmt>,
+    /// Shared by the documents of the same text (the inline policy that
+    /// 100,000 users each carry is read once).
+    statements: Rc<Vec<Stmt>>,
 }
+
+/// Documents read so far, by their text: `None` for a text that does not
+/// read.
+type Read<'c> = HashMap<&'c str, Option<(bool, Rc<Vec<Stmt>>)>>;
 
 struct Stmt {
     index: usize,
@@ -199,8 +206,22 @@ impl Stmt {
     }
 }
 
-fn read<'c>(doc: &'c Document) -> Option<Doc<'c>> {
-    let value = iamd_policy::json::parse(&doc.text).ok()?;
+/// A document's statements as written, read once for all the documents of
+/// its text.
+fn read<'c>(doc: &'c Document, seen: &mut Read<'c>) -> Option<Doc<'c>> {
+    let (current_version, statements) = seen
+        .entry(&doc.text)
+        .or_insert_with(|| read_text(&doc.text))
+        .clone()?;
+    Some(Doc {
+        doc,
+        current_version,
+        statements,
+    })
+}
+
+fn read_text(text: &str) -> Option<(bool, Rc<Vec<Stmt>>)> {
+    let value = iamd_policy::json::parse(text).ok()?;
     let mut problems = Default::default();
     let raw = read_policy(&value, &mut problems);
     let current_version = raw.version.as_ref().is_some_and(|v| v.v == "2012-10-17");
@@ -230,11 +251,7 @@ fn read<'c>(doc: &'c Document) -> Option<Doc<'c>> {
             }
         })
         .collect();
-    Some(Doc {
-        doc,
-        current_version,
-        statements,
-    })
+    Some((current_version, Rc::new(statements)))
 }
 
 /// Findings are made per document with its places.
@@ -324,7 +341,13 @@ pub(super) fn mentioned(doc: &Document) -> Vec<(Vec<String>, Vec<String>)> {
 
 /// Every check over a catalog; files are named under `dir`.
 pub(super) fn check(catalog: &Catalog, dir: &Path) -> Vec<Finding> {
-    let docs: Vec<Option<Doc<'_>>> = catalog.documents.iter().map(read).collect();
+    let mut seen = Read::new();
+    let docs: Vec<Option<Doc<'_>>> = catalog
+        .documents
+        .iter()
+        .map(|d| read(d, &mut seen))
+        .collect();
+    drop(seen);
     let mut out = Out {
         dir,
         findings: Vec::new(),
@@ -349,7 +372,7 @@ pub(super) fn check(catalog: &Catalog, dir: &Path) -> Vec<Finding> {
     for (id, doc) in docs.iter().enumerate() {
         let Some(doc) = doc else { continue };
         let guardrail = guardrail(id, doc);
-        for s in &doc.statements {
+        for s in doc.statements.iter() {
             if !guardrail {
                 broad(&mut out, doc, s);
             }
