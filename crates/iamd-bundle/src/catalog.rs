@@ -38,8 +38,9 @@ pub struct Document {
     /// The file (relative to the bundle) the JSON text is read from; for a
     /// document written inline in YAML, the YAML file.
     pub file: String,
-    /// The JSON text the policy was compiled from.
-    pub text: String,
+    /// The JSON text the policy was compiled from (shared by the documents
+    /// of the same text).
+    pub text: Arc<str>,
     /// For a document embedded in a larger file (inline YAML, an AWS
     /// export): `file:line:column` of the document. Positions inside `text`
     /// then mean nothing to the author.
@@ -120,6 +121,8 @@ pub(crate) struct Recorder {
     catalog: Catalog,
     /// A compiled policy's address to its document.
     ids: rustc_hash::FxHashMap<usize, usize>,
+    /// The texts recorded so far.
+    texts: rustc_hash::FxHashSet<Arc<str>>,
     managed: rustc_hash::FxHashMap<String, usize>,
     groups: rustc_hash::FxHashMap<String, usize>,
 }
@@ -129,6 +132,16 @@ fn address(p: &Arc<Policy>) -> usize {
 }
 
 impl Recorder {
+    /// `text`, shared with the documents recorded before of the same text.
+    pub(crate) fn text(&mut self, text: &str) -> Arc<str> {
+        if let Some(t) = self.texts.get(text) {
+            return t.clone();
+        }
+        let t: Arc<str> = text.into();
+        self.texts.insert(t.clone());
+        t
+    }
+
     /// A compiled document.
     pub(crate) fn document(&mut self, doc: Document) {
         let id = self.catalog.documents.len();

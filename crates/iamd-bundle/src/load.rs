@@ -2351,12 +2351,13 @@ impl<'f> Loader<'f> {
             _ if policy.name().contains('#') => DocumentRole::Inline,
             _ => DocumentRole::Managed,
         };
+        let text = r.text(text);
         r.document(Document {
             label: label.to_owned(),
             role,
             kind,
             file: file.to_owned(),
-            text: text.to_owned(),
+            text,
             embedded_at: embedded_at.cloned(),
             policy: policy.clone(),
         });

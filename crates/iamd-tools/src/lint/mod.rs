@@ -198,7 +198,7 @@ pub fn policy(file: &str, text: &str, kind: LoneKind) -> Vec<Finding> {
                 role,
                 kind: policy_kind,
                 file: file.to_owned(),
-                text: text.to_owned(),
+                text: text.into(),
                 embedded_at: None,
                 policy: std::sync::Arc::new(p),
             });
