@@ -583,3 +583,32 @@ fn a_wildcard_warning_names_a_destructive_verb_no_guard_covers() {
         ],
     );
 }
+
+#[test]
+fn documents_of_the_same_text_are_each_reported_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "bundle.yaml", "account: \"123456789012\"\n");
+    let user = |name: &str| {
+        format!(
+            "- name: {name}\n  inline:\n    own:\n      Version: \"2012-10-17\"\n      Statement:\n        - {{Effect: Allow, Action: '*', Resource: 'arn:acme:docs:eu-1:123456789012:doc/${{aws:username}}/*'}}\n"
+        )
+    };
+    write(
+        d,
+        "users.yaml",
+        &format!("{}{}", user("alice"), user("bob")),
+    );
+    let f = bundle(d);
+    let w001: Vec<_> = f
+        .iter()
+        .filter(|f| f.rule.code == "W001")
+        .map(|f| (f.place.line, f.policy.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(w001.len(), 2, "{f:?}");
+    assert_ne!(w001[0].0, w001[1].0, "{w001:?}");
+    assert!(
+        w001[0].1.contains("alice") && w001[1].1.contains("bob"),
+        "{w001:?}"
+    );
+}
