@@ -193,28 +193,38 @@ fn reload_latency() {
             format!("account: \"123456789012\"\nrevision: change{i}\n"),
         )
         .unwrap();
-        let started = Instant::now();
-        loop {
-            let live = store
+        let label = format!("change{i}");
+        let waited = wait_until("the change", Duration::from_secs(30), || {
+            store
                 .bundle()
-                .as_ref()
-                .and_then(|b| b.revision().label.clone());
-            if live.as_deref() == Some(&format!("change{i}")) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the change was not served"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        samples.push(started.elapsed().as_millis());
+                .is_some_and(|b| b.revision().label.as_ref() == Some(&label))
+        });
+        samples.push(waited.as_millis());
     }
     samples.sort();
     println!(
         "reload of a 10,000-user bundle after a file change (debounce 100 ms, settle 1 s): median {} ms, max {} ms (5 changes)",
         samples[2], samples[4]
     );
+}
+
+/// Waits until `done` (every millisecond, at most `limit`, or panics naming
+/// `what`); returns how long it took.
+fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what} was not served");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    started.elapsed()
+}
+
+/// Runs this benchmark again with `args`, in a process of its own (so
+/// that its peak memory is its own).
+fn child(args: &[&str]) {
+    let me = std::env::current_exe().unwrap();
+    let status = Command::new(&me).args(args).status().unwrap();
+    assert!(status.success(), "{args:?}: {status}");
 }
 
 /// One kind of change to the synthetic bundle: in `file`, after `anchor`,
@@ -328,22 +338,15 @@ fn change_latency(users: usize, debounce_ms: u64) {
             std::thread::sleep(Duration::from_millis(300));
             let before = digest();
             replace_file(&path, &change.text(&original, i));
-            let started = Instant::now();
-            while digest() == before {
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "the change was not served: {}",
-                    change.kind
-                );
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            samples.push(started.elapsed().as_millis());
+            let waited = wait_until(change.kind, Duration::from_secs(60), || digest() != before);
+            samples.push(waited.as_millis());
         }
+        // The file as it was, served before the next kind is measured.
+        let before = digest();
         replace_file(&path, &original);
-        std::thread::sleep(Duration::from_millis(300));
-        while digest().is_none() {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_until("the restored file", Duration::from_secs(60), || {
+            digest() != before
+        });
         samples.sort();
         println!(
             "| {} | {} ms | {} ms |",
@@ -423,22 +426,13 @@ fn main() {
         "| users | roles | statements | YAML | load + compile | peak memory | decision | allowed % |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let me = std::env::current_exe().unwrap();
     for n in sizes {
-        let status = Command::new(&me)
-            .args(["--size", &n.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        child(&["--size", &n.to_string()]);
     }
     if !quick {
         reload_latency();
         for debounce in ["100", "20"] {
-            let status = Command::new(&me)
-                .args(["--changes", "100000", debounce])
-                .status()
-                .unwrap();
-            assert!(status.success());
+            child(&["--changes", "100000", debounce]);
         }
     }
 }
