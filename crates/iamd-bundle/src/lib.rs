@@ -10,6 +10,7 @@
 mod aws;
 pub mod cache;
 pub mod catalog;
+mod chunks;
 pub mod diagnostic;
 mod items;
 mod load;

@@ -276,10 +276,15 @@ impl BundleFiles {
             return self.compile();
         }
         let documents = std::mem::take(&mut cache.documents);
-        let (result, documents) = self.compile_keeping(cache.kept.as_ref(), documents);
+        let (result, documents, in_chunks) =
+            self.compile_keeping(cache.kept.as_ref(), documents, true);
         let (result, documents) = match result {
-            // Errors as a full compile finds them, at their places.
-            Err(_) if cache.kept.is_some() => self.compile_keeping(None, documents),
+            // Errors as a full compile in one piece finds them, at their
+            // places.
+            Err(_) if cache.kept.is_some() || in_chunks => {
+                let (result, documents, _) = self.compile_keeping(None, documents, false);
+                (result, documents)
+            }
             result => (result, documents),
         };
         cache.documents = documents;
@@ -289,21 +294,27 @@ impl BundleFiles {
         Ok(bundle)
     }
 
-    /// A compilation that reuses `prev` (when given) and keeps its work;
-    /// the documents map comes back either way.
+    /// A compilation that reuses `prev` (when given) and keeps its work,
+    /// its large list files parsed on several threads if `parallel`; the
+    /// documents map comes back either way, and whether a file was parsed
+    /// so.
     #[allow(clippy::type_complexity, reason = "one private call site")]
     fn compile_keeping(
         &self,
         prev: Option<&Kept>,
         documents: FxHashMap<(PolicyKind, String), Policy>,
+        parallel: bool,
     ) -> (
         Result<(Bundle, Option<Kept>), BundleError>,
         FxHashMap<(PolicyKind, String), Policy>,
+        bool,
     ) {
         let mut loader = Loader::new(self, None, prev, documents, true);
+        loader.parallel = parallel;
         let result = loader.run();
         let documents = std::mem::take(&mut loader.compiled);
-        (result.map(|(b, _)| (b, loader.next.take())), documents)
+        let kept = loader.next.take();
+        (result.map(|(b, _)| (b, kept)), documents, loader.in_chunks)
     }
 
     /// SHA-256 over every file's relative path and contents, in path order,
@@ -814,6 +825,15 @@ const BATCH: usize = 64;
 const STREAM_FROM: usize = 1 << 16;
 /// Batches parsed and not yet compiled, at most.
 const QUEUED_BATCHES: usize = 4;
+/// A list file at least this long (bytes) is parsed on several threads at
+/// a first load ([`crate::chunks`]).
+const PARALLEL_FROM: usize = 4 * crate::chunks::CHUNK_BYTES;
+/// Threads parsing one list file, at most.
+const MAX_PARSERS: usize = 4;
+/// The problem of a load whose list file did not parse chunk by chunk:
+/// the load is run again (in one piece), which reports the file's errors
+/// at their places.
+const CHUNKS_FAILED: &str = "the file's entries did not parse chunk by chunk";
 
 thread_local! {
     /// Where a parser thread of [`Loader::stream_users`] hands its users.
@@ -886,6 +906,11 @@ struct Loader<'f> {
     valid: Vec<bool>,
     /// What this load keeps for the next, when it keeps anything.
     next: Option<Kept>,
+    /// Whether a large list file may be parsed on several threads.
+    parallel: bool,
+    /// Whether one was: a problem of this load is then found again by a
+    /// load in one piece, at its place.
+    in_chunks: bool,
 }
 
 /// A step of [`Loader::each_entry`]: an entry that may be kept, or a run
@@ -973,6 +998,8 @@ impl<'f> Loader<'f> {
             reuse: None,
             valid: Vec::new(),
             next: keep.then(Kept::default),
+            parallel: false,
+            in_chunks: false,
         }
     }
 
@@ -1108,6 +1135,16 @@ impl<'f> Loader<'f> {
             if self.prev.is_none() {
                 // Everything is parsed; each user is kept by its entry's
                 // digest, if the entries are what the parser finds.
+                if let Some(threads) = self.threads_for(text) {
+                    self.in_chunks = true;
+                    let whole = crate::chunks::parse_in_order(text, &items, threads, |u, item| {
+                        add(self, file, Entry::Parsed(&u, Some(item.hash)));
+                    });
+                    if !whole {
+                        self.problems.push(Diagnostic::file(file, CHUNKS_FAILED));
+                    }
+                    continue;
+                }
                 let mut n = 0;
                 self.stream(file, text, |this, u| {
                     let hash = items.get(n).map(|i| i.hash);
@@ -1192,6 +1229,18 @@ impl<'f> Loader<'f> {
                 }
             });
         }
+    }
+
+    /// How many threads parse the entries of `text` at once
+    /// ([`crate::chunks`]): on a first load that keeps its work, when the
+    /// file is large, there are CPUs for it and the thread is not paced (a
+    /// reload leaves the CPUs to the serving threads).
+    fn threads_for(&self, text: &str) -> Option<usize> {
+        if !self.parallel || text.len() < PARALLEL_FROM || crate::pace::counts().is_some() {
+            return None;
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        (cpus > 1).then_some(cpus.min(MAX_PARSERS))
     }
 
     /// The entries of a list file, when this load keeps its work and the
@@ -1390,6 +1439,20 @@ impl<'f> Loader<'f> {
     fn roles_parsed(&mut self) -> Vec<(String, RawRole, Option<Hash>)> {
         let mut out = Vec::new();
         for (file, text) in self.sources("roles") {
+            let threads = self.threads_for(text);
+            if let (Some(threads), Some(items)) = (threads, self.cut(text)) {
+                self.in_chunks = true;
+                let whole = crate::chunks::parse_in_order(
+                    text,
+                    &items,
+                    threads,
+                    |r: Paced<RawRole>, item| out.push((file.to_owned(), r.0, Some(item.hash))),
+                );
+                if !whole {
+                    self.problems.push(Diagnostic::file(file, CHUNKS_FAILED));
+                }
+                continue;
+            }
             if let Some(roles) = self.parse_file::<Vec<Paced<RawRole>>>(file, text) {
                 let cut = self.cut(text).filter(|c| c.len() == roles.len());
                 let hash = |i: usize| cut.as_ref().and_then(|c| c.get(i)).map(|c| c.hash);

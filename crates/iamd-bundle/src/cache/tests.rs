@@ -454,3 +454,41 @@ fn a_bad_bundle_leaves_the_cache_as_it_was_and_reports_a_full_compile_errors() {
     model.read().compile_cached(&mut cache).unwrap();
     assert_eq!(cache.last_load().1, 1, "only the user fixed is compiled");
 }
+
+#[test]
+fn a_large_users_file_parsed_in_chunks_makes_the_bundle_of_a_full_compile() {
+    // The tests' chunks are small: 40 users make several, on every CPU.
+    let mut model = Model::new(40);
+    let mut cache = Cache::new();
+    check(&model, &mut cache).unwrap();
+    assert_eq!(cache.last_load(), (0, 43));
+    // A broken entry in the middle: the load runs again in one piece, and
+    // the errors are a full compile's, at their places.
+    model.users[20].groups = vec![7];
+    let mut cache = Cache::new();
+    let e = model.read().compile_cached(&mut cache).unwrap_err();
+    assert_eq!(e.lines(), model.read().compile().unwrap_err().lines());
+    assert!(e.lines()[0].starts_with("users.yaml:"), "{e}");
+}
+
+#[test]
+fn an_entry_cut_in_two_is_parsed_in_one_piece() {
+    // A quoted tag value over two lines, the second at column 0 looking
+    // like an entry: the cut has one piece too many.
+    let model = Model::new(40);
+    let mut files = model.files();
+    let (_, users) = files.iter_mut().find(|(n, _)| n == "users.yaml").unwrap();
+    let text = String::from_utf8(users.clone()).unwrap();
+    let cut = "  tags: {team: t1, note: \"a\n- b\"}\n";
+    let text = text.replacen("  tags: {team: t1}\n", cut, 1);
+    assert!(text.contains(cut));
+    *users = text.into_bytes();
+    let files = BundleFiles::from_files(Path::new("model"), files, &ReadLimits::default()).unwrap();
+    let mut cache = Cache::new();
+    let full = files.compile().unwrap_or_else(|e| panic!("{e}"));
+    let cached = files
+        .compile_cached(&mut cache)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answers(&full, &model), answers(&cached, &model));
+    assert_eq!(cache.last_load(), (0, 43));
+}
