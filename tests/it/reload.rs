@@ -468,45 +468,76 @@ fn readers_never_see_a_mix_of_two_bundles() {
 /// The reloader's logs, from the daemon's own process: tracing's callsite
 /// registry is global, so a test of this binary that installed a scoped
 /// subscriber raced with the other tests registering the same callsites.
-#[test]
-fn loads_and_rejections_are_logged_with_every_error() {
-    use std::io::BufRead as _;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    write_all(&dir, &files("GetDocument"));
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_iamd"))
-        .arg("serve")
-        .arg("--bundle")
-        .arg(&dir)
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--poll-interval", "1"])
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let logs = Arc::new(std::sync::Mutex::new(String::new()));
-    let stderr = daemon.stderr.take().unwrap();
-    let sink = logs.clone();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
+/// A daemon serving `dir` (with `extra` flags), its log lines gathered as
+/// they come.
+struct Logged {
+    daemon: std::process::Child,
+    logs: Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Logged {
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_iamd"))
+            .arg("serve")
+            .arg("--bundle")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = daemon.stderr.take().unwrap();
+        let sink = logs.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Self {
+            daemon,
+            logs,
+            reader: Some(reader),
         }
-    });
-    let wait_for = |needle: &str| {
+    }
+
+    /// Waits (10 s at most) until the logs hold `needle`.
+    fn wait_for(&self, needle: &str) {
         for _ in 0..200 {
-            if logs.lock().unwrap().contains(needle) {
+            if self.logs.lock().unwrap().contains(needle) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("no `{needle}` in the logs:\n{}", logs.lock().unwrap());
-    };
+        panic!("no `{needle}` in the logs:\n{}", self.logs.lock().unwrap());
+    }
+
+    /// Stops the daemon (SIGTERM, exit 0); its whole log.
+    fn stop(mut self) -> String {
+        crate::cli::stop(&mut self.daemon);
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn loads_and_rejections_are_logged_with_every_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write_all(&dir, &files("GetDocument"));
+    let daemon = Logged::start(&dir, &["--poll-interval", "1"]);
+    let wait_for = |needle: &str| daemon.wait_for(needle);
     wait_for("bundle loaded");
     std::fs::write(
         dir.join("users.yaml"),
@@ -514,9 +545,7 @@ fn loads_and_rejections_are_logged_with_every_error() {
     )
     .unwrap();
     wait_for("bundle rejected");
-    crate::cli::stop(&mut daemon);
-    reader.join().unwrap();
-    let text = logs.lock().unwrap().clone();
+    let text = daemon.stop();
     assert!(
         text.contains("INFO")
             && text.contains("bundle loaded")
@@ -535,4 +564,41 @@ fn loads_and_rejections_are_logged_with_every_error() {
         text.contains("users.yaml:3:14: unknown managed policy `Missing`"),
         "{text}"
     );
+}
+
+/// `bundle.maxFileBytes` of the configuration is the reader's limit: a file
+/// one byte over it is refused, naming the file and the setting; at its
+/// size, the bundle loads.
+#[test]
+fn the_configured_file_limit_is_the_readers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let files = files("GetDocument");
+    write_all(&dir, &files);
+    let largest = files.iter().map(|(_, t)| t.len()).max().unwrap();
+    let (name, _) = files.iter().find(|(_, t)| t.len() == largest).unwrap();
+    for (limit, want) in [
+        (
+            largest - 1,
+            format!("{name}: the file has more than {} bytes", largest - 1),
+        ),
+        (largest, "bundle loaded".to_owned()),
+    ] {
+        let cfg = tmp.path().join("iamd.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "bundle: {{source: {}, maxFileBytes: {limit}}}\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let daemon = Logged::start(&dir, &["--config", cfg.to_str().unwrap()]);
+        daemon.wait_for(&want);
+        let text = daemon.stop();
+        if limit < largest {
+            assert!(text.contains("bundle.maxFileBytes"), "{text}");
+            assert!(!text.contains("bundle loaded"), "{text}");
+        }
+    }
 }

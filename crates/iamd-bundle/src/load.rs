@@ -388,7 +388,7 @@ impl ReadLimits {
     /// Past [`ReadLimits::files`]: what the reader says, whatever it reads.
     fn too_many_files(&self) -> String {
         format!(
-            "the bundle has more than {} files: split it, or raise the limit",
+            "the bundle has more than {} files: raise the limit (the daemon's `bundle.maxFiles`)",
             self.files
         )
     }
@@ -396,7 +396,7 @@ impl ReadLimits {
     /// Past [`ReadLimits::file_bytes`].
     fn file_too_big(&self) -> String {
         format!(
-            "the file has more than {} bytes: the last good bundle stays",
+            "the file has more than {} bytes: split it, or raise the limit (the daemon's `bundle.maxFileBytes`); the last good bundle stays",
             self.file_bytes
         )
     }
@@ -404,7 +404,7 @@ impl ReadLimits {
     /// Past [`ReadLimits::bundle_bytes`].
     fn bundle_too_big(&self) -> String {
         format!(
-            "the bundle has more than {} bytes: the last good bundle stays",
+            "the bundle has more than {} bytes: raise the limit (the daemon's `bundle.maxTotalBytes`); the last good bundle stays",
             self.bundle_bytes
         )
     }

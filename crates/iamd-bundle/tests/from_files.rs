@@ -131,16 +131,22 @@ fn the_read_limits_apply() {
     let e = read(files(1, 101)).unwrap_err();
     assert_eq!(
         e,
-        ["policies/P0.json: the file has more than 100 bytes: the last good bundle stays"]
+        [
+            "policies/P0.json: the file has more than 100 bytes: split it, or raise the limit (the daemon's `bundle.maxFileBytes`); the last good bundle stays"
+        ]
     );
     let e = read(files(4, 10)).unwrap_err();
     assert_eq!(
         e,
-        ["policies/P3.json: the bundle has more than 4 files: split it, or raise the limit"]
+        [
+            "policies/P3.json: the bundle has more than 4 files: raise the limit (the daemon's `bundle.maxFiles`)"
+        ]
     );
     let e = read(files(3, 100)).unwrap_err();
     assert_eq!(
         e,
-        ["policies/P2.json: the bundle has more than 250 bytes: the last good bundle stays"]
+        [
+            "policies/P2.json: the bundle has more than 250 bytes: raise the limit (the daemon's `bundle.maxTotalBytes`); the last good bundle stays"
+        ]
     );
 }

@@ -760,6 +760,42 @@ mod tests {
     }
 
     #[test]
+    fn the_bundle_read_limits_are_settings_of_every_source() {
+        use crate::source::Location;
+        let text = "bundle: {source: /srv/b, maxFileBytes: 200000000, maxTotalBytes: 300000000, maxFiles: 9}\n";
+        let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap();
+        let l = c.bundle.limits;
+        assert_eq!(
+            (l.file_bytes, l.bundle_bytes, l.files),
+            (200_000_000, 300_000_000, 9)
+        );
+        assert_eq!(l.deadline, iamd_bundle::ReadLimits::default().deadline);
+        let c = ServeConfig::resolve(file("bundle: /srv/b\n").unwrap(), Overrides::default());
+        assert_eq!(c.unwrap().bundle.limits, iamd_bundle::ReadLimits::default());
+        let text = "bundle: {source: 'https://h/b.tar.gz', maxFileBytes: 5}\n";
+        let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap();
+        let Location::Http(h) = &c.bundle.location else {
+            panic!("{:?}", c.bundle)
+        };
+        assert_eq!(h.limits.file_bytes, 5, "an archive's files too");
+        let text = "bundle: {source: 'oci://r/x:1', maxFiles: 5}\n";
+        let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap();
+        let Location::Oci(o) = &c.bundle.location else {
+            panic!("{:?}", c.bundle)
+        };
+        assert_eq!(o.limits.files, 5);
+        let bad = "bundle: {source: /srv/b, maxFiles: 0, maxFileBytes: 3000000000}\n";
+        let e = ServeConfig::resolve(file(bad).unwrap(), Overrides::default()).unwrap_err();
+        assert_eq!(
+            e.lines(),
+            [
+                "bundle.maxFiles is 0: no bundle could be read; give a positive number or remove it",
+                "bundle.maxFileBytes (3000000000) is more than bundle.maxTotalBytes (1073741824): raise maxTotalBytes too",
+            ]
+        );
+    }
+
+    #[test]
     fn a_remote_bundle_has_its_settings_in_a_map_and_the_flag_still_wins() {
         use crate::source::Location;
         let text = "bundle:\n  source: https://bundles.example.com/prod.tar.gz\n  pollMinSeconds: 5\n  pollMaxSeconds: 9\n  longPollSeconds: 30\n  bearerTokenFile: /run/token\n  persistDir: /var/lib/iamd\n  maxBytes: 1000\n  verify: {keys: [/k/a.pub, /k/b.pub]}\n  staleness: {maxAgeSeconds: 3600}\n";

@@ -7,6 +7,7 @@ pub use iamd_source::{BundleSource, DirectorySource, Fetched};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use iamd_bundle::ReadLimits;
 use iamd_source::http::{HttpOptions, HttpSource, Polling};
 use iamd_source::oci::{Credentials, OciOptions, OciSource};
 use iamd_source::signature::Verifier;
@@ -50,6 +51,12 @@ pub struct FileBundle {
     /// Where the last bundle that went live is kept, to serve at a start
     /// while the source is down.
     pub persist_dir: Option<PathBuf>,
+    /// Bytes in one file of the bundle, at most (64 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// Bytes in all the bundle's files together, at most (1 GiB).
+    pub max_total_bytes: Option<u64>,
+    /// Files in the bundle, at most (100,000).
+    pub max_files: Option<usize>,
     /// Signatures required.
     #[serde(default)]
     pub verify: FileVerify,
@@ -123,6 +130,8 @@ pub struct BundleConfig {
     pub verify_keys: Vec<PathBuf>,
     /// The staleness policy.
     pub max_age: Option<Duration>,
+    /// How much of a bundle is read.
+    pub limits: ReadLimits,
 }
 
 impl BundleConfig {
@@ -141,6 +150,7 @@ impl BundleConfig {
             problems.push("no bundle: give `--bundle PATH`, `IAMD_BUNDLE` or `bundle:` in the configuration file".to_owned());
             return None;
         };
+        let limits = read_limits(&file, problems);
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
         let persist = flag_persist.or(file.persist_dir.clone());
         let http = source.starts_with("https://") || source.starts_with("http://");
@@ -179,6 +189,7 @@ impl BundleConfig {
                 }
                 let mut options = OciOptions::new(&source);
                 options.polling = polling;
+                options.limits = limits;
                 options.client = client;
                 options.credentials = Credentials {
                     token_file: file.bearer_token_file.clone(),
@@ -192,6 +203,7 @@ impl BundleConfig {
                 }
                 let mut options = HttpOptions::new(&source);
                 options.polling = polling;
+                options.limits = limits;
                 options.client = client;
                 options.bearer_token_file = file.bearer_token_file.clone();
                 options.long_poll = file
@@ -231,6 +243,7 @@ impl BundleConfig {
             location,
             verify_keys,
             max_age: file.staleness.max_age_seconds.map(Duration::from_secs),
+            limits,
         })
     }
 
@@ -238,7 +251,7 @@ impl BundleConfig {
     /// TLS file that cannot be read.
     pub fn open(&self) -> Result<(Box<dyn BundleSource>, Option<Verifier>), String> {
         let source: Box<dyn BundleSource> = match &self.location {
-            Location::Local(path) => Box::new(DirectorySource::new(path)),
+            Location::Local(path) => Box::new(DirectorySource::new(path).with_limits(self.limits)),
             Location::Http(options) => Box::new(HttpSource::new((**options).clone())?),
             Location::Oci(options) => Box::new(OciSource::new((**options).clone())?),
         };
@@ -249,4 +262,34 @@ impl BundleConfig {
         };
         Ok((source, verifier))
     }
+}
+
+/// `bundle.maxFileBytes`, `maxTotalBytes` and `maxFiles` over the
+/// defaults; a zero, or a file limit over the total, into `problems`.
+fn read_limits(file: &FileBundle, problems: &mut Vec<String>) -> ReadLimits {
+    let d = ReadLimits::default();
+    let limits = ReadLimits {
+        file_bytes: file.max_file_bytes.unwrap_or(d.file_bytes),
+        bundle_bytes: file.max_total_bytes.unwrap_or(d.bundle_bytes),
+        files: file.max_files.unwrap_or(d.files),
+        ..d
+    };
+    for (key, zero) in [
+        ("maxFileBytes", limits.file_bytes == 0),
+        ("maxTotalBytes", limits.bundle_bytes == 0),
+        ("maxFiles", limits.files == 0),
+    ] {
+        if zero {
+            problems.push(format!(
+                "bundle.{key} is 0: no bundle could be read; give a positive number or remove it"
+            ));
+        }
+    }
+    if limits.file_bytes > limits.bundle_bytes {
+        problems.push(format!(
+            "bundle.maxFileBytes ({}) is more than bundle.maxTotalBytes ({}): raise maxTotalBytes too",
+            limits.file_bytes, limits.bundle_bytes
+        ));
+    }
+    limits
 }
