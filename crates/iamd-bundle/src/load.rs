@@ -254,6 +254,23 @@ impl BundleFiles {
         Ok((bundle, catalog))
     }
 
+    /// The catalog alone, for checks that read nothing else (`iamd
+    /// validate`): every problem a compile finds is still found, but the
+    /// principals' statement sets, most of a compiled bundle's memory, are
+    /// never built.
+    pub fn catalog_only(&self) -> Result<Catalog, BundleError> {
+        let mut loader = Loader::new(
+            self,
+            Some(Recorder::default()),
+            None,
+            FxHashMap::default(),
+            false,
+        );
+        loader.principals = false;
+        let (bundle, recorder) = loader.run()?;
+        Ok(recorder.unwrap_or_default().finish(bundle.account()))
+    }
+
     fn compile_recording(
         &self,
         recorder: Option<Recorder>,
@@ -911,6 +928,9 @@ struct Loader<'f> {
     /// Whether one was: a problem of this load is then found again by a
     /// load in one piece, at its place.
     in_chunks: bool,
+    /// Whether users and roles are built into the bundle (not for
+    /// [`BundleFiles::catalog_only`]: they are checked and catalogued only).
+    principals: bool,
 }
 
 /// A step of [`Loader::each_entry`]: an entry that may be kept, or a run
@@ -1000,6 +1020,7 @@ impl<'f> Loader<'f> {
             next: keep.then(Kept::default),
             parallel: false,
             in_chunks: false,
+            principals: true,
         }
     }
 
@@ -2118,6 +2139,9 @@ impl<'f> Loader<'f> {
             r.principal(kind, who, &identity, boundary.as_ref());
         }
         let principal = Principal::parse(arn).ok()?;
+        if !self.principals {
+            return None;
+        }
         let entity = Arc::new(Entity::new(
             principal,
             StatementSet::new(identity),

@@ -110,3 +110,54 @@ fn the_same_document_given_many_times_is_compiled_once_and_named_for_each_use() 
     assert!(!ask("bob", "ann").allowed());
     assert!(ask("ann", "ann").allowed());
 }
+
+/// The catalog of [`BundleFiles::catalog_only`] is the one
+/// [`BundleFiles::catalog`] makes, and so are its errors.
+#[test]
+fn a_catalog_without_principals_is_the_catalog_and_finds_the_same_errors() {
+    let examples = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let summary = |c: &Catalog| {
+        let documents: Vec<_> = c
+            .documents
+            .iter()
+            .map(|d| (&d.label, d.role, d.kind, &d.file, &d.text, &d.embedded_at))
+            .map(|d| format!("{d:?}"))
+            .collect();
+        let principals: Vec<_> = c
+            .principals
+            .iter()
+            .map(|p| format!("{} {} {:?} {:?}", p.label, p.name, p.identity, p.boundary))
+            .collect();
+        let groups: Vec<_> = c.groups.iter().map(|g| format!("{g:?}")).collect();
+        let managed: Vec<_> = c.managed.iter().map(|m| format!("{m:?}")).collect();
+        let mut names: Vec<_> = c.names.iter().cloned().collect();
+        names.sort();
+        (
+            documents,
+            principals,
+            groups,
+            managed,
+            c.scps.clone(),
+            names,
+            c.account.clone(),
+        )
+    };
+    for dir in ["bundle", "authzen/bundle", "aws/authorization-details.json"] {
+        let files = BundleFiles::read(&examples.join(dir)).unwrap_or_else(|e| panic!("{e}"));
+        let (_, full) = files.catalog().unwrap_or_else(|e| panic!("{e}"));
+        let only = files.catalog_only().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!only.principals.is_empty() && !only.documents.is_empty());
+        assert_eq!(summary(&full), summary(&only), "{dir}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("bundle.yaml", "account: \"123456789012\"\n");
+    write(
+        "users.yaml",
+        "- name: a\n  groups: [nope]\n  policies: [Missing]\n- name: a\n",
+    );
+    let files = BundleFiles::read(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let full = files.catalog().map(|_| ()).unwrap_err().lines();
+    assert_eq!(files.catalog_only().map(|_| ()).unwrap_err().lines(), full);
+    assert_eq!(full.len(), 3, "{full:?}");
+}
