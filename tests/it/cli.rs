@@ -730,3 +730,98 @@ async fn a_check_that_does_not_decode_is_an_invalid_argument() {
     drop(grpc);
     stop(&mut server);
 }
+
+/// A client that holds an HTTP/2 connection open and only pings it (as a
+/// pooled client does, or one that means to keep a place) is asked to close
+/// at `limits.maxConnectionAgeMs` (a GOAWAY frame), and the connection
+/// ends: on the gRPC listener with one serving thread and with two, and on
+/// the AuthZEN listener. Before: such a connection stayed open for good,
+/// holding a place under `maxConnections`.
+#[test]
+fn a_connection_that_only_pings_is_closed_at_its_age() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("iamd.yaml");
+    std::fs::write(&config, "limits:\n  maxConnectionAgeMs: 600\n").unwrap();
+    let config = config.to_str().unwrap();
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+    const SETTINGS_ACK: &[u8] = &[0, 0, 0, 4, 1, 0, 0, 0, 0];
+    const PING: &[u8] = &[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    // Pings every 100 ms and answers the server's pings, as a live client
+    // does; the frame types the server sent, and how long the connection
+    // lasted (at most 10 s).
+    let ping_until_closed = |addr: &str| {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(PREFACE).unwrap();
+        c.write_all(SETTINGS).unwrap();
+        c.write_all(SETTINGS_ACK).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let started = Instant::now();
+        let mut pinged = started - Duration::from_secs(1);
+        let (mut pending, mut types) = (Vec::new(), Vec::new());
+        let mut buf = [0u8; 4096];
+        'connection: while started.elapsed() < Duration::from_secs(10) {
+            if pinged.elapsed() >= Duration::from_millis(100) {
+                pinged = Instant::now();
+                if c.write_all(PING).is_err() {
+                    break;
+                }
+            }
+            match c.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+            while pending.len() >= 9 {
+                let len = usize::from(pending[0]) << 16
+                    | usize::from(pending[1]) << 8
+                    | usize::from(pending[2]);
+                if pending.len() < 9 + len {
+                    break;
+                }
+                let frame: Vec<u8> = pending.drain(..9 + len).collect();
+                types.push(frame[3]);
+                if frame[3] == 6 && frame[4] & 1 == 0 {
+                    let mut ack = frame.clone();
+                    ack[4] = 1;
+                    if c.write_all(&ack).is_err() {
+                        break 'connection;
+                    }
+                }
+            }
+        }
+        (types, started.elapsed())
+    };
+    for workers in ["1", "2"] {
+        let authzen = format!("127.0.0.1:{}", free_port());
+        let (mut server, addr) = spawn_daemon(&[
+            "--config",
+            config,
+            "--workers",
+            workers,
+            "--authzen-listen",
+            &authzen,
+        ]);
+        wait_serving(&mut server, &addr);
+        for (listener, at) in [("grpc", &addr), ("authzen", &authzen)] {
+            let (types, lasted) = ping_until_closed(at);
+            assert!(
+                types.contains(&7),
+                "{listener}, workers {workers}: a GOAWAY among the frames {types:?}"
+            );
+            assert!(
+                types.iter().filter(|t| **t == 6).count() >= 3,
+                "{listener}: the pings were answered until then: {types:?}"
+            );
+            assert!(
+                lasted >= Duration::from_millis(500) && lasted < Duration::from_secs(5),
+                "{listener}, workers {workers}: closed after {lasted:?}"
+            );
+        }
+        stop(&mut server);
+    }
+}

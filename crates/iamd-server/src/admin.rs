@@ -329,7 +329,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
-    let handshake = crate::limits::ConnectionLimits::default().handshake_timeout;
+    let limits = crate::limits::ConnectionLimits::default();
+    let handshake = limits.handshake_timeout;
     let accepter = crate::conn::Accepter::new("admin", ADMIN_MAX_CONNECTIONS);
     let mut accepted = crate::conn::accepting(listener, accepter);
     loop {
@@ -347,11 +348,15 @@ pub async fn serve(
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let io = crate::conn::Quiet::new(stream, handshake, slot);
-            let _ = hyper::server::conn::http1::Builder::new()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(handshake)
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                .await;
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            // A scraper's keep-alive connection is renewed now and then,
+            // as every listener's is; a stop ends the task with the runtime.
+            let age = (limits.max_age, crate::conn::AGE_GRACE);
+            let stop = std::future::pending();
+            crate::conn::serve_for(conn, |c| c.graceful_shutdown(), age, stop).await;
         });
     }
 }

@@ -135,6 +135,8 @@ pub struct FileLimits {
     pub keepalive_interval_ms: Option<u64>,
     /// Milliseconds a ping may wait for its answer.
     pub keepalive_timeout_ms: Option<u64>,
+    /// Milliseconds a connection may stay open before it is asked to close.
+    pub max_connection_age_ms: Option<u64>,
 }
 
 /// `reload:`.
@@ -481,6 +483,12 @@ impl ServeConfig {
                         l.keepalive_timeout_ms,
                         c.keepalive_timeout,
                     ),
+                    max_age: ms(
+                        &mut problems,
+                        "maxConnectionAgeMs",
+                        l.max_connection_age_ms,
+                        c.max_age,
+                    ),
                 }
             },
         };
@@ -757,6 +765,27 @@ mod tests {
         );
         assert_eq!(c.poll_interval, Duration::from_secs(10));
         assert_eq!(c.workers, 1, "one thread unless asked");
+    }
+
+    #[test]
+    fn connections_have_an_age_limit() {
+        let c = ServeConfig::resolve(file("bundle: b\n").unwrap(), Overrides::default());
+        assert_eq!(
+            c.unwrap().limits.connections.max_age,
+            Duration::from_secs(1800)
+        );
+        let text = "bundle: b\nlimits: {maxConnectionAgeMs: 60000}\n";
+        let c = ServeConfig::resolve(file(text).unwrap(), Overrides::default());
+        assert_eq!(
+            c.unwrap().limits.connections.max_age,
+            Duration::from_secs(60)
+        );
+        let text = "bundle: b\nlimits: {maxConnectionAgeMs: 0}\n";
+        let e = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap_err();
+        assert_eq!(
+            e.lines(),
+            ["maxConnectionAgeMs is 0: give a positive number"]
+        );
     }
 
     #[test]

@@ -196,6 +196,85 @@ pub fn accepting<L: Accept>(
     rx
 }
 
+/// How long an HTTP connection asked to close for its age may take to
+/// finish what it has in flight before it is cut (its calls are bounded by
+/// the request timeout, its reads and writes by the keepalive pings).
+pub const AGE_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves one HTTP connection, `conn`, until it ends, or until it has been
+/// open for `age` or `stop` comes; then it is asked to close (`graceful`:
+/// HTTP/2 GOAWAY, HTTP/1.1 `Connection: close` after the answer in flight).
+/// Asked for its age, it is dropped (closed) if it has not ended `grace`
+/// later; asked by `stop`, it has what the caller's drain gives it.
+pub async fn serve_for<C: Future>(
+    conn: C,
+    graceful: impl FnOnce(Pin<&mut C>),
+    (age, grace): (Duration, Duration),
+    stop: impl Future<Output = ()>,
+) {
+    let mut conn = std::pin::pin!(conn);
+    let old = tokio::select! {
+        _ = conn.as_mut() => return,
+        () = tokio::time::sleep(age) => true,
+        () = stop => false,
+    };
+    graceful(conn.as_mut());
+    if old {
+        let _ = tokio::time::timeout(grace, conn).await;
+    } else {
+        conn.await;
+    }
+}
+
+/// What tells a listener's connections that the daemon stops, and lets it
+/// wait until they have all ended: each connection holds a [`Stop`] while
+/// it is served.
+#[derive(Debug)]
+pub struct Stopping {
+    tx: tokio::sync::watch::Sender<bool>,
+}
+
+/// A connection's side of [`Stopping`].
+#[derive(Debug)]
+pub struct Stop {
+    rx: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Stopping {
+    /// No stop yet.
+    pub fn new() -> Self {
+        Self {
+            tx: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// For one more connection.
+    pub fn watcher(&self) -> Stop {
+        Stop {
+            rx: self.tx.subscribe(),
+        }
+    }
+
+    /// Tells every connection to stop; done when they all have ended.
+    pub async fn shutdown(self) {
+        let _ = self.tx.send(true);
+        self.tx.closed().await;
+    }
+}
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stop {
+    /// Done once the daemon stops.
+    pub async fn stopped(&mut self) {
+        let _ = self.rx.wait_for(|stop| *stop).await;
+    }
+}
+
 /// A connection's place under its listener's cap, given back when it is
 /// dropped (with the connection).
 #[derive(Debug)]
@@ -343,6 +422,90 @@ mod tests {
             later.is_err(),
             "no timeout after the first bytes: {later:?}"
         );
+    }
+
+    /// A connection that ends `after` being asked to close (never, if
+    /// `None`), and records when it was asked.
+    struct Conn {
+        asked: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+        after: Option<Duration>,
+        end: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+
+    impl Future for Conn {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            match self.end.as_mut() {
+                Some(end) => end.as_mut().poll(cx),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    fn conn(
+        after: Option<Duration>,
+    ) -> (Conn, Arc<std::sync::Mutex<Option<tokio::time::Instant>>>) {
+        let asked = Arc::new(std::sync::Mutex::new(None));
+        let c = Conn {
+            asked: asked.clone(),
+            after,
+            end: None,
+        };
+        (c, asked)
+    }
+
+    fn ask(mut c: Pin<&mut Conn>) {
+        *c.asked.lock().unwrap() = Some(tokio::time::Instant::now());
+        if let Some(after) = c.after {
+            c.end = Some(Box::pin(tokio::time::sleep(after)));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_asked_to_close_at_its_age_and_cut_after_the_grace() {
+        let age = (Duration::from_secs(60), Duration::from_secs(5));
+        let start = tokio::time::Instant::now();
+        // Closes when asked, a second later.
+        let (c, asked) = conn(Some(Duration::from_secs(1)));
+        serve_for(c, ask, age, std::future::pending()).await;
+        assert_eq!(
+            asked.lock().unwrap().unwrap() - start,
+            Duration::from_secs(60)
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(61));
+        // Never closes: cut at the grace.
+        let start = tokio::time::Instant::now();
+        let (c, _) = conn(None);
+        serve_for(c, ask, age, std::future::pending()).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(65));
+        // Stopped: asked at the stop, and waited for however long it takes.
+        let start = tokio::time::Instant::now();
+        let (c, asked) = conn(Some(Duration::from_secs(30)));
+        let stop = tokio::time::sleep(Duration::from_secs(2));
+        serve_for(c, ask, age, stop).await;
+        assert_eq!(
+            asked.lock().unwrap().unwrap() - start,
+            Duration::from_secs(2)
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(32));
+    }
+
+    #[tokio::test]
+    async fn stopping_waits_for_every_connection_it_told() {
+        let stopping = Stopping::new();
+        let ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for wait in [10, 200] {
+            let mut stop = stopping.watcher();
+            let ended = ended.clone();
+            tokio::spawn(async move {
+                stop.stopped().await;
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stop);
+            });
+        }
+        stopping.shutdown().await;
+        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

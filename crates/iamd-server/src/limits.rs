@@ -87,6 +87,13 @@ pub struct ConnectionLimits {
     pub keepalive_interval: Duration,
     /// See `keepalive_interval`.
     pub keepalive_timeout: Duration,
+    /// How long a connection may stay open, busy or idle
+    /// (`limits.maxConnectionAgeMs`): then it is asked to close (HTTP/2
+    /// GOAWAY, HTTP/1.1 `Connection: close` after the answer in flight),
+    /// its calls finish (each bounded by the request timeout), and a
+    /// client opens a new one. What frees the place of a client that holds
+    /// a connection open and never asks anything.
+    pub max_age: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -97,6 +104,7 @@ impl Default for ConnectionLimits {
             handshake_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
+            max_age: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -23,7 +23,7 @@ const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("tracepa
 
 use super::{AuthZen, Endpoint, Reply};
 use crate::body::{Unread, Whole};
-use crate::conn::{Accepter, Quiet};
+use crate::conn::{Accepter, Quiet, serve_for};
 use crate::limits::ConnectionLimits;
 use crate::tls::Tls;
 
@@ -396,7 +396,7 @@ pub async fn serve(
     server: Arc<AuthZenServer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stopping = crate::conn::Stopping::new();
     let drain = server.options.drain;
     let c = server.options.connections;
     let accepter = Accepter::new("authzen", c.max_connections);
@@ -424,7 +424,7 @@ pub async fn serve(
             },
         };
         let server = server.clone();
-        let watcher = graceful.watcher();
+        let mut stop = stopping.watcher();
         let tls = tls.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
@@ -439,14 +439,16 @@ pub async fn serve(
                 None => {
                     let io = Quiet::new(stream, c.handshake_timeout, slot);
                     let conn = builder.serve_connection(TokioIo::new(io), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    let age = (c.max_age, crate::conn::AGE_GRACE);
+                    serve_for(conn, |c| c.graceful_shutdown(), age, stop.stopped()).await;
                 }
                 Some(tls) => match crate::tls::handshake(tls.http_config(), stream, &metrics).await
                 {
                     Ok(s) => {
                         let io = Quiet::new(s, c.handshake_timeout, slot);
                         let conn = builder.serve_connection(TokioIo::new(io), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
+                        let age = (c.max_age, crate::conn::AGE_GRACE);
+                        serve_for(conn, |c| c.graceful_shutdown(), age, stop.stopped()).await;
                     }
                     Err(why) => tracing::debug!(target: "iamd::authzen", "{why}"),
                 },
@@ -456,7 +458,7 @@ pub async fn serve(
     // No more accepts: the accepting task ends, and the listener with it.
     drop(accepted);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = stopping.shutdown() => {}
         () = tokio::time::sleep(drain) => open.report_cut(drain),
     }
 }

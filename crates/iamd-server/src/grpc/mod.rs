@@ -584,6 +584,10 @@ async fn router(
         .max_concurrent_streams(c.max_streams)
         .http2_keepalive_interval(Some(c.keepalive_interval))
         .http2_keepalive_timeout(Some(c.keepalive_timeout))
+        // Without a grace: tonic's grace replaces the GOAWAY at the age by a
+        // cut at age + grace. The calls that remain end at the request
+        // timeout.
+        .max_connection_age(c.max_age)
         .layer(admission)
         .add_service(health)
         .add_service(reflection)
