@@ -1001,3 +1001,134 @@ async fn a_message_that_does_not_decode_is_an_invalid_argument() {
     );
     d.stop().await;
 }
+
+/// A message whose encoding is exactly its bytes: what a fuzzer sends.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RawBytes(Vec<u8>);
+
+impl prost::Message for RawBytes {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// gRPC requests as raw bytes, random or a valid message mutated, to both
+/// decision methods of a running server: each is answered, `OK` or
+/// `INVALID_ARGUMENT` (never `INTERNAL`, `UNKNOWN` or a dropped
+/// connection), and the server answers a well-formed call afterwards.
+/// Bounded: `IAMD_FUZZ_CASES` cases (200 by default), each one call.
+#[test]
+fn raw_bytes_on_the_decision_methods_are_answered_or_refused() {
+    use proptest::prelude::*;
+    use prost::Message as _;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (d, channel) = rt.block_on(async {
+        let d = Daemon::with_example().await;
+        let channel = d.connection().await;
+        (d, channel)
+    });
+    let valid = req(
+        "user/alice",
+        "docs:GetDocument",
+        "arn:acme:docs:eu-1:123456789012:doc/x",
+        &[("docs:Team", "docs"), ("aws:SourceIp", "10.0.0.1")],
+    );
+    let single = valid.encode_to_vec();
+    let batch = pb::AuthorizeBatchRequest {
+        requests: vec![valid.clone(), valid.clone()],
+    }
+    .encode_to_vec();
+    let bytes = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (
+            prop::sample::select(vec![single, batch]),
+            prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..8),
+        )
+            .prop_map(|(mut b, cuts)| {
+                for (at, byte, how) in cuts {
+                    let i = at % (b.len() + 1);
+                    match how {
+                        0 if i < b.len() => b[i] = byte,
+                        1 => b.insert(i, byte),
+                        _ if i < b.len() => {
+                            b.remove(i);
+                        }
+                        _ => b.push(byte),
+                    }
+                }
+                b
+            }),
+    ];
+    let config = proptest::test_runner::Config {
+        cases: crate::properties::cases(200),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&(bytes, any::<bool>()), |(body, batch)| {
+        let outcome = rt.block_on(async {
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await.map_err(|e| e.to_string())?;
+            let request = tonic::Request::new(RawBytes(body.clone()));
+            let code = if batch {
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/iamd.v1.Authorizer/AuthorizeBatch",
+                );
+                let codec =
+                    tonic_prost::ProstCodec::<RawBytes, pb::AuthorizeBatchResponse>::default();
+                grpc.unary(request, path, codec).await.err()
+            } else {
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/iamd.v1.Authorizer/Authorize",
+                );
+                let codec = tonic_prost::ProstCodec::<RawBytes, pb::AuthorizeResponse>::default();
+                grpc.unary(request, path, codec).await.err()
+            };
+            Ok::<_, String>(code.map(|s| (s.code(), s.message().to_owned())))
+        });
+        match outcome {
+            Ok(None) => {}
+            Ok(Some((Code::InvalidArgument, message))) => {
+                prop_assert!(!message.is_empty());
+            }
+            Ok(Some((code, message))) => {
+                prop_assert!(false, "{code:?}: {message} for {body:?} (batch: {batch})");
+            }
+            Err(e) => prop_assert!(false, "the connection failed: {e} for {body:?}"),
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    rt.block_on(async {
+        let answer = AuthorizerClient::new(channel)
+            .authorize(valid)
+            .await
+            .unwrap();
+        assert_eq!(answer.into_inner().decision(), pb::Decision::Allow);
+        d.stop().await;
+    });
+}

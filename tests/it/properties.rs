@@ -484,6 +484,27 @@ proptest! {
         }
     }
 
+    /// A broken `aws iam get-account-authorization-details` export loads or
+    /// is refused with diagnostics that name the file; never a panic.
+    #[test]
+    fn a_broken_aws_export_is_refused_with_a_diagnostic_never_a_panic(
+        cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+    ) {
+        let base = include_str!("../../examples/aws/authorization-details.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authorization-details.json");
+        std::fs::write(&path, mutate(base, &cuts)).unwrap();
+        match iamd_bundle::BundleFiles::read(&path).and_then(|f| f.compile()) {
+            Ok(_) => {}
+            Err(e) => {
+                prop_assert!(!e.diagnostics.is_empty());
+                for d in &e.diagnostics {
+                    prop_assert!(!d.file.is_empty() && !d.message.is_empty(), "{:?}", d);
+                }
+            }
+        }
+    }
+
     /// A broken configuration file is refused with a message, or read and
     /// resolved; never a panic.
     #[test]

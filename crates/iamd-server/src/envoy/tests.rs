@@ -702,3 +702,80 @@ fn no_combination_of_traversal_pieces_reaches_another_resource() {
     // The invariant was checked on real requests, not only on refusals.
     assert!(requests > 100, "only {requests} requests");
 }
+
+/// Any JSON value of a verified JWT's claims, up to three levels deep.
+fn claim() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Kind::NullValue(0)),
+        any::<bool>().prop_map(Kind::BoolValue),
+        any::<f64>().prop_map(Kind::NumberValue),
+        "(?s).{0,24}".prop_map(Kind::StringValue),
+        "[a-z{}/*.%]{0,12}".prop_map(Kind::StringValue),
+    ]
+    .prop_map(|k| Value { kind: Some(k) });
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|values| Value {
+                kind: Some(Kind::ListValue(ListValue { values })),
+            }),
+            proptest::collection::btree_map("[a-z_]{1,6}", inner, 0..4).prop_map(|m| Value {
+                kind: Some(Kind::StructValue(Struct {
+                    fields: m.into_iter().collect(),
+                })),
+            }),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("IAMD_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(500),
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever the claims and headers of a check (any JSON value for
+    /// `sub`, `amr`, `auth_time` and the mapped claims, any text in the
+    /// mapped headers), the mapping answers without a panic; a user
+    /// principal comes only from a `sub` that has a text (a string, a
+    /// number, a boolean), as that text, and a role only from the identity
+    /// header, as its value.
+    #[test]
+    fn any_claims_and_headers_map_without_a_panic_and_only_as_given(
+        sub in proptest::option::of(claim()),
+        amr in claim(),
+        auth_time in claim(),
+        groups in claim(),
+        identity in proptest::option::of("(?s).{0,24}"),
+        team in "(?s).{0,24}",
+        path in proptest::sample::select(vec!["/docs/a", "/docs/%7Bid%7D", "/drafts/x/y", "/nope", "/docs/a%00"]),
+    ) {
+        let m = mapping();
+        let mut claims = vec![("amr", amr), ("auth_time", auth_time), ("groups", groups)];
+        if let Some(sub) = &sub {
+            claims.push(("sub", sub.clone()));
+        }
+        let mut headers = vec![("x-team", team.as_str())];
+        if let Some(id) = &identity {
+            headers.push(("x-service-identity", id.as_str()));
+        }
+        let mapped = m.map(&check("GET", path, &headers, &claims), now());
+        // A claim's text (docs/envoy.md): a string as it is, a number or a
+        // boolean as its JSON text; a list, an object or null is none.
+        let sub_text = match sub.as_ref().and_then(|v| v.kind.as_ref()) {
+            Some(Kind::StringValue(s)) => Some(s.clone()),
+            Some(Kind::BoolValue(b)) => Some(b.to_string()),
+            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 1e15 => {
+                Some(format!("{}", *n as i64))
+            }
+            Some(Kind::NumberValue(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if let Mapped::Request(q) | Mapped::AssumeRole { request: q, .. } = &mapped {
+            let from_sub = sub_text.as_ref().is_some_and(|s| q.principal == format!("user/{s}"));
+            let from_header = identity.as_ref().is_some_and(|i| q.principal == format!("role/{i}"));
+            proptest::prop_assert!(from_sub || from_header, "{} from {sub:?} / {identity:?}", q.principal);
+        }
+    }
+}
