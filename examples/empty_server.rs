@@ -45,6 +45,7 @@ impl pb::authorizer_server::Authorizer for Empty {
                 };
                 n
             ],
+            revision: "empty".into(),
         }))
     }
 

@@ -196,6 +196,7 @@ async fn batches_answer_in_order_within_the_cap() {
             req("user/alice", "files:GetFile", "*", &[]),
             req("user/bob", "docs:PurgeDocuments", DOC, &[]),
         ],
+        ..Default::default()
     };
     let r = c.authorize_batch(batch.clone()).await.unwrap().into_inner();
     let got: Vec<_> = r.responses.iter().map(|a| a.decision()).collect();
@@ -207,6 +208,30 @@ async fn batches_answer_in_order_within_the_cap() {
             pb::Decision::ExplicitDeny
         ]
     );
+    // The revision: in each answer, and once for the batch; with
+    // `revision_once`, only once, and the answers are the same otherwise.
+    assert!(!r.revision.is_empty());
+    assert!(
+        r.responses.iter().all(|a| a.revision == r.revision),
+        "{r:?}"
+    );
+    let once = pb::AuthorizeBatchRequest {
+        revision_once: true,
+        ..batch.clone()
+    };
+    let o = c.authorize_batch(once).await.unwrap().into_inner();
+    assert_eq!(o.revision, r.revision);
+    let mut without = r.clone();
+    for a in &mut without.responses {
+        a.revision.clear();
+    }
+    assert_eq!(o.responses, without.responses);
+    // What it saves on the wire: the revision and its field's two bytes of
+    // header, an answer (and a byte of an answer's length, here and there).
+    use prost::Message as _;
+    let saved = r.encoded_len() - o.encoded_len();
+    let each = r.revision.len() + 2;
+    assert!((3 * each..=3 * (each + 1)).contains(&saved), "{saved}");
     let mut too_many = batch.clone();
     too_many.requests.push(req("user/alice", "a:b", "*", &[]));
     let e = c.authorize_batch(too_many).await.unwrap_err();
@@ -699,6 +724,7 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
         .unwrap();
     let batch = pb::AuthorizeBatchRequest {
         requests: vec![req("user/bob", "docs:PurgeDocuments", DOC, &[]); 3],
+        ..Default::default()
     };
     c.authorize_batch(batch).await.unwrap();
     let (_, m) = get(admin_addr, "/metrics").await;
@@ -1058,6 +1084,7 @@ fn raw_bytes_on_the_decision_methods_are_answered_or_refused() {
     let single = valid.encode_to_vec();
     let batch = pb::AuthorizeBatchRequest {
         requests: vec![valid.clone(), valid.clone()],
+        revision_once: true,
     }
     .encode_to_vec();
     let bytes = prop_oneof![

@@ -48,6 +48,12 @@ pub(crate) fn question<'r>(
 /// The `AuthorizeResponse` of a decision: the strings protobuf must own,
 /// copied once.
 pub(crate) fn response(d: &Answer<'_>) -> pb::AuthorizeResponse {
+    response_with(d, true)
+}
+
+/// [`response`], with the revision or (an answer of a batch that gives it
+/// once) without it.
+pub(crate) fn response_with(d: &Answer<'_>, revision: bool) -> pb::AuthorizeResponse {
     let decision = match d.outcome {
         Outcome::Allow => pb::Decision::Allow,
         Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
@@ -55,7 +61,11 @@ pub(crate) fn response(d: &Answer<'_>) -> pb::AuthorizeResponse {
     };
     pb::AuthorizeResponse {
         decision: decision.into(),
-        revision: d.revision.to_owned(),
+        revision: if revision {
+            d.revision.to_owned()
+        } else {
+            String::new()
+        },
         determining: d.determining.iter().map(statement).collect(),
         denied_by: d
             .denied_by

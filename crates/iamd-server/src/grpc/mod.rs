@@ -107,6 +107,7 @@ impl AuthorizerService {
         span: &tracing::Span,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
         let requests = &request.get_ref().requests;
+        let each_revision = !request.get_ref().revision_once;
         span.record("iamd.batch_size", requests.len());
         let refused = |e: Refusal| status::refused(&e);
         self.decider.admit_batch(requests.len()).map_err(refused)?;
@@ -116,12 +117,19 @@ impl AuthorizerService {
         let mut responses = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
             let answer = convert::question(r, &self.decider)
-                .and_then(|q| pinned.decide(&q, now, trace_id, convert::response))
+                .and_then(|q| {
+                    pinned.decide(&q, now, trace_id, |a| {
+                        convert::response_with(a, each_revision)
+                    })
+                })
                 .map_err(|e| status::refused_in_batch(i, &e))?;
             responses.push(answer);
         }
         span.record("iamd.revision", pinned.revision());
-        Ok(Response::new(pb::AuthorizeBatchResponse { responses }))
+        Ok(Response::new(pb::AuthorizeBatchResponse {
+            responses,
+            revision: pinned.revision().to_owned(),
+        }))
     }
 }
 
