@@ -42,6 +42,15 @@ pub(crate) struct BenchArgs {
     /// connections as threads at least).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) workers: u16,
+    /// Send `AuthorizeBatch` calls of this many requests of the mix (each
+    /// answer checked; throughput counts requests, latency is a call's,
+    /// `--rate` is calls a second); 1: `Authorize` calls.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) batch: u32,
+    /// With `--batch`: ask for the revision once a batch
+    /// (`revision_once`), not in each answer.
+    #[arg(long, requires = "batch")]
+    pub(crate) revision_once: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -87,6 +96,10 @@ pub(crate) fn run(args: &BenchArgs) -> ExitCode {
         warmup: secs(args.warmup),
         server_pid: args.server_pid,
         threads: args.workers.into(),
+        batch: (args.batch > 1).then_some(bench::Batch {
+            size: args.batch as usize,
+            revision_once: args.revision_once,
+        }),
     };
     // The load threads have runtimes of their own (`bench::Options::threads`).
     let rt = match built(iamd_server::grpc::runtime_builder()) {
@@ -144,13 +157,24 @@ pub(crate) fn run(args: &BenchArgs) -> ExitCode {
     } else {
         let l = &report.latency_us;
         println!(
-            "{} loop, {} connections x {} streams{}",
+            "{} loop, {} connections x {} streams{}{}",
             report.mode,
             report.connections,
             report.streams,
             report
+                .batch
+                .map(|n| format!(", AuthorizeBatch of {n}"))
+                .unwrap_or_default(),
+            report
                 .target_rate
-                .map(|r| format!(", {r:.0} requests/s intended"))
+                .map(|r| {
+                    let per = if report.batch.is_some() {
+                        "calls"
+                    } else {
+                        "requests"
+                    };
+                    format!(", {r:.0} {per}/s intended")
+                })
                 .unwrap_or_default()
         );
         println!(

@@ -124,6 +124,65 @@ fn bench_loads_the_daemon_and_checks_every_answer() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(r["requests"], 50, "{r}");
     assert_eq!(r["wrong"], 50, "{r}");
+
+    // Batches: every answer of every batch checked, requests counted one
+    // by one; with the revision once or in each answer.
+    for once in [false, true] {
+        let mut args = vec![
+            "--mix",
+            "examples/bench/docs-mix.jsonl",
+            "--batch",
+            "50",
+            "--count",
+            "500",
+            "--warmup",
+            "0",
+        ];
+        if once {
+            args.push("--revision-once");
+        }
+        let (out, r) = run(&addr, &args);
+        assert_eq!(out.status.code(), Some(0), "{r}");
+        assert_eq!(
+            (r["batch"].as_u64(), r["requests"].as_u64()),
+            (Some(50), Some(500)),
+            "{r}"
+        );
+        assert_eq!(r["wrong"], 0, "{r}");
+        assert_eq!(r["errors"], serde_json::json!({}), "{r}");
+    }
+    let batch = ["--batch", "10", "--count", "50", "--warmup", "0"];
+    let wrong = mix.display().to_string();
+    let (out, r) = run(&addr, &[&["--mix", &wrong][..], &batch].concat());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        (r["requests"].as_u64(), r["wrong"].as_u64()),
+        (Some(50), Some(50)),
+        "{r}"
+    );
+    // A batch carries `Authorize` requests only.
+    let out = iamd(
+        &[
+            &[
+                "bench",
+                "--addr",
+                &addr,
+                "--quiet",
+                "--mix",
+                "examples/bench/envoy-mix.jsonl",
+            ][..],
+            &batch,
+        ]
+        .concat(),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("of the mix is an Envoy check: a batch carries `Authorize` requests only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stop(&mut server);
 }
 

@@ -49,6 +49,18 @@ pub struct Options {
     /// Threads sending the load, each with a one-thread runtime of its own
     /// and its share of the connections (at most one per connection).
     pub threads: usize,
+    /// `AuthorizeBatch` calls of this many requests instead of `Authorize`
+    /// calls (`None` or 1: `Authorize`).
+    pub batch: Option<Batch>,
+}
+
+/// How batches are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Requests in one `AuthorizeBatch` call.
+    pub size: usize,
+    /// Ask for the revision once a batch (`revision_once`).
+    pub revision_once: bool,
 }
 
 /// One request of the mix and the decision it must get, if known.
@@ -268,7 +280,10 @@ pub struct Report {
     pub streams: usize,
     /// The target rate (open loop).
     pub target_rate: Option<f64>,
-    /// Requests answered in the measured window (errors included).
+    /// Requests in one `AuthorizeBatch` call, when batches were sent.
+    pub batch: Option<usize>,
+    /// Requests answered in the measured window (errors included; with
+    /// batches, every request of a batch counts, and a latency is a call's).
     pub requests: u64,
     /// The measured window, in seconds.
     pub seconds: f64,
@@ -293,9 +308,115 @@ pub struct Report {
     pub server_cpu_us: Option<f64>,
 }
 
+/// A batch call, encoded once (a call then costs its copy into the
+/// connection, not the encoding of its requests), and the decisions its
+/// answers must be.
+#[derive(Debug, Clone)]
+struct EncodedBatch {
+    body: Encoded,
+    expect: Vec<Option<pb::Decision>>,
+}
+
+/// A message already encoded: sent as its bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Encoded(prost::bytes::Bytes);
+
+impl prost::Message for Encoded {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Batches of `batch.size` consecutive entries of `mix` (wrapping), one
+/// starting at each of `starts` places spread over the mix; an error
+/// naming the first entry that is not an `Authorize` request.
+fn batches(mix: &[Entry], batch: Batch, starts: usize) -> Result<Vec<EncodedBatch>, BenchError> {
+    use prost::Message as _;
+    if let Some(n) = mix
+        .iter()
+        .position(|e| !matches!(e.call, Call::Authorize(_)))
+    {
+        return Err(BenchError::Mix(format!(
+            "entry {} of the mix is an Envoy check: a batch carries `Authorize` requests only",
+            n + 1
+        )));
+    }
+    let starts = starts.clamp(1, mix.len().max(1));
+    let mut out = Vec::with_capacity(starts);
+    for s in 0..starts {
+        let first = s * mix.len() / starts;
+        let entries: Vec<&Entry> = (0..batch.size)
+            .filter_map(|k| mix.get((first + k) % mix.len()))
+            .collect();
+        let requests = entries
+            .iter()
+            .filter_map(|e| match &e.call {
+                Call::Authorize(r) => Some(r.clone()),
+                Call::Check(_) => None,
+            })
+            .collect();
+        let message = pb::AuthorizeBatchRequest {
+            requests,
+            revision_once: batch.revision_once,
+        };
+        out.push(EncodedBatch {
+            body: Encoded(message.encode_to_vec().into()),
+            expect: entries.iter().map(|e| e.expect).collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// One `AuthorizeBatch` call of `b`: how many answers differ from the
+/// expected decisions (all of them if the count is not the batch's).
+async fn batch_call(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    b: &EncodedBatch,
+) -> Result<u64, tonic::Status> {
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/iamd.v1.Authorizer/AuthorizeBatch");
+    let codec = tonic_prost::ProstCodec::<Encoded, pb::AuthorizeBatchResponse>::default();
+    let answer = grpc
+        .unary(tonic::Request::new(b.body.clone()), path, codec)
+        .await?;
+    let answers = &answer.get_ref().responses;
+    if answers.len() != b.expect.len() {
+        return Ok(b.expect.len() as u64);
+    }
+    Ok(answers
+        .iter()
+        .zip(&b.expect)
+        .filter(|(a, e)| e.is_some_and(|e| e != a.decision()))
+        .count() as u64)
+}
+
 /// The bench could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// The mix cannot be sent as asked.
+    #[error("{0}")]
+    Mix(String),
     /// No connection to the server.
     #[error("cannot connect to `{0}`: {1}")]
     Connect(String, String),
@@ -412,6 +533,7 @@ async fn stream(
     shared: Arc<Shared>,
 ) -> Worker {
     let mut client = pb::authorizer_client::AuthorizerClient::new(channel.clone());
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
     let mut envoy =
         envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(
             channel,
@@ -433,49 +555,55 @@ async fn stream(
             break;
         }
         let measured = sent >= shared.measure_from;
+        // The answers this call brings: 1, or a batch's.
+        let answers = shared.batches.first().map_or(1, |b| b.expect.len() as u64);
         if measured
             && let Some(limit) = shared.count
-            && shared.budget.fetch_add(1, Ordering::Relaxed) >= limit
+            && shared.budget.fetch_add(answers, Ordering::Relaxed) >= limit
         {
             shared.stop.store(true, Ordering::Relaxed);
             break;
         }
-        let entry = &mix[i % mix.len()];
+        let k = i;
         i += shared.streams;
-        let result = match &entry.call {
-            Call::Authorize(r) => client
-                .authorize(r.clone())
-                .await
-                .map(|a| a.get_ref().decision()),
-            Call::Check(r) => envoy
-                .check((**r).clone())
-                .await
-                .map(|a| check_decision(a.get_ref())),
+        // How many answers were not the expected ones.
+        let result = if shared.batches.is_empty() {
+            let entry = &mix[k % mix.len()];
+            let decision = match &entry.call {
+                Call::Authorize(r) => client
+                    .authorize(r.clone())
+                    .await
+                    .map(|a| a.get_ref().decision()),
+                Call::Check(r) => envoy
+                    .check((**r).clone())
+                    .await
+                    .map(|a| check_decision(a.get_ref())),
+            };
+            decision.map(|d| u64::from(entry.expect.is_some_and(|e| e != d)))
+        } else {
+            let b = &shared.batches[(k / shared.streams) % shared.batches.len()];
+            batch_call(&mut grpc, b).await
         };
         let done = tokio::time::Instant::now();
-        progress.done.fetch_add(1, Ordering::Relaxed);
+        progress.done.fetch_add(answers, Ordering::Relaxed);
         if measured {
-            me.measured += 1;
+            me.measured += answers;
             let us = done.saturating_duration_since(sent).as_micros().max(1) as u64;
             let _ = me.histogram.record(us.min(60_000_000));
             let second = done
                 .saturating_duration_since(shared.measure_from)
                 .as_secs() as usize;
             if let Some(slot) = me.timeline.get_mut(second) {
-                *slot += 1;
+                *slot += answers;
             }
             if let Some(h) = me.seconds.get_mut(second) {
                 let _ = h.record(us.min(60_000_000));
             }
             match &result {
-                Ok(answer) => {
-                    if entry.expect.is_some_and(|e| e != *answer) {
-                        me.wrong += 1;
-                    }
-                }
+                Ok(wrong) => me.wrong += wrong,
                 Err(status) => {
-                    progress.failed.fetch_add(1, Ordering::Relaxed);
-                    *me.errors.entry(format!("{:?}", status.code())).or_default() += 1;
+                    progress.failed.fetch_add(answers, Ordering::Relaxed);
+                    *me.errors.entry(format!("{:?}", status.code())).or_default() += answers;
                 }
             }
         }
@@ -500,6 +628,9 @@ struct Shared {
     streams: usize,
     /// The next stream's id (its first entry of the mix).
     next_stream: AtomicU64,
+    /// With `Options::batch`, the batches the streams send in turn; empty:
+    /// each call is one entry of the mix.
+    batches: Vec<EncodedBatch>,
 }
 
 /// Runs the load described by `opts` with `mix`; `progress` is updated as
@@ -511,6 +642,10 @@ pub async fn run(
 ) -> Result<Report, BenchError> {
     let connections = opts.connections.max(1);
     let threads = opts.threads.clamp(1, connections);
+    let batches = match opts.batch {
+        Some(b) if b.size > 1 => batches(&mix, b, 16)?,
+        _ => Vec::new(),
+    };
     let client_cpu = cpu_us(None);
     let server_cpu = opts.server_pid.and_then(|p| cpu_us(Some(p)));
     // Connection `c` belongs to thread `c % threads` (`owned(t)`: how many
@@ -535,6 +670,7 @@ pub async fn run(
             seconds: (opts.duration.as_secs_f64().ceil() as usize).max(1),
             streams: connections * opts.streams.max(1),
             next_stream: AtomicU64::new(0),
+            batches: batches.clone(),
         })
     };
     let streams = opts.streams.max(1);
@@ -625,6 +761,7 @@ pub async fn run(
         connections,
         streams: opts.streams.max(1),
         target_rate: opts.rate,
+        batch: batches.first().map(|b| b.expect.len()),
         ..Report::default()
     };
     for me in workers {
