@@ -470,6 +470,56 @@ impl Pinned<'_> {
     }
 }
 
+/// The decisions of one batch, counted as they are made and added to the
+/// metrics at once when the tally is dropped (however the batch ends): one
+/// clock read a batch, not two a decision.
+#[derive(Debug)]
+pub struct Tally<'d> {
+    metrics: &'d Metrics,
+    started: Instant,
+    /// By outcome, in [`Metrics::decisions`]' order.
+    counts: [u64; 4],
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .decisions(self.counts, self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl<'d> Pinned<'d> {
+    /// A tally for the decisions of one batch, from now.
+    pub fn tally(&self) -> Tally<'d> {
+        Tally {
+            metrics: &self.decider.metrics,
+            started: Instant::now(),
+            counts: [0; 4],
+        }
+    }
+
+    /// [`Pinned::decide`] for a question of a batch: counted in `tally`
+    /// instead of at once, and timed with the batch.
+    pub fn decide_in<T>(
+        &self,
+        tally: &mut Tally<'_>,
+        question: &Question<'_>,
+        now: jiff::Timestamp,
+        trace_id: Option<&str>,
+        read: impl FnOnce(&Answer<'_>) -> T,
+    ) -> Result<T, Refusal> {
+        let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
+        decide(bundle, question, now, self.decider, |answer| {
+            let outcome = (!answer.unknown_principal()).then_some(answer.outcome);
+            if let Some(c) = tally.counts.get_mut(Metrics::outcome_index(outcome)) {
+                *c += 1;
+            }
+            self.decider.metrics.log(question, answer, trace_id);
+            read(answer)
+        })
+    }
+}
+
 impl Pinned<'_> {
     /// The bundle decisions are made by.
     pub fn bundle(&self) -> Option<&Bundle> {

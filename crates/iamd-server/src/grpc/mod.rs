@@ -115,10 +115,11 @@ impl AuthorizerService {
         let now = jiff::Timestamp::now();
         let trace_id = trace_of(request);
         let mut responses = Vec::with_capacity(requests.len());
+        let mut tally = pinned.tally();
         for (i, r) in requests.iter().enumerate() {
             let answer = convert::question(r, &self.decider)
                 .and_then(|q| {
-                    pinned.decide(&q, now, trace_id, |a| {
+                    pinned.decide_in(&mut tally, &q, now, trace_id, |a| {
                         convert::response_with(a, each_revision)
                     })
                 })
