@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamd_proto::pb;
+use iamd_proto::{Encoded, pb};
 use iamd_server::grpc as server;
 use iamd_server::limits::RequestLimits;
 use iamd_server::reload::{Reloader, Store, Trigger};
@@ -1028,34 +1028,6 @@ async fn a_message_that_does_not_decode_is_an_invalid_argument() {
     d.stop().await;
 }
 
-/// A message whose encoding is exactly its bytes: what a fuzzer sends.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct RawBytes(Vec<u8>);
-
-impl prost::Message for RawBytes {
-    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
-        buf.put_slice(&self.0);
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl prost::bytes::Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-}
-
 /// gRPC requests as raw bytes, random or a valid message mutated, to both
 /// decision methods of a running server: each is answered, `OK` or
 /// `INVALID_ARGUMENT` (never `INTERNAL`, `UNKNOWN` or a dropped
@@ -1118,19 +1090,19 @@ fn raw_bytes_on_the_decision_methods_are_answered_or_refused() {
         let outcome = rt.block_on(async {
             let mut grpc = tonic::client::Grpc::new(channel.clone());
             grpc.ready().await.map_err(|e| e.to_string())?;
-            let request = tonic::Request::new(RawBytes(body.clone()));
+            let request = tonic::Request::new(Encoded(body.clone().into()));
             let code = if batch {
                 let path = tonic::codegen::http::uri::PathAndQuery::from_static(
                     "/iamd.v1.Authorizer/AuthorizeBatch",
                 );
                 let codec =
-                    tonic_prost::ProstCodec::<RawBytes, pb::AuthorizeBatchResponse>::default();
+                    tonic_prost::ProstCodec::<Encoded, pb::AuthorizeBatchResponse>::default();
                 grpc.unary(request, path, codec).await.err()
             } else {
                 let path = tonic::codegen::http::uri::PathAndQuery::from_static(
                     "/iamd.v1.Authorizer/Authorize",
                 );
-                let codec = tonic_prost::ProstCodec::<RawBytes, pb::AuthorizeResponse>::default();
+                let codec = tonic_prost::ProstCodec::<Encoded, pb::AuthorizeResponse>::default();
                 grpc.unary(request, path, codec).await.err()
             };
             Ok::<_, String>(code.map(|s| (s.code(), s.message().to_owned())))

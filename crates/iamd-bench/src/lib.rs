@@ -24,7 +24,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use iamd_proto::pb;
+use iamd_proto::{Encoded, pb};
 
 /// How to load the server.
 #[derive(Debug, Clone)]
@@ -315,34 +315,6 @@ pub struct Report {
 struct EncodedBatch {
     body: Encoded,
     expect: Vec<Option<pb::Decision>>,
-}
-
-/// A message already encoded: sent as its bytes.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Encoded(prost::bytes::Bytes);
-
-impl prost::Message for Encoded {
-    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
-        buf.put_slice(&self.0);
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl prost::bytes::Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
 }
 
 /// Batches of `batch.size` consecutive entries of `mix` (wrapping), one

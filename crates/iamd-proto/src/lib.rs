@@ -18,6 +18,37 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("iamd_descriptor");
 }
 
+/// A message already encoded, sent as its bytes: what a load generator or
+/// a fuzzer sends in place of a typed message (with the `iamd.v1` codec's
+/// `ProstCodec<Encoded, Answer>`), so that a call costs a copy of the
+/// bytes and not an encoding. Decoding one skips every field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Encoded(pub prost::bytes::Bytes);
+
+impl prost::Message for Encoded {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 impl pb::DeterminingStatement {
     /// `Allow` or `Deny`.
     pub fn effect_name(&self) -> &'static str {

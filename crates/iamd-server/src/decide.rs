@@ -458,12 +458,27 @@ impl Pinned<'_> {
         trace_id: Option<&str>,
         read: impl FnOnce(&Answer<'_>) -> T,
     ) -> Result<T, Refusal> {
-        let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
         let started = Instant::now();
+        self.decide_counted(question, now, trace_id, read, |metrics, outcome| {
+            metrics.decision(outcome, started.elapsed().as_secs_f64());
+        })
+    }
+
+    /// Decides `question`, hands its outcome to `count` (`None`: an unknown
+    /// principal), logs it, and hands the answer to `read`.
+    fn decide_counted<T>(
+        &self,
+        question: &Question<'_>,
+        now: jiff::Timestamp,
+        trace_id: Option<&str>,
+        read: impl FnOnce(&Answer<'_>) -> T,
+        count: impl FnOnce(&Metrics, Option<Outcome>),
+    ) -> Result<T, Refusal> {
+        let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
         decide(bundle, question, now, self.decider, |answer| {
             let outcome = (!answer.unknown_principal()).then_some(answer.outcome);
             let metrics = &self.decider.metrics;
-            metrics.decision(outcome, started.elapsed().as_secs_f64());
+            count(metrics, outcome);
             metrics.log(question, answer, trace_id);
             read(answer)
         })
@@ -508,14 +523,10 @@ impl<'d> Pinned<'d> {
         trace_id: Option<&str>,
         read: impl FnOnce(&Answer<'_>) -> T,
     ) -> Result<T, Refusal> {
-        let bundle = self.snapshot.bundle().ok_or(Refusal::NoBundle)?;
-        decide(bundle, question, now, self.decider, |answer| {
-            let outcome = (!answer.unknown_principal()).then_some(answer.outcome);
+        self.decide_counted(question, now, trace_id, read, |_, outcome| {
             if let Some(c) = tally.counts.get_mut(Metrics::outcome_index(outcome)) {
                 *c += 1;
             }
-            self.decider.metrics.log(question, answer, trace_id);
-            read(answer)
         })
     }
 }
