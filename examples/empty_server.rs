@@ -46,6 +46,7 @@ impl pb::authorizer_server::Authorizer for Empty {
                 n
             ],
             revision: "empty".into(),
+            statements: Vec::new(),
         }))
     }
 

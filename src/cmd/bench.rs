@@ -51,6 +51,10 @@ pub(crate) struct BenchArgs {
     /// (`revision_once`), not in each answer.
     #[arg(long, requires = "batch")]
     pub(crate) revision_once: bool,
+    /// With `--batch`: ask for the determining statements as indices into
+    /// a table of the batch (`statement_table`), not in full in each answer.
+    #[arg(long, requires = "batch")]
+    pub(crate) statement_table: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -99,6 +103,7 @@ pub(crate) fn run(args: &BenchArgs) -> ExitCode {
         batch: (args.batch > 1).then_some(bench::Batch {
             size: args.batch as usize,
             revision_once: args.revision_once,
+            statement_table: args.statement_table,
         }),
     };
     // The load threads have runtimes of their own (`bench::Options::threads`).

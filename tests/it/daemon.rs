@@ -232,6 +232,39 @@ async fn batches_answer_in_order_within_the_cap() {
     let saved = r.encoded_len() - o.encoded_len();
     let each = r.revision.len() + 2;
     assert!((3 * each..=3 * (each + 1)).contains(&saved), "{saved}");
+    // With `statement_table`, each statement once a batch and the answers'
+    // indices into it: the same statements, answer by answer.
+    let mut twice = batch.clone();
+    twice.requests.truncate(2);
+    twice.requests.push(batch.requests[0].clone());
+    let full = c.authorize_batch(twice.clone()).await.unwrap().into_inner();
+    let table = pb::AuthorizeBatchRequest {
+        statement_table: true,
+        ..twice
+    };
+    let t = c.authorize_batch(table).await.unwrap().into_inner();
+    assert!(
+        full.statements.is_empty(),
+        "no table unless asked: {full:?}"
+    );
+    for (a, b) in full.responses.iter().zip(&t.responses) {
+        assert!(b.determining.is_empty() && a.determining_refs.is_empty());
+        let named: Vec<_> = b
+            .determining_refs
+            .iter()
+            .map(|i| t.statements[*i as usize].clone())
+            .collect();
+        assert_eq!(named, a.determining);
+        assert_eq!((a.decision, &a.revision), (b.decision, &b.revision));
+    }
+    assert!(!full.responses[0].determining.is_empty());
+    assert_eq!(
+        t.responses[0].determining_refs, t.responses[2].determining_refs,
+        "the same statements, one entry each"
+    );
+    let distinct: std::collections::BTreeSet<_> =
+        t.statements.iter().map(|s| format!("{s:?}")).collect();
+    assert_eq!(distinct.len(), t.statements.len(), "{t:?}");
     let mut too_many = batch.clone();
     too_many.requests.push(req("user/alice", "a:b", "*", &[]));
     let e = c.authorize_batch(too_many).await.unwrap_err();
@@ -1057,6 +1090,7 @@ fn raw_bytes_on_the_decision_methods_are_answered_or_refused() {
     let batch = pb::AuthorizeBatchRequest {
         requests: vec![valid.clone(), valid.clone()],
         revision_once: true,
+        statement_table: true,
     }
     .encode_to_vec();
     let bytes = prop_oneof![

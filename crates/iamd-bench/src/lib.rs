@@ -61,6 +61,9 @@ pub struct Batch {
     pub size: usize,
     /// Ask for the revision once a batch (`revision_once`).
     pub revision_once: bool,
+    /// Ask for the determining statements as indices into a table of the
+    /// batch (`statement_table`).
+    pub statement_table: bool,
 }
 
 /// One request of the mix and the decision it must get, if known.
@@ -348,6 +351,7 @@ fn batches(mix: &[Entry], batch: Batch, starts: usize) -> Result<Vec<EncodedBatc
         let message = pb::AuthorizeBatchRequest {
             requests,
             revision_once: batch.revision_once,
+            statement_table: batch.statement_table,
         };
         out.push(EncodedBatch {
             body: Encoded(message.encode_to_vec().into()),

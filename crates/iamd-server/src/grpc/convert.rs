@@ -2,7 +2,7 @@
 
 use crate::decide::{Answer, Decider, NamedStatement, Question, Reasons, Refusal, Value};
 use crate::reload::ReloadStatus;
-use iamd_policy::eval::Outcome;
+use iamd_policy::eval::{Layer, Outcome};
 use iamd_policy::policy::Effect;
 
 use iamd_proto::pb;
@@ -48,12 +48,41 @@ pub(crate) fn question<'r>(
 /// The `AuthorizeResponse` of a decision: the strings protobuf must own,
 /// copied once.
 pub(crate) fn response(d: &Answer<'_>) -> pb::AuthorizeResponse {
-    response_with(d, true)
+    response_with(d, true, None)
+}
+
+/// The statements of a batch that asked for `statement_table`, each once,
+/// and where each is.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    pub statements: Vec<pb::DeterminingStatement>,
+    /// By the address and length of the policy's name in the pinned
+    /// bundle, the statement's index and its layer: the same name, read
+    /// twice, is one entry (two names of the same text at two addresses
+    /// only make a second entry).
+    places: rustc_hash::FxHashMap<(usize, usize, u32, Layer), u32>,
+}
+
+impl Table {
+    /// The index of `s` in the table, added if it is not there yet.
+    fn index(&mut self, s: NamedStatement<'_>) -> u32 {
+        let key = (s.policy.as_ptr() as usize, s.policy.len(), s.index, s.layer);
+        let next = u32::try_from(self.statements.len()).unwrap_or(u32::MAX);
+        *self.places.entry(key).or_insert_with(|| {
+            self.statements.push(statement(s));
+            next
+        })
+    }
 }
 
 /// [`response`], with the revision or (an answer of a batch that gives it
-/// once) without it.
-pub(crate) fn response_with(d: &Answer<'_>, revision: bool) -> pb::AuthorizeResponse {
+/// once) without it, and its determining statements in full or (a batch
+/// that asked for a `table`) as indices into it.
+pub(crate) fn response_with(
+    d: &Answer<'_>,
+    revision: bool,
+    table: Option<&mut Table>,
+) -> pb::AuthorizeResponse {
     let decision = match d.outcome {
         Outcome::Allow => pb::Decision::Allow,
         Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
@@ -66,7 +95,14 @@ pub(crate) fn response_with(d: &Answer<'_>, revision: bool) -> pb::AuthorizeResp
         } else {
             String::new()
         },
-        determining: d.determining.iter().map(statement).collect(),
+        determining: match table {
+            Some(_) => Vec::new(),
+            None => d.determining.iter().map(statement).collect(),
+        },
+        determining_refs: match table {
+            Some(t) => d.determining.iter().map(|s| t.index(s)).collect(),
+            None => Vec::new(),
+        },
         denied_by: d
             .denied_by
             .map(|s| s.name().into_owned())

@@ -108,6 +108,10 @@ impl AuthorizerService {
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
         let requests = &request.get_ref().requests;
         let each_revision = !request.get_ref().revision_once;
+        let mut table = request
+            .get_ref()
+            .statement_table
+            .then(convert::Table::default);
         span.record("iamd.batch_size", requests.len());
         let refused = |e: Refusal| status::refused(&e);
         self.decider.admit_batch(requests.len()).map_err(refused)?;
@@ -120,7 +124,7 @@ impl AuthorizerService {
             let answer = convert::question(r, &self.decider)
                 .and_then(|q| {
                     pinned.decide_in(&mut tally, &q, now, trace_id, |a| {
-                        convert::response_with(a, each_revision)
+                        convert::response_with(a, each_revision, table.as_mut())
                     })
                 })
                 .map_err(|e| status::refused_in_batch(i, &e))?;
@@ -130,6 +134,7 @@ impl AuthorizerService {
         Ok(Response::new(pb::AuthorizeBatchResponse {
             responses,
             revision: pinned.revision().to_owned(),
+            statements: table.map(|t| t.statements).unwrap_or_default(),
         }))
     }
 }
