@@ -126,7 +126,8 @@ fn bench_loads_the_daemon_and_checks_every_answer() {
     assert_eq!(r["wrong"], 50, "{r}");
 
     // Batches: every answer of every batch checked, requests counted one
-    // by one; with the revision once or in each answer.
+    // by one; with the revision and the statements once a batch, or in
+    // each answer.
     for once in [false, true] {
         let mut args = vec![
             "--mix",
@@ -139,7 +140,7 @@ fn bench_loads_the_daemon_and_checks_every_answer() {
             "0",
         ];
         if once {
-            args.push("--revision-once");
+            args.extend(["--revision-once", "--statement-table"]);
         }
         let (out, r) = run(&addr, &args);
         assert_eq!(out.status.code(), Some(0), "{r}");
