@@ -56,10 +56,12 @@ pub(crate) fn response(d: &Answer<'_>) -> pb::AuthorizeResponse {
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     pub statements: Vec<pb::DeterminingStatement>,
-    /// By the address and length of the policy's name in the pinned
-    /// bundle, the statement's index and its layer: the same name, read
-    /// twice, is one entry (two names of the same text at two addresses
-    /// only make a second entry).
+    /// By the address and length of the policy's name (in the pinned
+    /// bundle), the statement's index and its layer: a name read twice is
+    /// looked up without hashing its text. Two names of the same text at
+    /// two addresses only make a second entry; an entry found is still
+    /// compared by its text, so an address used again for another name
+    /// can never name the wrong statement.
     places: rustc_hash::FxHashMap<(usize, usize, u32, Layer), u32>,
 }
 
@@ -67,11 +69,19 @@ impl Table {
     /// The index of `s` in the table, added if it is not there yet.
     fn index(&mut self, s: NamedStatement<'_>) -> u32 {
         let key = (s.policy.as_ptr() as usize, s.policy.len(), s.index, s.layer);
+        let sid = s.sid.unwrap_or_default();
+        if let Some(&i) = self.places.get(&key)
+            && self
+                .statements
+                .get(i as usize)
+                .is_some_and(|t| t.policy == s.policy && t.sid == sid)
+        {
+            return i;
+        }
         let next = u32::try_from(self.statements.len()).unwrap_or(u32::MAX);
-        *self.places.entry(key).or_insert_with(|| {
-            self.statements.push(statement(s));
-            next
-        })
+        self.statements.push(statement(s));
+        self.places.insert(key, next);
+        next
     }
 }
 
@@ -177,5 +187,46 @@ pub(crate) fn status(serving: bool, s: &ReloadStatus) -> pb::GetStatusResponse {
                 .map(|st| st.since.to_string())
                 .unwrap_or_default(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iamd_policy::policy::Effect;
+
+    fn named<'a>(policy: &'a str, index: u32, sid: Option<&'a str>) -> NamedStatement<'a> {
+        NamedStatement {
+            policy,
+            layer: Layer::Identity,
+            index,
+            sid,
+            effect: Effect::Allow,
+        }
+    }
+
+    #[test]
+    fn a_table_holds_each_statement_once_and_never_confuses_two() {
+        let mut t = Table::default();
+        let a = String::from("user/alice#own");
+        assert_eq!(t.index(named(&a, 0, Some("Read"))), 0);
+        assert_eq!(t.index(named(&a, 1, None)), 1);
+        assert_eq!(
+            t.index(named(&a, 0, Some("Read"))),
+            0,
+            "the same: one entry"
+        );
+        // Another name at the same address (the first one gone): a new
+        // entry, not the old one's.
+        let addr = a.as_ptr();
+        drop(a);
+        let mut b = String::with_capacity(14);
+        b.push_str("user/bob###own");
+        let i = t.index(named(&b, 0, Some("Read")));
+        if b.as_ptr() == addr {
+            assert_eq!(i, 2, "an address used again is told apart by its text");
+        }
+        assert_eq!(t.statements[i as usize].policy, "user/bob###own");
+        assert_eq!(t.statements[0].policy, "user/alice#own");
     }
 }
