@@ -325,37 +325,33 @@ struct EncodedBatch {
 /// naming the first entry that is not an `Authorize` request.
 fn batches(mix: &[Entry], batch: Batch, starts: usize) -> Result<Vec<EncodedBatch>, BenchError> {
     use prost::Message as _;
-    if let Some(n) = mix
-        .iter()
-        .position(|e| !matches!(e.call, Call::Authorize(_)))
-    {
-        return Err(BenchError::Mix(format!(
-            "entry {} of the mix is an Envoy check: a batch carries `Authorize` requests only",
-            n + 1
-        )));
+    let mut requests = Vec::with_capacity(mix.len());
+    for (n, e) in mix.iter().enumerate() {
+        match &e.call {
+            Call::Authorize(r) => requests.push((r, e.expect)),
+            Call::Check(_) => {
+                return Err(BenchError::Mix(format!(
+                    "entry {} of the mix is an Envoy check: a batch carries `Authorize` requests only",
+                    n + 1
+                )));
+            }
+        }
     }
     let starts = starts.clamp(1, mix.len().max(1));
     let mut out = Vec::with_capacity(starts);
     for s in 0..starts {
         let first = s * mix.len() / starts;
-        let entries: Vec<&Entry> = (0..batch.size)
-            .filter_map(|k| mix.get((first + k) % mix.len()))
-            .collect();
-        let requests = entries
-            .iter()
-            .filter_map(|e| match &e.call {
-                Call::Authorize(r) => Some(r.clone()),
-                Call::Check(_) => None,
-            })
+        let entries: Vec<_> = (0..batch.size)
+            .filter_map(|k| requests.get((first + k) % requests.len()))
             .collect();
         let message = pb::AuthorizeBatchRequest {
-            requests,
+            requests: entries.iter().map(|(r, _)| (*r).clone()).collect(),
             revision_once: batch.revision_once,
             statement_table: batch.statement_table,
         };
         out.push(EncodedBatch {
             body: Encoded(message.encode_to_vec().into()),
-            expect: entries.iter().map(|e| e.expect).collect(),
+            expect: entries.iter().map(|(_, e)| *e).collect(),
         });
     }
     Ok(out)
@@ -515,6 +511,8 @@ async fn stream(
             channel,
         );
     let (mix, progress) = (&shared.mix, &shared.progress);
+    // The answers a call brings: 1, or a batch's.
+    let answers = shared.batches.first().map_or(1, |b| b.expect.len() as u64);
     let mut i = w;
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -531,8 +529,6 @@ async fn stream(
             break;
         }
         let measured = sent >= shared.measure_from;
-        // The answers this call brings: 1, or a batch's.
-        let answers = shared.batches.first().map_or(1, |b| b.expect.len() as u64);
         if measured
             && let Some(limit) = shared.count
             && shared.budget.fetch_add(answers, Ordering::Relaxed) >= limit
