@@ -1157,13 +1157,10 @@ impl<'f> Loader<'f> {
                 // Everything is parsed; each user is kept by its entry's
                 // digest, if the entries are what the parser finds.
                 if let Some(threads) = self.threads_for(text) {
-                    self.in_chunks = true;
                     let whole = crate::chunks::parse_in_order(text, &items, threads, |u, item| {
                         add(self, file, Entry::Parsed(&u, Some(item.hash)));
                     });
-                    if !whole {
-                        self.problems.push(Diagnostic::file(file, CHUNKS_FAILED));
-                    }
+                    self.parsed_in_chunks(file, whole);
                     continue;
                 }
                 let mut n = 0;
@@ -1262,6 +1259,15 @@ impl<'f> Loader<'f> {
         }
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         (cpus > 1).then_some(cpus.min(MAX_PARSERS))
+    }
+
+    /// Records that `file` was parsed in chunks, and (when not `whole`)
+    /// the problem that makes the load run again in one piece.
+    fn parsed_in_chunks(&mut self, file: &str, whole: bool) {
+        self.in_chunks = true;
+        if !whole {
+            self.problems.push(Diagnostic::file(file, CHUNKS_FAILED));
+        }
     }
 
     /// The entries of a list file, when this load keeps its work and the
@@ -1462,16 +1468,13 @@ impl<'f> Loader<'f> {
         for (file, text) in self.sources("roles") {
             let threads = self.threads_for(text);
             if let (Some(threads), Some(items)) = (threads, self.cut(text)) {
-                self.in_chunks = true;
                 let whole = crate::chunks::parse_in_order(
                     text,
                     &items,
                     threads,
                     |r: Paced<RawRole>, item| out.push((file.to_owned(), r.0, Some(item.hash))),
                 );
-                if !whole {
-                    self.problems.push(Diagnostic::file(file, CHUNKS_FAILED));
-                }
+                self.parsed_in_chunks(file, whole);
                 continue;
             }
             if let Some(roles) = self.parse_file::<Vec<Paced<RawRole>>>(file, text) {
