@@ -538,6 +538,14 @@ fn a_held_connection_does_not_hold_up_a_shutdown() {
     drop(held);
 }
 
+/// The HTTP/2 client preface.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame, and its acknowledgement.
+const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+const SETTINGS_ACK: &[u8] = &[0, 0, 0, 4, 1, 0, 0, 0, 0];
+/// A PING frame.
+const PING: &[u8] = &[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+
 /// A peer that opens a connection and says nothing (half an HTTP/2
 /// preface) is disconnected at the handshake timeout, on one serving
 /// thread and on two; connections past `maxConnections` wait until one
@@ -554,9 +562,6 @@ fn silent_connections_are_cut_and_the_cap_holds_the_rest() {
     )
     .unwrap();
     let config = config.to_str().unwrap();
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    // An empty SETTINGS frame.
-    const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
     // What the server sent (its SETTINGS first) within `wait`.
     let first_bytes = |c: &mut std::net::TcpStream, wait: Duration| {
         c.set_read_timeout(Some(wait)).unwrap();
@@ -745,10 +750,6 @@ fn a_connection_that_only_pings_is_closed_at_its_age() {
     let config = dir.path().join("iamd.yaml");
     std::fs::write(&config, "limits:\n  maxConnectionAgeMs: 600\n").unwrap();
     let config = config.to_str().unwrap();
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
-    const SETTINGS_ACK: &[u8] = &[0, 0, 0, 4, 1, 0, 0, 0, 0];
-    const PING: &[u8] = &[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
     // Pings every 100 ms and answers the server's pings, as a live client
     // does; the frame types the server sent, and how long the connection
     // lasted (at most 10 s).

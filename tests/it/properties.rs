@@ -434,6 +434,29 @@ proptest! {
 // === no panics: bundles and the configuration ===
 
 /// The example bundle's files, as a source hands them over.
+/// `base` mutated by `cuts`, written as `name` in a directory of its own
+/// (kept while the directory lives).
+fn mutated_file(
+    name: &str,
+    base: &str,
+    cuts: &[(usize, u8)],
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, mutate(base, cuts)).unwrap();
+    (dir, path)
+}
+
+/// A refused bundle says why: at least one diagnostic, each naming a file
+/// and saying what is wrong.
+fn named_diagnostics(e: &iamd_bundle::BundleError) -> Result<(), TestCaseError> {
+    prop_assert!(!e.diagnostics.is_empty());
+    for d in &e.diagnostics {
+        prop_assert!(!d.file.is_empty() && !d.message.is_empty(), "{:?}", d);
+    }
+    Ok(())
+}
+
 fn example_bundle_files() -> Vec<(String, Vec<u8>)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bundle");
     let mut files = Vec::new();
@@ -477,10 +500,7 @@ proptest! {
         if let Ok(read) = read
             && let Err(e) = read.compile()
         {
-            prop_assert!(!e.diagnostics.is_empty());
-            for d in &e.diagnostics {
-                prop_assert!(!d.file.is_empty() && !d.message.is_empty(), "{:?}", d);
-            }
+            named_diagnostics(&e)?;
         }
     }
 
@@ -491,17 +511,10 @@ proptest! {
         cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8),
     ) {
         let base = include_str!("../../examples/aws/authorization-details.json");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("authorization-details.json");
-        std::fs::write(&path, mutate(base, &cuts)).unwrap();
+        let (_dir, path) = mutated_file("authorization-details.json", base, &cuts);
         match iamd_bundle::BundleFiles::read(&path).and_then(|f| f.compile()) {
             Ok(_) => {}
-            Err(e) => {
-                prop_assert!(!e.diagnostics.is_empty());
-                for d in &e.diagnostics {
-                    prop_assert!(!d.file.is_empty() && !d.message.is_empty(), "{:?}", d);
-                }
-            }
+            Err(e) => named_diagnostics(&e)?,
         }
     }
 
@@ -512,9 +525,7 @@ proptest! {
         cuts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6),
     ) {
         let base = include_str!("../../deploy/envoy/iamd.yaml");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("iamd.yaml");
-        std::fs::write(&path, mutate(base, &cuts)).unwrap();
+        let (_dir, path) = mutated_file("iamd.yaml", base, &cuts);
         match iamd_server::config::load(&path) {
             Ok(file) => {
                 let _ = iamd_server::config::ServeConfig::resolve(file, iamd_server::config::Overrides::default());
