@@ -9,6 +9,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("iamd-policy", &[]),
     ("iamd-bundle", &["iamd-policy"]),
     ("iamd-proto", &[]),
+    ("iamd-credentials", &[]),
     ("iamd-source", &["iamd-bundle"]),
     (
         "iamd-server",

@@ -1,0 +1,193 @@
+//! The compiled credentials a daemon serves with, and the verification of
+//! a signed request against them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use ring::hmac;
+
+use crate::file::{CredentialsFile, Status};
+use crate::key::{self, KeyKind, Secret};
+use crate::sigv4::{self, Code, Headers, HttpRequest, MAX_SKEW_SECONDS, SigError};
+
+/// How many derived signing keys are kept (one a key, day, region and
+/// service that signed recently).
+pub(crate) const SIGNING_KEYS_KEPT: u64 = 100_000;
+
+struct Entry {
+    user: String,
+    secret: Secret,
+    active: bool,
+}
+
+/// The access keys of one credentials file, by ID, with a bounded cache of
+/// the signing keys derived from them. A new file makes new credentials
+/// (and a new cache): a deleted or deactivated key signs nothing from the
+/// moment they are live.
+pub struct Credentials {
+    keys: HashMap<String, Entry>,
+    digest: String,
+    signing: moka::sync::Cache<String, hmac::Key>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("keys", &self.keys.len())
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request whose signature was verified: who signed it, and what its
+/// signature says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<'c> {
+    /// The user the key belongs to.
+    pub user: &'c str,
+    /// The key's ID.
+    pub key_id: &'c str,
+    /// The region of the signature's scope (`aws:RequestedRegion`).
+    pub region: String,
+    /// The service of the signature's scope.
+    pub service: String,
+    /// When it was signed.
+    pub signed_at: Timestamp,
+    /// Whether it was a presigned URL.
+    pub presigned: bool,
+}
+
+impl Credentials {
+    /// The credentials of `file`, whose bytes hash to `digest`.
+    pub fn new(file: &CredentialsFile, digest: String) -> Self {
+        let keys = file
+            .access_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.id.clone(),
+                    Entry {
+                        user: k.user.clone(),
+                        secret: k.secret.clone(),
+                        active: k.status == Status::Active,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            keys,
+            digest,
+            signing: moka::sync::Cache::builder()
+                .max_capacity(SIGNING_KEYS_KEPT)
+                .time_to_idle(Duration::from_secs(24 * 3600))
+                .build(),
+        }
+    }
+
+    /// The SHA-256 (hex) of the file they came from.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// How many keys, and how many of them active.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.keys.len(),
+            self.keys.values().filter(|e| e.active).count(),
+        )
+    }
+
+    /// Verifies `request`'s SigV4 signature at `now`: `None` when it
+    /// carries none, the signer when it is valid, AWS's error when not.
+    ///
+    /// In AWS's order: the form of what is presented, the request time
+    /// (15 minutes either way; a presigned URL until it expires), the key
+    /// (unknown and inactive keys get the same answer), the payload hash,
+    /// then the signature.
+    pub fn verify<'a, H: Headers + ?Sized>(
+        &self,
+        request: &HttpRequest<'a, H>,
+        now: Timestamp,
+    ) -> Result<Option<Verified<'_>>, SigError> {
+        let Some(presented) = sigv4::presented(request)? else {
+            return Ok(None);
+        };
+        let age = now.as_second() - presented.signed_at.as_second();
+        match presented.expires {
+            Some(expires) if age > expires => {
+                return Err(SigError::new(
+                    Code::AccessDenied,
+                    "the presigned URL has expired",
+                ));
+            }
+            Some(_) if age < -MAX_SKEW_SECONDS => {
+                return Err(SigError::new(
+                    Code::RequestTimeTooSkewed,
+                    "the presigned URL was signed more than 15 minutes in the future",
+                ));
+            }
+            None if age.abs() > MAX_SKEW_SECONDS => {
+                return Err(SigError::new(
+                    Code::RequestTimeTooSkewed,
+                    "X-Amz-Date is more than 15 minutes from iamd's clock",
+                ));
+            }
+            _ => {}
+        }
+        let id = presented.key_id();
+        match key::kind_of(id) {
+            Some(KeyKind::LongTerm) if presented.token.is_some() => {
+                return Err(SigError::new(
+                    Code::InvalidClientTokenId,
+                    "a long-term key (AKIA…) with a session token",
+                ));
+            }
+            Some(KeyKind::Temporary) => {
+                return Err(SigError::new(
+                    Code::InvalidClientTokenId,
+                    "a temporary key (ASIA…): iamd issues no session tokens yet",
+                ));
+            }
+            _ => {}
+        }
+        let Some((stored_id, entry)) = self.keys.get_key_value(id).filter(|(_, e)| e.active) else {
+            return Err(SigError::new(
+                Code::InvalidAccessKeyId,
+                "no active key has this ID",
+            ));
+        };
+        let payload = sigv4::payload_hash(request, &presented)?;
+        let canonical = sigv4::canonical_request_hash(request, &presented, &payload);
+        let to_sign = sigv4::string_to_sign(&presented, &canonical);
+        let scope = presented.key_scope();
+        let key = match self.signing.get(scope) {
+            Some(key) => key,
+            None => {
+                let key = sigv4::signing_key(
+                    entry.secret.expose(),
+                    presented.date(),
+                    presented.region(),
+                    presented.service(),
+                );
+                self.signing.insert(scope.to_owned(), key.clone());
+                key
+            }
+        };
+        if !sigv4::signature_matches(&key, &to_sign, &presented) {
+            return Err(SigError::new(
+                Code::SignatureDoesNotMatch,
+                "the signature is not the key's over the canonical request",
+            ));
+        }
+        Ok(Some(Verified {
+            user: &entry.user,
+            key_id: stored_id,
+            region: presented.region().to_owned(),
+            service: presented.service().to_owned(),
+            signed_at: presented.signed_at,
+            presigned: presented.presigned(),
+        }))
+    }
+}
