@@ -69,6 +69,11 @@ enum Command {
     /// (docs/bundles.md).
     #[command(subcommand)]
     Bundle(cmd::bundle::BundleCommand),
+    /// Users' access keys in the credentials directory: create (the secret
+    /// printed once), list, deactivate, activate, delete
+    /// (docs/credentials.md).
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate(cmd::simulate::SimulateArgs),
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => return cmd::bench::run(&args),
         Command::Simulate(args) => cmd::simulate::run(&args),
         Command::Bundle(c) => cmd::bundle::run(&c),
+        Command::Keys(c) => cmd::keys::run(&c),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub(crate) mod client;
 pub(crate) mod diff;
 pub(crate) mod explain;
 pub(crate) mod health;
+pub(crate) mod keys;
 pub(crate) mod request;
 pub(crate) mod serve;
 pub(crate) mod simulate;

@@ -89,6 +89,23 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The secret side: loaded before the first call, checked on a timer.
+    let (credentials, _credentials_watcher) = match &cfg.credentials {
+        None => (None, None),
+        Some((dir, every)) => {
+            let (mut loader, store) = iamd_server::credentials::CredentialLoader::new(dir);
+            // A failure is logged by the loader; signed requests get 503
+            // until a good file loads.
+            let _ = loader.load();
+            match loader.watch(*every) {
+                Ok(w) => (Some(store), Some(w)),
+                Err(e) => {
+                    tracing::error!(target: "iamd", "cannot watch the credentials: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
     let log = match &cfg.decision_log {
         None => None,
         Some((path, options)) => {
@@ -139,6 +156,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             admin,
             store.clone(),
             metrics.clone(),
+            credentials.clone(),
             stopped(stop_rx.clone()),
         ));
         if let (Some(tls), Some(every)) = (&tls, tls_interval) {
@@ -187,6 +205,9 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         };
         let mut services =
             iamd_server::grpc::Services::new(store, limits, metrics).with_drain(drain);
+        if let Some(c) = credentials {
+            services = services.with_credentials(c);
+        }
         if let Some(mapping) = envoy {
             services = services.with_envoy(mapping);
             tracing::info!(target: "iamd", listen = %listen, "serving envoy.service.auth.v3.Authorization");

@@ -13,7 +13,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("iamd-source", &["iamd-bundle"]),
     (
         "iamd-server",
-        &["iamd-policy", "iamd-bundle", "iamd-proto", "iamd-source"],
+        &[
+            "iamd-policy",
+            "iamd-bundle",
+            "iamd-proto",
+            "iamd-source",
+            "iamd-credentials",
+        ],
     ),
     ("iamd-tools", &["iamd-policy", "iamd-bundle"]),
     (
@@ -30,6 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "iamd-source",
             "iamd-tools",
             "iamd-bench",
+            "iamd-credentials",
         ],
     ),
 ];

@@ -725,6 +725,7 @@ async fn the_admin_endpoints_report_metrics_health_and_status() {
         admin,
         store.clone(),
         metrics.clone(),
+        None,
         async {
             let _ = rx.await;
         },

@@ -313,7 +313,7 @@ fn entry_of(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<Acces
     let status = text("status");
     if id.is_some_and(|id| key::kind_of(id) != Some(KeyKind::LongTerm)) {
         problems.push(format!(
-            "{at}: `accessKeyId` is not a long-term access key ID: 20 characters, AKIA then 16 of A-Z and 2-7 (`iamd keys create` makes one)"
+            "{at}: `accessKeyId` is not a long-term access key ID: 20 characters, AKIA then 16 upper-case letters and digits (`iamd keys create` makes one)"
         ));
     }
     if let Some(s) = secret

@@ -37,8 +37,10 @@ impl KeyKind {
     }
 }
 
-/// Whether `id` has an access key ID's form (`AKIA` or `ASIA`, then 16 of
-/// `A-Z2-7`), and which kind it is.
+/// Whether `id` has an access key ID's form (`AKIA` or `ASIA`, then 16
+/// upper-case letters and digits: iamd makes them of `A-Z2-7`, as AWS
+/// does, and accepts AWS's documentation examples, which have other
+/// digits), and which kind it is.
 pub fn kind_of(id: &str) -> Option<KeyKind> {
     let kind = if id.starts_with("AKIA") {
         KeyKind::LongTerm
@@ -47,7 +49,12 @@ pub fn kind_of(id: &str) -> Option<KeyKind> {
     } else {
         return None;
     };
-    (id.len() == ID_LEN && id.bytes().skip(4).all(|b| ID_ALPHABET.contains(&b))).then_some(kind)
+    (id.len() == ID_LEN
+        && id
+            .bytes()
+            .skip(4)
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+    .then_some(kind)
 }
 
 /// A secret access key: shown once, when made, and never again. Its
@@ -135,7 +142,7 @@ mod tests {
             "AKIA",
             "AKIAIOSFODNN7EXAMPL",
             "AKIAIOSFODNN7EXAMPLEE",
-            "AKIAIOSFODNN7EXAMPL1",
+            "AKIAIOSFODNN7EXAMP-1",
             "akiaIOSFODNN7EXAMPLE",
             "AIDAIOSFODNN7EXAMPLE",
             "AKIAIOSFODNN7EXAMPl0",

@@ -21,6 +21,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::credentials::CredentialStore;
 use crate::decision_log::DecisionLog;
 use crate::reload::Store;
 use iamd_policy::eval::Outcome;
@@ -351,6 +352,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    credentials: Option<Arc<CredentialStore>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -366,10 +368,10 @@ pub async fn serve(
             },
             () = &mut shutdown => return,
         };
-        let (store, metrics) = (store.clone(), metrics.clone());
+        let (store, metrics, credentials) = (store.clone(), metrics.clone(), credentials.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let response = handle(&req, &store, &metrics);
+                let response = handle(&req, &store, &metrics, credentials.as_deref());
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let io = crate::conn::Quiet::new(stream, handshake, slot);
@@ -399,6 +401,7 @@ fn handle(
     req: &hyper::Request<Incoming>,
     store: &Store,
     metrics: &Metrics,
+    credentials: Option<&CredentialStore>,
 ) -> Response<Full<Bytes>> {
     let text = |code: StatusCode, content_type: &'static str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -460,6 +463,18 @@ fn handle(
                 },
                 "lastFailure": s.last_failure.as_ref().map(|f| serde_json::json!({"at": f.at.to_string(), "errors": f.errors})),
                 "reloads": {"loaded": s.reloads.loaded, "unchanged": s.reloads.unchanged, "failed": s.reloads.failed},
+                "credentials": credentials.map(|c| {
+                    let c = c.status();
+                    serde_json::json!({
+                        "dir": c.dir.display().to_string(),
+                        "digest": c.digest,
+                        "keys": c.keys.0,
+                        "activeKeys": c.keys.1,
+                        "loadedAt": c.loaded_at.map(|t| t.to_string()),
+                        "lastFailure": c.last_failure.map(|(at, e)| serde_json::json!({"at": at.to_string(), "error": e})),
+                        "loads": {"loaded": c.loads.0, "failed": c.loads.1},
+                    })
+                }),
             });
             text(StatusCode::OK, "application/json", format!("{body}\n"))
         }

@@ -45,6 +45,20 @@ pub struct FileConfig {
     /// The AuthZEN API (off unless it has a listener).
     #[serde(default)]
     pub authzen: Option<FileAuthZen>,
+    /// The credentials source (off when absent).
+    #[serde(default)]
+    pub credentials: Option<FileCredentials>,
+}
+
+/// `credentials:`: the directory of access keys (the secret side), and
+/// how often it is checked for a change.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileCredentials {
+    /// The directory holding `credentials.json` (`--credentials`).
+    pub dir: Option<PathBuf>,
+    /// Milliseconds between checks of the file [default: 2000].
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// `authzen:`: its listener and the callers' tokens; the mapping's keys
@@ -289,6 +303,10 @@ pub struct Overrides {
     /// gRPC listener has it [default: off].
     #[arg(long, env = "IAMD_AUTHZEN_LISTEN")]
     pub authzen_listen: Option<String>,
+    /// The credentials directory (`credentials.json`, access keys for
+    /// SigV4), checked for changes every 2 s [default: off].
+    #[arg(long, env = "IAMD_CREDENTIALS", value_name = "DIR")]
+    pub credentials: Option<PathBuf>,
 }
 
 /// The AuthZEN API's settings, resolved.
@@ -357,6 +375,8 @@ pub struct ServeConfig {
     pub envoy: Option<std::sync::Arc<crate::envoy::Mapping>>,
     /// The AuthZEN API, when it has a listener.
     pub authzen: Option<AuthZenConfig>,
+    /// The credentials directory, and how often it is checked.
+    pub credentials: Option<(PathBuf, Duration)>,
 }
 
 impl ServeConfig {
@@ -539,6 +559,21 @@ impl ServeConfig {
                 .map(std::sync::Arc::new)
         });
         let authzen = resolve_authzen(file.authzen, o.authzen_listen, &mut problems);
+        let file_credentials = file.credentials.unwrap_or_default();
+        let poll_ms = file_credentials.poll_interval_ms.unwrap_or(2000);
+        if poll_ms == 0 {
+            problems.push(
+                "credentials.pollIntervalMs: 0: give milliseconds between checks, such as 2000"
+                    .to_owned(),
+            );
+        }
+        let credentials = o
+            .credentials
+            .or(file_credentials.dir)
+            .map(|dir| (dir, Duration::from_millis(poll_ms)));
+        if credentials.is_none() && envoy.as_ref().is_some_and(|m| m.verifies_signatures()) {
+            problems.push("envoy.principal: a `sigv4` source needs the credentials: set `credentials.dir` or `--credentials DIR`".to_owned());
+        }
         let file_log = file.decision_log.unwrap_or_default();
         let decision_log = o.decision_log.or(file_log.path).map(|path| {
             let d = crate::decision_log::Options::default();
@@ -589,6 +624,7 @@ impl ServeConfig {
                 tls,
                 envoy,
                 authzen,
+                credentials,
             }),
             _ => Err(ConfigError::Settings(problems)),
         }
@@ -1033,6 +1069,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.lines()[0].starts_with("authzen: no listener"), "{e}");
+    }
+
+    #[test]
+    fn a_sigv4_source_needs_the_credentials() {
+        let text = "bundle: b\nenvoy:\n  principal:\n    - sigv4: {}\n  routes:\n    - {method: GET, path: \"/{bucket}\", action: s3:ListBucket, resource: \"arn:aws:s3:::{bucket}\"}\n";
+        let e = ServeConfig::resolve(file(text).unwrap(), Overrides::default()).unwrap_err();
+        assert!(
+            e.lines()[0].starts_with("envoy.principal: a `sigv4` source needs the credentials"),
+            "{e}"
+        );
+        let flag = Overrides {
+            credentials: Some("/run/secrets/iamd".into()),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(file(text).unwrap(), flag).unwrap();
+        assert_eq!(
+            c.credentials,
+            Some(("/run/secrets/iamd".into(), Duration::from_secs(2)))
+        );
+        let with_section =
+            format!("{text}credentials: {{dir: /run/secrets/iamd, pollIntervalMs: 500}}\n");
+        let c = ServeConfig::resolve(file(&with_section).unwrap(), Overrides::default()).unwrap();
+        assert_eq!(c.credentials.unwrap().1, Duration::from_millis(500));
+        let zero = format!("{text}credentials: {{dir: d, pollIntervalMs: 0}}\n");
+        let e = ServeConfig::resolve(file(&zero).unwrap(), Overrides::default()).unwrap_err();
+        assert!(
+            e.lines()[0].starts_with("credentials.pollIntervalMs: 0"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The daemon: the [`reload::Store`] and its reloader, the one way into a
 //! decision ([`decide::Decider`]), the gRPC ([`grpc`]) and Envoy
 //! ([`envoy`]) front doors over it, the admin listener
-//! ([`admin`]), the decision log, telemetry, TLS and the configuration.
+//! ([`admin`]), the credentials source ([`credentials`]), the decision
+//! log, telemetry, TLS and the configuration.
 //! See `docs/architecture.md`.
 
 pub mod admin;
@@ -9,6 +10,7 @@ pub mod authzen;
 mod body;
 pub mod config;
 pub mod conn;
+pub mod credentials;
 pub mod decide;
 pub mod decision_log;
 pub mod envoy;

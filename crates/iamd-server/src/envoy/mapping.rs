@@ -20,10 +20,13 @@
 use std::collections::BTreeMap;
 
 use envoy_types::ext_authz::v3::pb::{Address, CheckRequest};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use serde::Deserialize;
 
 use crate::decide::OwnedQuestion;
+use iamd_credentials::Credentials;
+use iamd_credentials::sigv4::{self, SigError};
 use iamd_policy::context::ContextValue;
 
 /// The section as written.
@@ -77,6 +80,18 @@ pub enum FileSource {
         /// The role's ARN, path included; may use the SPIFFE template's
         /// names: `arn:aws:iam::123456789012:role/{sa}`.
         role: String,
+    },
+    /// An AWS Signature Version 4 (the `Authorization` header or a
+    /// presigned URL), verified against the credentials source: the key's
+    /// user (`user/NAME`). A signed request whose signature fails is
+    /// refused with AWS's error, never passed to the next source.
+    Sigv4 {
+        /// The regions a signature's scope may name (any, when empty).
+        #[serde(default)]
+        regions: Vec<String>,
+        /// The services a signature's scope may name (any, when empty).
+        #[serde(default)]
+        services: Vec<String>,
     },
     /// A header that a trusted proxy sets (Envoy must strip client copies).
     Header {
@@ -153,9 +168,22 @@ struct Route {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
-    Jwt { claim: String, template: String },
-    Peer { spiffe: Vec<Segment>, role: String },
-    Header { name: String, template: String },
+    Jwt {
+        claim: String,
+        template: String,
+    },
+    Peer {
+        spiffe: Vec<Segment>,
+        role: String,
+    },
+    Header {
+        name: String,
+        template: String,
+    },
+    Sigv4 {
+        regions: Vec<String>,
+        services: Vec<String>,
+    },
 }
 
 /// A compiled mapping.
@@ -269,6 +297,24 @@ pub enum Mapped {
     BadPath(BadPath),
     /// The iamd request.
     Request(OwnedQuestion),
+    /// The iamd request of the user whose key signed it (SigV4): denies
+    /// are answered as AWS answers them.
+    Signed {
+        /// The request.
+        request: OwnedQuestion,
+        /// The service of the signature's scope (`s3`, ...): AWS's error
+        /// format depends on it.
+        service: String,
+    },
+    /// A SigV4 signature that cannot be accepted: AWS's error.
+    SignatureRefused {
+        /// Why.
+        error: SigError,
+        /// The service of the signature's scope, if it could be read.
+        service: String,
+    },
+    /// A SigV4-signed request while no credentials are live: 503.
+    NoCredentials,
     /// The iamd request of a role, which the mTLS peer (a SPIFFE ID) may
     /// act as only if the role's trust policy allows it
     /// `sts:AssumeRoleWithWebIdentity`.
@@ -376,6 +422,10 @@ impl Mapping {
                     name: name.to_lowercase(),
                     template: template.clone().unwrap_or_else(|| "{value}".into()),
                 },
+                FileSource::Sigv4 { regions, services } => Source::Sigv4 {
+                    regions: regions.clone(),
+                    services: services.clone(),
+                },
             })
             .collect();
         let mut routes = Vec::new();
@@ -454,8 +504,14 @@ impl Mapping {
         }
     }
 
-    /// Maps a `CheckRequest`, at `now` (for `aws:MultiFactorAuthAge`).
-    pub fn map(&self, check: &CheckRequest, now: jiff::Timestamp) -> Mapped {
+    /// Maps a `CheckRequest`, at `now` (for `aws:MultiFactorAuthAge` and
+    /// signatures' times), with the live `credentials` for SigV4.
+    pub fn map(
+        &self,
+        check: &CheckRequest,
+        now: jiff::Timestamp,
+        credentials: Option<&Credentials>,
+    ) -> Mapped {
         let attrs = check.attributes.as_ref();
         let http = attrs
             .and_then(|a| a.request.as_ref())
@@ -467,24 +523,43 @@ impl Mapping {
             .and_then(|a| a.source.as_ref())
             .map(|p| p.principal.as_str())
             .filter(|p| !p.is_empty());
-        // The principal, and for a peer, the SPIFFE ID that must be allowed
-        // to act as it.
-        let principal = self.sources.iter().find_map(|s| match s {
-            Source::Jwt { claim: c, template } => scalar(claim(c)?)
-                .filter(|v| !v.is_empty())
-                .map(|v| (fill(template, &[("value", &v)]), None)),
-            Source::Peer { spiffe, role } => {
-                let id = peer?;
-                let parts = split_path(id.strip_prefix("spiffe://")?, false).ok()?;
-                let captured = match_segments(spiffe, &parts)?;
-                let values: Vec<(&str, &str)> =
-                    captured.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                Some((fill(role, &values), Some(id.to_owned())))
+        // The principal; for a peer, the SPIFFE ID that must be allowed to
+        // act as it; for a signature, its region and service.
+        let mut principal = None;
+        let mut signed: Option<(String, String)> = None;
+        for source in &self.sources {
+            let found = match source {
+                Source::Jwt { claim: c, template } => claim(c)
+                    .and_then(scalar)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (fill(template, &[("value", &v)]), None)),
+                Source::Peer { spiffe, role } => peer.and_then(|id| {
+                    let parts = split_path(id.strip_prefix("spiffe://")?, false).ok()?;
+                    let captured = match_segments(spiffe, &parts)?;
+                    let values: Vec<(&str, &str)> =
+                        captured.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    Some((fill(role, &values), Some(id.to_owned())))
+                }),
+                Source::Header { name, template } => header(name)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (fill(template, &[("value", v)]), None)),
+                Source::Sigv4 { regions, services } => {
+                    let Some(http) = http else { continue };
+                    match verify_signature(http, now, credentials, regions, services) {
+                        Ok(None) => None,
+                        Ok(Some((user, region, service))) => {
+                            signed = Some((region, service));
+                            Some((format!("user/{user}"), None))
+                        }
+                        Err(refused) => return refused,
+                    }
+                }
+            };
+            if found.is_some() {
+                principal = found;
+                break;
             }
-            Source::Header { name, template } => header(name)
-                .filter(|v| !v.is_empty())
-                .map(|v| (fill(template, &[("value", v)]), None)),
-        });
+        }
         let Some((principal, peer)) = principal else {
             return Mapped::Unauthenticated;
         };
@@ -568,16 +643,27 @@ impl Mapping {
                 context.insert(key.clone(), value);
             }
         }
+        if let Some((region, _)) = &signed {
+            context.insert("aws:RequestedRegion".into(), single(region.clone()));
+        }
         let request = OwnedQuestion {
             principal,
             action,
             resource,
             context,
         };
-        match peer {
-            Some(peer) => Mapped::AssumeRole { peer, request },
-            None => Mapped::Request(request),
+        match (peer, signed) {
+            (Some(peer), _) => Mapped::AssumeRole { peer, request },
+            (None, Some((_, service))) => Mapped::Signed { request, service },
+            (None, None) => Mapped::Request(request),
         }
+    }
+
+    /// Whether a source verifies SigV4 (and so needs credentials).
+    pub fn verifies_signatures(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|s| matches!(s, Source::Sigv4 { .. }))
     }
 
     fn route(&self, method: &str, parts: &[String]) -> Option<(String, String)> {
@@ -594,6 +680,63 @@ impl Mapping {
             Some((fill(&r.action, &values), fill(&r.resource, &values)))
         })
     }
+}
+
+/// The SigV4 signature of `http`, verified: `None` when it has none, the
+/// user, region and service when it is good, the answer when not.
+fn verify_signature(
+    http: &HttpRequest,
+    now: jiff::Timestamp,
+    credentials: Option<&Credentials>,
+    regions: &[String],
+    services: &[String],
+) -> Result<Option<(String, String, String)>, Mapped> {
+    // Envoy marks a body it cut at `max_request_bytes`: not the one signed.
+    let partial = http
+        .headers
+        .get("x-envoy-auth-partial-body")
+        .is_some_and(|v| v == "true");
+    let body = match (&http.raw_body[..], http.body.as_str()) {
+        _ if partial => None,
+        ([], "") => None,
+        ([], text) => Some(text.as_bytes()),
+        (raw, _) => Some(raw),
+    };
+    let request = sigv4::HttpRequest {
+        method: &http.method,
+        path: &http.path,
+        headers: &http.headers,
+        body,
+    };
+    let service_of = || {
+        sigv4::presented(&request)
+            .ok()
+            .flatten()
+            .map(|p| p.service().to_owned())
+            .unwrap_or_default()
+    };
+    let Some(credentials) = credentials else {
+        return match sigv4::presented(&request) {
+            Ok(None) => Ok(None),
+            _ => Err(Mapped::NoCredentials),
+        };
+    };
+    let refused = |error: SigError| Mapped::SignatureRefused {
+        error,
+        service: service_of(),
+    };
+    let Some(v) = credentials.verify(&request, now).map_err(refused)? else {
+        return Ok(None);
+    };
+    let out_of_scope =
+        |list: &[String], value: &str| !list.is_empty() && !list.iter().any(|x| x == value);
+    if out_of_scope(regions, &v.region) || out_of_scope(services, &v.service) {
+        return Err(refused(SigError {
+            code: sigv4::Code::AuthorizationHeaderMalformed,
+            reason: "the signature's region or service is not one the mapping serves".into(),
+        }));
+    }
+    Ok(Some((v.user.to_owned(), v.region, v.service)))
 }
 
 /// The captures of a path's decoded segments (`split_path`) if they match

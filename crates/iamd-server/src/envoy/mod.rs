@@ -30,6 +30,7 @@ use envoy_types::ext_authz::v3::{
 pub use mapping::{BadPath, FileMapping, Mapped, Mapping, MappingError};
 use tonic::{Request, Response, Status};
 
+use crate::credentials::CredentialStore;
 use crate::decide::{Answer, Decider, Question, Refusal};
 use iamd_policy::eval::Outcome;
 
@@ -39,17 +40,54 @@ use iamd_policy::eval::Outcome;
 pub struct ExtAuthz {
     decider: Decider,
     mapping: Arc<Mapping>,
+    credentials: Option<Arc<CredentialStore>>,
 }
 
 impl ExtAuthz {
     /// Envoy's authorization service, deciding with `decider`.
     pub fn new(decider: Decider, mapping: Arc<Mapping>) -> Self {
-        Self { decider, mapping }
+        Self {
+            decider,
+            mapping,
+            credentials: None,
+        }
+    }
+
+    /// Verifies SigV4 signatures with the credentials of `store`.
+    pub fn with_credentials(mut self, store: Arc<CredentialStore>) -> Self {
+        self.credentials = Some(store);
+        self
     }
 
     /// Decides a `CheckRequest` at `now`.
     pub fn decide(&self, check: &CheckRequest, now: jiff::Timestamp) -> CheckResponse {
-        let (request, peer) = match self.mapping.map(check, now) {
+        let credentials = self.credentials.as_ref().and_then(|c| c.credentials());
+        let request_id = || {
+            check
+                .attributes
+                .as_ref()
+                .and_then(|a| a.request.as_ref())
+                .and_then(|r| r.http.as_ref())
+                .map(|h| h.id.as_str())
+                .unwrap_or_default()
+        };
+        let (request, peer, aws) = match self.mapping.map(check, now, credentials.as_deref()) {
+            Mapped::SignatureRefused { error, service } => {
+                tracing::debug!(target: "iamd::envoy", "ext_authz: signature refused: {error}");
+                let code = error.code;
+                return aws_error(
+                    &service,
+                    code.as_str(),
+                    code.message(),
+                    code.http_status(),
+                    request_id(),
+                );
+            }
+            Mapped::NoCredentials => {
+                tracing::warn!(target: "iamd::envoy", "ext_authz: a signed request, and no credentials are live: 503");
+                return refused(&Refusal::NoBundle);
+            }
+            Mapped::Signed { request, service } => (request, None, Some(service)),
             Mapped::Unauthenticated => return unauthenticated(),
             Mapped::NoRoute => {
                 return denied(
@@ -66,8 +104,8 @@ impl ExtAuthz {
                     tonic::Code::PermissionDenied,
                 );
             }
-            Mapped::Request(r) => (r, None),
-            Mapped::AssumeRole { peer, request } => (request, Some(peer)),
+            Mapped::Request(r) => (r, None, None),
+            Mapped::AssumeRole { peer, request } => (request, Some(peer), None),
         };
         let trace = check
             .attributes
@@ -97,6 +135,14 @@ impl ExtAuthz {
             .decider
             .decide(&request.question(), now, trace, |d| match d.outcome {
                 Outcome::Allow => self.allowed(&request.principal, d),
+                // A caller that signed as AWS does is denied as AWS denies.
+                _ if aws.is_some() => aws_error(
+                    aws.as_deref().unwrap_or_default(),
+                    "AccessDenied",
+                    "Access Denied",
+                    403,
+                    request_id(),
+                ),
                 _ => denied(
                     HttpStatusCode::Forbidden,
                     d.outcome_name(),
@@ -163,6 +209,60 @@ fn denied(http: HttpStatusCode, outcome: &str, code: tonic::Code) -> CheckRespon
     let mut response = CheckResponse::with_status(Status::new(code, outcome));
     response.set_http_response(d.build());
     response
+}
+
+/// AWS's error answer: S3's `<Error>` document for `s3`, the Query
+/// protocol's `<ErrorResponse>` for every other service.
+fn aws_error(
+    service: &str,
+    code: &str,
+    message: &str,
+    status: u16,
+    request_id: &str,
+) -> CheckResponse {
+    let id = xml_escape(request_id);
+    let body = if service == "s3" {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{id}</RequestId></Error>"
+        )
+    } else {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{id}</RequestId></ErrorResponse>"
+        )
+    };
+    let mut d = DeniedHttpResponseBuilder::new();
+    d.set_http_status(if status == 400 {
+        HttpStatusCode::BadRequest
+    } else {
+        HttpStatusCode::Forbidden
+    });
+    d.add_header("content-type", "application/xml", None, false);
+    d.set_body(body);
+    let grpc = if code == "AccessDenied" {
+        tonic::Code::PermissionDenied
+    } else {
+        tonic::Code::Unauthenticated
+    };
+    let mut response = CheckResponse::with_status(Status::new(grpc, code));
+    response.set_http_response(d.build());
+    response
+}
+
+/// `text` with XML's five special characters escaped.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[tonic::async_trait]

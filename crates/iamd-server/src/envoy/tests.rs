@@ -146,6 +146,7 @@ fn routes_principals_and_context() {
             &mfa,
         ),
         now(),
+        None,
     ) else {
         panic!("not mapped");
     };
@@ -177,6 +178,7 @@ fn routes_principals_and_context() {
             &[],
         ),
         now(),
+        None,
     ) else {
         panic!()
     };
@@ -186,7 +188,7 @@ fn routes_principals_and_context() {
     );
     assert_eq!(single(&r, "aws:MultiFactorAuthPresent"), None);
     let pwd = [("sub", string("bob")), ("amr", string("pwd"))];
-    let Mapped::Request(r) = m.map(&check("GET", "/docs/1", &[], &pwd), now()) else {
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/1", &[], &pwd), now(), None) else {
         panic!()
     };
     assert_eq!(
@@ -196,7 +198,11 @@ fn routes_principals_and_context() {
     assert_eq!(single(&r, "aws:MultiFactorAuthAge"), None);
 
     // The rest of the path; unmatched methods and paths; no identity.
-    let Mapped::Request(r) = m.map(&check("PUT", "/drafts/alice/notes/1", &[], &pwd), now()) else {
+    let Mapped::Request(r) = m.map(
+        &check("PUT", "/drafts/alice/notes/1", &[], &pwd),
+        now(),
+        None,
+    ) else {
         panic!()
     };
     assert_eq!(
@@ -204,19 +210,19 @@ fn routes_principals_and_context() {
         "arn:acme:docs:eu-1:123456789012:doc/drafts/alice/notes/1"
     );
     assert_eq!(
-        m.map(&check("POST", "/docs/1", &[], &pwd), now()),
+        m.map(&check("POST", "/docs/1", &[], &pwd), now(), None),
         Mapped::NoRoute
     );
     assert_eq!(
-        m.map(&check("GET", "/docs/1/extra", &[], &pwd), now()),
+        m.map(&check("GET", "/docs/1/extra", &[], &pwd), now(), None),
         Mapped::NoRoute
     );
     assert_eq!(
-        m.map(&check("GET", "/docs/", &[], &pwd), now()),
+        m.map(&check("GET", "/docs/", &[], &pwd), now(), None),
         Mapped::NoRoute
     );
     assert_eq!(
-        m.map(&check("GET", "/docs/1", &[], &[]), now()),
+        m.map(&check("GET", "/docs/1", &[], &[]), now(), None),
         Mapped::Unauthenticated
     );
 }
@@ -529,7 +535,7 @@ fn paths_that_could_name_another_resource_are_refused() {
     ];
     for (method, path, why) in cases {
         assert_eq!(
-            m.map(&check(method, path, &[], &alice), now()),
+            m.map(&check(method, path, &[], &alice), now(), None),
             Mapped::BadPath(*why),
             "{method} {path}"
         );
@@ -541,7 +547,7 @@ fn paths_that_could_name_another_resource_are_refused() {
         ("/docs/%73ecret", "doc/secret"),
         ("/docs/..x", "doc/..x"),
     ] {
-        let Mapped::Request(r) = m.map(&check("GET", path, &[], &alice), now()) else {
+        let Mapped::Request(r) = m.map(&check("GET", path, &[], &alice), now(), None) else {
             panic!("{path}")
         };
         assert_eq!(
@@ -551,7 +557,7 @@ fn paths_that_could_name_another_resource_are_refused() {
         );
     }
     // Case is part of the name: `SECRET` is another resource (docs/envoy.md).
-    let Mapped::Request(r) = m.map(&check("GET", "/docs/SECRET", &[], &alice), now()) else {
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/SECRET", &[], &alice), now(), None) else {
         panic!()
     };
     assert_eq!(r.resource, "arn:acme:docs:eu-1:123456789012:doc/SECRET");
@@ -577,14 +583,14 @@ fn path_parameters_pass_only_when_configured() {
     file.path_parameters = true;
     let m = Mapping::compile(&file).unwrap();
     let alice = [("sub", string("alice"))];
-    let Mapped::Request(r) = m.map(&check("GET", "/docs/a;v=1", &[], &alice), now()) else {
+    let Mapped::Request(r) = m.map(&check("GET", "/docs/a;v=1", &[], &alice), now(), None) else {
         panic!()
     };
     assert_eq!(r.resource, "arn:acme:docs:eu-1:123456789012:doc/a;v=1");
     // Dot segments are refused all the same, with their parameters too
     // (`..;` is `..` to servers that strip them).
     assert_eq!(
-        m.map(&check("GET", "/docs/..;/x", &[], &alice), now()),
+        m.map(&check("GET", "/docs/..;/x", &[], &alice), now(), None),
         Mapped::BadPath(BadPath::DotSegment),
     );
 }
@@ -607,6 +613,7 @@ routes:
     let Mapped::Request(r) = m.map(
         &check("GET", "/orgs/%7Bid%7D/docs/secret", &[], &alice),
         now(),
+        None,
     ) else {
         panic!()
     };
@@ -672,9 +679,11 @@ fn no_combination_of_traversal_pieces_reaches_another_resource() {
             ("DELETE", "/docs"),
         ] {
             let path = format!("{prefix}{tail}");
-            let Mapped::Request(q) =
-                m.map(&check(method, &path, &[], &alice), jiff::Timestamp::now())
-            else {
+            let Mapped::Request(q) = m.map(
+                &check(method, &path, &[], &alice),
+                jiff::Timestamp::now(),
+                None,
+            ) else {
                 continue;
             };
             requests += 1;
@@ -760,7 +769,7 @@ proptest::proptest! {
         if let Some(id) = &identity {
             headers.push(("x-service-identity", id.as_str()));
         }
-        let mapped = m.map(&check("GET", path, &headers, &claims), now());
+        let mapped = m.map(&check("GET", path, &headers, &claims), now(), None);
         // A claim's text (docs/envoy.md): a string as it is, a number or a
         // boolean as its JSON text; a list, an object or null is none.
         let sub_text = match sub.as_ref().and_then(|v| v.kind.as_ref()) {
@@ -777,5 +786,221 @@ proptest::proptest! {
             let from_header = identity.as_ref().is_some_and(|i| q.principal == format!("role/{i}"));
             proptest::prop_assert!(from_sub || from_header, "{} from {sub:?} / {identity:?}", q.principal);
         }
+    }
+}
+
+mod sigv4 {
+    use super::*;
+    use iamd_credentials::file::{AccessKey, CredentialsFile, Status};
+    use iamd_credentials::key::Secret;
+    use iamd_credentials::sigv4 as v4;
+
+    const ALICE: &str = "AKIAIOSFODNN7EXAMPLE";
+    const BOB: &str = "AKIAI44QH8DHBEXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+    const SIGNED: &str = r#"
+principal:
+  - sigv4: {regions: [eu-1]}
+  - jwt: {claim: sub}
+routes:
+  - {method: GET, path: "/docs/{id}", action: "docs:GetDocument", resource: "arn:acme:docs:eu-1:123456789012:doc/{id}"}
+context:
+  headers: {x-team: docs:Team}
+"#;
+
+    /// The credentials store over a file with alice's key (active) and
+    /// bob's (inactive), and the directory holding it.
+    fn store() -> (Arc<crate::credentials::CredentialStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |id: &str, user: &str, status| AccessKey {
+            id: id.into(),
+            user: user.into(),
+            secret: Secret::new(SECRET.into()),
+            status,
+            created: None,
+        };
+        CredentialsFile {
+            access_keys: vec![
+                key(ALICE, "alice", Status::Active),
+                key(BOB, "bob", Status::Inactive),
+            ],
+        }
+        .write(dir.path())
+        .unwrap();
+        let (mut loader, store) = crate::credentials::CredentialLoader::new(dir.path());
+        assert_eq!(loader.load(), Ok(true));
+        (store, dir)
+    }
+
+    /// `headers` plus a SigV4 `Authorization` of `id` for `region` at
+    /// `now()`, over host and x-amz-date.
+    fn signed(
+        method: &str,
+        path: &str,
+        id: &str,
+        region: &str,
+        headers: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let date = now().strftime("%Y%m%dT%H%M%SZ").to_string();
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        all.push((":authority".into(), "docs.internal".into()));
+        all.push(("x-amz-date".into(), date.clone()));
+        let credential = format!("{id}/{}/{region}/docs/aws4_request", &date[..8]);
+        let header = |sig: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, Signature={sig}"
+            )
+        };
+        let placeholder = header(&"0".repeat(64));
+        let view: Vec<(&str, &str)> = all
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("authorization", placeholder.as_str())])
+            .collect();
+        let request = v4::HttpRequest {
+            method,
+            path,
+            headers: &view[..],
+            body: None,
+        };
+        let p = v4::presented(&request).unwrap().unwrap();
+        let payload = v4::payload_hash(&request, &p).unwrap();
+        let to_sign = v4::string_to_sign(&p, &v4::canonical_request_hash(&request, &p, &payload));
+        let sig = v4::sign(
+            &v4::signing_key(SECRET, &date[..8], region, "docs"),
+            &to_sign,
+        );
+        all.push(("authorization".into(), header(&sig)));
+        all
+    }
+
+    fn check_of(method: &str, path: &str, headers: &[(String, String)], id: &str) -> CheckRequest {
+        let view: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut c = check(method, path, &view, &[]);
+        if let Some(http) = c
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.id = id.into();
+        }
+        c
+    }
+
+    fn service(store: Option<Arc<crate::credentials::CredentialStore>>) -> ExtAuthz {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bundle");
+        let file: FileMapping = serde_saphyr::from_str(SIGNED).unwrap();
+        let (s, _) = over(Some(&dir), Mapping::compile(&file).unwrap());
+        match store {
+            Some(store) => s.with_credentials(store),
+            None => s,
+        }
+    }
+
+    #[test]
+    fn a_signed_request_is_its_key_s_user_and_a_bad_one_gets_aws_s_error() {
+        let (store, _dir) = store();
+        let s = service(Some(store.clone()));
+        let get = "/docs/guide";
+        let alice = signed("GET", get, ALICE, "eu-1", &[("x-team", "docs")]);
+        // Mapped: alice, with the scope's region as aws:RequestedRegion.
+        let m = Mapping::compile(&serde_saphyr::from_str(SIGNED).unwrap()).unwrap();
+        let creds = store.credentials().unwrap();
+        let Mapped::Signed { request, service } =
+            m.map(&check_of("GET", get, &alice, ""), now(), Some(&creds))
+        else {
+            panic!("not signed");
+        };
+        assert_eq!(
+            (request.principal.as_str(), service.as_str()),
+            ("user/alice", "docs")
+        );
+        assert_eq!(
+            single(&request, "aws:RequestedRegion").as_deref(),
+            Some("eu-1")
+        );
+        // Allowed, as alice.
+        let (code, http, _, headers) =
+            http_status(&s.decide(&check_of("GET", get, &alice, "r1"), now()));
+        assert_eq!((code, http), (0, None));
+        assert_eq!(headers[0].1, "user/alice");
+        // Denied by the policies: AWS's AccessDenied, in the Query
+        // protocol's document (the service is not S3), the request ID
+        // escaped.
+        let ops = signed("GET", get, ALICE, "eu-1", &[("x-team", "ops")]);
+        let (code, http, body, _) =
+            http_status(&s.decide(&check_of("GET", get, &ops, "<r&2>"), now()));
+        assert_eq!((code, http), (7, Some(403)));
+        assert_eq!(
+            body,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Access Denied</Message></Error><RequestId>&lt;r&amp;2&gt;</RequestId></ErrorResponse>"
+        );
+        // A bad signature, an inactive key, a region the mapping does not
+        // serve: AWS's codes, never the next source.
+        // (alice's signature with its first digit changed, and a JWT
+        // that would have been good for her.)
+        let mut tampered = alice.clone();
+        let auth = &mut tampered.last_mut().unwrap().1;
+        let at = auth.find("Signature=").unwrap() + "Signature=".len();
+        let flipped = if &auth[at..=at] == "0" { "1" } else { "0" };
+        auth.replace_range(at..=at, flipped);
+        let mut with_jwt = check_of("GET", get, &tampered, "");
+        with_jwt.attributes.as_mut().unwrap().metadata_context =
+            check("GET", get, &[], &[("sub", string("alice"))])
+                .attributes
+                .unwrap()
+                .metadata_context;
+        let bob = signed("GET", get, BOB, "eu-1", &[]);
+        let us = signed("GET", get, ALICE, "us-east-1", &[]);
+        for (check, code, status) in [
+            (with_jwt, "SignatureDoesNotMatch", 403),
+            (check_of("GET", get, &bob, ""), "InvalidAccessKeyId", 403),
+            (
+                check_of("GET", get, &us, ""),
+                "AuthorizationHeaderMalformed",
+                400,
+            ),
+        ] {
+            let (grpc, http, body, _) = http_status(&s.decide(&check, now()));
+            assert_eq!((grpc, http), (16, Some(status)), "{body}");
+            assert!(body.contains(&format!("<Code>{code}</Code>")), "{body}");
+            assert!(!body.contains(SECRET));
+        }
+        // Unsigned, with a JWT: the next source.
+        let (code, _, _, headers) = http_status(&s.decide(
+            &check(
+                "GET",
+                get,
+                &[("x-team", "docs")],
+                &[("sub", string("alice"))],
+            ),
+            now(),
+        ));
+        assert_eq!((code, headers[0].1.as_str()), (0, "user/alice"));
+    }
+
+    #[test]
+    fn without_live_credentials_a_signed_request_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut loader, store) =
+            crate::credentials::CredentialLoader::new(&dir.path().join("missing"));
+        assert!(loader.load().is_err());
+        let s = service(Some(store));
+        let alice = signed("GET", "/docs/guide", ALICE, "eu-1", &[("x-team", "docs")]);
+        let (code, http, _, _) =
+            http_status(&s.decide(&check_of("GET", "/docs/guide", &alice, ""), now()));
+        assert_eq!((code, http), (14, Some(503)));
+        // No credentials configured at all: the same.
+        let (code, http, _, _) =
+            http_status(&service(None).decide(&check_of("GET", "/docs/guide", &alice, ""), now()));
+        assert_eq!((code, http), (14, Some(503)));
     }
 }

@@ -186,6 +186,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// `envoy.service.auth.v3.Authorization`, when configured.
     pub envoy: Option<Arc<crate::envoy::Mapping>>,
+    /// The credentials Envoy's `Check` verifies SigV4 signatures with.
+    pub credentials: Option<Arc<crate::credentials::CredentialStore>>,
     /// How long a shutdown waits for open calls and connections before it
     /// closes them ([`DRAIN_TIMEOUT`] by default).
     pub drain: Duration,
@@ -204,6 +206,7 @@ impl Services {
             limits,
             metrics,
             envoy: None,
+            credentials: None,
             drain: DRAIN_TIMEOUT,
         }
     }
@@ -217,6 +220,13 @@ impl Services {
     /// Envoy's `Check` too, with `mapping`.
     pub fn with_envoy(mut self, mapping: Arc<crate::envoy::Mapping>) -> Self {
         self.envoy = Some(mapping);
+        self
+    }
+
+    /// SigV4 verification in Envoy's `Check`, with the credentials of
+    /// `store`.
+    pub fn with_credentials(mut self, store: Arc<crate::credentials::CredentialStore>) -> Self {
+        self.credentials = Some(store);
         self
     }
 
@@ -534,6 +544,7 @@ async fn router(
         limits,
         metrics,
         envoy,
+        credentials,
         drain: _,
     } = services;
     const ENVOY: &str = "envoy.service.auth.v3.Authorization";
@@ -583,12 +594,13 @@ async fn router(
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let decider = Decider::new(store, limits, metrics);
     let ext_authz = envoy.map(|mapping| {
-        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(crate::envoy::ExtAuthz::new(
-            decider.clone(),
-            mapping,
-        ))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes)
+        let mut check = crate::envoy::ExtAuthz::new(decider.clone(), mapping);
+        if let Some(store) = credentials {
+            check = check.with_credentials(store);
+        }
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(check)
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes)
     });
     let authorizer = pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(decider))
         .max_decoding_message_size(limits.max_message_bytes)
