@@ -947,7 +947,7 @@ context:
         // serve: AWS's codes, never the next source.
         // (alice's signature with its first digit changed, and a JWT
         // that would have been good for her.)
-        let mut tampered = alice.clone();
+        let mut tampered = alice;
         let auth = &mut tampered.last_mut().unwrap().1;
         let at = auth.find("Signature=").unwrap() + "Signature=".len();
         let flipped = if &auth[at..=at] == "0" { "1" } else { "0" };
