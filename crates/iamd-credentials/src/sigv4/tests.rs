@@ -487,3 +487,31 @@ fn presigned_urls_work_until_they_expire() {
         );
     }
 }
+
+#[test]
+fn a_plus_in_the_query_is_a_space_and_an_encoded_plus_is_not() {
+    let hash = |path: &str| {
+        let headers: &[(&str, &str)] = &[
+            ("host", "docs"),
+            ("x-amz-date", "20261204T205900Z"),
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261204/eu-1/docs/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+        ];
+        let request = HttpRequest {
+            method: "GET",
+            path,
+            headers,
+            body: None,
+        };
+        let p = presented(&request).unwrap().unwrap();
+        canonical_request_hash(&request, &p, UNSIGNED_PAYLOAD)
+    };
+    assert_eq!(hash("/?q=a+b"), hash("/?q=a%20b"));
+    assert_eq!(hash("/?q=a%2Bb"), hash("/?q=a%2bb"));
+    assert_ne!(hash("/?q=a+b"), hash("/?q=a%2Bb"));
+    // Unreserved characters mean the same encoded or not; the order of
+    // the parameters does not matter.
+    assert_eq!(hash("/?q=%7E%41&r=1"), hash("/?r=1&q=~A"));
+}

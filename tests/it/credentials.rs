@@ -1,0 +1,435 @@
+//! Access keys and AWS Signature Version 4 with real AWS clients: the AWS
+//! CLI and boto3 (PyPI, installed by the test) sign; iamd verifies, behind
+//! a real Envoy with `examples/credentials/`, in front of a small
+//! S3-shaped service. And botocore's own signer against iamd's verifier
+//! over random requests.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::cli::free_port;
+use crate::envoy::{Killed, envoy_binary, eventually};
+
+const REGION: &str = "eu-west-1";
+
+/// The venv with the AWS CLI and boto3 (botocore's signer).
+fn aws_venv() -> Option<PathBuf> {
+    crate::python::venv("awscli-1.46.3", &["awscli==1.46.3", "boto3==1.44.8"])
+}
+
+/// An access key made by `iamd keys create`: its ID and secret.
+fn create_key(dir: &Path, user: &str) -> (String, String) {
+    let out = crate::python::run(
+        Command::new(env!("CARGO_BIN_EXE_iamd"))
+            .args(["keys", "create", user, "--credentials"])
+            .arg(dir)
+            .args(["--bundle", "examples/credentials/bundle"])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let key = &json["AccessKey"];
+    (
+        key["AccessKeyId"].as_str().unwrap().to_owned(),
+        key["SecretAccessKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `command` with the AWS environment of `key` and nothing of the host's
+/// (no config or credentials files, no instance metadata, no retries).
+fn aws_env<'c>(command: &'c mut Command, key: (&str, &str)) -> &'c mut Command {
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", key.0)
+        .env("AWS_SECRET_ACCESS_KEY", key.1)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_RETRY_MODE", "standard")
+        .env("AWS_MAX_ATTEMPTS", "1")
+}
+
+/// botocore's signer and iamd's verifier compute the same canonical request
+/// for random methods, paths (dot segments and all for the services that
+/// normalize), queries, headers and bodies, for S3 and for other services:
+/// every request botocore signs, iamd accepts as its key's user, and the
+/// same request with another method, it refuses.
+#[test]
+fn botocore_and_iamd_agree_on_random_requests() {
+    let Some(venv) = aws_venv() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "user/alice");
+    let (file, digest) = iamd_credentials::file::CredentialsFile::read(dir.path()).unwrap();
+    let credentials = iamd_credentials::Credentials::new(&file, digest);
+    let seed = jiff::Timestamp::now().as_second();
+    for (seed, n) in [(2026, 1000), (seed, 1000)] {
+        let out = crate::python::run(
+            aws_env(&mut Command::new(venv.join("bin/python")), (&key.0, &key.1))
+                .arg("tests/python/sigv4.py")
+                .args(["vectors", &n.to_string(), &seed.to_string()])
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
+        );
+        let mut failures = Vec::new();
+        let mut count = 0;
+        for line in out.lines() {
+            count += 1;
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let headers: HashMap<String, String> =
+                serde_json::from_value(v["headers"].clone()).unwrap();
+            let hex = v["body"].as_str().unwrap();
+            let body: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            let method = v["method"].as_str().unwrap();
+            let request = iamd_credentials::sigv4::HttpRequest {
+                method,
+                path: v["path"].as_str().unwrap(),
+                headers: &headers,
+                body: (!body.is_empty()).then_some(&body[..]),
+            };
+            let now = jiff::Timestamp::now();
+            match credentials.verify(&request, now) {
+                Ok(Some(verified)) if verified.user == "alice" => {}
+                other => failures.push(format!("{other:?}: {line}")),
+            }
+            let other = if method == "GET" { "PUT" } else { "GET" };
+            let changed = iamd_credentials::sigv4::HttpRequest {
+                method: other,
+                ..request
+            };
+            if !matches!(credentials.verify(&changed, now), Err(e) if e.code == iamd_credentials::sigv4::Code::SignatureDoesNotMatch)
+            {
+                failures.push(format!("accepted as {other}: {line}"));
+            }
+        }
+        assert_eq!(count, n, "seed {seed}");
+        assert!(
+            failures.is_empty(),
+            "seed {seed}: {} of {n} disagree, first:\n{}",
+            failures.len(),
+            failures[..failures.len().min(5)].join("\n")
+        );
+    }
+}
+
+/// The S3-shaped service: a listing of `reports`, an object's text, and
+/// 200 to a PUT.
+fn s3_upstream() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let end = loop {
+                    if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < end + length {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let target = head.split([' ', '?']).nth(1).unwrap_or("/").to_owned();
+                let body = if head.starts_with("get /reports?") || head.starts_with("get /reports ")
+                {
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>reports</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>2026/q4.txt</Key><LastModified>2026-12-01T00:00:00.000Z</LastModified><ETag>\"abc\"</ETag><Size>17</Size><StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>".to_owned()
+                } else if head.starts_with("get ") {
+                    format!("quarterly numbers of {target}")
+                } else {
+                    String::new()
+                };
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    port
+}
+
+/// The admin listener's `/status`.
+fn admin_status(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: iamd\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw
+}
+
+/// `aws s3api ARGS --endpoint-url ENDPOINT` as `key`: whether it
+/// succeeded, its output and its errors.
+fn s3api(venv: &Path, endpoint: &str, key: (&str, &str), args: &[&str]) -> (bool, String, String) {
+    let out = aws_env(&mut Command::new(venv.join("bin/aws")), key)
+        .arg("s3api")
+        .args(args)
+        .args(["--endpoint-url", endpoint])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_aws_cli_and_sdk_are_verified_through_envoy() {
+    let Some(venv) = aws_venv() else { return };
+    let Some(envoy) = envoy_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    let alice = create_key(&credentials, "user/alice");
+    let bob = create_key(&credentials, "user/bob");
+    let service = s3_upstream();
+    let (listen, iamd_port, admin) = (free_port(), free_port(), free_port());
+    let iamd_admin = free_port();
+    let _iamd = Killed(
+        Command::new(env!("CARGO_BIN_EXE_iamd"))
+            .args(["serve", "--config", "examples/credentials/iamd.yaml"])
+            .arg("--credentials")
+            .arg(&credentials)
+            .args(["--listen", &format!("127.0.0.1:{iamd_port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{iamd_admin}")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut config = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/credentials/envoy.yaml"),
+    )
+    .unwrap();
+    for (from, to) in [
+        (10000, listen),
+        (8080, service),
+        (50051, iamd_port),
+        (9901, admin),
+    ] {
+        let from = format!("port_value: {from}}}");
+        assert_eq!(config.matches(&from).count(), 1, "{from}");
+        config = config.replace(&from, &format!("port_value: {to}}}"));
+    }
+    let config_path = dir.path().join("envoy.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let _envoy = Killed(
+        Command::new(&envoy)
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", "1", "--log-level", "error"])
+            .args(["--disable-hot-restart", "--base-id"])
+            .arg(listen.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let endpoint = format!("http://127.0.0.1:{listen}");
+    let alice_key = (alice.0.as_str(), alice.1.as_str());
+    let list = ["list-objects-v2", "--bucket", "reports"];
+    eventually("Envoy and iamd answer", Duration::from_secs(30), || {
+        s3api(&venv, &endpoint, alice_key, &list).0
+    });
+
+    // alice lists and reads the reports and writes her own uploads, as her
+    // group's policies allow; the MFA guardrail denies the restricted
+    // ones to a long-term key (no aws:MultiFactorAuthPresent).
+    let (ok, out, err) = s3api(&venv, &endpoint, alice_key, &list);
+    assert!(ok && out.contains("\"Key\": \"2026/q4.txt\""), "{out}{err}");
+    let got = dir.path().join("q4.txt");
+    let (ok, _, err) = s3api(
+        &venv,
+        &endpoint,
+        alice_key,
+        &[
+            "get-object",
+            "--bucket",
+            "reports",
+            "--key",
+            "2026/q4.txt",
+            got.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&got).unwrap(),
+        "quarterly numbers of /reports/2026/q4.txt"
+    );
+    let upload = dir.path().join("upload.txt");
+    std::fs::write(&upload, "numbers of 2026\n".repeat(100)).unwrap();
+    let put = |user_dir: &str, key: (&str, &str)| {
+        let object = format!("uploads/{user_dir}/2026.txt");
+        s3api(
+            &venv,
+            &endpoint,
+            key,
+            &[
+                "put-object",
+                "--bucket",
+                "reports",
+                "--key",
+                &object,
+                "--body",
+                upload.to_str().unwrap(),
+            ],
+        )
+    };
+    let (ok, _, err) = put("alice", alice_key);
+    assert!(ok, "{err}");
+    for (what, (ok, _, err)) in [
+        (
+            "restricted",
+            s3api(
+                &venv,
+                &endpoint,
+                alice_key,
+                &[
+                    "get-object",
+                    "--bucket",
+                    "reports",
+                    "--key",
+                    "restricted/plan.txt",
+                    got.to_str().unwrap(),
+                ],
+            ),
+        ),
+        ("bob's uploads", put("bob", alice_key)),
+        (
+            "bob lists",
+            s3api(&venv, &endpoint, (&bob.0, &bob.1), &list),
+        ),
+    ] {
+        assert!(!ok && err.contains("(AccessDenied)"), "{what}: {err}");
+    }
+    // A wrong secret, an unknown key: AWS's error codes.
+    let wrong = s3api(
+        &venv,
+        &endpoint,
+        (&alice.0, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        &list,
+    );
+    assert!(
+        !wrong.0 && wrong.2.contains("(SignatureDoesNotMatch)"),
+        "{}",
+        wrong.2
+    );
+    let unknown = s3api(&venv, &endpoint, ("AKIAIOSFODNN7EXAMPLE", &alice.1), &list);
+    assert!(
+        !unknown.0 && unknown.2.contains("(InvalidAccessKeyId)"),
+        "{}",
+        unknown.2
+    );
+
+    // boto3: presigned URLs work until they expire, and only for what was
+    // signed; a clock 20 minutes behind is refused, 5 minutes is not.
+    let python = |args: &[&str]| {
+        crate::python::run(
+            aws_env(&mut Command::new(venv.join("bin/python")), alice_key)
+                .arg("tests/python/sigv4.py")
+                .args(args)
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
+        )
+    };
+    let presigned: Vec<serde_json::Value> = python(&["presign", &endpoint])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let answer = |name: &str| {
+        let v = presigned.iter().find(|v| v["name"] == name).unwrap();
+        (
+            v["status"].as_u64().unwrap(),
+            v["body"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        answer("fresh"),
+        (200, "quarterly numbers of /reports/2026/q4.txt".to_owned())
+    );
+    for (name, code) in [
+        (
+            "expired",
+            "<Code>AccessDenied</Code><Message>Request has expired</Message>",
+        ),
+        ("tampered", "<Code>SignatureDoesNotMatch</Code>"),
+        (
+            "restricted",
+            "<Code>AccessDenied</Code><Message>Access Denied</Message>",
+        ),
+    ] {
+        let (status, body) = answer(name);
+        assert!(
+            status == 403 && body.contains(code),
+            "{name}: {status} {body}"
+        );
+    }
+    assert_eq!(
+        python(&["skewed", &endpoint, "20"]).trim(),
+        r#"{"code": "RequestTimeTooSkewed"}"#
+    );
+    assert_eq!(
+        python(&["skewed", &endpoint, "5"]).trim(),
+        r#"{"code": null}"#
+    );
+
+    // Deactivated with `iamd keys`: refused once the daemon has read the
+    // file (it checks every second here), as if it did not exist; active
+    // again, accepted again. bob's key was never touched.
+    let keys = |args: &[&str]| {
+        crate::python::run(
+            Command::new(env!("CARGO_BIN_EXE_iamd"))
+                .arg("keys")
+                .args(args)
+                .arg("--credentials")
+                .arg(&credentials),
+        )
+    };
+    keys(&["deactivate", &alice.0]);
+    eventually(
+        "the deactivated key is refused",
+        Duration::from_secs(20),
+        || {
+            s3api(&venv, &endpoint, alice_key, &list)
+                .2
+                .contains("(InvalidAccessKeyId)")
+        },
+    );
+    keys(&["activate", &alice.0]);
+    eventually("the key is active again", Duration::from_secs(20), || {
+        s3api(&venv, &endpoint, alice_key, &list).0
+    });
+    // The daemon's status counts the keys and shows no secret.
+    let status = admin_status(iamd_admin);
+    assert!(status.contains("\"activeKeys\":2"), "{status}");
+    assert!(
+        !status.contains(&alice.1) && !status.contains(&bob.1),
+        "{status}"
+    );
+}
