@@ -74,6 +74,11 @@ enum Command {
     /// (docs/credentials.md).
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// Virtual MFA devices in the credentials directory: enable (a QR
+    /// code, then two consecutive codes), list, deactivate
+    /// (docs/credentials.md).
+    #[command(subcommand)]
+    Mfa(cmd::mfa::MfaCommand),
     /// Decide requests against policies given inline, offline (like AWS's
     /// simulate-custom-policy). Prints `{"decision": ..., "matched": [...]}`.
     Simulate(cmd::simulate::SimulateArgs),
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cmd::simulate::run(&args),
         Command::Bundle(c) => cmd::bundle::run(&c),
         Command::Keys(c) => cmd::keys::run(&c),
+        Command::Mfa(c) => cmd::mfa::run(&c),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ pub(crate) mod diff;
 pub(crate) mod explain;
 pub(crate) mod health;
 pub(crate) mod keys;
+pub(crate) mod mfa;
 pub(crate) mod request;
 pub(crate) mod serve;
 pub(crate) mod simulate;

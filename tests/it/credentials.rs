@@ -15,9 +15,166 @@ use crate::envoy::{Killed, envoy_binary, eventually};
 
 const REGION: &str = "eu-west-1";
 
-/// The venv with the AWS CLI and boto3 (botocore's signer).
+/// The venv with the AWS CLI, boto3 (botocore's signer) and pyotp.
 fn aws_venv() -> Option<PathBuf> {
-    crate::python::venv("awscli-1.46.3", &["awscli==1.46.3", "boto3==1.44.8"])
+    crate::python::venv(
+        "awscli-1.46.3-pyotp",
+        &["awscli==1.46.3", "boto3==1.44.8", "pyotp==2.12.1"],
+    )
+}
+
+/// oathtool (Debian), unpacked with its library: the program and the
+/// directory of its library.
+fn oathtool() -> Option<(PathBuf, PathBuf)> {
+    let tool = crate::debian::package("oathtool", "to make TOTP codes independently of iamd")?;
+    let lib = crate::debian::package("liboath0", "for oathtool")?;
+    let dir = walk(&lib)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "liboath.so.0"))
+        .and_then(|p| p.parent().map(Path::to_owned))
+        .expect("liboath.so.0 in liboath0");
+    Some((tool.join("usr/bin/oathtool"), dir))
+}
+
+/// Every path under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// `iamd mfa ARGS --credentials DIR`: whether it succeeded, its output
+/// and its errors.
+fn mfa(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .arg("mfa")
+        .args(args)
+        .arg("--credentials")
+        .arg(dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A device made by `iamd mfa enable` is what authenticator apps read
+/// (pyotp parses its URI and computes oathtool's code), is activated only
+/// by two consecutive codes of an independent generator (oathtool), and
+/// gets AWS's serial numbers, the root's too.
+#[test]
+fn a_virtual_mfa_device_is_activated_with_two_codes_from_an_independent_generator() {
+    let Some(venv) = aws_venv() else { return };
+    let Some((oath, lib)) = oathtool() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    let bundle = ["--bundle", "examples/credentials/bundle"];
+    let (ok, out, err) = mfa(&creds, &[&["enable", "user/alice"][..], &bundle].concat());
+    assert!(ok, "{err}");
+    // A QR code (half blocks), the URI, the serial number.
+    assert!(
+        out.lines().filter(|l| l.contains('\u{2588}')).count() > 10,
+        "{out}"
+    );
+    let uri = out
+        .lines()
+        .find(|l| l.starts_with("otpauth://totp/"))
+        .unwrap();
+    assert!(
+        out.contains("SerialNumber: arn:aws:iam::123456789012:mfa/alice"),
+        "{out}"
+    );
+    assert!(err.contains("is pending"), "{err}");
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let code = |offset: &str| {
+        let out = Command::new(&oath)
+            .env("LD_LIBRARY_PATH", &lib)
+            .args(["--totp", "-b", "-N", offset, secret])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // pyotp reads the URI as an app does: issuer, account, and oathtool's
+    // code for the same moment.
+    let when = jiff::Timestamp::now().as_second();
+    let parsed = crate::python::run(Command::new(venv.join("bin/python")).args([
+        "-c",
+        &format!(
+            "import pyotp; t = pyotp.parse_uri({uri:?}); print(t.issuer, t.name, t.digits, t.interval, t.at({when}))"
+        ),
+    ]));
+    let at = jiff::Timestamp::from_second(when).unwrap().to_string();
+    assert_eq!(
+        parsed.trim(),
+        format!("iamd alice@123456789012 6 30 {}", code(&at))
+    );
+    // Two codes out of order, or the same code twice: refused, pending.
+    let (now, next) = (code("now"), code("now + 30 seconds"));
+    for (first, second) in [(&next, &now), (&now, &now)] {
+        let (ok, _, err) = mfa(
+            &creds,
+            &["enable", "user/alice", "--code1", first, "--code2", second],
+        );
+        assert!(
+            !ok && err.contains("are not two consecutive codes"),
+            "{err}"
+        );
+    }
+    assert!(mfa(&creds, &["list"]).1.contains("user/alice  Pending"));
+    // In order: active; a second device is refused.
+    let (ok, _, err) = mfa(
+        &creds,
+        &["enable", "user/alice", "--code1", &now, "--code2", &next],
+    );
+    assert!(ok && err.contains("is active"), "{err}");
+    let listed = mfa(&creds, &["list"]).1;
+    assert!(
+        listed.starts_with("arn:aws:iam::123456789012:mfa/alice  user/alice  Active  "),
+        "{listed}"
+    );
+    let (ok, _, err) = mfa(&creds, &[&["enable", "user/alice"][..], &bundle].concat());
+    assert!(
+        !ok && err.contains("already has an active MFA device"),
+        "{err}"
+    );
+    // The root's device; a user the bundle does not have.
+    let (ok, out, _) = mfa(&creds, &["enable", "root", "--account", "123456789012"]);
+    assert!(
+        ok && out.contains("SerialNumber: arn:aws:iam::123456789012:mfa/root-account-mfa-device"),
+        "{out}"
+    );
+    let (ok, _, err) = mfa(&creds, &[&["enable", "user/zed"][..], &bundle].concat());
+    assert!(!ok && err.contains("has no user zed"), "{err}");
+    // The file never shows up in a listing, the seeds never in the output.
+    let file = std::fs::read_to_string(creds.join("credentials.json")).unwrap();
+    assert!(file.contains(secret));
+    assert!(!mfa(&creds, &["list"]).1.contains(secret));
+    let (ok, _, _) = mfa(&creds, &["deactivate", "user/alice"]);
+    assert!(ok);
+    assert!(!mfa(&creds, &["list"]).1.contains("user/alice"));
 }
 
 /// An access key made by `iamd keys create`: its ID and secret.

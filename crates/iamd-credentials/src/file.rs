@@ -6,6 +6,10 @@
 //!   "accessKeys": [
 //!     {"accessKeyId": "AKIA…", "secretAccessKey": "…", "userName": "alice",
 //!      "status": "Active", "createDate": "2026-12-04T21:00:00Z"}
+//!   ],
+//!   "mfaDevices": [
+//!     {"serialNumber": "arn:aws:iam::123456789012:mfa/alice", "userName": "alice",
+//!      "seed": "BASE32…", "status": "Active", "enableDate": "2026-12-04T21:05:00Z"}
 //!   ]
 //! }
 //! ```
@@ -65,11 +69,57 @@ pub struct AccessKey {
     pub created: Option<Timestamp>,
 }
 
+/// Whether a virtual MFA device's codes count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaStatus {
+    /// Made, not yet activated with two consecutive codes: its codes do not
+    /// count.
+    Pending,
+    /// Activated.
+    Active,
+}
+
+impl MfaStatus {
+    /// `Pending` or `Active`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Active => "Active",
+        }
+    }
+}
+
+/// A virtual MFA device (TOTP), as the file holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaDevice {
+    /// `arn:aws:iam::ACCOUNT:mfa/NAME`.
+    pub serial: String,
+    /// Its user; `None`: the account's root.
+    pub user: Option<String>,
+    /// Its seed, in base32.
+    pub seed: Secret,
+    /// Whether its codes count.
+    pub status: MfaStatus,
+    /// When it was activated.
+    pub enabled: Option<Timestamp>,
+}
+
+/// The serial number of the virtual MFA device of `user` (`None`: the
+/// root) in `account`, as AWS names them.
+pub fn mfa_serial(account: &str, user: Option<&str>) -> String {
+    match user {
+        Some(u) => format!("arn:aws:iam::{account}:mfa/{u}"),
+        None => format!("arn:aws:iam::{account}:mfa/root-account-mfa-device"),
+    }
+}
+
 /// The file's contents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CredentialsFile {
     /// The access keys, in file order.
     pub access_keys: Vec<AccessKey>,
+    /// The virtual MFA devices, in file order.
+    pub mfa_devices: Vec<MfaDevice>,
 }
 
 /// A credentials file that cannot be used; the live credentials, if any,
@@ -162,25 +212,37 @@ impl CredentialsFile {
                 "{FILE}: the file must be a JSON object with an `accessKeys` list"
             )]));
         };
-        for name in top.keys().filter(|k| *k != "accessKeys") {
+        for name in top
+            .keys()
+            .filter(|k| !matches!(k.as_str(), "accessKeys" | "mfaDevices"))
+        {
             problems.push(format!(
-                "{FILE}: unknown field `{}`: the file has only `accessKeys`",
+                "{FILE}: unknown field `{}`: the file has `accessKeys` and `mfaDevices`",
                 printable(name)
             ));
         }
-        let mut access_keys = Vec::new();
-        match top.get("accessKeys") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(entries)) => {
-                for (i, entry) in entries.iter().enumerate() {
-                    if let Some(key) = entry_of(i, entry, &mut problems) {
-                        access_keys.push(key);
-                    }
-                }
+        let list = |name: &str, problems: &mut Vec<String>| match top.get(name) {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(entries)) => &entries[..],
+            Some(_) => {
+                problems.push(format!("{FILE}: `{name}` must be a list"));
+                &[][..]
             }
-            Some(_) => problems.push(format!("{FILE}: `accessKeys` must be a list of keys")),
-        }
-        let file = Self { access_keys };
+        };
+        let access_keys = list("accessKeys", &mut problems)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| entry_of(i, e, &mut problems))
+            .collect::<Vec<_>>();
+        let mfa_devices = list("mfaDevices", &mut problems)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| device_of(i, e, &mut problems))
+            .collect::<Vec<_>>();
+        let file = Self {
+            access_keys,
+            mfa_devices,
+        };
         file.check_set(&mut problems);
         if problems.is_empty() {
             Ok(file)
@@ -202,6 +264,25 @@ impl CredentialsFile {
             }
             users.entry(&k.user).or_default().push(i);
         }
+        let mut serials: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut owners: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+        for (i, d) in self.mfa_devices.iter().enumerate() {
+            if let Some(first) = serials.insert(&d.serial, i) {
+                problems.push(format!(
+                    "{FILE}: mfaDevices[{i}]: {} is also mfaDevices[{first}]: a serial number names one device; delete one of them",
+                    d.serial
+                ));
+            }
+            if let Some(first) = owners.insert(d.user.as_deref(), i) {
+                let owner = d
+                    .user
+                    .as_deref()
+                    .map_or("the root".to_owned(), |u| format!("user {u}"));
+                problems.push(format!(
+                    "{FILE}: mfaDevices[{i}]: {owner} also has mfaDevices[{first}]: iamd gives each a single virtual MFA device; delete one (`iamd mfa deactivate`)"
+                ));
+            }
+        }
         for (user, at) in users {
             if at.len() > KEYS_PER_USER {
                 let list: Vec<String> = at.iter().map(|i| format!("accessKeys[{i}]")).collect();
@@ -217,6 +298,11 @@ impl CredentialsFile {
     /// The keys of `user`, in file order.
     pub fn keys_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a AccessKey> + 'a {
         self.access_keys.iter().filter(move |k| k.user == user)
+    }
+
+    /// The MFA device of `user` (`None`: the root), if it has one.
+    pub fn device_of(&self, user: Option<&str>) -> Option<&MfaDevice> {
+        self.mfa_devices.iter().find(|d| d.user.as_deref() == user)
     }
 
     /// The file's text: JSON, one key a line group, in file order.
@@ -236,8 +322,28 @@ impl CredentialsFile {
                 Value::Object(m)
             })
             .collect();
+        let devices: Vec<Value> = self
+            .mfa_devices
+            .iter()
+            .map(|d| {
+                let mut m = Map::new();
+                m.insert("serialNumber".into(), d.serial.clone().into());
+                if let Some(u) = &d.user {
+                    m.insert("userName".into(), u.clone().into());
+                }
+                m.insert("seed".into(), d.seed.expose().into());
+                m.insert("status".into(), d.status.as_str().into());
+                if let Some(t) = d.enabled {
+                    m.insert("enableDate".into(), t.to_string().into());
+                }
+                Value::Object(m)
+            })
+            .collect();
         let mut top = Map::new();
         top.insert("accessKeys".into(), Value::Array(keys));
+        if !devices.is_empty() {
+            top.insert("mfaDevices".into(), Value::Array(devices));
+        }
         let mut text = serde_json::to_string_pretty(&Value::Object(top)).unwrap_or_default();
         text.push('\n');
         text
@@ -367,6 +473,104 @@ fn entry_of(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<Acces
     })
 }
 
+/// One entry of `mfaDevices`, or its problems. The seed is never quoted.
+fn device_of(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<MfaDevice> {
+    let at = format!("{FILE}: mfaDevices[{i}]");
+    let Value::Object(fields) = entry else {
+        problems.push(format!(
+            "{at}: an MFA device must be an object with serialNumber, seed and status"
+        ));
+        return None;
+    };
+    let before = problems.len();
+    for name in fields.keys() {
+        if !matches!(
+            name.as_str(),
+            "serialNumber" | "userName" | "seed" | "status" | "enableDate"
+        ) {
+            problems.push(format!(
+                "{at}: unknown field `{}`: an MFA device has serialNumber, userName, seed, status and enableDate",
+                printable(name)
+            ));
+        }
+    }
+    let string = |name: &str, problems: &mut Vec<String>| match fields.get(name) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        None | Some(Value::Null) => None,
+        Some(_) => {
+            problems.push(format!("{at}: `{name}` must be a string"));
+            None
+        }
+    };
+    let serial = string("serialNumber", problems);
+    let user = string("userName", problems);
+    let seed = string("seed", problems);
+    let status = string("status", problems);
+    let enabled = string("enableDate", problems);
+    let serial_ok = serial.is_some_and(|s| {
+        let Some((account, name)) = s
+            .strip_prefix("arn:aws:iam::")
+            .and_then(|r| r.split_once(":mfa/"))
+        else {
+            return false;
+        };
+        let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        account_ok
+            && match user {
+                Some(u) => name == u,
+                None => name == "root-account-mfa-device",
+            }
+    });
+    if !serial_ok {
+        problems.push(format!(
+            "{at}: `serialNumber` must be arn:aws:iam::ACCOUNT:mfa/USER_NAME (the device's user), or arn:aws:iam::ACCOUNT:mfa/root-account-mfa-device without a userName"
+        ));
+    }
+    if let Some(u) = user
+        && !is_user_name(u)
+    {
+        problems.push(format!(
+            "{at}: `userName` is not an IAM user name: 1 to 64 letters, digits and +=,.@_-"
+        ));
+    }
+    let seed_ok = seed
+        .and_then(crate::totp::from_base32)
+        .is_some_and(|b| b.len() >= 10);
+    if !seed_ok {
+        problems.push(format!(
+            "{at}: `seed` must be the device's seed in base32, at least 80 bits (`iamd mfa enable` makes one)"
+        ));
+    }
+    let status = match status {
+        Some("Active") => Some(MfaStatus::Active),
+        Some("Pending") => Some(MfaStatus::Pending),
+        _ => {
+            problems.push(format!("{at}: `status` must be Active or Pending"));
+            None
+        }
+    };
+    let enabled = match enabled.map(str::parse::<Timestamp>) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            problems.push(format!(
+                "{at}: `enableDate` must be an RFC 3339 time such as 2026-12-04T21:00:00Z"
+            ));
+            None
+        }
+    };
+    if problems.len() > before {
+        return None;
+    }
+    Some(MfaDevice {
+        serial: serial?.to_owned(),
+        user: user.map(str::to_owned),
+        seed: Secret::new(seed?.to_owned()),
+        status: status?,
+        enabled,
+    })
+}
+
 /// A field name as it may be printed: names are not secrets, but one can
 /// be anything, so at most 64 printable characters of it.
 fn printable(name: &str) -> String {
@@ -425,6 +629,7 @@ mod tests {
                 status: Status::Inactive,
                 created: Some("2026-12-04T21:00:00Z".parse().unwrap()),
             }],
+            ..CredentialsFile::default()
         };
         let dir = tempfile::tempdir().unwrap();
         file.write(dir.path()).unwrap();
@@ -458,7 +663,7 @@ mod tests {
             ),
             (
                 r#"{"accessKey": []}"#.to_owned(),
-                "credentials.json: unknown field `accessKey`: the file has only `accessKeys`",
+                "credentials.json: unknown field `accessKey`: the file has `accessKeys` and `mfaDevices`",
             ),
             (
                 format!(
@@ -514,6 +719,50 @@ mod tests {
             r#"{"accessKeys": [{"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "short", "userName": "al ice", "status": "On", "createDate": "yesterday"}]}"#,
         );
         assert_eq!(found.len(), 4, "{found:#?}");
+    }
+
+    #[test]
+    fn mfa_devices_read_back_and_their_problems_never_quote_the_seed() {
+        let seed = crate::totp::base32(b"0123456789abcdefghij");
+        let text = format!(
+            r#"{{"mfaDevices": [{{"serialNumber": "arn:aws:iam::123456789012:mfa/alice", "userName": "alice", "seed": "{seed}", "status": "Active", "enableDate": "2026-12-04T21:05:00Z"}},
+              {{"serialNumber": "arn:aws:iam::123456789012:mfa/root-account-mfa-device", "seed": "{seed}", "status": "Pending"}}]}}"#
+        );
+        let file = CredentialsFile::parse(&text).unwrap();
+        assert_eq!(file.mfa_devices.len(), 2);
+        assert_eq!(file.device_of(None).unwrap().status, MfaStatus::Pending);
+        assert_eq!(
+            file.device_of(Some("alice")).unwrap().serial,
+            mfa_serial("123456789012", Some("alice"))
+        );
+        assert_eq!(CredentialsFile::parse(&file.to_json()).unwrap(), file);
+        for (entry, expected) in [
+            (
+                format!(r#"{{"serialNumber": "arn:aws:iam::123456789012:mfa/bob", "userName": "alice", "seed": "{seed}", "status": "Active"}}"#),
+                "credentials.json: mfaDevices[0]: `serialNumber` must be arn:aws:iam::ACCOUNT:mfa/USER_NAME",
+            ),
+            (
+                r#"{"serialNumber": "arn:aws:iam::123456789012:mfa/alice", "userName": "alice", "seed": "not base32!", "status": "Active"}"#.to_owned(),
+                "credentials.json: mfaDevices[0]: `seed` must be the device's seed in base32",
+            ),
+            (
+                format!(r#"{{"serialNumber": "arn:aws:iam::123456789012:mfa/alice", "userName": "alice", "seed": "{seed}", "status": "On"}}"#),
+                "credentials.json: mfaDevices[0]: `status` must be Active or Pending",
+            ),
+        ] {
+            let found = problems(&format!(r#"{{"mfaDevices": [{entry}]}}"#));
+            assert!(found.iter().any(|p| p.starts_with(expected)), "{found:#?}");
+            assert!(found.iter().all(|p| !p.contains(&seed) && !p.contains("not base32")), "{found:#?}");
+        }
+        let twice = format!(
+            r#"{{"mfaDevices": [{{"serialNumber": "arn:aws:iam::123456789012:mfa/alice", "userName": "alice", "seed": "{seed}", "status": "Active"}}, {{"serialNumber": "arn:aws:iam::210987654321:mfa/alice", "userName": "alice", "seed": "{seed}", "status": "Active"}}]}}"#
+        );
+        let found = problems(&twice);
+        assert!(
+            found[0]
+                .starts_with("credentials.json: mfaDevices[1]: user alice also has mfaDevices[0]"),
+            "{found:#?}"
+        );
     }
 
     #[test]

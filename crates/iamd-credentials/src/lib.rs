@@ -6,6 +6,7 @@
 //! - [`file`]: the credentials file, checked and written (`iamd keys`).
 //! - [`key`]: access key IDs and secrets, and new ones.
 //! - [`sigv4`]: what a signed request presents and its canonical request.
+//! - [`totp`]: virtual MFA devices' codes.
 //! - [`Credentials`]: the compiled keys a daemon serves with, and
 //!   [`Credentials::verify`], which gives a signed request its user.
 //!
@@ -15,6 +16,7 @@
 pub mod file;
 pub mod key;
 pub mod sigv4;
+pub mod totp;
 mod verify;
 
 pub use verify::{Credentials, Verified};

@@ -217,6 +217,7 @@ mod tests {
                     }
                 })
                 .collect(),
+            ..CredentialsFile::default()
         }
     }
 

@@ -825,6 +825,7 @@ context:
                 key(ALICE, "alice", Status::Active),
                 key(BOB, "bob", Status::Inactive),
             ],
+            ..CredentialsFile::default()
         }
         .write(dir.path())
         .unwrap();
