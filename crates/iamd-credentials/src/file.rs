@@ -27,6 +27,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use crate::key::{self, KeyKind, MIN_SECRET_LEN, Secret};
+use crate::session::SessionKey;
 
 /// The file's name in the credentials directory.
 pub const FILE: &str = "credentials.json";
@@ -120,7 +121,13 @@ pub struct CredentialsFile {
     pub access_keys: Vec<AccessKey>,
     /// The virtual MFA devices, in file order.
     pub mfa_devices: Vec<MfaDevice>,
+    /// The keys that seal session tokens: the first seals, all open.
+    pub session_keys: Vec<SessionKey>,
 }
+
+/// How many session keys a file keeps: the current one and the one before
+/// it, whose tokens stay valid until they expire.
+pub const SESSION_KEYS_KEPT: usize = 2;
 
 /// A credentials file that cannot be used; the live credentials, if any,
 /// stay.
@@ -214,10 +221,10 @@ impl CredentialsFile {
         };
         for name in top
             .keys()
-            .filter(|k| !matches!(k.as_str(), "accessKeys" | "mfaDevices"))
+            .filter(|k| !matches!(k.as_str(), "accessKeys" | "mfaDevices" | "sessionKeys"))
         {
             problems.push(format!(
-                "{FILE}: unknown field `{}`: the file has `accessKeys` and `mfaDevices`",
+                "{FILE}: unknown field `{}`: the file has `accessKeys`, `mfaDevices` and `sessionKeys`",
                 printable(name)
             ));
         }
@@ -239,9 +246,15 @@ impl CredentialsFile {
             .enumerate()
             .filter_map(|(i, e)| device_of(i, e, &mut problems))
             .collect::<Vec<_>>();
+        let session_keys = list("sessionKeys", &mut problems)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| session_key_of(i, e, &mut problems))
+            .collect::<Vec<_>>();
         let file = Self {
             access_keys,
             mfa_devices,
+            session_keys,
         };
         file.check_set(&mut problems);
         if problems.is_empty() {
@@ -263,6 +276,15 @@ impl CredentialsFile {
                 ));
             }
             users.entry(&k.user).or_default().push(i);
+        }
+        let mut session_ids: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, k) in self.session_keys.iter().enumerate() {
+            if let Some(first) = session_ids.insert(&k.id, i) {
+                problems.push(format!(
+                    "{FILE}: sessionKeys[{i}]: the ID {} is also sessionKeys[{first}]'s: give each key its own",
+                    k.id
+                ));
+            }
         }
         let mut serials: BTreeMap<&str, usize> = BTreeMap::new();
         let mut owners: BTreeMap<Option<&str>, usize> = BTreeMap::new();
@@ -339,10 +361,26 @@ impl CredentialsFile {
                 Value::Object(m)
             })
             .collect();
+        let session_keys: Vec<Value> = self
+            .session_keys
+            .iter()
+            .map(|k| {
+                let mut m = Map::new();
+                m.insert("id".into(), k.id.clone().into());
+                m.insert("key".into(), k.encoded().into());
+                if let Some(t) = k.created {
+                    m.insert("createDate".into(), t.to_string().into());
+                }
+                Value::Object(m)
+            })
+            .collect();
         let mut top = Map::new();
         top.insert("accessKeys".into(), Value::Array(keys));
         if !devices.is_empty() {
             top.insert("mfaDevices".into(), Value::Array(devices));
+        }
+        if !session_keys.is_empty() {
+            top.insert("sessionKeys".into(), Value::Array(session_keys));
         }
         let mut text = serde_json::to_string_pretty(&Value::Object(top)).unwrap_or_default();
         text.push('\n');
@@ -571,6 +609,63 @@ fn device_of(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<MfaD
     })
 }
 
+/// One entry of `sessionKeys`, or its problems. The key is never quoted.
+fn session_key_of(i: usize, entry: &Value, problems: &mut Vec<String>) -> Option<SessionKey> {
+    let at = format!("{FILE}: sessionKeys[{i}]");
+    let fix = "(`iamd keys rotate-session-key` makes one)";
+    let Value::Object(fields) = entry else {
+        problems.push(format!(
+            "{at}: a session key must be an object with id and key {fix}"
+        ));
+        return None;
+    };
+    let before = problems.len();
+    for name in fields
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "id" | "key" | "createDate"))
+    {
+        problems.push(format!(
+            "{at}: unknown field `{}`: a session key has id, key and createDate",
+            printable(name)
+        ));
+    }
+    let id = match fields.get("id") {
+        Some(Value::String(id))
+            if (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Some(id.clone())
+        }
+        _ => {
+            problems.push(format!(
+                "{at}: `id` must be 1 to 64 letters, digits and dashes {fix}"
+            ));
+            None
+        }
+    };
+    let key = match fields.get("key") {
+        Some(Value::String(k)) => SessionKey::decode(k),
+        _ => None,
+    };
+    if key.is_none() {
+        problems.push(format!("{at}: `key` must be 32 bytes in base64 {fix}"));
+    }
+    let created = match fields.get("createDate") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => s.parse::<Timestamp>().ok(),
+        Some(_) => None,
+    };
+    if fields.get("createDate").is_some_and(|v| !v.is_null()) && created.is_none() {
+        problems.push(format!(
+            "{at}: `createDate` must be an RFC 3339 time such as 2026-12-04T21:00:00Z"
+        ));
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(SessionKey::new(id?, key?, created))
+}
+
 /// A field name as it may be printed: names are not secrets, but one can
 /// be anything, so at most 64 printable characters of it.
 fn printable(name: &str) -> String {
@@ -663,7 +758,7 @@ mod tests {
             ),
             (
                 r#"{"accessKey": []}"#.to_owned(),
-                "credentials.json: unknown field `accessKey`: the file has `accessKeys` and `mfaDevices`",
+                "credentials.json: unknown field `accessKey`: the file has `accessKeys`, `mfaDevices` and `sessionKeys`",
             ),
             (
                 format!(
@@ -736,6 +831,27 @@ mod tests {
             mfa_serial("123456789012", Some("alice"))
         );
         assert_eq!(CredentialsFile::parse(&file.to_json()).unwrap(), file);
+        // Session keys too; a bad one is named, never quoted.
+        let now = "2026-12-04T22:00:00Z".parse().unwrap();
+        let with_keys = CredentialsFile {
+            session_keys: vec![
+                SessionKey::generate(now).unwrap(),
+                SessionKey::generate(now).unwrap(),
+            ],
+            ..file.clone()
+        };
+        assert_eq!(
+            CredentialsFile::parse(&with_keys.to_json()).unwrap(),
+            with_keys
+        );
+        let short = r#"{"sessionKeys": [{"id": "sk-1", "key": "c2hvcnQga2V5"}]}"#;
+        let found = problems(short);
+        assert!(
+            found[0]
+                .starts_with("credentials.json: sessionKeys[0]: `key` must be 32 bytes in base64"),
+            "{found:#?}"
+        );
+        assert!(!found[0].contains("c2hvcnQga2V5"));
         for (entry, expected) in [
             (
                 format!(r#"{{"serialNumber": "arn:aws:iam::123456789012:mfa/bob", "userName": "alice", "seed": "{seed}", "status": "Active"}}"#),

@@ -7,6 +7,7 @@
 //! - [`key`]: access key IDs and secrets, and new ones.
 //! - [`sigv4`]: what a signed request presents and its canonical request.
 //! - [`totp`]: virtual MFA devices' codes.
+//! - [`session`]: temporary credentials, sealed in their session token.
 //! - [`Credentials`]: the compiled keys a daemon serves with, and
 //!   [`Credentials::verify`], which gives a signed request its user.
 //!
@@ -15,8 +16,9 @@
 
 pub mod file;
 pub mod key;
+pub mod session;
 pub mod sigv4;
 pub mod totp;
 mod verify;
 
-pub use verify::{Credentials, Verified};
+pub use verify::{Credentials, Device, SessionFacts, Verified};

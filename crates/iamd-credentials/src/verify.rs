@@ -8,8 +8,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use ring::hmac;
 
-use crate::file::{CredentialsFile, Status};
+use crate::file::{CredentialsFile, MfaStatus, Status};
 use crate::key::{self, KeyKind, Secret};
+use crate::session::{Session, SessionKey};
 use crate::sigv4::{self, Code, Headers, HttpRequest, MAX_SKEW_SECONDS, SigError};
 
 /// How many derived signing keys are kept (one a key, day, region and
@@ -28,8 +29,28 @@ struct Entry {
 /// moment they are live.
 pub struct Credentials {
     keys: HashMap<String, Entry>,
+    devices: HashMap<String, Device>,
+    session_keys: Vec<SessionKey>,
     digest: String,
     signing: moka::sync::Cache<String, hmac::Key>,
+}
+
+/// A virtual MFA device, as a verifier needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its user; `None`: the root.
+    pub user: Option<String>,
+    /// Its seed's bytes.
+    seed: Vec<u8>,
+    /// Whether it was activated.
+    pub active: bool,
+}
+
+impl Device {
+    /// The step within one of `now` whose code is `code`, if any.
+    pub fn check(&self, code: &str, now: Timestamp) -> Option<i64> {
+        crate::totp::matching_step(&self.seed, code, now)
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -44,11 +65,12 @@ impl fmt::Debug for Credentials {
 /// A request whose signature was verified: who signed it, and what its
 /// signature says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified<'c> {
-    /// The user the key belongs to.
-    pub user: &'c str,
+pub struct Verified {
+    /// Who: `user/NAME` for a user's key or a session of it, a role
+    /// session's ARN for an assumed role.
+    pub principal: String,
     /// The key's ID.
-    pub key_id: &'c str,
+    pub key_id: String,
     /// The region of the signature's scope (`aws:RequestedRegion`).
     pub region: String,
     /// The service of the signature's scope.
@@ -57,6 +79,20 @@ pub struct Verified<'c> {
     pub signed_at: Timestamp,
     /// Whether it was a presigned URL.
     pub presigned: bool,
+    /// For temporary credentials, their session.
+    pub session: Option<SessionFacts>,
+}
+
+/// What a session token says about the session, for the facts AWS sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// When it was issued (`aws:TokenIssueTime`).
+    pub issued: Timestamp,
+    /// When its MFA code was checked (`aws:MultiFactorAuthAge`); `None`:
+    /// no MFA (`aws:MultiFactorAuthPresent` false).
+    pub mfa_at: Option<Timestamp>,
+    /// Its session tags.
+    pub tags: Vec<(String, String)>,
 }
 
 impl Credentials {
@@ -76,8 +112,24 @@ impl Credentials {
                 )
             })
             .collect();
+        let devices = file
+            .mfa_devices
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.serial.clone(),
+                    Device {
+                        user: d.user.clone(),
+                        seed: crate::totp::from_base32(d.seed.expose())?,
+                        active: d.status == MfaStatus::Active,
+                    },
+                ))
+            })
+            .collect();
         Self {
             keys,
+            devices,
+            session_keys: file.session_keys.clone(),
             digest,
             signing: moka::sync::Cache::builder()
                 .max_capacity(SIGNING_KEYS_KEPT)
@@ -89,6 +141,17 @@ impl Credentials {
     /// The SHA-256 (hex) of the file they came from.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The MFA device with serial number `serial`, if any.
+    pub fn device(&self, serial: &str) -> Option<&Device> {
+        self.devices.get(serial)
+    }
+
+    /// The key that seals new session tokens; `None`: no session keys, no
+    /// temporary credentials.
+    pub fn sealing_key(&self) -> Option<&SessionKey> {
+        self.session_keys.first()
     }
 
     /// How many keys, and how many of them active.
@@ -110,7 +173,7 @@ impl Credentials {
         &self,
         request: &HttpRequest<'a, H>,
         now: Timestamp,
-    ) -> Result<Option<Verified<'_>>, SigError> {
+    ) -> Result<Option<Verified>, SigError> {
         let Some(presented) = sigv4::presented(request)? else {
             return Ok(None);
         };
@@ -137,26 +200,39 @@ impl Credentials {
             _ => {}
         }
         let id = presented.key_id();
-        match key::kind_of(id) {
-            Some(KeyKind::LongTerm) if presented.token.is_some() => {
+        // The secret that signed: a long-term key's, from the file; a
+        // temporary key's, from its session token.
+        let (secret, principal, session) = match (key::kind_of(id), &presented.token) {
+            (Some(KeyKind::LongTerm), Some(_)) => {
                 return Err(SigError::new(
                     Code::InvalidClientTokenId,
                     "a long-term key (AKIA…) with a session token",
                 ));
             }
-            Some(KeyKind::Temporary) => {
+            (Some(KeyKind::Temporary), None) => {
                 return Err(SigError::new(
                     Code::InvalidClientTokenId,
-                    "a temporary key (ASIA…): iamd issues no session tokens yet",
+                    "a temporary key (ASIA…) without its session token",
                 ));
             }
-            _ => {}
-        }
-        let Some((stored_id, entry)) = self.keys.get_key_value(id).filter(|(_, e)| e.active) else {
-            return Err(SigError::new(
-                Code::InvalidAccessKeyId,
-                "no active key has this ID",
-            ));
+            (Some(KeyKind::Temporary), Some(token)) => {
+                let s = Session::open(token, id, &self.session_keys, now)?;
+                let facts = SessionFacts {
+                    issued: s.issued,
+                    mfa_at: s.mfa_at,
+                    tags: s.tags,
+                };
+                (s.secret, s.principal, Some(facts))
+            }
+            _ => match self.keys.get(id).filter(|e| e.active) {
+                Some(entry) => (entry.secret.clone(), format!("user/{}", entry.user), None),
+                None => {
+                    return Err(SigError::new(
+                        Code::InvalidAccessKeyId,
+                        "no active key has this ID",
+                    ));
+                }
+            },
         };
         let payload = sigv4::payload_hash(request, &presented)?;
         let canonical = sigv4::canonical_request_hash(request, &presented, &payload);
@@ -166,7 +242,7 @@ impl Credentials {
             Some(key) => key,
             None => {
                 let key = sigv4::signing_key(
-                    entry.secret.expose(),
+                    secret.expose(),
                     presented.date(),
                     presented.region(),
                     presented.service(),
@@ -182,12 +258,13 @@ impl Credentials {
             ));
         }
         Ok(Some(Verified {
-            user: &entry.user,
-            key_id: stored_id,
+            principal,
+            key_id: id.to_owned(),
             region: presented.region().to_owned(),
             service: presented.service().to_owned(),
             signed_at: presented.signed_at,
             presigned: presented.presigned(),
+            session,
         }))
     }
 }

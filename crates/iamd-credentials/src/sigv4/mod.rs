@@ -108,6 +108,8 @@ pub enum Code {
     AccessDenied,
     /// `x-amz-content-sha256` is not the body's hash.
     XAmzContentSHA256Mismatch,
+    /// A session token past its expiry.
+    ExpiredToken,
 }
 
 impl Code {
@@ -123,6 +125,7 @@ impl Code {
             Self::RequestTimeTooSkewed => "RequestTimeTooSkewed",
             Self::AccessDenied => "AccessDenied",
             Self::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+            Self::ExpiredToken => "ExpiredToken",
         }
     }
 
@@ -148,6 +151,7 @@ impl Code {
             Self::XAmzContentSHA256Mismatch => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             }
+            Self::ExpiredToken => "The security token included in the request is expired",
         }
     }
 
@@ -158,7 +162,8 @@ impl Code {
             Self::IncompleteSignature
             | Self::AuthorizationHeaderMalformed
             | Self::AuthorizationQueryParametersError
-            | Self::XAmzContentSHA256Mismatch => 400,
+            | Self::XAmzContentSHA256Mismatch
+            | Self::ExpiredToken => 400,
             Self::InvalidAccessKeyId
             | Self::InvalidClientTokenId
             | Self::SignatureDoesNotMatch

@@ -91,11 +91,23 @@ fn authorization(
     service: &str,
     secret: &str,
 ) -> String {
+    authorization_of(ID, method, path, headers, service, secret)
+}
+
+/// [`authorization`] for the key `id`.
+fn authorization_of(
+    id: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    service: &str,
+    secret: &str,
+) -> String {
     let date = headers.header("x-amz-date").unwrap();
     let mut names: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
     names.sort_unstable();
     let signed = names.join(";");
-    let credential = format!("{ID}/{}/eu-1/{service}/aws4_request", &date[..8]);
+    let credential = format!("{id}/{}/eu-1/{service}/aws4_request", &date[..8]);
     let unsigned = format!(
         "{ALGORITHM} Credential={credential}, SignedHeaders={signed}, Signature={}",
         "0".repeat(64)
@@ -137,7 +149,7 @@ fn verify_at(
     };
     creds
         .verify(&request, at)
-        .map(|v| v.map(|v| format!("{} {} {}", v.user, v.region, v.service)))
+        .map(|v| v.map(|v| format!("{} {} {}", v.principal, v.region, v.service)))
         .map_err(|e| e.code)
 }
 
@@ -154,7 +166,7 @@ fn a_valid_signature_names_its_user_and_every_change_breaks_it() {
     headers.push(("authorization", &auth));
     assert_eq!(
         verify_at(&creds, "GET", path, &headers, now()),
-        Ok(Some("alice eu-1 docs".into()))
+        Ok(Some("user/alice eu-1 docs".into()))
     );
     // Unsigned requests are not this verifier's: no answer either way.
     assert_eq!(verify_at(&creds, "GET", path, &base, now()), Ok(None));
@@ -189,7 +201,7 @@ fn a_valid_signature_names_its_user_and_every_change_breaks_it() {
     let reordered = "/docs/a%20b?list-type=2&prefix=x%2Fy";
     assert_eq!(
         verify_at(&creds, "GET", reordered, &headers, now()),
-        Ok(Some("alice eu-1 docs".into()))
+        Ok(Some("user/alice eu-1 docs".into()))
     );
     // The clock: 15 minutes either way.
     let minutes = |m: i64| {
@@ -443,7 +455,7 @@ fn presigned_urls_work_until_they_expire() {
     };
     assert_eq!(
         verify_at(&creds, "GET", &url, headers, now()),
-        Ok(Some("alice eu-1 s3".into()))
+        Ok(Some("user/alice eu-1 s3".into()))
     );
     // Valid for its 300 seconds from 20:59:00, then expired.
     assert!(verify_at(&creds, "GET", &url, headers, seconds(240)).is_ok());
@@ -514,4 +526,90 @@ fn a_plus_in_the_query_is_a_space_and_an_encoded_plus_is_not() {
     // Unreserved characters mean the same encoded or not; the order of
     // the parameters does not matter.
     assert_eq!(hash("/?q=%7E%41&r=1"), hash("/?r=1&q=~A"));
+}
+
+#[test]
+fn temporary_credentials_are_their_session_s_until_they_expire() {
+    use crate::session::{Session, SessionKey};
+    let key = SessionKey::generate(now()).unwrap();
+    let text = format!(
+        r#"{{"sessionKeys": [{{"id": "{}", "key": "{}"}}]}}"#,
+        key.id,
+        key.encoded()
+    );
+    let creds = Credentials::new(&CredentialsFile::parse(&text).unwrap(), String::new());
+    let mfa_at = now()
+        .checked_sub(jiff::SignedDuration::from_secs(90))
+        .unwrap();
+    let session = Session::new("user/alice".into(), mfa_at, 120, Some(mfa_at)).unwrap();
+    let token = session.seal(&key).unwrap();
+    let base = [
+        ("host", "docs"),
+        ("x-amz-date", "20261204T205900Z"),
+        ("x-amz-security-token", token.as_str()),
+    ];
+    let auth = authorization_of(
+        &session.access_key_id,
+        "GET",
+        "/docs/1",
+        &base,
+        "docs",
+        session.secret.expose(),
+    );
+    let mut headers = base.to_vec();
+    headers.push(("authorization", &auth));
+    let request = HttpRequest {
+        method: "GET",
+        path: "/docs/1",
+        headers: &headers[..],
+        body: None,
+    };
+    let v = creds.verify(&request, now()).unwrap().unwrap();
+    assert_eq!(v.principal, "user/alice");
+    let facts = v.session.unwrap();
+    assert_eq!((facts.issued, facts.mfa_at), (mfa_at, Some(mfa_at)));
+    // Expired two minutes after it was issued (the signature's time still
+    // within the 15 minutes).
+    let later = now()
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        creds
+            .verify(&request, later)
+            .map(|_| ())
+            .map_err(|e| e.code),
+        Err(Code::ExpiredToken)
+    );
+    // Another session's token with this key ID; no token at all.
+    let other = Session::new("user/bob".into(), now(), 3600, None).unwrap();
+    let other_token = other.seal(&key).unwrap();
+    let mut swapped = headers.clone();
+    swapped[2] = ("x-amz-security-token", &other_token);
+    let request = HttpRequest {
+        headers: &swapped[..],
+        ..request
+    };
+    assert_eq!(
+        creds
+            .verify(&request, now())
+            .map(|_| ())
+            .map_err(|e| e.code),
+        Err(Code::InvalidClientTokenId)
+    );
+    let without: Vec<(&str, &str)> = headers
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "x-amz-security-token")
+        .collect();
+    let request = HttpRequest {
+        headers: &without[..],
+        ..request
+    };
+    assert_eq!(
+        creds
+            .verify(&request, now())
+            .map(|_| ())
+            .map_err(|e| e.code),
+        Err(Code::InvalidClientTokenId)
+    );
 }

@@ -526,7 +526,7 @@ impl Mapping {
         // The principal; for a peer, the SPIFFE ID that must be allowed to
         // act as it; for a signature, its region and service.
         let mut principal = None;
-        let mut signed: Option<(String, String)> = None;
+        let mut signed: Option<iamd_credentials::Verified> = None;
         for source in &self.sources {
             let found = match source {
                 Source::Jwt { claim: c, template } => claim(c)
@@ -547,9 +547,10 @@ impl Mapping {
                     let Some(http) = http else { continue };
                     match verify_signature(http, now, credentials, regions, services) {
                         Ok(None) => None,
-                        Ok(Some((user, region, service))) => {
-                            signed = Some((region, service));
-                            Some((format!("user/{user}"), None))
+                        Ok(Some(v)) => {
+                            let principal = v.principal.clone();
+                            signed = Some(v);
+                            Some((principal, None))
                         }
                         Err(refused) => return refused,
                     }
@@ -643,8 +644,24 @@ impl Mapping {
                 context.insert(key.clone(), value);
             }
         }
-        if let Some((region, _)) = &signed {
-            context.insert("aws:RequestedRegion".into(), single(region.clone()));
+        // What AWS sets for a signed request: the scope's region; for
+        // temporary credentials, their MFA and issue time (a long-term
+        // key has no aws:MultiFactorAuthPresent at all, as in AWS, which is
+        // what `BoolIfExists` is for).
+        if let Some(v) = &signed {
+            context.insert("aws:RequestedRegion".into(), single(v.region.clone()));
+            if let Some(session) = &v.session {
+                let mfa = session.mfa_at.is_some();
+                context.insert("aws:MultiFactorAuthPresent".into(), single(mfa.to_string()));
+                if let Some(at) = session.mfa_at {
+                    let age = (now.as_second() - at.as_second()).max(0);
+                    context.insert("aws:MultiFactorAuthAge".into(), single(age.to_string()));
+                }
+                context.insert(
+                    "aws:TokenIssueTime".into(),
+                    single(session.issued.to_string()),
+                );
+            }
         }
         let request = OwnedQuestion {
             principal,
@@ -654,7 +671,10 @@ impl Mapping {
         };
         match (peer, signed) {
             (Some(peer), _) => Mapped::AssumeRole { peer, request },
-            (None, Some((_, service))) => Mapped::Signed { request, service },
+            (None, Some(v)) => Mapped::Signed {
+                request,
+                service: v.service,
+            },
             (None, None) => Mapped::Request(request),
         }
     }
@@ -682,15 +702,16 @@ impl Mapping {
     }
 }
 
-/// The SigV4 signature of `http`, verified: `None` when it has none, the
-/// user, region and service when it is good, the answer when not.
+/// The SigV4 signature of `http`, verified: `None` when it has none, who
+/// signed and what the signature says when it is good, the answer when
+/// not.
 fn verify_signature(
     http: &HttpRequest,
     now: jiff::Timestamp,
     credentials: Option<&Credentials>,
     regions: &[String],
     services: &[String],
-) -> Result<Option<(String, String, String)>, Mapped> {
+) -> Result<Option<iamd_credentials::Verified>, Mapped> {
     // Envoy marks a body it cut at `max_request_bytes`: not the one signed.
     let partial = http
         .headers
@@ -736,7 +757,7 @@ fn verify_signature(
             reason: "the signature's region or service is not one the mapping serves".into(),
         }));
     }
-    Ok(Some((v.user.to_owned(), v.region, v.service)))
+    Ok(Some(v))
 }
 
 /// The captures of a path's decoded segments (`split_path`) if they match
