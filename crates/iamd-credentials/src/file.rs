@@ -838,7 +838,7 @@ mod tests {
                 SessionKey::generate(now).unwrap(),
                 SessionKey::generate(now).unwrap(),
             ],
-            ..file.clone()
+            ..file
         };
         assert_eq!(
             CredentialsFile::parse(&with_keys.to_json()).unwrap(),
