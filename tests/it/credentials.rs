@@ -251,7 +251,7 @@ fn botocore_and_iamd_agree_on_random_requests() {
             };
             let now = jiff::Timestamp::now();
             match credentials.verify(&request, now) {
-                Ok(Some(verified)) if verified.user == "alice" => {}
+                Ok(Some(verified)) if verified.principal == "user/alice" => {}
                 other => failures.push(format!("{other:?}: {line}")),
             }
             let other = if method == "GET" { "PUT" } else { "GET" };
