@@ -76,6 +76,17 @@ impl Whole {
     }
 }
 
+/// The whole body, at most `max` bytes ([`Whole`]).
+pub(crate) async fn whole<B>(body: B, max: usize) -> Result<Bytes, Unread>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut whole = Whole::default();
+    std::future::poll_fn(|cx| whole.poll(body.as_mut(), max, cx)).await
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a test fails loudly")]

@@ -15,6 +15,7 @@ pub mod decide;
 pub mod decision_log;
 pub mod envoy;
 pub mod grpc;
+mod http;
 pub mod limits;
 pub mod reload;
 pub mod source;

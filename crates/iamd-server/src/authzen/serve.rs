@@ -2,7 +2,6 @@
 //! preface in clear), TLS and mutual TLS with the gRPC listener's files,
 //! the caller's token, the request cap and timeout, and the same drain.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
@@ -12,8 +11,6 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// `X-Request-ID`, echoed; `traceparent`, read for the decision log. Named
@@ -22,8 +19,7 @@ const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-reques
 const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
 
 use super::{AuthZen, Endpoint, Reply};
-use crate::body::{Unread, Whole};
-use crate::conn::{Accepter, Quiet, serve_for};
+use crate::body::Unread;
 use crate::limits::ConnectionLimits;
 use crate::tls::Tls;
 
@@ -200,7 +196,7 @@ impl AuthZenServer {
         let mut deadline = None;
         let mut deadline =
             || *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.options.timeout);
-        let collect = whole(body, self.options.max_body_bytes);
+        let collect = crate::body::whole(body, self.options.max_body_bytes);
         let mut collect = std::pin::pin!(collect);
         let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
         let collected = match first {
@@ -349,17 +345,6 @@ impl AuthZenServer {
     }
 }
 
-/// The whole body, at most `max` bytes ([`Whole`]).
-async fn whole<B>(body: B, max: usize) -> Result<Bytes, Unread>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::fmt::Display,
-{
-    let mut body = std::pin::pin!(body);
-    let mut whole = Whole::default();
-    std::future::poll_fn(|cx| whole.poll(body.as_mut(), max, cx)).await
-}
-
 /// Equal, in a time that does not depend on where they differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -387,78 +372,29 @@ fn json_content(headers: &hyper::HeaderMap) -> Result<(), String> {
     }
 }
 
-/// Serves `server` on `listener` (over TLS when `tls` is given) until
-/// `shutdown` completes, then drains: open requests finish, and what is
-/// still open after the drain deadline is cut, with a warning.
+/// Serves the AuthZEN API on `listener` until `shutdown`, then drains
+/// ([`crate::http::serve`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<Tls>>,
     server: Arc<AuthZenServer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let stopping = crate::conn::Stopping::new();
-    let drain = server.options.drain;
-    let c = server.options.connections;
-    let accepter = Accepter::new("authzen", c.max_connections);
-    let open = accepter.counter();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(c.handshake_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(c.max_streams)
-        .keep_alive_interval(c.keepalive_interval)
-        .keep_alive_timeout(c.keepalive_timeout);
-    let builder = Arc::new(builder);
-    tokio::pin!(shutdown);
-    let mut accepted = crate::conn::accepting(listener, accepter);
-    loop {
-        let (stream, slot) = tokio::select! {
-            () = &mut shutdown => break,
-            next = accepted.recv() => match next {
-                Some(c) => c,
-                None => break,
-            },
-        };
-        let server = server.clone();
-        let mut stop = stopping.watcher();
-        let tls = tls.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let metrics = server.api.decider().metrics().clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let server = server.clone();
-                // Boxed: hyper moves the service's future as it queues and
-                // polls the stream, and the decision's state is a kilobyte.
-                async move { Ok::<_, Infallible>(Box::pin(server.handle(req)).await) }
-            });
-            match tls {
-                None => {
-                    let io = Quiet::new(stream, c.handshake_timeout, slot);
-                    let conn = builder.serve_connection(TokioIo::new(io), service);
-                    let age = (c.max_age, crate::conn::AGE_GRACE);
-                    serve_for(conn, |c| c.graceful_shutdown(), age, stop.stopped()).await;
-                }
-                Some(tls) => match crate::tls::handshake(tls.http_config(), stream, &metrics).await
-                {
-                    Ok(s) => {
-                        let io = Quiet::new(s, c.handshake_timeout, slot);
-                        let conn = builder.serve_connection(TokioIo::new(io), service);
-                        let age = (c.max_age, crate::conn::AGE_GRACE);
-                        serve_for(conn, |c| c.graceful_shutdown(), age, stop.stopped()).await;
-                    }
-                    Err(why) => tracing::debug!(target: "iamd::authzen", "{why}"),
-                },
-            }
-        });
-    }
-    // No more accepts: the accepting task ends, and the listener with it.
-    drop(accepted);
-    tokio::select! {
-        () = stopping.shutdown() => {}
-        () = tokio::time::sleep(drain) => open.report_cut(drain),
+    let how = crate::http::Listening {
+        name: "authzen",
+        connections: server.options.connections,
+        drain: server.options.drain,
+        tls,
+        metrics: server.api.decider().metrics().clone(),
+    };
+    crate::http::serve(listener, how, server, shutdown).await;
+}
+
+impl crate::http::Handler for AuthZenServer {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
+        AuthZenServer::handle(self, req)
     }
 }
