@@ -30,6 +30,10 @@ pub(crate) enum KeysCommand {
     Activate(KeyArgs),
     /// Delete a key for good.
     Delete(KeyArgs),
+    /// Make a new session key, which seals the session tokens of the local
+    /// STS from now on; the previous one still opens the tokens it sealed
+    /// until they expire, and the one before it is dropped.
+    RotateSessionKey(Dir),
 }
 
 /// Where the credentials are.
@@ -82,6 +86,7 @@ pub(crate) fn run(command: &KeysCommand) -> io::Result<ExitCode> {
         KeysCommand::Deactivate(args) => set_status(args, Status::Inactive),
         KeysCommand::Activate(args) => set_status(args, Status::Active),
         KeysCommand::Delete(args) => delete(args),
+        KeysCommand::RotateSessionKey(dir) => rotate_session_key(dir),
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -265,5 +270,28 @@ fn delete(args: &KeyArgs) -> Result<(), Failure> {
     let key = credentials.access_keys.remove(at);
     credentials.write(&args.dir.dir)?;
     eprintln!("{} of user/{} is deleted", key.id, key.user);
+    Ok(())
+}
+
+fn rotate_session_key(dir: &Dir) -> Result<(), Failure> {
+    let mut credentials = if dir.dir.exists() {
+        read(&dir.dir)?
+    } else {
+        CredentialsFile::default()
+    };
+    let key = iamd_credentials::session::SessionKey::generate(jiff::Timestamp::now())
+        .map_err(|e| refused(e.to_string()))?;
+    let id = key.id.clone();
+    credentials.session_keys.insert(0, key);
+    let dropped: Vec<String> = credentials
+        .session_keys
+        .drain(file::SESSION_KEYS_KEPT.min(credentials.session_keys.len())..)
+        .map(|k| k.id)
+        .collect();
+    credentials.write(&dir.dir)?;
+    eprintln!("{id} seals new session tokens");
+    for old in dropped {
+        eprintln!("{old} is dropped: the tokens it sealed no longer open");
+    }
     Ok(())
 }

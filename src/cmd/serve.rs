@@ -136,6 +136,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         envoy,
         drain,
         authzen,
+        sts,
         ..
     } = cfg;
     let result = rt.block_on(async move {
@@ -203,6 +204,25 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
                 )))
             }
         };
+        let sts = match (sts, &credentials) {
+            (Some(addr), Some(c)) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| iamd_server::grpc::ServeError::Bind(addr.to_string(), e))?;
+                let api = std::sync::Arc::new(iamd_server::sts::Sts::new(c.clone(), store.clone()));
+                tracing::info!(target: "iamd", listen = %addr, security, "serving the STS");
+                Some(tokio::spawn(iamd_server::sts::serve(
+                    listener,
+                    tls.clone(),
+                    api,
+                    limits,
+                    drain,
+                    metrics.clone(),
+                    stopped(stop_rx.clone()),
+                )))
+            }
+            _ => None,
+        };
         let mut services =
             iamd_server::grpc::Services::new(store, limits, metrics).with_drain(drain);
         if let Some(c) = credentials {
@@ -217,6 +237,9 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             iamd_server::grpc::serve_with_workers(&listen, tls, services, workers, stopped(stop_rx))
                 .await;
         if let Some(task) = authzen {
+            let _ = task.await;
+        }
+        if let Some(task) = sts {
             let _ = task.await;
         }
         served

@@ -197,8 +197,20 @@ fn create_key(dir: &Path, user: &str) -> (String, String) {
 /// `command` with the AWS environment of `key` and nothing of the host's
 /// (no config or credentials files, no instance metadata, no retries).
 fn aws_env<'c>(command: &'c mut Command, key: (&str, &str)) -> &'c mut Command {
+    aws_session_env(command, key, None)
+}
+
+/// [`aws_env`] with a session token, for temporary credentials.
+fn aws_session_env<'c>(
+    command: &'c mut Command,
+    key: (&str, &str),
+    token: Option<&str>,
+) -> &'c mut Command {
+    command.env_clear();
+    if let Some(t) = token {
+        command.env("AWS_SESSION_TOKEN", t);
+    }
     command
-        .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("AWS_ACCESS_KEY_ID", key.0)
         .env("AWS_SECRET_ACCESS_KEY", key.1)
@@ -343,8 +355,19 @@ fn admin_status(port: u16) -> String {
 /// `aws s3api ARGS --endpoint-url ENDPOINT` as `key`: whether it
 /// succeeded, its output and its errors.
 fn s3api(venv: &Path, endpoint: &str, key: (&str, &str), args: &[&str]) -> (bool, String, String) {
-    let out = aws_env(&mut Command::new(venv.join("bin/aws")), key)
-        .arg("s3api")
+    aws(venv, endpoint, key, None, &[&["s3api"][..], args].concat())
+}
+
+/// `aws ARGS --endpoint-url ENDPOINT` as `key` (with a session token for
+/// temporary credentials): whether it succeeded, its output and errors.
+fn aws(
+    venv: &Path,
+    endpoint: &str,
+    key: (&str, &str),
+    token: Option<&str>,
+    args: &[&str],
+) -> (bool, String, String) {
+    let out = aws_session_env(&mut Command::new(venv.join("bin/aws")), key, token)
         .args(args)
         .args(["--endpoint-url", endpoint])
         .stdin(Stdio::null())
@@ -357,71 +380,120 @@ fn s3api(venv: &Path, endpoint: &str, key: (&str, &str), args: &[&str]) -> (bool
     )
 }
 
+/// iamd with `examples/credentials/` (its STS too) behind a real Envoy,
+/// in front of the S3-shaped service, with keys for alice and bob and a
+/// session key.
+struct Fixture {
+    /// Envoy's listener.
+    endpoint: String,
+    /// The STS.
+    sts: String,
+    /// The credentials directory.
+    credentials: PathBuf,
+    /// The daemon's admin port.
+    admin: u16,
+    alice: (String, String),
+    bob: (String, String),
+    dir: tempfile::TempDir,
+    _iamd: Killed,
+    _envoy: Killed,
+}
+
+impl Fixture {
+    fn start(venv: &Path, envoy: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("credentials");
+        let alice = create_key(&credentials, "user/alice");
+        let bob = create_key(&credentials, "user/bob");
+        crate::python::run(
+            Command::new(env!("CARGO_BIN_EXE_iamd"))
+                .args(["keys", "rotate-session-key", "--credentials"])
+                .arg(&credentials),
+        );
+        let service = s3_upstream();
+        let (listen, iamd_port, envoy_admin) = (free_port(), free_port(), free_port());
+        let (admin, sts) = (free_port(), free_port());
+        let iamd = Killed(
+            Command::new(env!("CARGO_BIN_EXE_iamd"))
+                .args(["serve", "--config", "examples/credentials/iamd.yaml"])
+                .arg("--credentials")
+                .arg(&credentials)
+                .args(["--listen", &format!("127.0.0.1:{iamd_port}")])
+                .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+                .args(["--sts-listen", &format!("127.0.0.1:{sts}")])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut config = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/credentials/envoy.yaml"),
+        )
+        .unwrap();
+        for (from, to) in [
+            (10000, listen),
+            (8080, service),
+            (50051, iamd_port),
+            (9901, envoy_admin),
+        ] {
+            let from = format!("port_value: {from}}}");
+            assert_eq!(config.matches(&from).count(), 1, "{from}");
+            config = config.replace(&from, &format!("port_value: {to}}}"));
+        }
+        let config_path = dir.path().join("envoy.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let envoy = Killed(
+            Command::new(envoy)
+                .arg("-c")
+                .arg(&config_path)
+                .args(["--concurrency", "1", "--log-level", "error"])
+                .args(["--disable-hot-restart", "--base-id"])
+                .arg(listen.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let f = Self {
+            endpoint: format!("http://127.0.0.1:{listen}"),
+            sts: format!("http://127.0.0.1:{sts}"),
+            credentials,
+            admin,
+            alice,
+            bob,
+            dir,
+            _iamd: iamd,
+            _envoy: envoy,
+        };
+        let list = ["list-objects-v2", "--bucket", "reports"];
+        eventually("Envoy and iamd answer", Duration::from_secs(30), || {
+            s3api(venv, &f.endpoint, f.alice(), &list).0
+        });
+        f
+    }
+
+    fn alice(&self) -> (&str, &str) {
+        (&self.alice.0, &self.alice.1)
+    }
+}
+
 #[test]
 fn the_aws_cli_and_sdk_are_verified_through_envoy() {
     let Some(venv) = aws_venv() else { return };
     let Some(envoy) = envoy_binary() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let credentials = dir.path().join("credentials");
-    let alice = create_key(&credentials, "user/alice");
-    let bob = create_key(&credentials, "user/bob");
-    let service = s3_upstream();
-    let (listen, iamd_port, admin) = (free_port(), free_port(), free_port());
-    let iamd_admin = free_port();
-    let _iamd = Killed(
-        Command::new(env!("CARGO_BIN_EXE_iamd"))
-            .args(["serve", "--config", "examples/credentials/iamd.yaml"])
-            .arg("--credentials")
-            .arg(&credentials)
-            .args(["--listen", &format!("127.0.0.1:{iamd_port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{iamd_admin}")])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut config = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/credentials/envoy.yaml"),
-    )
-    .unwrap();
-    for (from, to) in [
-        (10000, listen),
-        (8080, service),
-        (50051, iamd_port),
-        (9901, admin),
-    ] {
-        let from = format!("port_value: {from}}}");
-        assert_eq!(config.matches(&from).count(), 1, "{from}");
-        config = config.replace(&from, &format!("port_value: {to}}}"));
-    }
-    let config_path = dir.path().join("envoy.yaml");
-    std::fs::write(&config_path, config).unwrap();
-    let _envoy = Killed(
-        Command::new(&envoy)
-            .arg("-c")
-            .arg(&config_path)
-            .args(["--concurrency", "1", "--log-level", "error"])
-            .args(["--disable-hot-restart", "--base-id"])
-            .arg(listen.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let endpoint = format!("http://127.0.0.1:{listen}");
-    let alice_key = (alice.0.as_str(), alice.1.as_str());
+    let f = Fixture::start(&venv, &envoy);
+    let (dir, endpoint, credentials) = (f.dir.path(), f.endpoint.clone(), f.credentials.clone());
+    let (alice, bob, iamd_admin) = (f.alice.clone(), f.bob.clone(), f.admin);
+    let alice_key = f.alice();
     let list = ["list-objects-v2", "--bucket", "reports"];
-    eventually("Envoy and iamd answer", Duration::from_secs(30), || {
-        s3api(&venv, &endpoint, alice_key, &list).0
-    });
 
     // alice lists and reads the reports and writes her own uploads, as her
     // group's policies allow; the MFA guardrail denies the restricted
     // ones to a long-term key (no aws:MultiFactorAuthPresent).
     let (ok, out, err) = s3api(&venv, &endpoint, alice_key, &list);
     assert!(ok && out.contains("\"Key\": \"2026/q4.txt\""), "{out}{err}");
-    let got = dir.path().join("q4.txt");
+    let got = dir.join("q4.txt");
     let (ok, _, err) = s3api(
         &venv,
         &endpoint,
@@ -440,7 +512,7 @@ fn the_aws_cli_and_sdk_are_verified_through_envoy() {
         std::fs::read_to_string(&got).unwrap(),
         "quarterly numbers of /reports/2026/q4.txt"
     );
-    let upload = dir.path().join("upload.txt");
+    let upload = dir.join("upload.txt");
     std::fs::write(&upload, "numbers of 2026\n".repeat(100)).unwrap();
     let put = |user_dir: &str, key: (&str, &str)| {
         let object = format!("uploads/{user_dir}/2026.txt");
@@ -589,4 +661,184 @@ fn the_aws_cli_and_sdk_are_verified_through_envoy() {
         !status.contains(&alice.1) && !status.contains(&bob.1),
         "{status}"
     );
+}
+
+/// The local STS, with the AWS CLI: who am I; a session with MFA (a code
+/// from oathtool) opens what the MFA guardrail closes to long-term keys,
+/// and a session without MFA does not; a code is good once; a tampered
+/// token and a session asking for a session are refused.
+#[test]
+fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
+    let Some(venv) = aws_venv() else { return };
+    let Some(envoy) = envoy_binary() else { return };
+    let Some((oath, lib)) = oathtool() else {
+        return;
+    };
+    let f = Fixture::start(&venv, &envoy);
+    let alice = f.alice();
+    let sts = |key: (&str, &str), token: Option<&str>, args: &[&str]| {
+        aws(&venv, &f.sts, key, token, &[&["sts"][..], args].concat())
+    };
+    let json = |out: &str| serde_json::from_str::<serde_json::Value>(out).unwrap();
+    let (ok, out, err) = sts(alice, None, &["get-caller-identity"]);
+    assert!(ok, "{err}");
+    let me = json(&out);
+    assert_eq!(me["Arn"], "arn:aws:iam::123456789012:user/alice");
+    assert_eq!(me["Account"], "123456789012");
+    assert!(me["UserId"].as_str().unwrap().starts_with("AIDA"), "{me}");
+
+    // alice's virtual MFA device, activated with oathtool's codes.
+    let (ok, out, err) = mfa(
+        &f.credentials,
+        &[
+            "enable",
+            "user/alice",
+            "--bundle",
+            "examples/credentials/bundle",
+        ],
+    );
+    assert!(ok, "{err}");
+    let secret = out
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let code = |offset: &str| {
+        let out = Command::new(&oath)
+            .env("LD_LIBRARY_PATH", &lib)
+            .args(["--totp", "-b", "-N", offset, &secret])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (now, next) = (code("now - 30 seconds"), code("now"));
+    assert!(
+        mfa(
+            &f.credentials,
+            &["enable", "user/alice", "--code1", &now, "--code2", &next]
+        )
+        .0
+    );
+    let serial = "arn:aws:iam::123456789012:mfa/alice";
+    // The daemon reads the device with the file (it checks every second).
+    let mut session = serde_json::Value::Null;
+    eventually("a session with MFA", Duration::from_secs(20), || {
+        let (ok, out, _) = sts(
+            alice,
+            None,
+            &[
+                "get-session-token",
+                "--serial-number",
+                serial,
+                "--token-code",
+                &code("now"),
+            ],
+        );
+        if ok {
+            session = json(&out)["Credentials"].clone();
+        }
+        ok
+    });
+    let temporary = |s: &serde_json::Value| {
+        (
+            s["AccessKeyId"].as_str().unwrap().to_owned(),
+            s["SecretAccessKey"].as_str().unwrap().to_owned(),
+            s["SessionToken"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (id, key, token) = temporary(&session);
+    assert!(id.starts_with("ASIA"), "{session}");
+    assert!(!token.contains("alice"), "the token is sealed");
+    let restricted = [
+        "s3api",
+        "get-object",
+        "--bucket",
+        "reports",
+        "--key",
+        "restricted/plan.txt",
+    ];
+    let got = f.dir.path().join("plan.txt");
+    let get = |k: (&str, &str), t: Option<&str>| {
+        aws(
+            &venv,
+            &f.endpoint,
+            k,
+            t,
+            &[&restricted[..], &[got.to_str().unwrap()]].concat(),
+        )
+    };
+    // With the MFA session: allowed. With the long-term key: denied.
+    let (ok, _, err) = get((&id, &key), Some(&token));
+    assert!(ok, "{err}");
+    let (ok, _, err) = get(alice, None);
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
+    // The session is still alice.
+    let (ok, out, err) = sts((&id, &key), Some(&token), &["get-caller-identity"]);
+    assert!(
+        ok && json(&out)["Arn"] == "arn:aws:iam::123456789012:user/alice",
+        "{out}{err}"
+    );
+    // A session without MFA: aws:MultiFactorAuthPresent is false, denied.
+    let (ok, out, err) = sts(
+        alice,
+        None,
+        &["get-session-token", "--duration-seconds", "900"],
+    );
+    assert!(ok, "{err}");
+    let plain = temporary(&json(&out)["Credentials"]);
+    let (ok, _, err) = get((&plain.0, &plain.1), Some(&plain.2));
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
+    // The code just used, again: refused. A wrong code: refused.
+    let used = code("now");
+    let _ = sts(
+        alice,
+        None,
+        &[
+            "get-session-token",
+            "--serial-number",
+            serial,
+            "--token-code",
+            &used,
+        ],
+    );
+    for c in [used.as_str(), "000000"] {
+        let (ok, _, err) = sts(
+            alice,
+            None,
+            &[
+                "get-session-token",
+                "--serial-number",
+                serial,
+                "--token-code",
+                c,
+            ],
+        );
+        assert!(
+            !ok && err.contains("(AccessDenied)")
+                && err.contains("MultiFactorAuthentication failed"),
+            "{c}: {err}"
+        );
+    }
+    // A tampered token; a session asking for a session; a duration out
+    // of bounds.
+    let mut tampered = token.clone().into_bytes();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (ok, _, err) = get((&id, &key), Some(&tampered));
+    assert!(!ok && err.contains("(InvalidClientTokenId)"), "{err}");
+    let (ok, _, err) = sts((&id, &key), Some(&token), &["get-session-token"]);
+    assert!(
+        !ok && err.contains("Cannot call GetSessionToken with session credentials"),
+        "{err}"
+    );
+    let (ok, _, err) = sts(
+        alice,
+        None,
+        &["get-session-token", "--duration-seconds", "200000"],
+    );
+    assert!(!ok && err.contains("(ValidationError)"), "{err}");
 }

@@ -111,6 +111,30 @@ pub fn generate(kind: KeyKind) -> Result<(String, Secret), NoRandom> {
     Ok((id, secret))
 }
 
+/// An AWS-style unique ID for `name` (an ARN): `prefix` (`AIDA` for a
+/// user, `AROA` for a role) and 17 base32 characters of its SHA-256, so
+/// that a principal always has the same ID.
+pub fn unique_id(prefix: &str, name: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let text = crate::totp::base32(digest.as_ref());
+    format!("{prefix}{}", &text[..17])
+}
+
+/// A random request ID, formatted as AWS's (8-4-4-4-12 hexadecimal).
+pub fn request_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = SystemRandom::new().fill(&mut b);
+    let h = crate::file::hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +173,16 @@ mod tests {
         ] {
             assert_eq!(kind_of(id), None, "{id}");
         }
+    }
+
+    #[test]
+    fn unique_ids_are_stable_and_request_ids_are_not() {
+        let a = unique_id("AIDA", "arn:aws:iam::123456789012:user/alice");
+        assert_eq!(a, unique_id("AIDA", "arn:aws:iam::123456789012:user/alice"));
+        assert_ne!(a, unique_id("AIDA", "arn:aws:iam::123456789012:user/bob"));
+        assert_eq!((a.len(), &a[..4]), (21, "AIDA"));
+        assert_ne!(request_id(), request_id());
+        assert_eq!(request_id().len(), 36);
     }
 
     #[test]

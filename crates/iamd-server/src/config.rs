@@ -48,6 +48,17 @@ pub struct FileConfig {
     /// The credentials source (off when absent).
     #[serde(default)]
     pub credentials: Option<FileCredentials>,
+    /// The local STS (off unless it has a listener).
+    #[serde(default)]
+    pub sts: Option<FileSts>,
+}
+
+/// `sts:`: the local STS's listener.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileSts {
+    /// `HOST:PORT` (`--sts-listen`).
+    pub listen: Option<String>,
 }
 
 /// `credentials:`: the directory of access keys (the secret side), and
@@ -307,6 +318,11 @@ pub struct Overrides {
     /// SigV4), checked for changes every 2 s [default: off].
     #[arg(long, env = "IAMD_CREDENTIALS", value_name = "DIR")]
     pub credentials: Option<PathBuf>,
+    /// Serve the local STS (AWS's Query protocol: GetCallerIdentity,
+    /// GetSessionToken) on this `HOST:PORT`, over TLS when the gRPC
+    /// listener has it; needs the credentials [default: off].
+    #[arg(long, env = "IAMD_STS_LISTEN")]
+    pub sts_listen: Option<String>,
 }
 
 /// The AuthZEN API's settings, resolved.
@@ -377,6 +393,8 @@ pub struct ServeConfig {
     pub authzen: Option<AuthZenConfig>,
     /// The credentials directory, and how often it is checked.
     pub credentials: Option<(PathBuf, Duration)>,
+    /// Where the local STS listens, if it does.
+    pub sts: Option<std::net::SocketAddr>,
 }
 
 impl ServeConfig {
@@ -571,6 +589,22 @@ impl ServeConfig {
             .credentials
             .or(file_credentials.dir)
             .map(|dir| (dir, Duration::from_millis(poll_ms)));
+        let sts_text = o.sts_listen.or(file.sts.and_then(|s| s.listen));
+        let sts = sts_text.and_then(|text| {
+            text.parse::<std::net::SocketAddr>()
+                .map_err(|_| {
+                    problems.push(format!(
+                        "sts.listen: `{text}` is not an address: write `127.0.0.1:8444`"
+                    ))
+                })
+                .ok()
+        });
+        if sts.is_some() && credentials.is_none() {
+            problems.push(
+                "sts: the STS needs the credentials: set `credentials.dir` or `--credentials DIR`"
+                    .to_owned(),
+            );
+        }
         if credentials.is_none() && envoy.as_ref().is_some_and(|m| m.verifies_signatures()) {
             problems.push("envoy.principal: a `sigv4` source needs the credentials: set `credentials.dir` or `--credentials DIR`".to_owned());
         }
@@ -625,6 +659,7 @@ impl ServeConfig {
                 envoy,
                 authzen,
                 credentials,
+                sts,
             }),
             _ => Err(ConfigError::Settings(problems)),
         }

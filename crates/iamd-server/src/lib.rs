@@ -1,7 +1,8 @@
 //! The daemon: the [`reload::Store`] and its reloader, the one way into a
 //! decision ([`decide::Decider`]), the gRPC ([`grpc`]) and Envoy
 //! ([`envoy`]) front doors over it, the admin listener
-//! ([`admin`]), the credentials source ([`credentials`]), the decision
+//! ([`admin`]), the credentials source ([`credentials`]) and a local STS
+//! ([`sts`]), the decision
 //! log, telemetry, TLS and the configuration.
 //! See `docs/architecture.md`.
 
@@ -19,5 +20,6 @@ mod http;
 pub mod limits;
 pub mod reload;
 pub mod source;
+pub mod sts;
 pub mod telemetry;
 pub mod tls;

@@ -220,7 +220,7 @@ fn aws_error(
     status: u16,
     request_id: &str,
 ) -> CheckResponse {
-    let id = xml_escape(request_id);
+    let id = crate::sts::escape(request_id);
     let body = if service == "s3" {
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{id}</RequestId></Error>"
@@ -246,23 +246,6 @@ fn aws_error(
     let mut response = CheckResponse::with_status(Status::new(grpc, code));
     response.set_http_response(d.build());
     response
-}
-
-/// `text` with XML's five special characters escaped.
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[tonic::async_trait]
