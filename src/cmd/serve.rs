@@ -209,7 +209,9 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| iamd_server::grpc::ServeError::Bind(addr.to_string(), e))?;
-                let api = std::sync::Arc::new(iamd_server::sts::Sts::new(c.clone(), store.clone()));
+                let decider =
+                    iamd_server::decide::Decider::new(store.clone(), limits, metrics.clone());
+                let api = std::sync::Arc::new(iamd_server::sts::Sts::new(c.clone(), decider));
                 tracing::info!(target: "iamd", listen = %addr, security, "serving the STS");
                 Some(tokio::spawn(iamd_server::sts::serve(
                     listener,

@@ -841,4 +841,118 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
         &["get-session-token", "--duration-seconds", "200000"],
     );
     assert!(!ok && err.contains("(ValidationError)"), "{err}");
+
+    // AssumeRole: alice, with the external ID her role's trust policy
+    // asks for, gets a session of the auditor role, which reads the audit
+    // log that alice cannot.
+    let role = "arn:aws:iam::123456789012:role/auditor";
+    let assume = |key: (&str, &str), token: Option<&str>, extra: &[&str]| {
+        sts(
+            key,
+            token,
+            &[
+                &[
+                    "assume-role",
+                    "--role-arn",
+                    role,
+                    "--role-session-name",
+                    "audit-1",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let (ok, out, err) = assume(alice, None, &["--external-id", "acme-audit"]);
+    assert!(ok, "{err}");
+    let answer = json(&out);
+    assert_eq!(
+        answer["AssumedRoleUser"]["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/auditor/audit-1"
+    );
+    assert!(
+        answer["AssumedRoleUser"]["AssumedRoleId"]
+            .as_str()
+            .unwrap()
+            .starts_with("AROA")
+    );
+    let auditor = temporary(&answer["Credentials"]);
+    let (ok, out, err) = sts(
+        (&auditor.0, &auditor.1),
+        Some(&auditor.2),
+        &["get-caller-identity"],
+    );
+    assert!(
+        ok && json(&out)["Arn"] == "arn:aws:sts::123456789012:assumed-role/auditor/audit-1",
+        "{out}{err}"
+    );
+    let log = f.dir.path().join("log.txt");
+    let read_log = |k: (&str, &str), t: Option<&str>| {
+        aws(
+            &venv,
+            &f.endpoint,
+            k,
+            t,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "audit",
+                "--key",
+                "2026/log.txt",
+                log.to_str().unwrap(),
+            ],
+        )
+    };
+    let (ok, _, err) = read_log((&auditor.0, &auditor.1), Some(&auditor.2));
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "quarterly numbers of /audit/2026/log.txt"
+    );
+    let (ok, _, err) = read_log(alice, None);
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
+    // Without the external ID, or as bob: the trust policy refuses.
+    let bob = (f.bob.0.as_str(), f.bob.1.as_str());
+    for (who, extra) in [
+        (alice, &[][..]),
+        (alice, &["--external-id", "wrong"][..]),
+        (bob, &["--external-id", "acme-audit"][..]),
+    ] {
+        let (ok, _, err) = assume(who, None, extra);
+        assert!(
+            !ok && err.contains("(AccessDenied)")
+                && err.contains("is not authorized to perform: sts:AssumeRole"),
+            "{err}"
+        );
+    }
+    // Up to the role's maxSessionDuration (7200 s); session policies are
+    // refused, not ignored.
+    let (ok, _, err) = assume(
+        alice,
+        None,
+        &["--external-id", "acme-audit", "--duration-seconds", "10800"],
+    );
+    assert!(
+        !ok && err.contains("(ValidationError)") && err.contains("MaxSessionDuration"),
+        "{err}"
+    );
+    assert!(
+        assume(
+            alice,
+            None,
+            &["--external-id", "acme-audit", "--duration-seconds", "7200"]
+        )
+        .0
+    );
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+    let (ok, _, err) = assume(
+        alice,
+        None,
+        &["--external-id", "acme-audit", "--policy", policy],
+    );
+    assert!(
+        !ok && err.contains("does not apply session policies"),
+        "{err}"
+    );
 }

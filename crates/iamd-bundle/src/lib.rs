@@ -166,6 +166,8 @@ pub struct Entity {
     organization: Option<Arc<str>>,
     /// The principal's facts and tags, made once (a request shares them).
     facts: Arc<Facts>,
+    /// A role's longest session, in seconds (`maxSessionDuration`).
+    max_session: Option<u32>,
 }
 
 impl Entity {
@@ -178,6 +180,7 @@ impl Entity {
     ) -> Self {
         Self {
             facts: Arc::new(Facts::of(&principal, &tags, organization.as_deref())),
+            max_session: None,
             principal,
             identity,
             boundary,
@@ -204,6 +207,18 @@ impl Entity {
     /// The principal's tags (`aws:PrincipalTag/KEY`).
     pub fn tags(&self) -> &[(String, String)] {
         &self.tags
+    }
+
+    /// A role's longest session, in seconds, as its `maxSessionDuration`
+    /// says (`None`: AWS's default, an hour; users have none).
+    pub fn max_session(&self) -> Option<u32> {
+        self.max_session
+    }
+
+    /// The entity with its longest session.
+    pub(crate) fn with_max_session(mut self, seconds: Option<u32>) -> Self {
+        self.max_session = seconds;
+        self
     }
 }
 

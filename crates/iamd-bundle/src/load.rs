@@ -1798,7 +1798,14 @@ impl<'f> Loader<'f> {
                 .as_ref()
                 .and_then(|r| lookup(this, users_file, r));
             let arn = format!("arn:{partition}:iam::{account_id}:user{path}{who}");
-            let entity = this.entity(("user", who, &arn), docs, boundary, &u.tags, &mut entities);
+            let entity = this.entity(
+                ("user", who, &arn),
+                docs,
+                boundary,
+                &u.tags,
+                None,
+                &mut entities,
+            );
             if let (Some(hash), Some((key, entity)), Some(next)) = (hash, entity, &mut this.next) {
                 let refs = u.policies.iter().chain(&u.boundary);
                 let mut deps = depends(
@@ -1903,7 +1910,15 @@ impl<'f> Loader<'f> {
                 }
                 kept_trust = Some((set, arns));
             }
-            let entity = this.entity(("role", who, &arn), docs, boundary, &r.tags, &mut entities);
+            let max_session = r.max_session_duration.as_ref().map(|d| d.value);
+            let entity = this.entity(
+                ("role", who, &arn),
+                docs,
+                boundary,
+                &r.tags,
+                max_session,
+                &mut entities,
+            );
             if let (Some(hash), Some((key, entity)), Some(next)) = (hash, entity, &mut this.next) {
                 let refs = r.policies.iter().chain(&r.boundary);
                 let deps = depends(
@@ -2136,6 +2151,7 @@ impl<'f> Loader<'f> {
         identity: Vec<Arc<Policy>>,
         boundary: Option<Arc<Policy>>,
         tags: &BTreeMap<String, String>,
+        max_session: Option<u32>,
         entities: &mut FxHashMap<Arc<str>, Arc<Entity>>,
     ) -> Option<(Arc<str>, Arc<Entity>)> {
         if let Some(r) = &mut self.recorder {
@@ -2145,13 +2161,16 @@ impl<'f> Loader<'f> {
         if !self.principals {
             return None;
         }
-        let entity = Arc::new(Entity::new(
-            principal,
-            StatementSet::new(identity),
-            boundary.map(|p| StatementSet::new([p])),
-            tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            self.organization.clone(),
-        ));
+        let entity = Arc::new(
+            Entity::new(
+                principal,
+                StatementSet::new(identity),
+                boundary.map(|p| StatementSet::new([p])),
+                tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                self.organization.clone(),
+            )
+            .with_max_session(max_session),
+        );
         let key: Arc<str> = format!("{kind}/{who}").into();
         entities.insert(key.clone(), entity.clone());
         Some((key, entity))

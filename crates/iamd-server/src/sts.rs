@@ -12,6 +12,14 @@
 //!   `aws:MultiFactorAuthAge` counts from the code). A code is accepted
 //!   once: a code of the same step or an earlier one is refused afterwards
 //!   (on this replica).
+//! - `AssumeRole`: a session of a role whose trust policy (and the caller's
+//!   own policies, as the engine decides `sts:AssumeRole` on the role)
+//!   allows the caller, with `sts:ExternalId`, `sts:RoleSessionName` and
+//!   the caller's MFA (its session's, or a code given with the call) in
+//!   the context; `DurationSeconds` up to the role's `maxSessionDuration`
+//!   (an hour for a role chained from a role session). Session policies
+//!   and session tags are refused, not ignored: iamd does not apply them
+//!   yet, and ignoring them would grant more than the caller asked for.
 //!
 //! The token seals the session ([`iamd_credentials::session`]): any replica
 //! with the same credentials file verifies it, with no shared state.
@@ -29,7 +37,7 @@ use iamd_credentials::{Credentials, Verified};
 use jiff::Timestamp;
 
 use crate::credentials::CredentialStore;
-use crate::reload::Store;
+use crate::decide::{Decider, Question, Refusal, Value};
 
 /// The one API version.
 pub const VERSION: &str = "2011-06-15";
@@ -69,17 +77,18 @@ impl StsError {
 #[derive(Debug)]
 pub struct Sts {
     credentials: Arc<CredentialStore>,
-    store: Arc<Store>,
+    decider: Decider,
     /// The last TOTP step accepted for each MFA device.
     used: Mutex<HashMap<String, i64>>,
 }
 
 impl Sts {
-    /// The STS over `credentials`, naming principals from `store`'s bundle.
-    pub fn new(credentials: Arc<CredentialStore>, store: Arc<Store>) -> Self {
+    /// The STS over `credentials`, naming principals from the decider's
+    /// bundle and deciding `AssumeRole` with it.
+    pub fn new(credentials: Arc<CredentialStore>, decider: Decider) -> Self {
         Self {
             credentials,
-            store,
+            decider,
             used: Mutex::new(HashMap::new()),
         }
     }
@@ -160,17 +169,18 @@ impl Sts {
         match param("Action") {
             Some("GetCallerIdentity") => self.caller_identity(&caller),
             Some("GetSessionToken") => self.session_token(&credentials, &caller, &param, now),
+            Some("AssumeRole") => self.assume_role(&credentials, &caller, &params, now),
             Some(other) => Err(StsError::new(
                 "InvalidAction",
                 400,
                 format!(
-                    "Could not find operation {other} for version {VERSION}: iamd's STS answers GetCallerIdentity and GetSessionToken"
+                    "Could not find operation {other} for version {VERSION}: iamd's STS answers GetCallerIdentity, GetSessionToken and AssumeRole"
                 ),
             )),
             None => Err(StsError::new(
                 "MissingAction",
                 400,
-                "Missing Action: give Action=GetCallerIdentity or Action=GetSessionToken",
+                "Missing Action: give Action=GetCallerIdentity, GetSessionToken or AssumeRole",
             )),
         }
     }
@@ -178,7 +188,8 @@ impl Sts {
     /// The caller's ARN and account, from the bundle.
     fn arn_of(&self, principal: &str) -> Result<(String, String), StsError> {
         let bundle = self
-            .store
+            .decider
+            .store()
             .bundle()
             .ok_or_else(|| StsError::new("ServiceUnavailable", 503, "no bundle is loaded"))?;
         let arn = match bundle.resolve(principal) {
@@ -194,10 +205,14 @@ impl Sts {
 
     fn caller_identity(&self, caller: &Verified) -> Result<String, StsError> {
         let (arn, account) = self.arn_of(&caller.principal)?;
+        let user_id = match session_of(&arn) {
+            Some((role, session)) => format!("{}:{session}", role_id(&account, role)),
+            None => iamd_credentials::key::unique_id("AIDA", &arn),
+        };
         Ok(format!(
             "<GetCallerIdentityResponse xmlns=\"{NAMESPACE}\"><GetCallerIdentityResult><Arn>{}</Arn><UserId>{}</UserId><Account>{account}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
             escape(&arn),
-            iamd_credentials::key::unique_id("AIDA", &arn)
+            escape(&user_id)
         ))
     }
 
@@ -262,6 +277,166 @@ impl Sts {
         ))
     }
 
+    fn assume_role(
+        &self,
+        credentials: &Credentials,
+        caller: &Verified,
+        params: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<String, StsError> {
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let invalid = |message: String| StsError::new("ValidationError", 400, message);
+        for (name, _) in params {
+            if name == "Policy"
+                || name.starts_with("PolicyArns.")
+                || name.starts_with("Tags.")
+                || name.starts_with("TransitiveTagKeys.")
+                || name == "SourceIdentity"
+                || name.starts_with("ProvidedContexts.")
+            {
+                return Err(invalid(format!(
+                    "{name}: iamd does not apply session policies, session tags or source identities yet; leave it out (the session then has the role's permissions)"
+                )));
+            }
+        }
+        let role_arn = param("RoleArn")
+            .ok_or_else(|| StsError::new("MissingParameter", 400, "RoleArn is missing"))?;
+        let name = param("RoleSessionName")
+            .ok_or_else(|| StsError::new("MissingParameter", 400, "RoleSessionName is missing"))?;
+        if !(2..=64).contains(&name.len())
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+        {
+            return Err(invalid(format!(
+                "1 validation error detected: Value '{}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64",
+                escape(&name.chars().take(64).collect::<String>())
+            )));
+        }
+        let external = param("ExternalId");
+        if external.is_some_and(|e| !(2..=1224).contains(&e.len())) {
+            return Err(invalid(
+                "ExternalId must be 2 to 1224 characters".to_owned(),
+            ));
+        }
+        // MFA: a code given with the call, else the caller's session's.
+        let mfa_at = match (param("SerialNumber"), param("TokenCode")) {
+            (Some(serial), Some(code)) => {
+                Some(self.check_mfa(credentials, caller, serial, code, now)?)
+            }
+            (None, None) => caller.session.as_ref().and_then(|s| s.mfa_at),
+            _ => {
+                return Err(invalid(
+                    "SerialNumber and TokenCode go together: give both or neither".to_owned(),
+                ));
+            }
+        };
+        let denied = || {
+            StsError::new(
+                "AccessDenied",
+                403,
+                format!(
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                    caller.principal
+                ),
+            )
+        };
+        let bundle = self
+            .decider
+            .store()
+            .bundle()
+            .ok_or_else(|| StsError::new("ServiceUnavailable", 503, "no bundle is loaded"))?;
+        let role = bundle
+            .resolve(role_arn)
+            .filter(|r| r.principal.arn().contains(":role/"))
+            .ok_or_else(denied)?;
+        let role_name = role_arn.rsplit('/').next().unwrap_or_default().to_owned();
+        let chained = caller.session.is_some();
+        let max = if chained {
+            3600
+        } else {
+            i64::from(role.entity.max_session().unwrap_or(3600))
+        };
+        let seconds = match param("DurationSeconds") {
+            None => 3600.min(max),
+            Some(text) => text.parse::<i64>().ok().filter(|s| (900..=max).contains(s)).ok_or_else(|| {
+                invalid(format!(
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role, or is under 900: give 900 to {max}{}",
+                    if chained { " (a role session chained from another session lasts at most an hour)" } else { "" }
+                ))
+            })?,
+        };
+        drop(role);
+        // The engine decides: the caller's own policies and the role's
+        // trust policy, with what AWS puts in the context of AssumeRole.
+        let mfa_present = mfa_at
+            .map(|_| "true".to_owned())
+            .or_else(|| caller.session.as_ref().map(|_| "false".to_owned()));
+        let mfa_age = mfa_at.map(|at| (now.as_second() - at.as_second()).max(0).to_string());
+        let mut context: Vec<(&str, Value<'_>)> =
+            vec![("sts:RoleSessionName", Value::Single(name))];
+        if let Some(e) = external {
+            context.push(("sts:ExternalId", Value::Single(e)));
+        }
+        if let Some(m) = &mfa_present {
+            context.push(("aws:MultiFactorAuthPresent", Value::Single(m)));
+        }
+        if let Some(a) = &mfa_age {
+            context.push(("aws:MultiFactorAuthAge", Value::Single(a)));
+        }
+        let question = Question {
+            principal: &caller.principal,
+            action: "sts:AssumeRole",
+            resource: role_arn,
+            resource_account: None,
+            context,
+            explain: false,
+        };
+        match self.decider.decide(&question, now, None, |d| d.outcome) {
+            Ok(iamd_policy::eval::Outcome::Allow) => {}
+            Ok(_) | Err(Refusal::Invalid(_) | Refusal::BatchTooLarge { .. }) => {
+                return Err(denied());
+            }
+            Err(Refusal::NoBundle) => {
+                return Err(StsError::new(
+                    "ServiceUnavailable",
+                    503,
+                    "no bundle is loaded",
+                ));
+            }
+        }
+        let account = bundle.account().to_owned();
+        let session_arn = format!(
+            "arn:{}:sts::{account}:assumed-role/{role_name}/{name}",
+            bundle.partition()
+        );
+        let key = credentials.sealing_key().ok_or_else(|| {
+            StsError::new(
+                "ServiceUnavailable",
+                503,
+                "iamd issues no temporary credentials: its credentials have no session key (iamd keys rotate-session-key)",
+            )
+        })?;
+        let no_random =
+            |_| StsError::new("InternalFailure", 500, "the random number generator failed");
+        let session = Session::new(session_arn.clone(), now, seconds, mfa_at).map_err(no_random)?;
+        let token = session.seal(key).map_err(no_random)?;
+        Ok(format!(
+            "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser><PackedPolicySize>0</PackedPolicySize></AssumeRoleResult><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></AssumeRoleResponse>",
+            session.access_key_id,
+            escape(session.secret.expose()),
+            session.expires,
+            role_id(&account, &role_name),
+            escape(name),
+            escape(&session_arn)
+        ))
+    }
+
     /// The time of a valid, unused MFA code of the caller's own active
     /// device.
     fn check_mfa(
@@ -301,6 +476,17 @@ impl Sts {
         used.insert(serial.to_owned(), step);
         Ok(now)
     }
+}
+
+/// A role session's role and session names, from its ARN.
+fn session_of(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.split_once(":assumed-role/")?.1;
+    rest.split_once('/')
+}
+
+/// A role's AWS-style unique ID (`AROA…`), stable for the role.
+fn role_id(account: &str, role: &str) -> String {
+    iamd_credentials::key::unique_id("AROA", &format!("{account}:role/{role}"))
 }
 
 /// The request's parameters: the query's, then the form body's.
@@ -426,4 +612,73 @@ pub async fn serve(
         metrics,
     };
     crate::http::serve(listener, how, sts, shutdown).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sts(loaded: bool) -> Sts {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut loader, credentials) = crate::credentials::CredentialLoader::new(dir.path());
+        if loaded {
+            loader.load().unwrap();
+        }
+        let (store, _) = crate::reload::Store::new();
+        let metrics = crate::admin::Metrics::new(store.clone());
+        let decider = Decider::new(store, crate::limits::RequestLimits::default(), metrics);
+        Sts::new(credentials, decider)
+    }
+
+    #[test]
+    fn unsigned_calls_and_missing_credentials_get_aws_s_errors() {
+        let headers: HashMap<String, String> = [
+            ("host".to_owned(), "127.0.0.1:8444".to_owned()),
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+        ]
+        .into();
+        let body = b"Action=GetCallerIdentity&Version=2011-06-15";
+        let (status, xml) = sts(true).answer("POST", "/", &headers, body, Timestamp::now());
+        assert_eq!(status, 403);
+        assert!(
+            xml.contains("<Code>MissingAuthenticationToken</Code>"),
+            "{xml}"
+        );
+        assert!(xml.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>"), "{xml}");
+        let (status, xml) = sts(false).answer("POST", "/", &headers, body, Timestamp::now());
+        assert_eq!(status, 503);
+        assert!(xml.contains("<Code>ServiceUnavailable</Code>"), "{xml}");
+    }
+
+    #[test]
+    fn parameters_come_from_the_query_and_the_form() {
+        let form: HashMap<String, String> = [(
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+        )]
+        .into();
+        let p = params(
+            "/?Action=AssumeRole",
+            &form,
+            b"RoleSessionName=a+b&ExternalId=x%2By",
+        );
+        assert_eq!(
+            p,
+            [
+                ("Action".to_owned(), "AssumeRole".to_owned()),
+                ("RoleSessionName".to_owned(), "a b".to_owned()),
+                ("ExternalId".to_owned(), "x+y".to_owned()),
+            ]
+        );
+        // A body that is not a form is not read as parameters.
+        assert_eq!(params("/", &HashMap::new(), b"Action=GetSessionToken"), []);
+        assert_eq!(
+            session_of("arn:aws:sts::123456789012:assumed-role/auditor/s1"),
+            Some(("auditor", "s1"))
+        );
+        assert_eq!(session_of("arn:aws:iam::123456789012:user/alice"), None);
+    }
 }
