@@ -135,6 +135,8 @@ impl Session {
         mfa_at: Option<Timestamp>,
     ) -> Result<Self, NoRandom> {
         let (access_key_id, secret) = key::generate(KeyKind::Temporary)?;
+        // Whole seconds, as the token keeps them and AWS writes them.
+        let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
         let expires = now
             .checked_add(jiff::SignedDuration::from_secs(seconds))
             .unwrap_or(now);

@@ -336,13 +336,13 @@ impl Sts {
                 ));
             }
         };
+        let caller_arn = self.arn_of(&caller.principal)?.0;
         let denied = || {
             StsError::new(
                 "AccessDenied",
                 403,
                 format!(
-                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
-                    caller.principal
+                    "User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
                 ),
             )
         };
