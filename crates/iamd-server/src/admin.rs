@@ -50,6 +50,17 @@ struct HttpLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignatureLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StsLabels {
+    action: &'static str,
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: OutcomeValue,
 }
@@ -67,6 +78,8 @@ pub struct Metrics {
     tls_reloads: Family<ResultLabels, Counter>,
     tls_handshake_failures: Counter,
     authzen_requests: Family<HttpLabels, Counter>,
+    signatures: Family<SignatureLabels, Counter>,
+    sts_requests: Family<StsLabels, Counter>,
     log: Option<Arc<DecisionLog>>,
 }
 
@@ -120,6 +133,18 @@ impl Metrics {
             "AuthZEN API requests by endpoint and HTTP status (a deny is 200)",
             authzen_requests.clone(),
         );
+        let signatures = Family::<SignatureLabels, Counter>::default();
+        registry.register(
+            "iamd_signatures",
+            "SigV4 signatures checked in Envoy's Check and the STS, by result (valid, or AWS's error code)",
+            signatures.clone(),
+        );
+        let sts_requests = Family::<StsLabels, Counter>::default();
+        registry.register(
+            "iamd_sts_requests",
+            "STS requests by action and result (OK, or AWS's error code)",
+            sts_requests.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector(store, log.clone())));
         Arc::new(Self {
             registry,
@@ -129,6 +154,8 @@ impl Metrics {
             tls_reloads,
             tls_handshake_failures,
             authzen_requests,
+            signatures,
+            sts_requests,
             log,
         })
     }
@@ -206,6 +233,21 @@ impl Metrics {
         self.authzen_requests
             .get_or_create(&HttpLabels { endpoint, code })
             .clone()
+    }
+
+    /// Counts one SigV4 signature checked: `valid`, or AWS's error code.
+    pub fn signature(&self, result: &'static str) {
+        self.signatures
+            .get_or_create(&SignatureLabels { result })
+            .inc();
+    }
+
+    /// Counts one STS request: its action (`GetSessionToken`... or
+    /// `unknown`) and its result (`OK`, or AWS's error code).
+    pub fn sts(&self, action: &'static str, code: &'static str) {
+        self.sts_requests
+            .get_or_create(&StsLabels { action, code })
+            .inc();
     }
 
     /// Counts one batch.

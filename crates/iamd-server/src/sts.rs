@@ -103,7 +103,11 @@ impl Sts {
         now: Timestamp,
     ) -> (u16, String) {
         let id = iamd_credentials::key::request_id();
-        match self.act(method, path, headers, body, now) {
+        let mut action = "unknown";
+        let result = self.act(method, path, headers, body, now, &mut action);
+        let metrics = self.decider.metrics();
+        metrics.sts(action, result.as_ref().map_or_else(|e| e.code, |_| "OK"));
+        match result {
             Ok(result) => (200, result.replace("{REQUEST_ID}", &id)),
             Err(e) => {
                 tracing::debug!(target: "iamd::sts", code = e.code, "refused: {}", e.message);
@@ -126,6 +130,7 @@ impl Sts {
         headers: &HashMap<String, String>,
         body: &[u8],
         now: Timestamp,
+        action: &mut &'static str,
     ) -> Result<String, StsError> {
         let credentials = self.credentials.credentials().ok_or_else(|| {
             StsError::new(
@@ -140,8 +145,14 @@ impl Sts {
             headers,
             body: Some(body),
         };
-        let caller = credentials
-            .verify(&request, now)
+        let verified = credentials.verify(&request, now);
+        let metrics = self.decider.metrics();
+        match &verified {
+            Ok(Some(_)) => metrics.signature("valid"),
+            Ok(None) => {}
+            Err(e) => metrics.signature(e.code.as_str()),
+        }
+        let caller = verified
             .map_err(|e| StsError::of_signature(&e))?
             .ok_or_else(|| {
                 StsError::new(
@@ -166,6 +177,12 @@ impl Sts {
                 format!("Could not find operation for version {v}: iamd's STS is {VERSION}"),
             ));
         }
+        *action = match param("Action") {
+            Some("GetCallerIdentity") => "GetCallerIdentity",
+            Some("GetSessionToken") => "GetSessionToken",
+            Some("AssumeRole") => "AssumeRole",
+            _ => "unknown",
+        };
         match param("Action") {
             Some("GetCallerIdentity") => self.caller_identity(&caller),
             Some("GetSessionToken") => self.session_token(&credentials, &caller, &param, now),
@@ -648,9 +665,17 @@ mod tests {
             "{xml}"
         );
         assert!(xml.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>"), "{xml}");
-        let (status, xml) = sts(false).answer("POST", "/", &headers, body, Timestamp::now());
+        let unloaded = sts(false);
+        let (status, xml) = unloaded.answer("POST", "/", &headers, body, Timestamp::now());
         assert_eq!(status, 503);
         assert!(xml.contains("<Code>ServiceUnavailable</Code>"), "{xml}");
+        let text = unloaded.decider.metrics().render();
+        assert!(
+            text.contains(
+                r#"iamd_sts_requests_total{action="unknown",code="ServiceUnavailable"} 1"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl ExtAuthz {
             Mapped::SignatureRefused { error, service } => {
                 tracing::debug!(target: "iamd::envoy", "ext_authz: signature refused: {error}");
                 let code = error.code;
+                self.decider.metrics().signature(code.as_str());
                 return aws_error(
                     &service,
                     code.as_str(),
@@ -87,7 +88,10 @@ impl ExtAuthz {
                 tracing::warn!(target: "iamd::envoy", "ext_authz: a signed request, and no credentials are live: 503");
                 return refused(&Refusal::NoBundle);
             }
-            Mapped::Signed { request, service } => (request, None, Some(service)),
+            Mapped::Signed { request, service } => {
+                self.decider.metrics().signature("valid");
+                (request, None, Some(service))
+            }
             Mapped::Unauthenticated => return unauthenticated(),
             Mapped::NoRoute => {
                 return denied(

@@ -975,6 +975,15 @@ context:
             assert!(body.contains(&format!("<Code>{code}</Code>")), "{body}");
             assert!(!body.contains(SECRET));
         }
+        // Counted: the good signatures and each refusal by its code.
+        let text = s.decider.metrics().render();
+        for line in [
+            r#"iamd_signatures_total{result="valid"} 2"#,
+            r#"iamd_signatures_total{result="SignatureDoesNotMatch"} 1"#,
+            r#"iamd_signatures_total{result="InvalidAccessKeyId"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
         // Unsigned, with a JWT: the next source.
         let (code, _, _, headers) = http_status(&s.decide(
             &check(
