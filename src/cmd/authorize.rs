@@ -73,6 +73,7 @@ pub(crate) fn run(args: AuthorizeArgs) -> ExitCode {
         context,
         resource_account: String::new(),
         explain: args.explain,
+        signed: None,
     };
     let rt = match runtime() {
         Ok(rt) => rt,

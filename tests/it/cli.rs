@@ -380,6 +380,7 @@ async fn sigterm_under_load_loses_no_answered_request() {
                     context: Default::default(),
                     resource_account: String::new(),
                     explain: false,
+                    signed: None,
                 };
                 match c.authorize(r).await {
                     Ok(a) => {

@@ -392,6 +392,8 @@ struct Fixture {
     credentials: PathBuf,
     /// The daemon's admin port.
     admin: u16,
+    /// The daemon's gRPC address (`http://127.0.0.1:PORT`).
+    grpc: String,
     alice: (String, String),
     bob: (String, String),
     dir: tempfile::TempDir,
@@ -460,6 +462,7 @@ impl Fixture {
             sts: format!("http://127.0.0.1:{sts}"),
             credentials,
             admin,
+            grpc: format!("http://127.0.0.1:{iamd_port}"),
             alice,
             bob,
             dir,
@@ -955,4 +958,73 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
         !ok && err.contains("does not apply session policies"),
         "{err}"
     );
+}
+
+/// A service that gets requests from the AWS SDKs asks iamd directly over
+/// iamd.v1 with the request as signed (here by botocore): the signer is
+/// the principal, a bad signature is UNAUTHENTICATED with AWS's code.
+#[test]
+fn iamd_v1_verifies_a_signed_request_given_with_the_question() {
+    use iamd_proto::pb;
+    let Some(venv) = aws_venv() else { return };
+    let Some(envoy) = envoy_binary() else { return };
+    let f = Fixture::start(&venv, &envoy);
+    let sign = |key: (&str, &str), url: &str| -> pb::SignedHttpRequest {
+        let out = crate::python::run(
+            aws_env(&mut Command::new(venv.join("bin/python")), key)
+                .arg("tests/python/sigv4.py")
+                .args(["sign", "GET", url, "s3"])
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        pb::SignedHttpRequest {
+            method: v["method"].as_str().unwrap().into(),
+            path: v["path"].as_str().unwrap().into(),
+            headers: serde_json::from_value(v["headers"].clone()).unwrap(),
+            body: Vec::new(),
+        }
+    };
+    let ask = |object: &str, signed: pb::SignedHttpRequest, principal: &str| {
+        let mut r = crate::harness::req(
+            principal,
+            "s3:GetObject",
+            &format!("arn:aws:s3:::reports/{object}"),
+            &[("aws:RequestedRegion", "us-east-1")],
+        );
+        r.signed = Some(Box::new(signed));
+        let grpc = f.grpc.clone();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let mut c = pb::authorizer_client::AuthorizerClient::connect(grpc)
+                    .await
+                    .unwrap();
+                c.authorize(r).await.map(|a| a.into_inner())
+            })
+    };
+    let url = "http://reports.internal/reports/2026/q4.txt";
+    let allowed = ask("2026/q4.txt", sign(f.alice(), url), "").unwrap();
+    assert_eq!(allowed.decision(), pb::Decision::Allow, "{allowed:?}");
+    // The long-term key has no MFA: the guardrail denies the restricted one.
+    let restricted = "http://reports.internal/reports/restricted/plan.txt";
+    let denied = ask("restricted/plan.txt", sign(f.alice(), restricted), "").unwrap();
+    assert_eq!(denied.decision(), pb::Decision::ExplicitDeny, "{denied:?}");
+    // bob's signature decides as bob.
+    let bob = ask("2026/q4.txt", sign((&f.bob.0, &f.bob.1), url), "").unwrap();
+    assert_eq!(bob.decision(), pb::Decision::ImplicitDeny, "{bob:?}");
+    // A changed path, a wrong secret: UNAUTHENTICATED, AWS's code first.
+    let mut changed = sign(f.alice(), url);
+    changed.path = "/reports/2026/q3.txt".into();
+    let wrong = sign(
+        (&f.alice.0, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        url,
+    );
+    for signed in [changed, wrong] {
+        let e = ask("2026/q4.txt", signed, "").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+        assert!(e.message().starts_with("SignatureDoesNotMatch: "), "{e:?}");
+    }
+    // A principal beside the signature is a malformed request.
+    let e = ask("2026/q4.txt", sign(f.alice(), url), "user/bob").unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
 }

@@ -150,6 +150,7 @@ pub(crate) fn req(
             .collect(),
         resource_account: String::new(),
         explain: false,
+        signed: None,
     }
 }
 

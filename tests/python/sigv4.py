@@ -5,6 +5,10 @@ iamd's SigV4 tests (tests/it/credentials.rs).
   sigv4.py presign URL        presigned GETs of a key through Envoy: fresh,
                               expired, tampered; each URL's status and body
   sigv4.py skewed URL MINUTES a list call signed MINUTES in the past
+  sigv4.py sign METHOD URL SERVICE [TOKEN]
+                              one request signed (with a session token, for
+                              temporary credentials): its method, path and
+                              headers as JSON
 
 The key is in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the region in
 AWS_DEFAULT_REGION.
@@ -149,12 +153,26 @@ def skewed(endpoint, minutes):
         print(json.dumps({"code": e.response["Error"]["Code"]}))
 
 
+def sign(method, url, service, token=None):
+    credentials = Credentials(CREDENTIALS.access_key, CREDENTIALS.secret_key, token)
+    request = AWSRequest(method=method, url=url)
+    signer = S3SigV4Auth if service == "s3" else SigV4Auth
+    signer(credentials, service, REGION).add_auth(request)
+    prepared = request.prepare()
+    parts = urllib.parse.urlsplit(prepared.url)
+    headers = {k.lower(): str(v) for k, v in prepared.headers.items()}
+    headers["host"] = parts.netloc
+    print(json.dumps({"method": method, "path": parts.path + ("?" + parts.query if parts.query else ""), "headers": headers}))
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "vectors":
         vectors(int(sys.argv[2]), int(sys.argv[3]))
     elif command == "presign":
         presign(sys.argv[2])
+    elif command == "sign":
+        sign(*sys.argv[2:])
     elif command == "skewed":
         skewed(sys.argv[2], int(sys.argv[3]))
     else:

@@ -219,6 +219,7 @@ pub fn read_mix(name: &str, text: &str) -> Result<Vec<Entry>, Vec<String>> {
             context,
             resource_account: text("resourceAccount"),
             explain: false,
+            signed: None,
         };
         if request.principal.is_empty() || request.action.is_empty() {
             return Err("a request needs `principal` and `action`".into());

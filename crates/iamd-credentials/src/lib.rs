@@ -3,7 +3,7 @@
 //! the verification of AWS Signature Version 4, so that requests signed by
 //! the AWS SDKs and CLI get a principal the way AWS gives them one.
 //!
-//! - [`file`]: the credentials file, checked and written (`iamd keys`).
+//! - [`file`](mod@file): the credentials file, checked and written (`iamd keys`).
 //! - [`key`]: access key IDs and secrets, and new ones.
 //! - [`sigv4`]: what a signed request presents and its canonical request.
 //! - [`totp`]: virtual MFA devices' codes.

@@ -21,6 +21,26 @@ use iamd_credentials::Credentials;
 use iamd_credentials::file::CredentialsFile;
 use jiff::Timestamp;
 
+/// The condition keys AWS sets for a request `v` verified, at `now`: the
+/// signature's region; for temporary credentials, their MFA (present, and
+/// its age in seconds when present) and issue time. A long-term key has no
+/// `aws:MultiFactorAuthPresent` at all, as in AWS.
+pub fn signed_facts(v: &iamd_credentials::Verified, now: Timestamp) -> Vec<(&'static str, String)> {
+    let mut facts = vec![("aws:RequestedRegion", v.region.clone())];
+    if let Some(session) = &v.session {
+        facts.push((
+            "aws:MultiFactorAuthPresent",
+            session.mfa_at.is_some().to_string(),
+        ));
+        if let Some(at) = session.mfa_at {
+            let age = (now.as_second() - at.as_second()).max(0);
+            facts.push(("aws:MultiFactorAuthAge", age.to_string()));
+        }
+        facts.push(("aws:TokenIssueTime", session.issued.to_string()));
+    }
+    facts
+}
+
 /// What the loader reports about the credentials.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CredentialStatus {

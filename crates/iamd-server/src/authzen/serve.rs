@@ -373,7 +373,7 @@ fn json_content(headers: &hyper::HeaderMap) -> Result<(), String> {
 }
 
 /// Serves the AuthZEN API on `listener` until `shutdown`, then drains
-/// ([`crate::http::serve`]).
+/// (the HTTP front doors' one serving loop, `http.rs`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<Tls>>,

@@ -649,18 +649,8 @@ impl Mapping {
         // key has no aws:MultiFactorAuthPresent at all, as in AWS, which is
         // what `BoolIfExists` is for).
         if let Some(v) = &signed {
-            context.insert("aws:RequestedRegion".into(), single(v.region.clone()));
-            if let Some(session) = &v.session {
-                let mfa = session.mfa_at.is_some();
-                context.insert("aws:MultiFactorAuthPresent".into(), single(mfa.to_string()));
-                if let Some(at) = session.mfa_at {
-                    let age = (now.as_second() - at.as_second()).max(0);
-                    context.insert("aws:MultiFactorAuthAge".into(), single(age.to_string()));
-                }
-                context.insert(
-                    "aws:TokenIssueTime".into(),
-                    single(session.issued.to_string()),
-                );
+            for (key, value) in crate::credentials::signed_facts(v, now) {
+                context.insert(key.into(), single(value));
             }
         }
         let request = OwnedQuestion {

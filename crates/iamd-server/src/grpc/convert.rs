@@ -7,11 +7,20 @@ use iamd_policy::policy::Effect;
 
 use iamd_proto::pb;
 
-/// The question an `AuthorizeRequest` asks. The context's size is checked
-/// before it is converted.
+/// Who signed an `AuthorizeRequest`'s `signed` request, and the facts of
+/// the signature: they replace its `principal` and those context keys.
+#[derive(Debug, Default)]
+pub(crate) struct Signer {
+    pub(crate) principal: String,
+    pub(crate) facts: Vec<(&'static str, String)>,
+}
+
+/// The question an `AuthorizeRequest` asks (by `signer`, when it was
+/// signed). The context's size is checked before it is converted.
 pub(crate) fn question<'r>(
     req: &'r pb::AuthorizeRequest,
     decider: &Decider,
+    signer: Option<&'r Signer>,
 ) -> Result<Question<'r>, Refusal> {
     let values = req
         .context
@@ -33,10 +42,17 @@ pub(crate) fn question<'r>(
                 )));
             }
         };
-        context.push((key.as_str(), value));
+        let replaced =
+            signer.is_some_and(|s| s.facts.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)));
+        if !replaced {
+            context.push((key.as_str(), value));
+        }
+    }
+    if let Some(s) = signer {
+        context.extend(s.facts.iter().map(|(k, v)| (*k, Value::Single(v))));
     }
     Ok(Question {
-        principal: &req.principal,
+        principal: signer.map_or(req.principal.as_str(), |s| s.principal.as_str()),
         action: &req.action,
         resource: &req.resource,
         resource_account: Some(req.resource_account.as_str()).filter(|a| !a.is_empty()),

@@ -32,12 +32,74 @@ use crate::tls::Tls;
 #[derive(Debug, Clone)]
 pub struct AuthorizerService {
     decider: Decider,
+    credentials: Option<Arc<crate::credentials::CredentialStore>>,
 }
 
 impl AuthorizerService {
     /// A service answering with `decider`.
     pub fn new(decider: Decider) -> Self {
-        Self { decider }
+        Self {
+            decider,
+            credentials: None,
+        }
+    }
+
+    /// Verifies the requests' `signed` field with the credentials of
+    /// `store`.
+    pub fn with_credentials(mut self, store: Arc<crate::credentials::CredentialStore>) -> Self {
+        self.credentials = Some(store);
+        self
+    }
+
+    /// The signer of `r`'s `signed` request, if it has one: `UNAUTHENTICATED`
+    /// with AWS's code when its signature cannot be accepted, `UNAVAILABLE`
+    /// without credentials, `INVALID_ARGUMENT` with a `principal` beside it.
+    fn signer(
+        &self,
+        r: &pb::AuthorizeRequest,
+        now: jiff::Timestamp,
+    ) -> Result<Option<convert::Signer>, Status> {
+        let Some(signed) = &r.signed else {
+            return Ok(None);
+        };
+        if !r.principal.is_empty() {
+            return Err(Status::invalid_argument(
+                "`principal` and `signed` both given: the signer of `signed` is the principal; leave `principal` empty",
+            ));
+        }
+        let metrics = self.decider.metrics();
+        let Some(credentials) = self.credentials.as_ref().and_then(|c| c.credentials()) else {
+            return Err(Status::unavailable(
+                "a signed request, and no credentials are loaded (serve --credentials DIR)",
+            ));
+        };
+        let request = iamd_credentials::sigv4::HttpRequest {
+            method: &signed.method,
+            path: &signed.path,
+            headers: &signed.headers,
+            body: (!signed.body.is_empty()).then_some(&signed.body[..]),
+        };
+        match credentials.verify(&request, now) {
+            Ok(Some(v)) => {
+                metrics.signature("valid");
+                Ok(Some(convert::Signer {
+                    facts: crate::credentials::signed_facts(&v, now),
+                    principal: v.principal,
+                }))
+            }
+            Ok(None) => Err(Status::unauthenticated(
+                "MissingAuthenticationToken: `signed` carries no AWS Signature Version 4 (an Authorization header, or a presigned URL's X-Amz-* parameters)",
+            )),
+            Err(e) => {
+                metrics.signature(e.code.as_str());
+                tracing::debug!(target: "iamd::grpc", "signature refused: {e}");
+                Err(Status::unauthenticated(format!(
+                    "{}: {}",
+                    e.code.as_str(),
+                    e.code.message()
+                )))
+            }
+        }
     }
 
     /// Decides one request against the live bundle at `now`, counted and
@@ -49,7 +111,8 @@ impl AuthorizerService {
         now: jiff::Timestamp,
         trace_id: Option<&str>,
     ) -> Result<pb::AuthorizeResponse, Status> {
-        convert::question(r, &self.decider)
+        let signer = self.signer(r, now)?;
+        convert::question(r, &self.decider, signer.as_ref())
             .and_then(|q| self.decider.decide(&q, now, trace_id, convert::response))
             .map_err(|e| status::refused(&e))
     }
@@ -121,7 +184,10 @@ impl AuthorizerService {
         let mut responses = Vec::with_capacity(requests.len());
         let mut tally = pinned.tally();
         for (i, r) in requests.iter().enumerate() {
-            let answer = convert::question(r, &self.decider)
+            let signer = self
+                .signer(r, now)
+                .map_err(|e| Status::new(e.code(), format!("requests[{i}]: {}", e.message())))?;
+            let answer = convert::question(r, &self.decider, signer.as_ref())
                 .and_then(|q| {
                     pinned.decide_in(&mut tally, &q, now, trace_id, |a| {
                         convert::response_with(a, each_revision, table.as_mut())
@@ -593,6 +659,7 @@ async fn router(
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let decider = Decider::new(store, limits, metrics);
+    let credentials_for_authorizer = credentials.clone();
     let ext_authz = envoy.map(|mapping| {
         let mut check = crate::envoy::ExtAuthz::new(decider.clone(), mapping);
         if let Some(store) = credentials {
@@ -602,7 +669,11 @@ async fn router(
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes)
     });
-    let authorizer = pb::authorizer_server::AuthorizerServer::new(AuthorizerService::new(decider))
+    let mut service = AuthorizerService::new(decider);
+    if let Some(store) = credentials_for_authorizer {
+        service = service.with_credentials(store);
+    }
+    let authorizer = pb::authorizer_server::AuthorizerServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let c = limits.connections;
