@@ -320,8 +320,9 @@ fn s3_upstream() -> u16 {
                     }
                 }
                 let target = head.split([' ', '?']).nth(1).unwrap_or("/").to_owned();
-                let body = if head.starts_with("get /reports?") || head.starts_with("get /reports ")
-                {
+                // A listing: a GET of a bucket (one path segment).
+                let listing = head.starts_with("get ") && target.matches('/').count() == 1;
+                let body = if listing {
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>reports</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>2026/q4.txt</Key><LastModified>2026-12-01T00:00:00.000Z</LastModified><ETag>\"abc\"</ETag><Size>17</Size><StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>".to_owned()
                 } else if head.starts_with("get ") {
                     format!("quarterly numbers of {target}")
@@ -929,8 +930,7 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
             "{err}"
         );
     }
-    // Up to the role's maxSessionDuration (7200 s); session policies are
-    // refused, not ignored.
+    // Up to the role's maxSessionDuration (7200 s).
     let (ok, _, err) = assume(
         alice,
         None,
@@ -948,14 +948,58 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
         )
         .0
     );
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
-    let (ok, _, err) = assume(
+    // A session policy narrows the session: the role may list the audit
+    // bucket, a session limited to reading 2026's objects may not.
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::audit/2026/*"}]}"#;
+    let (ok, out, err) = assume(
         alice,
         None,
         &["--external-id", "acme-audit", "--policy", policy],
     );
+    assert!(ok, "{err}");
+    let narrow = temporary(&json(&out)["Credentials"]);
+    let (ok, _, err) = read_log((&narrow.0, &narrow.1), Some(&narrow.2));
+    assert!(ok, "{err}");
+    let list_audit = |k: (&str, &str), t: Option<&str>| {
+        aws(
+            &venv,
+            &f.endpoint,
+            k,
+            t,
+            &["s3api", "list-objects-v2", "--bucket", "audit"],
+        )
+    };
+    let (ok, _, err) = list_audit((&narrow.0, &narrow.1), Some(&narrow.2));
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
     assert!(
-        !ok && err.contains("does not apply session policies"),
+        list_audit((&auditor.0, &auditor.1), Some(&auditor.2)).0,
+        "the role itself lists"
+    );
+    // A policy that does not compile; managed session policies, which
+    // iamd refuses rather than ignores.
+    let (ok, _, err) = assume(
+        alice,
+        None,
+        &[
+            "--external-id",
+            "acme-audit",
+            "--policy",
+            r#"{"Statement": "all"}"#,
+        ],
+    );
+    assert!(!ok && err.contains("(MalformedPolicyDocument)"), "{err}");
+    let (ok, _, err) = assume(
+        alice,
+        None,
+        &[
+            "--external-id",
+            "acme-audit",
+            "--policy-arns",
+            "arn=arn:aws:iam::aws:policy/ReadOnlyAccess",
+        ],
+    );
+    assert!(
+        !ok && err.contains("does not apply managed session policies"),
         "{err}"
     );
 }

@@ -123,6 +123,8 @@ pub struct Session {
     pub mfa_at: Option<Timestamp>,
     /// Its session tags.
     pub tags: Vec<(String, String)>,
+    /// Its session policy (JSON), which limits what it may do.
+    pub policy: Option<String>,
 }
 
 impl Session {
@@ -148,6 +150,7 @@ impl Session {
             expires,
             mfa_at,
             tags: Vec::new(),
+            policy: None,
         })
     }
 
@@ -160,6 +163,9 @@ impl Session {
         body.insert("e".into(), self.expires.as_second().into());
         if let Some(at) = self.mfa_at {
             body.insert("m".into(), at.as_second().into());
+        }
+        if let Some(p) = &self.policy {
+            body.insert("P".into(), p.clone().into());
         }
         if !self.tags.is_empty() {
             let tags: Map<String, Value> = self
@@ -267,6 +273,7 @@ impl Session {
             expires,
             mfa_at: time("m"),
             tags,
+            policy: text("P"),
         })
     }
 }
@@ -287,6 +294,7 @@ mod tests {
         assert_ne!(old.id, key.id);
         let mut session = Session::new("user/alice".into(), now, 3600, Some(now)).unwrap();
         session.tags = vec![("project".into(), "reports".into())];
+        session.policy = Some(r#"{"Version": "2012-10-17", "Statement": []}"#.into());
         let token = session.seal(&key).unwrap();
         assert!(!token.contains("user/alice") && !token.contains(session.secret.expose()));
         let keys = [key.clone(), old.clone()];

@@ -93,6 +93,8 @@ pub struct SessionFacts {
     pub mfa_at: Option<Timestamp>,
     /// Its session tags.
     pub tags: Vec<(String, String)>,
+    /// Its session policy (JSON), if it has one.
+    pub policy: Option<String>,
 }
 
 impl Credentials {
@@ -221,6 +223,7 @@ impl Credentials {
                     issued: s.issued,
                     mfa_at: s.mfa_at,
                     tags: s.tags,
+                    policy: s.policy,
                 };
                 (s.secret, s.principal, Some(facts))
             }

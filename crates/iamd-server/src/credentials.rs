@@ -21,6 +21,8 @@ use iamd_credentials::Credentials;
 use iamd_credentials::file::CredentialsFile;
 use jiff::Timestamp;
 
+use crate::decide::SessionPolicy;
+
 /// The condition keys AWS sets for a request `v` verified, at `now`: the
 /// signature's region; for temporary credentials, their MFA (present, and
 /// its age in seconds when present) and issue time. A long-term key has no
@@ -71,12 +73,40 @@ pub struct CredentialSnapshot {
 
 /// The live [`CredentialSnapshot`]; only its [`CredentialLoader`] writes
 /// it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CredentialStore {
     live: ArcSwap<CredentialSnapshot>,
+    /// Session policies compiled, by their text (a session's requests
+    /// share one).
+    policies: moka::sync::Cache<Arc<str>, SessionPolicy>,
 }
 
+impl Default for CredentialStore {
+    fn default() -> Self {
+        Self {
+            live: ArcSwap::default(),
+            policies: moka::sync::Cache::builder()
+                .max_capacity(SESSION_POLICIES_KEPT)
+                .build(),
+        }
+    }
+}
+
+/// How many compiled session policies are kept.
+const SESSION_POLICIES_KEPT: u64 = 10_000;
+
 impl CredentialStore {
+    /// The session policy `text`, compiled (once for all the requests that
+    /// carry it).
+    pub fn session_policy(&self, text: &str) -> Result<SessionPolicy, String> {
+        if let Some(p) = self.policies.get(text) {
+            return Ok(p);
+        }
+        let p = SessionPolicy::compile(text)?;
+        self.policies.insert(text.into(), p.clone());
+        Ok(p)
+    }
+
     /// The live credentials, if any.
     pub fn credentials(&self) -> Option<Arc<Credentials>> {
         self.live.load().credentials.clone()

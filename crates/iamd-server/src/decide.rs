@@ -18,7 +18,7 @@ use std::time::Instant;
 use arc_swap::Guard;
 use iamd_bundle::Bundle;
 use iamd_policy::context::{Context, ContextValue};
-use iamd_policy::eval::{self, Determining, Layer, Layers, Outcome, Request};
+use iamd_policy::eval::{self, Determining, Layer, Layers, Outcome, Request, StatementSet};
 use iamd_policy::policy::Effect;
 
 use crate::admin::Metrics;
@@ -40,6 +40,50 @@ pub struct Question<'a> {
     pub context: Vec<(&'a str, Value<'a>)>,
     /// Whether a deny should say why ([`Answer::explanation`]).
     pub explain: bool,
+    /// The session policy of a role session whose token carries one: it
+    /// limits the decision as the boundary does.
+    pub session: Option<&'a SessionPolicy>,
+}
+
+/// A session policy (`AssumeRole`'s `Policy`), compiled, with its text: two
+/// are equal when their texts are.
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    text: Arc<str>,
+    set: Arc<StatementSet>,
+}
+
+impl PartialEq for SessionPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for SessionPolicy {}
+
+impl SessionPolicy {
+    /// Compiles `text`, a session policy's JSON; the error says what is
+    /// wrong, where.
+    pub fn compile(text: &str) -> Result<Self, String> {
+        use iamd_policy::json::Source;
+        use iamd_policy::policy::{Policy, PolicyKind};
+        let policy = Policy::parse(&Source::new("session", text), PolicyKind::Session)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            text: text.into(),
+            set: Arc::new(StatementSet::new([Arc::new(policy)])),
+        })
+    }
+
+    /// Its statements.
+    pub fn statements(&self) -> &StatementSet {
+        &self.set
+    }
+
+    /// Its text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 /// A condition key's value in a [`Question`].
@@ -91,6 +135,8 @@ pub struct OwnedQuestion {
     pub resource: String,
     /// The caller's condition keys, in key order.
     pub context: BTreeMap<String, ContextValue>,
+    /// The session policy, compiled.
+    pub session: Option<SessionPolicy>,
 }
 
 impl OwnedQuestion {
@@ -107,6 +153,7 @@ impl OwnedQuestion {
                 .map(|(k, v)| (k.as_str(), Value::from(v)))
                 .collect(),
             explain: false,
+            session: self.session.as_ref(),
         }
     }
 }
@@ -621,7 +668,11 @@ fn decide<T>(
     ctx.add_facts(resolved.facts(), now, true);
     let request = Request::new(&resolved.principal, q.action, q.resource, &ctx)
         .with_resource_account(q.resource_account.filter(|a| !a.is_empty()));
-    let layers = bundle.layers(&resolved, &request, None);
+    let layers = bundle.layers(
+        &resolved,
+        &request,
+        q.session.map(SessionPolicy::statements),
+    );
     // The determining statements' scratch space, kept by the thread from
     // one decision to the next (no allocation per call).
     thread_local! {
@@ -692,6 +743,7 @@ mod tests {
             resource_account: None,
             context: Vec::new(),
             explain: false,
+            session: None,
         }
     }
 

@@ -384,6 +384,7 @@ mod tests {
                 .map(|(k, v)| (*k, Value::Single(v)))
                 .collect(),
             explain: false,
+            session: None,
         }
     }
 

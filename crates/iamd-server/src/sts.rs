@@ -17,9 +17,11 @@
 //!   allows the caller, with `sts:ExternalId`, `sts:RoleSessionName` and
 //!   the caller's MFA (its session's, or a code given with the call) in
 //!   the context; `DurationSeconds` up to the role's `maxSessionDuration`
-//!   (an hour for a role chained from a role session). Session policies
-//!   and session tags are refused, not ignored: iamd does not apply them
-//!   yet, and ignoring them would grant more than the caller asked for.
+//!   (an hour for a role chained from a role session). An inline session
+//!   policy (`Policy`) travels in the token and limits every request of
+//!   the session; managed session policies and session tags are refused,
+//!   not ignored: iamd does not apply them yet, and ignoring them would
+//!   grant more than the caller asked for.
 //!
 //! The token seals the session ([`iamd_credentials::session`]): any replica
 //! with the same credentials file verifies it, with no shared state.
@@ -45,6 +47,8 @@ pub const VERSION: &str = "2011-06-15";
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// The largest request body read.
 const MAX_BODY_BYTES: usize = 64 << 10;
+/// The longest inline session policy, in characters (AWS's).
+const SESSION_POLICY_CHARS: usize = 2048;
 /// `GetSessionToken`'s bounds and default, in seconds (AWS's).
 const SESSION_SECONDS: (i64, i64, i64) = (900, 43_200, 129_600);
 
@@ -309,17 +313,36 @@ impl Sts {
         };
         let invalid = |message: String| StsError::new("ValidationError", 400, message);
         for (name, _) in params {
-            if name == "Policy"
-                || name.starts_with("PolicyArns.")
+            let unsupported = name.starts_with("PolicyArns.")
                 || name.starts_with("Tags.")
                 || name.starts_with("TransitiveTagKeys.")
                 || name == "SourceIdentity"
-                || name.starts_with("ProvidedContexts.")
-            {
+                || name.starts_with("ProvidedContexts.");
+            if unsupported {
                 return Err(invalid(format!(
-                    "{name}: iamd does not apply session policies, session tags or source identities yet; leave it out (the session then has the role's permissions)"
+                    "{name}: iamd does not apply managed session policies, session tags or source identities yet; leave it out (an inline `Policy` is applied)"
                 )));
             }
+        }
+        // An inline session policy: at most 2,048 characters, as in AWS,
+        // and one that compiles (the session's requests are decided with
+        // it as a limit, like a boundary).
+        let policy = param("Policy");
+        if let Some(text) = policy {
+            if text.chars().count() > SESSION_POLICY_CHARS {
+                return Err(StsError::new(
+                    "PackedPolicyTooLarge",
+                    400,
+                    format!("the session policy is longer than {SESSION_POLICY_CHARS} characters"),
+                ));
+            }
+            self.credentials.session_policy(text).map_err(|e| {
+                StsError::new(
+                    "MalformedPolicyDocument",
+                    400,
+                    iamd_policy::message::shorten(&e).into_owned(),
+                )
+            })?;
         }
         let role_arn = param("RoleArn")
             .ok_or_else(|| StsError::new("MissingParameter", 400, "RoleArn is missing"))?;
@@ -413,6 +436,7 @@ impl Sts {
             resource_account: None,
             context,
             explain: false,
+            session: None,
         };
         match self.decider.decide(&question, now, None, |d| d.outcome) {
             Ok(iamd_policy::eval::Outcome::Allow) => {}
@@ -441,7 +465,9 @@ impl Sts {
         })?;
         let no_random =
             |_| StsError::new("InternalFailure", 500, "the random number generator failed");
-        let session = Session::new(session_arn.clone(), now, seconds, mfa_at).map_err(no_random)?;
+        let mut session =
+            Session::new(session_arn.clone(), now, seconds, mfa_at).map_err(no_random)?;
+        session.policy = policy.map(str::to_owned);
         let token = session.seal(key).map_err(no_random)?;
         Ok(format!(
             "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser><PackedPolicySize>0</PackedPolicySize></AssumeRoleResult><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></AssumeRoleResponse>",

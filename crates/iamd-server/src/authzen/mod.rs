@@ -324,6 +324,7 @@ impl Ask<'_> {
                 .map(|(k, v)| (k.as_str(), Value::from(v)))
                 .collect(),
             explain: self.reasons,
+            session: None,
         };
         let write = |a: &Answer<'_>| {
             let allowed = a.outcome == Outcome::Allow;

@@ -157,6 +157,7 @@ impl Ask<'_> {
                     .map(|(k, v): &(String, ContextValue)| (k.as_str(), Value::from(v)))
                     .collect(),
                 explain: false,
+                session: None,
             };
             for (i, name) in candidates.iter().enumerate().take(end).skip(start) {
                 if found == limit {

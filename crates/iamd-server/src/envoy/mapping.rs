@@ -305,6 +305,8 @@ pub enum Mapped {
         /// The service of the signature's scope (`s3`, ...): AWS's error
         /// format depends on it.
         service: String,
+        /// The session policy its session token carries, to compile.
+        policy: Option<String>,
     },
     /// A SigV4 signature that cannot be accepted: AWS's error.
     SignatureRefused {
@@ -552,7 +554,7 @@ impl Mapping {
                             signed = Some(v);
                             Some((principal, None))
                         }
-                        Err(refused) => return refused,
+                        Err(refused) => return *refused,
                     }
                 }
             };
@@ -658,12 +660,14 @@ impl Mapping {
             action,
             resource,
             context,
+            session: None,
         };
         match (peer, signed) {
             (Some(peer), _) => Mapped::AssumeRole { peer, request },
             (None, Some(v)) => Mapped::Signed {
                 request,
                 service: v.service,
+                policy: v.session.and_then(|s| s.policy),
             },
             (None, None) => Mapped::Request(request),
         }
@@ -701,7 +705,7 @@ fn verify_signature(
     credentials: Option<&Credentials>,
     regions: &[String],
     services: &[String],
-) -> Result<Option<iamd_credentials::Verified>, Mapped> {
+) -> Result<Option<iamd_credentials::Verified>, Box<Mapped>> {
     // Envoy marks a body it cut at `max_request_bytes`: not the one signed.
     let partial = http
         .headers
@@ -729,12 +733,14 @@ fn verify_signature(
     let Some(credentials) = credentials else {
         return match sigv4::presented(&request) {
             Ok(None) => Ok(None),
-            _ => Err(Mapped::NoCredentials),
+            _ => Err(Box::new(Mapped::NoCredentials)),
         };
     };
-    let refused = |error: SigError| Mapped::SignatureRefused {
-        error,
-        service: service_of(),
+    let refused = |error: SigError| {
+        Box::new(Mapped::SignatureRefused {
+            error,
+            service: service_of(),
+        })
     };
     let Some(v) = credentials.verify(&request, now).map_err(refused)? else {
         return Ok(None);

@@ -88,8 +88,34 @@ impl ExtAuthz {
                 tracing::warn!(target: "iamd::envoy", "ext_authz: a signed request, and no credentials are live: 503");
                 return refused(&Refusal::NoBundle);
             }
-            Mapped::Signed { request, service } => {
+            Mapped::Signed {
+                mut request,
+                service,
+                policy,
+            } => {
                 self.decider.metrics().signature("valid");
+                // A role session's policy narrows what it may do; one that
+                // no longer compiles (iamd's rules changed) denies.
+                if let Some(text) = policy {
+                    let compiled = self
+                        .credentials
+                        .as_ref()
+                        .ok_or_else(String::new)
+                        .and_then(|c| c.session_policy(&text));
+                    match compiled {
+                        Ok(p) => request.session = Some(p),
+                        Err(e) => {
+                            tracing::warn!(target: "iamd::envoy", "ext_authz: a session policy does not compile: {e}");
+                            return aws_error(
+                                &service,
+                                "AccessDenied",
+                                "Access Denied",
+                                403,
+                                request_id(),
+                            );
+                        }
+                    }
+                }
                 (request, None, Some(service))
             }
             Mapped::Unauthenticated => return unauthenticated(),
@@ -128,6 +154,7 @@ impl ExtAuthz {
                 resource_account: None,
                 context: Vec::new(),
                 explain: false,
+                session: None,
             };
             match self.decider.decide(&assume, now, trace, |d| d.outcome) {
                 Ok(Outcome::Allow) => {}

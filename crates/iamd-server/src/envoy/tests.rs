@@ -915,8 +915,9 @@ context:
         // Mapped: alice, with the scope's region as aws:RequestedRegion.
         let m = Mapping::compile(&serde_saphyr::from_str(SIGNED).unwrap()).unwrap();
         let creds = store.credentials().unwrap();
-        let Mapped::Signed { request, service } =
-            m.map(&check_of("GET", get, &alice, ""), now(), Some(&creds))
+        let Mapped::Signed {
+            request, service, ..
+        } = m.map(&check_of("GET", get, &alice, ""), now(), Some(&creds))
         else {
             panic!("not signed");
         };

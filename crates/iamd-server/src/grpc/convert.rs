@@ -13,6 +13,7 @@ use iamd_proto::pb;
 pub(crate) struct Signer {
     pub(crate) principal: String,
     pub(crate) facts: Vec<(&'static str, String)>,
+    pub(crate) session: Option<crate::decide::SessionPolicy>,
 }
 
 /// The question an `AuthorizeRequest` asks (by `signer`, when it was
@@ -58,6 +59,7 @@ pub(crate) fn question<'r>(
         resource_account: Some(req.resource_account.as_str()).filter(|a| !a.is_empty()),
         context,
         explain: req.explain,
+        session: signer.and_then(|s| s.session.as_ref()),
     })
 }
 

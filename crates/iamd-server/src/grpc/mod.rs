@@ -82,9 +82,24 @@ impl AuthorizerService {
         match credentials.verify(&request, now) {
             Ok(Some(v)) => {
                 metrics.signature("valid");
+                let session = match v.session.as_ref().and_then(|s| s.policy.as_deref()) {
+                    None => None,
+                    Some(text) => Some(
+                        self.credentials
+                            .as_ref()
+                            .map_or_else(|| Err(String::new()), |c| c.session_policy(text))
+                            .map_err(|e| {
+                                Status::permission_denied(format!(
+                                    "AccessDenied: the session's policy does not compile: {}",
+                                    iamd_policy::message::shorten(&e)
+                                ))
+                            })?,
+                    ),
+                };
                 Ok(Some(convert::Signer {
                     facts: crate::credentials::signed_facts(&v, now),
                     principal: v.principal,
+                    session,
                 }))
             }
             Ok(None) => Err(Status::unauthenticated(
