@@ -766,6 +766,38 @@ mod tests {
     }
 
     #[test]
+    fn a_session_policy_limits_what_the_principal_may_do() {
+        // A role session (the engine applies a session policy to sessions,
+        // as AWS does).
+        let d = decider(true, RequestLimits::default());
+        let now = jiff::Timestamp::now();
+        let session = "arn:aws:sts::123456789012:assumed-role/indexer/s1";
+        let mut q = question(session, "docs:GetDocument", GUIDE);
+        q.context = vec![("docs:Team", Value::Single("search"))];
+        assert_eq!(d.decide(&q, now, None, |a| a.outcome), Ok(Outcome::Allow));
+        let only_drafts = SessionPolicy::compile(
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "docs:*", "Resource": "arn:acme:docs:eu-1:123456789012:doc/drafts/*"}]}"#,
+        )
+        .unwrap();
+        q.session = Some(&only_drafts);
+        q.explain = true;
+        d.decide(&q, now, None, |a| {
+            assert_eq!(a.outcome, Outcome::ImplicitDeny);
+            assert_eq!(a.denied_by, Some(Stage::Layer(Layer::Session)));
+        })
+        .unwrap();
+        // Within the session policy: allowed, as the identity allows.
+        let everything = SessionPolicy::compile(
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}"#,
+        )
+        .unwrap();
+        q.session = Some(&everything);
+        assert_eq!(d.decide(&q, now, None, |a| a.outcome), Ok(Outcome::Allow));
+        assert_eq!(everything, SessionPolicy::compile(everything.text()).unwrap());
+        assert!(SessionPolicy::compile(r#"{"Statement": "all"}"#).is_err());
+    }
+
+    #[test]
     fn decisions_carry_their_statements_and_revision() {
         let d = decider(true, RequestLimits::default());
         let now = jiff::Timestamp::now();
