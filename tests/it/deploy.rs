@@ -277,6 +277,65 @@ fn the_helm_chart_lints_renders_and_validates() {
             assert!(!config.contains("envoy:"), "{config}");
         }
     }
+    // The secret side: the credentials Secret mounted whole (no subPath,
+    // so that its updates arrive), the STS's port, and a configuration
+    // that resolves with a sigv4 principal source.
+    let rendered = run(Command::new(&helm)
+        .args(["template", "demo"])
+        .arg(&chart)
+        .args([
+            "--set",
+            "credentials.secretName=iamd-credentials,sts.port=8444",
+        ])
+        .args(["--set-json", r#"envoy.principal=[{"sigv4": {}}]"#]));
+    validate(&validator, &rendered);
+    let docs = documents(&rendered);
+    let text = find(&docs, "ConfigMap", "-config")["data"]["iamd.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("iamd.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let cfg = iamd_server::config::ServeConfig::resolve(
+        iamd_server::config::load(&path).unwrap(),
+        iamd_server::config::Overrides {
+            bundle: Some(tmp.path().display().to_string()),
+            ..iamd_server::config::Overrides::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        cfg.credentials.as_ref().map(|(d, _)| d.as_path()),
+        Some(Path::new("/etc/iamd/credentials"))
+    );
+    assert_eq!(cfg.sts.map(|a| a.port()), Some(8444));
+    assert!(cfg.envoy.is_some_and(|m| m.verifies_signatures()));
+    let spec = &find(&docs, "Deployment", "demo-iamd")["spec"]["template"]["spec"];
+    let mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/etc/iamd/credentials")
+        .expect("the credentials are mounted");
+    assert!(mount.get("subPath").is_none(), "{mount}");
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "credentials")
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], "iamd-credentials");
+    let ports = &find(&docs, "Service", "demo-iamd")["spec"]["ports"];
+    assert!(
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "sts" && p["port"] == 8444),
+        "{ports}"
+    );
+
     // A remote, signed source with a persisted copy: the configuration
     // resolves, and every file it names is mounted.
     for (source, auth) in [

@@ -793,7 +793,10 @@ mod tests {
         .unwrap();
         q.session = Some(&everything);
         assert_eq!(d.decide(&q, now, None, |a| a.outcome), Ok(Outcome::Allow));
-        assert_eq!(everything, SessionPolicy::compile(everything.text()).unwrap());
+        assert_eq!(
+            everything,
+            SessionPolicy::compile(everything.text()).unwrap()
+        );
         assert!(SessionPolicy::compile(r#"{"Statement": "all"}"#).is_err());
     }
 
