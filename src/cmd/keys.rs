@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use iamd_credentials::file::{self, AccessKey, CredentialsFile, KEYS_PER_USER, Status};
+
+use super::secrets::{Dir, Failure, bundle_with, finish, read, refused};
 use iamd_credentials::key::{self, KeyKind};
 
 /// `iamd keys` subcommands.
@@ -34,14 +36,6 @@ pub(crate) enum KeysCommand {
     /// STS from now on; the previous one still opens the tokens it sealed
     /// until they expire, and the one before it is dropped.
     RotateSessionKey(Dir),
-}
-
-/// Where the credentials are.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Dir {
-    /// The credentials directory (its `credentials.json`).
-    #[arg(long = "credentials", env = "IAMD_CREDENTIALS", value_name = "DIR")]
-    pub(crate) dir: PathBuf,
 }
 
 /// `iamd keys create` options.
@@ -88,29 +82,7 @@ pub(crate) fn run(command: &KeysCommand) -> io::Result<ExitCode> {
         KeysCommand::Delete(args) => delete(args),
         KeysCommand::RotateSessionKey(dir) => rotate_session_key(dir),
     };
-    match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(Failure::Io(e)) => Err(e),
-        Err(Failure::Refused(why)) => {
-            eprintln!("iamd: {why}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-enum Failure {
-    Io(io::Error),
-    Refused(String),
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        Self::Io(e)
-    }
-}
-
-fn refused(why: impl Into<String>) -> Failure {
-    Failure::Refused(why.into())
+    finish(result.map(|()| ExitCode::SUCCESS))
 }
 
 /// The user name of `user/NAME` or `NAME`.
@@ -125,30 +97,12 @@ fn user_name(text: &str) -> Result<&str, Failure> {
     }
 }
 
-fn read(dir: &Path) -> Result<CredentialsFile, Failure> {
-    CredentialsFile::read(dir)
-        .map(|(f, _)| f)
-        .map_err(|e| refused(format!("the credentials do not load:\n{e}")))
-}
-
 fn create(args: &CreateArgs) -> Result<(), Failure> {
     let user = user_name(&args.user)?;
     if let Some(path) = &args.bundle {
-        let bundle = iamd_bundle::load(path)
-            .map_err(|e| refused(format!("the bundle does not load:\n{e}")))?;
-        if bundle.resolve(&format!("user/{user}")).is_none() {
-            return Err(refused(format!(
-                "the bundle {} has no user {user}: add the user first, or leave out --bundle",
-                path.display()
-            )));
-        }
+        bundle_with(path, Some(user))?;
     }
-    // The first key makes the directory.
-    let mut credentials = if args.dir.dir.exists() {
-        read(&args.dir.dir)?
-    } else {
-        CredentialsFile::default()
-    };
+    let mut credentials = read(&args.dir.dir)?;
     let existing: Vec<&str> = credentials.keys_of(user).map(|k| k.id.as_str()).collect();
     if existing.len() >= KEYS_PER_USER {
         return Err(refused(format!(
@@ -274,11 +228,7 @@ fn delete(args: &KeyArgs) -> Result<(), Failure> {
 }
 
 fn rotate_session_key(dir: &Dir) -> Result<(), Failure> {
-    let mut credentials = if dir.dir.exists() {
-        read(&dir.dir)?
-    } else {
-        CredentialsFile::default()
-    };
+    let mut credentials = read(&dir.dir)?;
     let key = iamd_credentials::session::SessionKey::generate(jiff::Timestamp::now())
         .map_err(|e| refused(e.to_string()))?;
     let id = key.id.clone();

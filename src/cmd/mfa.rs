@@ -4,12 +4,14 @@
 //! two consecutive codes from the app to activate it.
 
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use iamd_credentials::file::{self, CredentialsFile, MfaDevice, MfaStatus};
+use iamd_credentials::file::{self, MfaDevice, MfaStatus};
 use iamd_credentials::key::Secret;
 use iamd_credentials::totp;
+
+use super::secrets::{Dir, Failure, bundle_with, finish, read, refused};
 
 /// How many steps back the first of the two activation codes may be (five
 /// minutes: time to scan, type one code, wait for the next).
@@ -25,17 +27,9 @@ pub(crate) enum MfaCommand {
     Enable(EnableArgs),
     /// List the devices: serial number, owner, status, activation time.
     /// Never the seeds.
-    List(DirArgs),
+    List(Dir),
     /// Take a user's (or the root's) device away; a new one can be enabled.
     Deactivate(OwnerArgs),
-}
-
-/// Where the credentials are.
-#[derive(Debug, clap::Args)]
-pub(crate) struct DirArgs {
-    /// The credentials directory (its `credentials.json`).
-    #[arg(long = "credentials", env = "IAMD_CREDENTIALS", value_name = "DIR")]
-    pub(crate) dir: PathBuf,
 }
 
 /// `iamd mfa deactivate` options.
@@ -44,7 +38,7 @@ pub(crate) struct OwnerArgs {
     /// `user/NAME`, or `root`.
     pub(crate) principal: String,
     #[command(flatten)]
-    pub(crate) dir: DirArgs,
+    pub(crate) dir: Dir,
 }
 
 /// `iamd mfa enable` options.
@@ -53,7 +47,7 @@ pub(crate) struct EnableArgs {
     /// `user/NAME`, or `root`.
     pub(crate) principal: String,
     #[command(flatten)]
-    pub(crate) dir: DirArgs,
+    pub(crate) dir: Dir,
     /// The account (12 digits), for the serial number
     /// `arn:aws:iam::ACCOUNT:mfa/NAME`; or give `--bundle`.
     #[arg(long, value_name = "ID")]
@@ -79,29 +73,7 @@ pub(crate) fn run(command: &MfaCommand) -> io::Result<ExitCode> {
         MfaCommand::List(args) => list(args),
         MfaCommand::Deactivate(args) => deactivate(args),
     };
-    match result {
-        Ok(code) => Ok(code),
-        Err(Failure::Io(e)) => Err(e),
-        Err(Failure::Refused(why)) => {
-            eprintln!("iamd: {why}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-pub(crate) enum Failure {
-    Io(io::Error),
-    Refused(String),
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        Self::Io(e)
-    }
-}
-
-fn refused(why: impl Into<String>) -> Failure {
-    Failure::Refused(why.into())
+    finish(result)
 }
 
 /// The owner of `text`: `Some(user)` for `user/NAME`, `None` for `root`.
@@ -121,29 +93,11 @@ fn owner_text(user: Option<&str>) -> String {
     user.map_or_else(|| "root".to_owned(), |u| format!("user/{u}"))
 }
 
-fn read(dir: &Path) -> Result<CredentialsFile, Failure> {
-    if !dir.exists() {
-        return Ok(CredentialsFile::default());
-    }
-    CredentialsFile::read(dir)
-        .map(|(f, _)| f)
-        .map_err(|e| refused(format!("the credentials do not load:\n{e}")))
-}
-
 /// The account of the serial number, from `--account` or the bundle, and
 /// the check that the bundle has the user.
 fn account(args: &EnableArgs, user: Option<&str>) -> Result<String, Failure> {
     if let Some(path) = &args.bundle {
-        let bundle = iamd_bundle::load(path)
-            .map_err(|e| refused(format!("the bundle does not load:\n{e}")))?;
-        if let Some(u) = user
-            && bundle.resolve(&format!("user/{u}")).is_none()
-        {
-            return Err(refused(format!(
-                "the bundle {} has no user {u}: add the user first",
-                path.display()
-            )));
-        }
+        let bundle = bundle_with(path, user)?;
         if args
             .account
             .as_deref()
@@ -256,7 +210,7 @@ fn ask(prompt: &str) -> io::Result<String> {
     Ok(line.trim().to_owned())
 }
 
-fn list(args: &DirArgs) -> Result<ExitCode, Failure> {
+fn list(args: &Dir) -> Result<ExitCode, Failure> {
     let credentials = read(&args.dir)?;
     let mut out = io::stdout().lock();
     for d in &credentials.mfa_devices {

@@ -13,6 +13,7 @@ pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod mfa;
 pub(crate) mod request;
+pub(crate) mod secrets;
 pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod test;

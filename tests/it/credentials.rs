@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::cli::free_port;
-use crate::envoy::{Killed, envoy_binary, eventually};
+use crate::envoy::{Killed, envoy_binary, eventually, start_envoy};
 
 const REGION: &str = "eu-west-1";
 
@@ -34,6 +34,22 @@ fn oathtool() -> Option<(PathBuf, PathBuf)> {
         .and_then(|p| p.parent().map(Path::to_owned))
         .expect("liboath.so.0 in liboath0");
     Some((tool.join("usr/bin/oathtool"), dir))
+}
+
+/// oathtool's code for `secret` (base32) at `offset` (`now`, `now + 30
+/// seconds`, or a time).
+fn totp(oath: &Path, lib: &Path, secret: &str, offset: &str) -> String {
+    let out = Command::new(oath)
+        .env("LD_LIBRARY_PATH", lib)
+        .args(["--totp", "-b", "-N", offset, secret])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Every path under `dir`.
@@ -104,19 +120,7 @@ fn a_virtual_mfa_device_is_activated_with_two_codes_from_an_independent_generato
         .split('&')
         .next()
         .unwrap();
-    let code = |offset: &str| {
-        let out = Command::new(&oath)
-            .env("LD_LIBRARY_PATH", &lib)
-            .args(["--totp", "-b", "-N", offset, secret])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let code = |offset: &str| totp(&oath, &lib, secret, offset);
     // pyotp reads the URI as an app does: issuer, account, and oathtool's
     // code for the same moment.
     let when = jiff::Timestamp::now().as_second();
@@ -446,18 +450,7 @@ impl Fixture {
         }
         let config_path = dir.path().join("envoy.yaml");
         std::fs::write(&config_path, config).unwrap();
-        let envoy = Killed(
-            Command::new(envoy)
-                .arg("-c")
-                .arg(&config_path)
-                .args(["--concurrency", "1", "--log-level", "error"])
-                .args(["--disable-hot-restart", "--base-id"])
-                .arg(listen.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let envoy = start_envoy(envoy, &config_path, listen);
         let f = Self {
             endpoint: format!("http://127.0.0.1:{listen}"),
             sts: format!("http://127.0.0.1:{sts}"),
@@ -710,14 +703,7 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
         .next()
         .unwrap()
         .to_owned();
-    let code = |offset: &str| {
-        let out = Command::new(&oath)
-            .env("LD_LIBRARY_PATH", &lib)
-            .args(["--totp", "-b", "-N", offset, &secret])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let code = |offset: &str| totp(&oath, &lib, &secret, offset);
     let (now, next) = (code("now - 30 seconds"), code("now"));
     assert!(
         mfa(

@@ -207,6 +207,23 @@ fn envoy_config(dir: &Path, ports: [(u16, u16); 5], raw: bool) -> PathBuf {
     path
 }
 
+/// Envoy on `config`, one worker, quiet; `base_id` keeps its shared
+/// memory apart from other Envoys' (a listener port is unique enough).
+pub(crate) fn start_envoy(envoy: &Path, config: &Path, base_id: u16) -> Killed {
+    Killed(
+        Command::new(envoy)
+            .arg("-c")
+            .arg(config)
+            .args(["--concurrency", "1", "--log-level", "error"])
+            .args(["--disable-hot-restart", "--base-id"])
+            .arg(base_id.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// Waits (bounded) until `f` holds.
 pub(crate) fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -258,23 +275,7 @@ fn envoy_asks_iamd_before_every_request() {
         ],
         false,
     );
-    let _envoy = Killed(
-        Command::new(&envoy)
-            .arg("-c")
-            .arg(&config)
-            .args([
-                "--concurrency",
-                "1",
-                "--log-level",
-                "error",
-                "--disable-hot-restart",
-            ])
-            .args(["--base-id", &listen.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _envoy = start_envoy(&envoy, &config, listen);
     let alice = format!("Bearer {}", jwt("alice", &["pwd"], SECRET));
     let get = |headers: &[(&str, &str)]| http(listen, "GET", "/docs/guide", headers);
     eventually("Envoy and iamd answer", Duration::from_secs(20), || {
@@ -384,18 +385,7 @@ fn envoy_asks_iamd_before_every_request() {
         ],
         true,
     );
-    let _raw_envoy = Killed(
-        Command::new(&envoy)
-            .arg("-c")
-            .arg(&raw_config)
-            .args(["--concurrency", "1", "--log-level", "error"])
-            .args(["--disable-hot-restart", "--base-id"])
-            .arg(raw_listen.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _raw_envoy = start_envoy(&envoy, &raw_config, raw_listen);
     eventually("the raw Envoy answers", Duration::from_secs(20), || {
         matches!(
             http(

@@ -278,18 +278,14 @@ impl Sts {
                 ));
             }
         };
-        let key = credentials.sealing_key().ok_or_else(|| {
-            StsError::new(
-                "ServiceUnavailable",
-                503,
-                "iamd issues no temporary credentials: its credentials have no session key (iamd keys rotate-session-key)",
-            )
-        })?;
-        let no_random =
-            |_| StsError::new("InternalFailure", 500, "the random number generator failed");
-        let session =
-            Session::new(caller.principal.clone(), now, seconds, mfa_at).map_err(no_random)?;
-        let token = session.seal(key).map_err(no_random)?;
+        let (session, token) = issue(
+            credentials,
+            caller.principal.clone(),
+            now,
+            seconds,
+            mfa_at,
+            None,
+        )?;
         Ok(format!(
             "<GetSessionTokenResponse xmlns=\"{NAMESPACE}\"><GetSessionTokenResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials></GetSessionTokenResult><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></GetSessionTokenResponse>",
             session.access_key_id,
@@ -456,19 +452,14 @@ impl Sts {
             "arn:{}:sts::{account}:assumed-role/{role_name}/{name}",
             bundle.partition()
         );
-        let key = credentials.sealing_key().ok_or_else(|| {
-            StsError::new(
-                "ServiceUnavailable",
-                503,
-                "iamd issues no temporary credentials: its credentials have no session key (iamd keys rotate-session-key)",
-            )
-        })?;
-        let no_random =
-            |_| StsError::new("InternalFailure", 500, "the random number generator failed");
-        let mut session =
-            Session::new(session_arn.clone(), now, seconds, mfa_at).map_err(no_random)?;
-        session.policy = policy.map(str::to_owned);
-        let token = session.seal(key).map_err(no_random)?;
+        let (session, token) = issue(
+            credentials,
+            session_arn.clone(),
+            now,
+            seconds,
+            mfa_at,
+            policy,
+        )?;
         Ok(format!(
             "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser><PackedPolicySize>0</PackedPolicySize></AssumeRoleResult><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></AssumeRoleResponse>",
             session.access_key_id,
@@ -530,6 +521,30 @@ fn session_of(arn: &str) -> Option<(&str, &str)> {
 /// A role's AWS-style unique ID (`AROA…`), stable for the role.
 fn role_id(account: &str, role: &str) -> String {
     iamd_credentials::key::unique_id("AROA", &format!("{account}:role/{role}"))
+}
+
+/// A new session for `principal`, valid from `now` for `seconds`, and its
+/// token, sealed with the credentials' current session key.
+fn issue(
+    credentials: &Credentials,
+    principal: String,
+    now: Timestamp,
+    seconds: i64,
+    mfa_at: Option<Timestamp>,
+    policy: Option<&str>,
+) -> Result<(Session, String), StsError> {
+    let key = credentials.sealing_key().ok_or_else(|| {
+        StsError::new(
+            "ServiceUnavailable",
+            503,
+            "iamd issues no temporary credentials: its credentials have no session key (iamd keys rotate-session-key)",
+        )
+    })?;
+    let no_random = |_| StsError::new("InternalFailure", 500, "the random number generator failed");
+    let mut session = Session::new(principal, now, seconds, mfa_at).map_err(no_random)?;
+    session.policy = policy.map(str::to_owned);
+    let token = session.seal(key).map_err(no_random)?;
+    Ok((session, token))
 }
 
 /// The request's parameters: the query's, then the form body's.

@@ -528,6 +528,15 @@ fn a_plus_in_the_query_is_a_space_and_an_encoded_plus_is_not() {
     assert_eq!(hash("/?q=%7E%41&r=1"), hash("/?r=1&q=~A"));
 }
 
+/// Whether `creds` accept `request` at `at`, or AWS's code for why not.
+fn refusal(
+    creds: &Credentials,
+    request: &HttpRequest<'_, [(&str, &str)]>,
+    at: Timestamp,
+) -> Result<(), Code> {
+    creds.verify(request, at).map(|_| ()).map_err(|e| e.code)
+}
+
 #[test]
 fn temporary_credentials_are_their_session_s_until_they_expire() {
     use crate::session::{Session, SessionKey};
@@ -573,13 +582,7 @@ fn temporary_credentials_are_their_session_s_until_they_expire() {
     let later = now()
         .checked_add(jiff::SignedDuration::from_secs(60))
         .unwrap();
-    assert_eq!(
-        creds
-            .verify(&request, later)
-            .map(|_| ())
-            .map_err(|e| e.code),
-        Err(Code::ExpiredToken)
-    );
+    assert_eq!(refusal(&creds, &request, later), Err(Code::ExpiredToken));
     // Another session's token with this key ID; no token at all.
     let other = Session::new("user/bob".into(), now(), 3600, None).unwrap();
     let other_token = other.seal(&key).unwrap();
@@ -590,10 +593,7 @@ fn temporary_credentials_are_their_session_s_until_they_expire() {
         ..request
     };
     assert_eq!(
-        creds
-            .verify(&request, now())
-            .map(|_| ())
-            .map_err(|e| e.code),
+        refusal(&creds, &request, now()),
         Err(Code::InvalidClientTokenId)
     );
     let without: Vec<(&str, &str)> = headers
@@ -606,10 +606,7 @@ fn temporary_credentials_are_their_session_s_until_they_expire() {
         ..request
     };
     assert_eq!(
-        creds
-            .verify(&request, now())
-            .map(|_| ())
-            .map_err(|e| e.code),
+        refusal(&creds, &request, now()),
         Err(Code::InvalidClientTokenId)
     );
 }
