@@ -137,6 +137,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         drain,
         authzen,
         sts,
+        web_identity,
         ..
     } = cfg;
     let result = rt.block_on(async move {
@@ -211,7 +212,9 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
                     .map_err(|e| iamd_server::grpc::ServeError::Bind(addr.to_string(), e))?;
                 let decider =
                     iamd_server::decide::Decider::new(store.clone(), limits, metrics.clone());
-                let api = std::sync::Arc::new(iamd_server::sts::Sts::new(c.clone(), decider));
+                let api = std::sync::Arc::new(
+                    iamd_server::sts::Sts::new(c.clone(), decider).with_web_identity(web_identity),
+                );
                 tracing::info!(target: "iamd", listen = %addr, security, "serving the STS");
                 Some(tokio::spawn(iamd_server::sts::serve(
                     listener,

@@ -408,7 +408,32 @@ struct Fixture {
 
 impl Fixture {
     fn start(venv: &Path, envoy: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(venv, envoy, tempfile::tempdir().unwrap(), None)
+    }
+
+    /// With iamd's configuration the example's, its STS taking the web
+    /// identity tokens of `web_identity` (issuer, JWKS file) if given.
+    fn start_with(
+        venv: &Path,
+        envoy: &Path,
+        dir: tempfile::TempDir,
+        web_identity: Option<(&str, &Path)>,
+    ) -> Self {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/credentials/iamd.yaml");
+        let mut iamd_config = std::fs::read_to_string(example).unwrap();
+        if let Some((issuer, jwks)) = web_identity {
+            let commented = "  # webIdentity:\n  #   - issuer: https://spire.acme.example\n  #     jwksFile: /run/spire/bundle.jwks\n  #     audiences: [iamd]\n";
+            assert!(iamd_config.contains(commented));
+            iamd_config = iamd_config.replace(
+                commented,
+                &format!(
+                    "  webIdentity:\n    - {{issuer: {issuer}, jwksFile: {}, audiences: [iamd]}}\n",
+                    jwks.display()
+                ),
+            );
+        }
+        let config_file = dir.path().join("iamd.yaml");
+        std::fs::write(&config_file, iamd_config).unwrap();
         let credentials = dir.path().join("credentials");
         let alice = create_key(&credentials, "user/alice");
         let bob = create_key(&credentials, "user/bob");
@@ -422,7 +447,9 @@ impl Fixture {
         let (admin, sts) = (free_port(), free_port());
         let iamd = Killed(
             Command::new(env!("CARGO_BIN_EXE_iamd"))
-                .args(["serve", "--config", "examples/credentials/iamd.yaml"])
+                .arg("serve")
+                .arg("--config")
+                .arg(&config_file)
                 .arg("--credentials")
                 .arg(&credentials)
                 .args(["--listen", &format!("127.0.0.1:{iamd_port}")])
@@ -1057,4 +1084,111 @@ fn iamd_v1_verifies_a_signed_request_given_with_the_question() {
     // A principal beside the signature is a malformed request.
     let e = ask("2026/q4.txt", sign(f.alice(), url), "user/bob").unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+}
+
+/// A workload's web identity token (an ES256 JWT-SVID of a test issuer,
+/// whose keys are a JWKS file) becomes a session of the role that trusts
+/// its SPIFFE ID, unsigned, with the AWS CLI, and reads through Envoy what
+/// the role may; another namespace's, an expired or a forged token is
+/// refused with AWS's code.
+#[test]
+fn a_workload_s_web_identity_becomes_a_role_session() {
+    use base64::Engine as _;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let Some(venv) = aws_venv() else { return };
+    let Some(envoy) = envoy_binary() else { return };
+    let rng = ring::rand::SystemRandom::new();
+    let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let keypair = || {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+    };
+    let (key, forger) = (keypair(), keypair());
+    let point = key.public_key().as_ref();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "x": enc(&point[1..33]), "y": enc(&point[33..])}]}).to_string(),
+    )
+    .unwrap();
+    let issuer = "https://spire.acme.example";
+    let f = Fixture::start_with(&venv, &envoy, dir, Some((issuer, &jwks)));
+    let now = jiff::Timestamp::now().as_second();
+    let token = |signer: &EcdsaKeyPair, sub: &str, exp: i64| {
+        let claims =
+            serde_json::json!({"iss": issuer, "sub": sub, "aud": ["iamd"], "exp": exp, "iat": now});
+        let input = format!(
+            "{}.{}",
+            enc(br#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#),
+            enc(claims.to_string().as_bytes())
+        );
+        let sig = signer.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", enc(sig.as_ref()))
+    };
+    let assume = |t: &str| {
+        aws(
+            &venv,
+            &f.sts,
+            ("", ""),
+            None,
+            &[
+                "sts",
+                "assume-role-with-web-identity",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/log-shipper",
+                "--role-session-name",
+                "ship-1",
+                "--web-identity-token",
+                t,
+            ],
+        )
+    };
+    let shipper = "spiffe://acme.example/ns/audit/sa/shipper";
+    let (ok, out, err) = assume(&token(&key, shipper, now + 300));
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer["AssumedRoleUser"]["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/log-shipper/ship-1"
+    );
+    assert_eq!(answer["SubjectFromWebIdentityToken"], shipper);
+    let c = &answer["Credentials"];
+    let (id, secret, session) = (
+        c["AccessKeyId"].as_str().unwrap(),
+        c["SecretAccessKey"].as_str().unwrap(),
+        c["SessionToken"].as_str().unwrap(),
+    );
+    let log = f.dir.path().join("log.txt");
+    let (ok, _, err) = aws(
+        &venv,
+        &f.endpoint,
+        (id, secret),
+        Some(session),
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "audit",
+            "--key",
+            "2026/log.txt",
+            log.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    for (t, code) in [
+        (
+            token(
+                &key,
+                "spiffe://acme.example/ns/billing/sa/shipper",
+                now + 300,
+            ),
+            "(AccessDenied)",
+        ),
+        (token(&key, shipper, now - 120), "(ExpiredTokenException)"),
+        (token(&forger, shipper, now + 300), "(InvalidIdentityToken)"),
+    ] {
+        let (ok, _, err) = assume(&t);
+        assert!(!ok && err.contains(code), "{code}: {err}");
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`sigv4`]: what a signed request presents and its canonical request.
 //! - [`totp`]: virtual MFA devices' codes.
 //! - [`session`]: temporary credentials, sealed in their session token.
+//! - [`webid`]: web identity tokens (JWT-SVIDs) for `AssumeRoleWithWebIdentity`.
 //! - [`Credentials`]: the compiled keys a daemon serves with, and
 //!   [`Credentials::verify`], which gives a signed request its user.
 //!
@@ -20,5 +21,6 @@ pub mod session;
 pub mod sigv4;
 pub mod totp;
 mod verify;
+pub mod webid;
 
 pub use verify::{Credentials, Device, SessionFacts, Verified};

@@ -59,6 +59,22 @@ pub struct FileConfig {
 pub struct FileSts {
     /// `HOST:PORT` (`--sts-listen`).
     pub listen: Option<String>,
+    /// The issuers whose tokens `AssumeRoleWithWebIdentity` takes.
+    #[serde(default)]
+    pub web_identity: Vec<FileWebIdentity>,
+}
+
+/// A trusted issuer of web identity tokens (a SPIRE server's JWT-SVIDs).
+#[derive(Debug, Default, Deserialize, PartialEq, Eq, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileWebIdentity {
+    /// The tokens' `iss`.
+    pub issuer: String,
+    /// The issuer's keys: a JWKS document, read at each call (a rotation
+    /// needs no restart).
+    pub jwks_file: PathBuf,
+    /// The audiences accepted: a token's `aud` must hold one.
+    pub audiences: Vec<String>,
 }
 
 /// `credentials:`: the directory of access keys (the secret side), and
@@ -395,6 +411,8 @@ pub struct ServeConfig {
     pub credentials: Option<(PathBuf, Duration)>,
     /// Where the local STS listens, if it does.
     pub sts: Option<std::net::SocketAddr>,
+    /// The issuers the STS takes web identity tokens from.
+    pub web_identity: Vec<FileWebIdentity>,
 }
 
 impl ServeConfig {
@@ -589,7 +607,14 @@ impl ServeConfig {
             .credentials
             .or(file_credentials.dir)
             .map(|dir| (dir, Duration::from_millis(poll_ms)));
-        let sts_text = o.sts_listen.or(file.sts.and_then(|s| s.listen));
+        let file_sts = file.sts.unwrap_or_default();
+        for (i, w) in file_sts.web_identity.iter().enumerate() {
+            if w.issuer.is_empty() || w.audiences.is_empty() {
+                problems.push(format!("sts.webIdentity[{i}]: give the issuer (the tokens' `iss`) and at least one audience"));
+            }
+        }
+        let web_identity = file_sts.web_identity;
+        let sts_text = o.sts_listen.or(file_sts.listen);
         let sts = sts_text.and_then(|text| {
             text.parse::<std::net::SocketAddr>()
                 .map_err(|_| {
@@ -660,6 +685,7 @@ impl ServeConfig {
                 authzen,
                 credentials,
                 sts,
+                web_identity,
             }),
             _ => Err(ConfigError::Settings(problems)),
         }
@@ -1127,6 +1153,17 @@ mod tests {
             format!("{text}credentials: {{dir: /run/secrets/iamd, pollIntervalMs: 500}}\n");
         let c = ServeConfig::resolve(file(&with_section).unwrap(), Overrides::default()).unwrap();
         assert_eq!(c.credentials.unwrap().1, Duration::from_millis(500));
+        let web = format!(
+            "{text}credentials: {{dir: d}}\nsts:\n  listen: 127.0.0.1:8444\n  webIdentity:\n    - {{issuer: https://spire.acme.example, jwksFile: /run/spire/bundle.jwks, audiences: [iamd]}}\n    - {{issuer: \"\", jwksFile: k, audiences: []}}\n"
+        );
+        let e = ServeConfig::resolve(file(&web).unwrap(), Overrides::default()).unwrap_err();
+        assert!(
+            e.lines()[0].starts_with("sts.webIdentity[1]: give the issuer"),
+            "{e}"
+        );
+        let good = web.replace("    - {issuer: \"\", jwksFile: k, audiences: []}\n", "");
+        let c = ServeConfig::resolve(file(&good).unwrap(), Overrides::default()).unwrap();
+        assert_eq!(c.web_identity[0].audiences, ["iamd"]);
         let zero = format!("{text}credentials: {{dir: d, pollIntervalMs: 0}}\n");
         let e = ServeConfig::resolve(file(&zero).unwrap(), Overrides::default()).unwrap_err();
         assert!(

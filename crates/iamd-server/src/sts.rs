@@ -23,6 +23,11 @@
 //!   not ignored: iamd does not apply them yet, and ignoring them would
 //!   grant more than the caller asked for.
 //!
+//! - `AssumeRoleWithWebIdentity`: the same for a workload's token (a
+//!   SPIFFE JWT-SVID, checked against a configured issuer's JWKS), unsigned
+//!   as in AWS, the token's SPIFFE ID the principal the trust policy
+//!   decides on.
+//!
 //! The token seals the session ([`iamd_credentials::session`]): any replica
 //! with the same credentials file verifies it, with no shared state.
 
@@ -77,11 +82,21 @@ impl StsError {
     }
 }
 
+/// Who asks for a role session.
+#[derive(Clone, Copy)]
+enum Caller<'c> {
+    /// A SigV4-signed caller (`AssumeRole`).
+    Signed(&'c Verified),
+    /// The holder of a web identity token (`AssumeRoleWithWebIdentity`).
+    Web(&'c iamd_credentials::webid::WebIdentity),
+}
+
 /// The STS endpoint's state.
 #[derive(Debug)]
 pub struct Sts {
     credentials: Arc<CredentialStore>,
     decider: Decider,
+    issuers: Vec<crate::config::FileWebIdentity>,
     /// The last TOTP step accepted for each MFA device.
     used: Mutex<HashMap<String, i64>>,
 }
@@ -93,8 +108,15 @@ impl Sts {
         Self {
             credentials,
             decider,
+            issuers: Vec::new(),
             used: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes web identity tokens of `issuers` (`AssumeRoleWithWebIdentity`).
+    pub fn with_web_identity(mut self, issuers: Vec<crate::config::FileWebIdentity>) -> Self {
+        self.issuers = issuers;
+        self
     }
 
     /// Answers one request at `now`: its HTTP status and XML body.
@@ -143,6 +165,15 @@ impl Sts {
                 "no credentials are loaded: try again later",
             )
         })?;
+        let params = params(path, headers, body);
+        // The one unsigned call: the token is the credential.
+        if params
+            .iter()
+            .any(|(k, v)| k == "Action" && v == "AssumeRoleWithWebIdentity")
+        {
+            *action = "AssumeRoleWithWebIdentity";
+            return self.web_identity(&credentials, &params, now);
+        }
         let request = sigv4::HttpRequest {
             method,
             path,
@@ -165,7 +196,6 @@ impl Sts {
                     "Request is missing Authentication Token",
                 )
             })?;
-        let params = params(path, headers, body);
         let param = |name: &str| {
             params
                 .iter()
@@ -190,7 +220,9 @@ impl Sts {
         match param("Action") {
             Some("GetCallerIdentity") => self.caller_identity(&caller),
             Some("GetSessionToken") => self.session_token(&credentials, &caller, &param, now),
-            Some("AssumeRole") => self.assume_role(&credentials, &caller, &params, now),
+            Some("AssumeRole") => {
+                self.assume_role(&credentials, Caller::Signed(&caller), &params, now)
+            }
             Some(other) => Err(StsError::new(
                 "InvalidAction",
                 400,
@@ -297,10 +329,24 @@ impl Sts {
     fn assume_role(
         &self,
         credentials: &Credentials,
-        caller: &Verified,
+        who: Caller<'_>,
         params: &[(String, String)],
         now: Timestamp,
     ) -> Result<String, StsError> {
+        let (caller, web) = match who {
+            Caller::Signed(v) => (Some(v), None),
+            Caller::Web(w) => (None, Some(w)),
+        };
+        let action = if web.is_some() {
+            "sts:AssumeRoleWithWebIdentity"
+        } else {
+            "sts:AssumeRole"
+        };
+        let principal = caller.map_or_else(
+            || web.map_or("", |w| w.subject.as_str()),
+            |c| c.principal.as_str(),
+        );
+        let caller_session = caller.and_then(|c| c.session.as_ref());
         let param = |name: &str| {
             params
                 .iter()
@@ -354,34 +400,32 @@ impl Sts {
                 escape(&name.chars().take(64).collect::<String>())
             )));
         }
-        let external = param("ExternalId");
+        let external = param("ExternalId").filter(|_| web.is_none());
         if external.is_some_and(|e| !(2..=1224).contains(&e.len())) {
             return Err(invalid(
                 "ExternalId must be 2 to 1224 characters".to_owned(),
             ));
         }
         // MFA: a code given with the call, else the caller's session's.
-        let mfa_at = match (param("SerialNumber"), param("TokenCode")) {
-            (Some(serial), Some(code)) => {
+        let mfa_at = match (param("SerialNumber"), param("TokenCode"), caller) {
+            (Some(serial), Some(code), Some(caller)) => {
                 Some(self.check_mfa(credentials, caller, serial, code, now)?)
             }
-            (None, None) => caller.session.as_ref().and_then(|s| s.mfa_at),
+            (None, None, _) => caller_session.and_then(|s| s.mfa_at),
             _ => {
                 return Err(invalid(
                     "SerialNumber and TokenCode go together: give both or neither".to_owned(),
                 ));
             }
         };
-        let caller_arn = self.arn_of(&caller.principal)?.0;
-        let denied = || {
-            StsError::new(
-                "AccessDenied",
-                403,
-                format!(
-                    "User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
-                ),
-            )
+        let message = match caller {
+            Some(c) => format!(
+                "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                self.arn_of(&c.principal)?.0
+            ),
+            None => "Not authorized to perform sts:AssumeRoleWithWebIdentity".to_owned(),
         };
+        let denied = || StsError::new("AccessDenied", 403, message.clone());
         let bundle = self
             .decider
             .store()
@@ -392,7 +436,7 @@ impl Sts {
             .filter(|r| r.principal.arn().contains(":role/"))
             .ok_or_else(denied)?;
         let role_name = role_arn.rsplit('/').next().unwrap_or_default().to_owned();
-        let chained = caller.session.is_some();
+        let chained = caller_session.is_some();
         let max = if chained {
             3600
         } else {
@@ -412,7 +456,7 @@ impl Sts {
         // trust policy, with what AWS puts in the context of AssumeRole.
         let mfa_present = mfa_at
             .map(|_| "true".to_owned())
-            .or_else(|| caller.session.as_ref().map(|_| "false".to_owned()));
+            .or_else(|| caller_session.map(|_| "false".to_owned()));
         let mfa_age = mfa_at.map(|at| (now.as_second() - at.as_second()).max(0).to_string());
         let mut context: Vec<(&str, Value<'_>)> =
             vec![("sts:RoleSessionName", Value::Single(name))];
@@ -426,8 +470,8 @@ impl Sts {
             context.push(("aws:MultiFactorAuthAge", Value::Single(a)));
         }
         let question = Question {
-            principal: &caller.principal,
-            action: "sts:AssumeRole",
+            principal,
+            action,
             resource: role_arn,
             resource_account: None,
             context,
@@ -460,8 +504,20 @@ impl Sts {
             mfa_at,
             policy,
         )?;
+        let (element, web_parts) = match web {
+            None => ("AssumeRole", String::new()),
+            Some(w) => (
+                "AssumeRoleWithWebIdentity",
+                format!(
+                    "<SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken><Audience>{}</Audience><Provider>{}</Provider>",
+                    escape(&w.subject),
+                    escape(&w.audience),
+                    escape(&w.issuer)
+                ),
+            ),
+        };
         Ok(format!(
-            "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser><PackedPolicySize>0</PackedPolicySize></AssumeRoleResult><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></AssumeRoleResponse>",
+            "<{element}Response xmlns=\"{NAMESPACE}\"><{element}Result><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials>{web_parts}<AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser><PackedPolicySize>0</PackedPolicySize></{element}Result><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></{element}Response>",
             session.access_key_id,
             escape(session.secret.expose()),
             session.expires,
@@ -469,6 +525,60 @@ impl Sts {
             escape(name),
             escape(&session_arn)
         ))
+    }
+
+    /// A role session for the holder of a web identity token: the token
+    /// checked against its issuer's keys, then `AssumeRole`'s way with the
+    /// token's subject (a SPIFFE ID) as the principal, unsigned, as in AWS.
+    fn web_identity(
+        &self,
+        credentials: &Credentials,
+        params: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<String, StsError> {
+        let token = params
+            .iter()
+            .find(|(k, _)| k == "WebIdentityToken")
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| StsError::new("MissingParameter", 400, "WebIdentityToken is missing"))?;
+        let bad = |m: String| StsError::new("InvalidIdentityToken", 400, m);
+        // The issuer the token names (read before its signature is checked,
+        // only to choose the keys that check it).
+        let claimed = iamd_credentials::webid::claimed_issuer(token).unwrap_or_default();
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == claimed)
+            .ok_or_else(|| {
+                bad("the token's issuer is not one iamd trusts (sts.webIdentity)".to_owned())
+            })?;
+        let jwks = std::fs::read_to_string(&issuer.jwks_file).map_err(|e| {
+            tracing::warn!(target: "iamd::sts", "cannot read {}: {e}", issuer.jwks_file.display());
+            StsError::new(
+                "IDPCommunicationError",
+                400,
+                "the issuer's keys cannot be read",
+            )
+        })?;
+        let trusted = iamd_credentials::webid::Issuer {
+            issuer: issuer.issuer.clone(),
+            audiences: issuer.audiences.clone(),
+        };
+        let identity =
+            iamd_credentials::webid::check(token, &trusted, &jwks, now).map_err(|e| {
+                if e.expired {
+                    StsError::new("ExpiredTokenException", 400, "Token is expired")
+                } else {
+                    bad(e.reason)
+                }
+            })?;
+        if !identity.subject.starts_with("spiffe://") {
+            return Err(bad(
+                "iamd takes web identities whose `sub` is a SPIFFE ID (spiffe://TRUST_DOMAIN/PATH)"
+                    .to_owned(),
+            ));
+        }
+        self.assume_role(credentials, Caller::Web(&identity), params, now)
     }
 
     /// The time of a valid, unused MFA code of the caller's own active
