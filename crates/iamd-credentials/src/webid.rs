@@ -199,6 +199,78 @@ mod tests {
         format!("{input}.{}", enc(sig.as_ref()))
     }
 
+    /// A 2048-bit RSA key made for this test (`openssl genpkey -algorithm
+    /// RSA`, then `openssl rsa -outform DER -traditional`: PKCS#1 DER, in
+    /// base64): it signs nothing else.
+    const TEST_RSA_KEY: &str = concat!(
+        "MIIEpAIBAAKCAQEAwVG8w0hmD+v/9mLp7+7a8VpnpZ1FwP80NnEmO/ele2YHGEIbUNYuteFtuRbeYhm8O59zaOntBZ4GDzU5",
+        "lrJ3UoWnIxn7qsGRvImlBtm6eAKl2iP+oGDSyddnAj7fL+cdsPqma343z3sZv5Q061/+KJZLoSxMXzSghjSFOcJgfNlxcL9e",
+        "++ztQMntKCHBPasoUePdbEI8IoGcDPVLedtMgkQ5FukElT5ypAxxyOgGwDZGbdwEU2DWZIpYrF7qHUc7GHk72FpgXDjvohaT",
+        "FNXYnLzGpygh9G1CRIxSch0pxcoHrJTQf+S6We/tP9UAg06/Qtp+ZOGKWUjqrQgR96xnCwIDAQABAoIBAACABDTTo3woozp+",
+        "04hn09HlYCEM28gfcbfrzrEktA/GjJPwRpMue36pDdTr8nxD2KwDpzUkHBVSovQ32o3p7F+5lsgXW5a4Yf1xBROvF1cuIbsr",
+        "1FldwAO7OeklNTnaO5BS8yIY/1PbEZw+yCmGcVu0yD4Jl/tL6CH5KR9GBX9z6Ui/qS7Limin//Ne9bGQd3c5tDbVFtOky7FK",
+        "XSgQDknBiR+Q5qTxQhEyJF0q8k7/0eYgEAWBzQGm2Q36Ro/XpxTYCVCSeIo9lxWE9V1SflCWIjrmDIxHPHlbKAI4WuCeOyaO",
+        "nZ/M/izfaFmGURDTmTVQu8IWyUKihyfaz1dol9kCgYEA5AQ+9y/RyKrsGTJEgvVJzpAUR1GstP3QOzx1xNpV+laS6QG/yy8y",
+        "9NLFfZVfpC38Vt8OBaHipUv7jrDK7QXemjhIlwewGveH88xLUzgQ/2X4UF/RNe+oiTnNwRBMP8w5R+Jc/1zmHMIH9TqgFrXU",
+        "kLg4sGXbXt0YNwMi4ynlA2cCgYEA2Qth6OWjibPZQWYQaM6doR3omBNezh+ev9HsSu0rI7i3Dv7KfHn7gHhXwLVUPkB8xZi3",
+        "1lUW46LpSA+BXuj8u3drI4nbD3dAbcz8s451cPoBJIao57WdrPDqcg42QrajxqCG3NOybpYSeMxTu86KbBvEqgWsTwMRJbGT",
+        "vTeVfL0CgYEA0npY5TRvIh0k891DAOAL0XGORodONYRVw1h8HcqtsvhXhF7o/FYFY5lsVBCeyJ7qYAZmmyxkWtFY1M69gy33",
+        "3cQ2vbOLDFmSVaovnhITHq6yGP9Zz7/6gzGojJ7Ow9VwyrpZvh+zCrjRP71uKYiPP0fOjIZ5iYft4loyyh7SF+ECgYAX4MKy",
+        "xqDJQ3oBUeM4RJLe6NVv9aGWd7AVVljynUkDswygn7NTInBi39p3nvtXpeyUKIsBD3dnL8MOZHZNJMC5NxgYXtA00V/LNKQQ",
+        "dPnCph5+EDqA02A3aIHCboHVsRYvgfWUUc3tkKETnRcRMFXWMu/d7KXaQ3IdfX3NcVIG2QKBgQChziNX0pihKCh457GulwRg",
+        "iTj14xb6lMBq71QS33STAJjquxLqEibOvf3F1fkzamAPA6ZpiXmgTmlnoACpq20GXg4KS4Gjz7p5ah58kLdTZex8LGeFBFws",
+        "lumoWA8tGRbSdHHJvKb0YCp9OmeB6TlTBZBBlsjF0N8jK7QCts21XQ==",
+    );
+
+    #[test]
+    fn an_rs256_token_is_checked_with_the_issuer_s_rsa_key() {
+        use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(TEST_RSA_KEY)
+            .unwrap();
+        let key = RsaKeyPair::from_der(&der).unwrap();
+        let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(key.public());
+        let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "r1", "n": enc(&public.n), "e": enc(&public.e)}]}).to_string();
+        let issuer = Issuer {
+            issuer: "https://kubernetes.default.svc".into(),
+            audiences: vec!["iamd".into()],
+        };
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let sign = |claims: &Value| {
+            let input = format!(
+                "{}.{}",
+                enc(br#"{"alg":"RS256","kid":"r1"}"#),
+                enc(claims.to_string().as_bytes())
+            );
+            let mut sig = vec![0u8; key.public().modulus_len()];
+            key.sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+            format!("{input}.{}", enc(&sig))
+        };
+        let claims = serde_json::json!({"iss": "https://kubernetes.default.svc", "sub": "spiffe://acme.example/ns/audit/sa/shipper", "aud": "iamd", "exp": 1_800_000_300});
+        assert_eq!(
+            check(&sign(&claims), &issuer, &jwks, now).unwrap().subject,
+            "spiffe://acme.example/ns/audit/sa/shipper"
+        );
+        // The same claims under an ES256 header: the key's type decides.
+        let token = sign(&claims).replacen(
+            &enc(br#"{"alg":"RS256","kid":"r1"}"#),
+            &enc(br#"{"alg":"ES256","kid":"r1"}"#),
+            1,
+        );
+        assert!(
+            check(&token, &issuer, &jwks, now)
+                .unwrap_err()
+                .reason
+                .contains("ES256 or RS256")
+        );
+    }
+
     #[test]
     fn a_token_of_the_issuer_names_its_subject_and_anything_else_is_refused() {
         let (key, jwks) = issuer_key();
