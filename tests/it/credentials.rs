@@ -988,6 +988,44 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
         list_audit((&auditor.0, &auditor.1), Some(&auditor.2)).0,
         "the role itself lists"
     );
+    // Session tags: the session's aws:PrincipalTag/project opens that
+    // project's files, and only those (the trust policy allows
+    // sts:TagSession); without the tag, none.
+    let (ok, out, err) = assume(
+        alice,
+        None,
+        &[
+            "--external-id",
+            "acme-audit",
+            "--tags",
+            "Key=project,Value=apollo",
+        ],
+    );
+    assert!(ok, "{err}");
+    let tagged = temporary(&json(&out)["Credentials"]);
+    let plan = f.dir.path().join("plan-apollo.txt");
+    let read_project = |k: (&str, &str), t: Option<&str>, project: &str| {
+        aws(
+            &venv,
+            &f.endpoint,
+            k,
+            t,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "projects",
+                "--key",
+                &format!("{project}/plan.txt"),
+                plan.to_str().unwrap(),
+            ],
+        )
+    };
+    assert!(read_project((&tagged.0, &tagged.1), Some(&tagged.2), "apollo").0);
+    let (ok, _, err) = read_project((&tagged.0, &tagged.1), Some(&tagged.2), "zeus");
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
+    let (ok, _, err) = read_project((&auditor.0, &auditor.1), Some(&auditor.2), "apollo");
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
     // A policy that does not compile; managed session policies, which
     // iamd refuses rather than ignores.
     let (ok, _, err) = assume(

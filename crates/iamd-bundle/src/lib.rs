@@ -293,6 +293,28 @@ impl Bundle {
 }
 
 impl Resolved<'_> {
+    /// [`Resolved::facts`] of a session with session `tags`: they are its
+    /// `aws:PrincipalTag/KEY`, over the role's tags of the same keys (as in
+    /// AWS).
+    pub fn facts_with_session_tags(&self, tags: &[(String, String)]) -> Arc<Facts> {
+        if tags.is_empty() {
+            return self.facts();
+        }
+        let mut merged: Vec<(String, String)> = self
+            .entity
+            .tags
+            .iter()
+            .filter(|(k, _)| !tags.iter().any(|(t, _)| t.eq_ignore_ascii_case(k)))
+            .cloned()
+            .collect();
+        merged.extend(tags.iter().cloned());
+        Arc::new(Facts::of(
+            &self.principal,
+            &merged,
+            self.entity.organization.as_deref(),
+        ))
+    }
+
     /// The principal's facts (`aws:username`, `aws:PrincipalTag/*`...):
     /// the entity's, shared, when the request named the entity itself;
     /// made for this request otherwise (a role session, the root, callers

@@ -43,6 +43,9 @@ pub struct Question<'a> {
     /// The session policy of a role session whose token carries one: it
     /// limits the decision as the boundary does.
     pub session: Option<&'a SessionPolicy>,
+    /// The session tags of a role session: its `aws:PrincipalTag/KEY`,
+    /// over the role's.
+    pub session_tags: &'a [(String, String)],
 }
 
 /// A session policy (`AssumeRole`'s `Policy`), compiled, with its text: two
@@ -137,6 +140,8 @@ pub struct OwnedQuestion {
     pub context: BTreeMap<String, ContextValue>,
     /// The session policy, compiled.
     pub session: Option<SessionPolicy>,
+    /// The session tags.
+    pub session_tags: Vec<(String, String)>,
 }
 
 impl OwnedQuestion {
@@ -154,6 +159,7 @@ impl OwnedQuestion {
                 .collect(),
             explain: false,
             session: self.session.as_ref(),
+            session_tags: &self.session_tags,
         }
     }
 }
@@ -665,7 +671,7 @@ fn decide<T>(
         )));
     };
     // The server knows the principal's facts better than the caller.
-    ctx.add_facts(resolved.facts(), now, true);
+    ctx.add_facts(resolved.facts_with_session_tags(q.session_tags), now, true);
     let request = Request::new(&resolved.principal, q.action, q.resource, &ctx)
         .with_resource_account(q.resource_account.filter(|a| !a.is_empty()));
     let layers = bundle.layers(
@@ -744,6 +750,7 @@ mod tests {
             context: Vec::new(),
             explain: false,
             session: None,
+            session_tags: &[],
         }
     }
 

@@ -385,6 +385,7 @@ mod tests {
                 .collect(),
             explain: false,
             session: None,
+            session_tags: &[],
         }
     }
 

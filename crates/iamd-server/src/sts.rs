@@ -310,14 +310,14 @@ impl Sts {
                 ));
             }
         };
-        let (session, token) = issue(
-            credentials,
-            caller.principal.clone(),
-            now,
+        let issued = Issued {
+            principal: caller.principal.clone(),
             seconds,
             mfa_at,
-            None,
-        )?;
+            policy: None,
+            tags: Vec::new(),
+        };
+        let (session, token) = issue(credentials, issued, now)?;
         Ok(format!(
             "<GetSessionTokenResponse xmlns=\"{NAMESPACE}\"><GetSessionTokenResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials></GetSessionTokenResult><ResponseMetadata><RequestId>{{REQUEST_ID}}</RequestId></ResponseMetadata></GetSessionTokenResponse>",
             session.access_key_id,
@@ -356,13 +356,13 @@ impl Sts {
         let invalid = |message: String| StsError::new("ValidationError", 400, message);
         for (name, _) in params {
             let unsupported = name.starts_with("PolicyArns.")
-                || name.starts_with("Tags.")
+                || (name.starts_with("Tags.") && web.is_some())
                 || name.starts_with("TransitiveTagKeys.")
                 || name == "SourceIdentity"
                 || name.starts_with("ProvidedContexts.");
             if unsupported {
                 return Err(invalid(format!(
-                    "{name}: iamd does not apply managed session policies, session tags or source identities yet; leave it out (an inline `Policy` is applied)"
+                    "{name}: iamd does not apply managed session policies, transitive tags, a web identity's tags or source identities yet; leave it out (an inline `Policy` and AssumeRole's `Tags` are applied)"
                 )));
             }
         }
@@ -386,6 +386,7 @@ impl Sts {
                 )
             })?;
         }
+        let tags = session_tags(params)?;
         let role_arn = param("RoleArn")
             .ok_or_else(|| StsError::new("MissingParameter", 400, "RoleArn is missing"))?;
         let name = param("RoleSessionName")
@@ -469,6 +470,20 @@ impl Sts {
         if let Some(a) = &mfa_age {
             context.push(("aws:MultiFactorAuthAge", Value::Single(a)));
         }
+        // Session tags: `aws:RequestTag/KEY` and `aws:TagKeys` in the
+        // request's context, and the trust policy must also allow
+        // `sts:TagSession`, as in AWS.
+        let tag_names: Vec<String> = tags
+            .iter()
+            .map(|(k, _)| format!("aws:RequestTag/{k}"))
+            .collect();
+        let tag_keys: Vec<String> = tags.iter().map(|(k, _)| k.clone()).collect();
+        for ((_, v), name) in tags.iter().zip(&tag_names) {
+            context.push((name, Value::Single(v)));
+        }
+        if !tags.is_empty() {
+            context.push(("aws:TagKeys", Value::Multi(&tag_keys)));
+        }
         let question = Question {
             principal,
             action,
@@ -477,18 +492,28 @@ impl Sts {
             context,
             explain: false,
             session: None,
+            session_tags: &[],
         };
-        match self.decider.decide(&question, now, None, |d| d.outcome) {
-            Ok(iamd_policy::eval::Outcome::Allow) => {}
-            Ok(_) | Err(Refusal::Invalid(_) | Refusal::BatchTooLarge { .. }) => {
-                return Err(denied());
-            }
-            Err(Refusal::NoBundle) => {
-                return Err(StsError::new(
-                    "ServiceUnavailable",
-                    503,
-                    "no bundle is loaded",
-                ));
+        let mut asks = vec![question.clone()];
+        if !tags.is_empty() {
+            asks.push(Question {
+                action: "sts:TagSession",
+                ..question
+            });
+        }
+        for ask in &asks {
+            match self.decider.decide(ask, now, None, |d| d.outcome) {
+                Ok(iamd_policy::eval::Outcome::Allow) => {}
+                Ok(_) | Err(Refusal::Invalid(_) | Refusal::BatchTooLarge { .. }) => {
+                    return Err(denied());
+                }
+                Err(Refusal::NoBundle) => {
+                    return Err(StsError::new(
+                        "ServiceUnavailable",
+                        503,
+                        "no bundle is loaded",
+                    ));
+                }
             }
         }
         let account = bundle.account().to_owned();
@@ -496,14 +521,14 @@ impl Sts {
             "arn:{}:sts::{account}:assumed-role/{role_name}/{name}",
             bundle.partition()
         );
-        let (session, token) = issue(
-            credentials,
-            session_arn.clone(),
-            now,
+        let issued = Issued {
+            principal: session_arn.clone(),
             seconds,
             mfa_at,
             policy,
-        )?;
+            tags,
+        };
+        let (session, token) = issue(credentials, issued, now)?;
         let (element, web_parts) = match web {
             None => ("AssumeRole", String::new()),
             Some(w) => (
@@ -633,16 +658,29 @@ fn role_id(account: &str, role: &str) -> String {
     iamd_credentials::key::unique_id("AROA", &format!("{account}:role/{role}"))
 }
 
-/// A new session for `principal`, valid from `now` for `seconds`, and its
-/// token, sealed with the credentials' current session key.
-fn issue(
-    credentials: &Credentials,
+/// What a new session is.
+struct Issued<'p> {
     principal: String,
-    now: Timestamp,
     seconds: i64,
     mfa_at: Option<Timestamp>,
-    policy: Option<&str>,
+    policy: Option<&'p str>,
+    tags: Vec<(String, String)>,
+}
+
+/// A new session, valid from `now`, and its token, sealed with the
+/// credentials' current session key.
+fn issue(
+    credentials: &Credentials,
+    what: Issued<'_>,
+    now: Timestamp,
 ) -> Result<(Session, String), StsError> {
+    let Issued {
+        principal,
+        seconds,
+        mfa_at,
+        policy,
+        tags,
+    } = what;
     let key = credentials.sealing_key().ok_or_else(|| {
         StsError::new(
             "ServiceUnavailable",
@@ -653,8 +691,56 @@ fn issue(
     let no_random = |_| StsError::new("InternalFailure", 500, "the random number generator failed");
     let mut session = Session::new(principal, now, seconds, mfa_at).map_err(no_random)?;
     session.policy = policy.map(str::to_owned);
+    session.tags = tags;
     let token = session.seal(key).map_err(no_random)?;
     Ok((session, token))
+}
+
+/// `Tags.member.N.Key` / `Tags.member.N.Value`: at most 50, keys of 1 to
+/// 128 characters, values of at most 256, no key twice (case aside), as in
+/// AWS.
+fn session_tags(params: &[(String, String)]) -> Result<Vec<(String, String)>, StsError> {
+    use std::collections::BTreeMap;
+    let invalid = |m: String| StsError::new("ValidationError", 400, m);
+    let form = |name: &str| {
+        invalid(format!(
+            "{name}: write Tags.member.N.Key and Tags.member.N.Value"
+        ))
+    };
+    let mut tags: BTreeMap<u32, (Option<String>, Option<String>)> = BTreeMap::new();
+    for (name, value) in params {
+        let Some(rest) = name.strip_prefix("Tags.member.") else {
+            continue;
+        };
+        let (n, field) = rest.split_once('.').ok_or_else(|| form(name))?;
+        let n: u32 = n.parse().map_err(|_| form(name))?;
+        let slot = tags.entry(n).or_default();
+        match field {
+            "Key" => slot.0 = Some(value.clone()),
+            "Value" => slot.1 = Some(value.clone()),
+            _ => return Err(form(name)),
+        }
+    }
+    if tags.len() > 50 {
+        return Err(invalid("at most 50 session tags".to_owned()));
+    }
+    let mut out: Vec<(String, String)> = Vec::with_capacity(tags.len());
+    for (n, (key, value)) in tags {
+        let Some(key) = key else {
+            return Err(invalid(format!("Tags.member.{n} has no Key")));
+        };
+        let value = value.unwrap_or_default();
+        if !(1..=128).contains(&key.chars().count()) || value.chars().count() > 256 {
+            return Err(invalid(format!(
+                "Tags.member.{n}: a key is 1 to 128 characters, a value at most 256"
+            )));
+        }
+        if out.iter().any(|(k, _)| k.eq_ignore_ascii_case(&key)) {
+            return Err(invalid(format!("the session tag {key} is given twice")));
+        }
+        out.push((key, value));
+    }
+    Ok(out)
 }
 
 /// The request's parameters: the query's, then the form body's.
@@ -848,6 +934,39 @@ mod tests {
                 ("RoleSessionName".to_owned(), "a b".to_owned()),
                 ("ExternalId".to_owned(), "x+y".to_owned()),
             ]
+        );
+        let tags = |list: &[(&str, &str)]| {
+            let owned: Vec<(String, String)> = list
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            session_tags(&owned).map_err(|e| e.message)
+        };
+        assert_eq!(
+            tags(&[
+                ("Tags.member.2.Key", "b"),
+                ("Tags.member.1.Key", "a"),
+                ("Tags.member.1.Value", "1")
+            ]),
+            Ok(vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), String::new())
+            ])
+        );
+        assert!(
+            tags(&[("Tags.member.1.Value", "1")])
+                .unwrap_err()
+                .contains("has no Key")
+        );
+        assert!(
+            tags(&[("Tags.member.1.Key", "a"), ("Tags.member.2.Key", "A")])
+                .unwrap_err()
+                .contains("given twice")
+        );
+        assert!(
+            tags(&[("Tags.member.x.Key", "a")])
+                .unwrap_err()
+                .contains("Tags.member.N.Key")
         );
         // A body that is not a form is not read as parameters.
         assert_eq!(params("/", &HashMap::new(), b"Action=GetSessionToken"), []);

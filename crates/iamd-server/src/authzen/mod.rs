@@ -325,6 +325,7 @@ impl Ask<'_> {
                 .collect(),
             explain: self.reasons,
             session: None,
+            session_tags: &[],
         };
         let write = |a: &Answer<'_>| {
             let allowed = a.outcome == Outcome::Allow;

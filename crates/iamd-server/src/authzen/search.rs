@@ -158,6 +158,7 @@ impl Ask<'_> {
                     .collect(),
                 explain: false,
                 session: None,
+                session_tags: &[],
             };
             for (i, name) in candidates.iter().enumerate().take(end).skip(start) {
                 if found == limit {

@@ -655,12 +655,18 @@ impl Mapping {
                 context.insert(key.into(), single(value));
             }
         }
+        let session_tags = signed
+            .as_ref()
+            .and_then(|v| v.session.as_ref())
+            .map(|s| s.tags.clone())
+            .unwrap_or_default();
         let request = OwnedQuestion {
             principal,
             action,
             resource,
             context,
             session: None,
+            session_tags,
         };
         match (peer, signed) {
             (Some(peer), _) => Mapped::AssumeRole { peer, request },

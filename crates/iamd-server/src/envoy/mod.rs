@@ -155,6 +155,7 @@ impl ExtAuthz {
                 context: Vec::new(),
                 explain: false,
                 session: None,
+                session_tags: &[],
             };
             match self.decider.decide(&assume, now, trace, |d| d.outcome) {
                 Ok(Outcome::Allow) => {}

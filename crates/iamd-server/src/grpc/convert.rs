@@ -14,6 +14,7 @@ pub(crate) struct Signer {
     pub(crate) principal: String,
     pub(crate) facts: Vec<(&'static str, String)>,
     pub(crate) session: Option<crate::decide::SessionPolicy>,
+    pub(crate) session_tags: Vec<(String, String)>,
 }
 
 /// The question an `AuthorizeRequest` asks (by `signer`, when it was
@@ -60,6 +61,7 @@ pub(crate) fn question<'r>(
         context,
         explain: req.explain,
         session: signer.and_then(|s| s.session.as_ref()),
+        session_tags: signer.map_or(&[], |s| &s.session_tags[..]),
     })
 }
 

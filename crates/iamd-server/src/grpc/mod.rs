@@ -98,6 +98,7 @@ impl AuthorizerService {
                 };
                 Ok(Some(convert::Signer {
                     facts: crate::credentials::signed_facts(&v, now),
+                    session_tags: v.session.map(|s| s.tags).unwrap_or_default(),
                     principal: v.principal,
                     session,
                 }))
