@@ -1026,6 +1026,37 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
     assert!(!ok && err.contains("(AccessDenied)"), "{err}");
     let (ok, _, err) = read_project((&auditor.0, &auditor.1), Some(&auditor.2), "apollo");
     assert!(!ok && err.contains("(AccessDenied)"), "{err}");
+    // A source identity: set once (the trust policy allows
+    // sts:SetSourceIdentity), it is the session's aws:SourceIdentity.
+    let (ok, out, err) = assume(
+        alice,
+        None,
+        &["--external-id", "acme-audit", "--source-identity", "alice"],
+    );
+    assert!(ok, "{err}");
+    let sourced = temporary(&json(&out)["Credentials"]);
+    let handoff = |k: (&str, &str), t: Option<&str>, who: &str| {
+        aws(
+            &venv,
+            &f.endpoint,
+            k,
+            t,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "handoffs",
+                "--key",
+                &format!("{who}/notes.txt"),
+                plan.to_str().unwrap(),
+            ],
+        )
+    };
+    assert!(handoff((&sourced.0, &sourced.1), Some(&sourced.2), "alice").0);
+    let (ok, _, err) = handoff((&sourced.0, &sourced.1), Some(&sourced.2), "bob");
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
+    let (ok, _, err) = handoff((&auditor.0, &auditor.1), Some(&auditor.2), "alice");
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
     // A policy that does not compile; managed session policies, which
     // iamd refuses rather than ignores.
     let (ok, _, err) = assume(

@@ -125,6 +125,9 @@ pub struct Session {
     pub tags: Vec<(String, String)>,
     /// Its session policy (JSON), which limits what it may do.
     pub policy: Option<String>,
+    /// Its source identity (`aws:SourceIdentity`), kept by the sessions
+    /// chained from it.
+    pub source_identity: Option<String>,
 }
 
 impl Session {
@@ -151,6 +154,7 @@ impl Session {
             mfa_at,
             tags: Vec::new(),
             policy: None,
+            source_identity: None,
         })
     }
 
@@ -166,6 +170,9 @@ impl Session {
         }
         if let Some(p) = &self.policy {
             body.insert("P".into(), p.clone().into());
+        }
+        if let Some(si) = &self.source_identity {
+            body.insert("si".into(), si.clone().into());
         }
         if !self.tags.is_empty() {
             let tags: Map<String, Value> = self
@@ -274,6 +281,7 @@ impl Session {
             mfa_at: time("m"),
             tags,
             policy: text("P"),
+            source_identity: text("si"),
         })
     }
 }
@@ -295,6 +303,7 @@ mod tests {
         let mut session = Session::new("user/alice".into(), now, 3600, Some(now)).unwrap();
         session.tags = vec![("project".into(), "reports".into())];
         session.policy = Some(r#"{"Version": "2012-10-17", "Statement": []}"#.into());
+        session.source_identity = Some("alice@acme".into());
         let token = session.seal(&key).unwrap();
         assert!(!token.contains("user/alice") && !token.contains(session.secret.expose()));
         let keys = [key.clone(), old.clone()];

@@ -95,6 +95,8 @@ pub struct SessionFacts {
     pub tags: Vec<(String, String)>,
     /// Its session policy (JSON), if it has one.
     pub policy: Option<String>,
+    /// Its source identity (`aws:SourceIdentity`).
+    pub source_identity: Option<String>,
 }
 
 impl Credentials {
@@ -224,6 +226,7 @@ impl Credentials {
                     mfa_at: s.mfa_at,
                     tags: s.tags,
                     policy: s.policy,
+                    source_identity: s.source_identity,
                 };
                 (s.secret, s.principal, Some(facts))
             }

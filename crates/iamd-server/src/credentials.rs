@@ -25,7 +25,7 @@ use crate::decide::SessionPolicy;
 
 /// The condition keys AWS sets for a request `v` verified, at `now`: the
 /// signature's region; for temporary credentials, their MFA (present, and
-/// its age in seconds when present) and issue time. A long-term key has no
+/// its age in seconds when present), issue time and source identity. A long-term key has no
 /// `aws:MultiFactorAuthPresent` at all, as in AWS.
 pub fn signed_facts(v: &iamd_credentials::Verified, now: Timestamp) -> Vec<(&'static str, String)> {
     let mut facts = vec![("aws:RequestedRegion", v.region.clone())];
@@ -39,6 +39,9 @@ pub fn signed_facts(v: &iamd_credentials::Verified, now: Timestamp) -> Vec<(&'st
             facts.push(("aws:MultiFactorAuthAge", age.to_string()));
         }
         facts.push(("aws:TokenIssueTime", session.issued.to_string()));
+        if let Some(si) = &session.source_identity {
+            facts.push(("aws:SourceIdentity", si.clone()));
+        }
     }
     facts
 }

@@ -316,6 +316,7 @@ impl Sts {
             mfa_at,
             policy: None,
             tags: Vec::new(),
+            source_identity: None,
         };
         let (session, token) = issue(credentials, issued, now)?;
         Ok(format!(
@@ -358,11 +359,11 @@ impl Sts {
             let unsupported = name.starts_with("PolicyArns.")
                 || (name.starts_with("Tags.") && web.is_some())
                 || name.starts_with("TransitiveTagKeys.")
-                || name == "SourceIdentity"
+                || (name == "SourceIdentity" && web.is_some())
                 || name.starts_with("ProvidedContexts.");
             if unsupported {
                 return Err(invalid(format!(
-                    "{name}: iamd does not apply managed session policies, transitive tags, a web identity's tags or source identities yet; leave it out (an inline `Policy` and AssumeRole's `Tags` are applied)"
+                    "{name}: iamd does not apply managed session policies, transitive tags, or a web identity's tags or source identity yet; leave it out (an inline `Policy`, AssumeRole's `Tags` and `SourceIdentity` are applied)"
                 )));
             }
         }
@@ -387,6 +388,29 @@ impl Sts {
             })?;
         }
         let tags = session_tags(params)?;
+        // A source identity, once set, stays with the sessions chained
+        // from it, as in AWS.
+        let inherited = caller_session.and_then(|s| s.source_identity.as_deref());
+        let source_identity = match (param("SourceIdentity"), inherited) {
+            (Some(given), Some(kept)) if given != kept => {
+                return Err(invalid(format!(
+                    "the session's source identity is {kept}: a chained session keeps it"
+                )));
+            }
+            (Some(given), _) => {
+                let ok = (2..=64).contains(&given.len())
+                    && given
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+                if !ok {
+                    return Err(invalid(
+                        "SourceIdentity must be 2 to 64 letters, digits and +=,.@_-".to_owned(),
+                    ));
+                }
+                Some(given)
+            }
+            (None, kept) => kept,
+        };
         let role_arn = param("RoleArn")
             .ok_or_else(|| StsError::new("MissingParameter", 400, "RoleArn is missing"))?;
         let name = param("RoleSessionName")
@@ -484,6 +508,9 @@ impl Sts {
         if !tags.is_empty() {
             context.push(("aws:TagKeys", Value::Multi(&tag_keys)));
         }
+        if let Some(si) = source_identity {
+            context.push(("sts:SourceIdentity", Value::Single(si)));
+        }
         let question = Question {
             principal,
             action,
@@ -498,6 +525,14 @@ impl Sts {
         if !tags.is_empty() {
             asks.push(Question {
                 action: "sts:TagSession",
+                ..question.clone()
+            });
+        }
+        // Setting a source identity needs sts:SetSourceIdentity (not
+        // keeping an inherited one).
+        if param("SourceIdentity").is_some() && inherited.is_none() {
+            asks.push(Question {
+                action: "sts:SetSourceIdentity",
                 ..question
             });
         }
@@ -527,6 +562,7 @@ impl Sts {
             mfa_at,
             policy,
             tags,
+            source_identity: source_identity.map(str::to_owned),
         };
         let (session, token) = issue(credentials, issued, now)?;
         let (element, web_parts) = match web {
@@ -665,6 +701,7 @@ struct Issued<'p> {
     mfa_at: Option<Timestamp>,
     policy: Option<&'p str>,
     tags: Vec<(String, String)>,
+    source_identity: Option<String>,
 }
 
 /// A new session, valid from `now`, and its token, sealed with the
@@ -680,6 +717,7 @@ fn issue(
         mfa_at,
         policy,
         tags,
+        source_identity,
     } = what;
     let key = credentials.sealing_key().ok_or_else(|| {
         StsError::new(
@@ -692,6 +730,7 @@ fn issue(
     let mut session = Session::new(principal, now, seconds, mfa_at).map_err(no_random)?;
     session.policy = policy.map(str::to_owned);
     session.tags = tags;
+    session.source_identity = source_identity;
     let token = session.seal(key).map_err(no_random)?;
     Ok((session, token))
 }
