@@ -847,6 +847,18 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
     let tampered = String::from_utf8(tampered).unwrap();
     let (ok, _, err) = get((&id, &key), Some(&tampered));
     assert!(!ok && err.contains("(InvalidClientTokenId)"), "{err}");
+    // A session that expired (made here with the credentials' own session
+    // key, an hour ago for 15 minutes): ExpiredToken, not an allow.
+    let (file, _) = iamd_credentials::file::CredentialsFile::read(&f.credentials).unwrap();
+    let hour_ago = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    let old =
+        iamd_credentials::session::Session::new("user/alice".into(), hour_ago, 900, Some(hour_ago))
+            .unwrap();
+    let old_token = old.seal(&file.session_keys[0]).unwrap();
+    let (ok, _, err) = get((&old.access_key_id, old.secret.expose()), Some(&old_token));
+    assert!(!ok && err.contains("(ExpiredToken)"), "{err}");
     let (ok, _, err) = sts((&id, &key), Some(&token), &["get-session-token"]);
     assert!(
         !ok && err.contains("Cannot call GetSessionToken with session credentials"),
