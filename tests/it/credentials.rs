@@ -1273,3 +1273,54 @@ fn a_workload_s_web_identity_becomes_a_role_session() {
         assert!(!ok && err.contains(code), "{code}: {err}");
     }
 }
+
+/// The STS has the front doors' request timeout: a caller that sends its
+/// headers and never its body is answered 503 `RequestTimeout` when the
+/// timeout runs out, not held forever.
+#[test]
+fn a_silent_sts_caller_is_answered_at_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    crate::python::run(
+        Command::new(env!("CARGO_BIN_EXE_iamd"))
+            .args(["keys", "rotate-session-key", "--credentials"])
+            .arg(&credentials),
+    );
+    let (grpc, admin, sts) = (free_port(), free_port(), free_port());
+    let _iamd = Killed(
+        Command::new(env!("CARGO_BIN_EXE_iamd"))
+            .args(["serve", "--bundle", "examples/credentials/bundle"])
+            .arg("--credentials")
+            .arg(&credentials)
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+            .args(["--sts-listen", &format!("127.0.0.1:{sts}")])
+            .args(["--request-timeout-ms", "500"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut conn = None;
+    eventually("the STS listens", Duration::from_secs(20), || {
+        conn = std::net::TcpStream::connect(("127.0.0.1", sts)).ok();
+        conn.is_some()
+    });
+    let mut conn = conn.unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    conn.write_all(b"POST / HTTP/1.1\r\nHost: sts\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = conn.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}

@@ -97,6 +97,8 @@ pub struct Sts {
     credentials: Arc<CredentialStore>,
     decider: Decider,
     issuers: Vec<crate::config::FileWebIdentity>,
+    /// Requests answered at once (the gRPC listener's cap); more wait.
+    permits: tokio::sync::Semaphore,
     /// The last TOTP step accepted for each MFA device.
     used: Mutex<HashMap<String, i64>>,
 }
@@ -105,10 +107,12 @@ impl Sts {
     /// The STS over `credentials`, naming principals from the decider's
     /// bundle and deciding `AssumeRole` with it.
     pub fn new(credentials: Arc<CredentialStore>, decider: Decider) -> Self {
+        let permits = tokio::sync::Semaphore::new(decider.limits().max_concurrent.max(1));
         Self {
             credentials,
             decider,
             issuers: Vec::new(),
+            permits,
             used: Mutex::new(HashMap::new()),
         }
     }
@@ -837,6 +841,26 @@ impl crate::http::Handler for Sts {
 impl Sts {
     /// Answers one HTTP request: its body read whole, then [`Sts::answer`].
     async fn respond(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        // The request cap and timeout of every front door: the wait for a
+        // permit and the body's read count.
+        let timeout = self.decider.limits().request_timeout;
+        let answered = tokio::time::timeout(timeout, async {
+            let _permit = self.permits.acquire().await;
+            self.clone().answer_http(req).await
+        })
+        .await;
+        answered.unwrap_or_else(|_| {
+            xml_response(
+                503,
+                format!(
+                    "<ErrorResponse xmlns=\"{NAMESPACE}\"><Error><Type>Receiver</Type><Code>RequestTimeout</Code><Message>the request took longer than {} ms</Message></Error></ErrorResponse>",
+                    timeout.as_millis()
+                ),
+            )
+        })
+    }
+
+    async fn answer_http(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         {
             let (parts, body) = req.into_parts();
             let mut headers: HashMap<String, String> = HashMap::new();
@@ -875,16 +899,20 @@ impl Sts {
                     ),
                 ),
             };
-            let mut r = Response::new(Full::new(Bytes::from(xml)));
-            *r.status_mut() =
-                hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
-            r.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("text/xml"),
-            );
-            r
+            xml_response(status, xml)
         }
     }
+}
+
+/// An HTTP answer with an XML body.
+fn xml_response(status: u16, xml: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(xml)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/xml"),
+    );
+    r
 }
 
 /// Serves the STS on `listener` until `shutdown`, then drains.
