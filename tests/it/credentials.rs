@@ -681,6 +681,12 @@ fn the_aws_cli_and_sdk_are_verified_through_envoy() {
     // The daemon's status counts the keys and shows no secret.
     let status = admin_status(iamd_admin);
     assert!(status.contains("\"activeKeys\":2"), "{status}");
+    // When alice's key was last used, for what: this replica's view.
+    assert!(
+        status.contains(&format!("{{\"accessKeyId\":\"{}\",\"at\":", alice.0)),
+        "{status}"
+    );
+    assert!(status.contains("\"service\":\"s3\""), "{status}");
     assert!(
         !status.contains(&alice.1) && !status.contains(&bob.1),
         "{status}"

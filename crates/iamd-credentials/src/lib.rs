@@ -23,4 +23,4 @@ pub mod totp;
 mod verify;
 pub mod webid;
 
-pub use verify::{Credentials, Device, SessionFacts, Verified};
+pub use verify::{Credentials, Device, LastUsed, SessionFacts, Verified};

@@ -21,6 +21,23 @@ struct Entry {
     user: String,
     secret: Secret,
     active: bool,
+    /// When it last signed a request that was accepted, and for which
+    /// service and region (on this replica).
+    last_used: std::sync::Mutex<Option<LastUsed>>,
+    /// The second of `last_used`, read without the lock.
+    last_second: std::sync::atomic::AtomicI64,
+}
+
+/// When a key last signed an accepted request (`aws iam
+/// get-access-key-last-used`), as this replica saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastUsed {
+    /// When.
+    pub at: Timestamp,
+    /// The signature's service.
+    pub service: String,
+    /// The signature's region.
+    pub region: String,
 }
 
 /// The access keys of one credentials file, by ID, with a bounded cache of
@@ -112,6 +129,8 @@ impl Credentials {
                         user: k.user.clone(),
                         secret: k.secret.clone(),
                         active: k.status == Status::Active,
+                        last_used: std::sync::Mutex::new(None),
+                        last_second: std::sync::atomic::AtomicI64::new(i64::MIN),
                     },
                 )
             })
@@ -145,6 +164,38 @@ impl Credentials {
     /// The SHA-256 (hex) of the file they came from.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The keys that signed an accepted request since these credentials (or
+    /// the ones they replaced) were loaded: ID, user, and when, for what.
+    pub fn last_used(&self) -> Vec<(String, String, LastUsed)> {
+        let mut out: Vec<(String, String, LastUsed)> = self
+            .keys
+            .iter()
+            .filter_map(|(id, e)| {
+                let used = e.last_used.lock().ok()?.clone()?;
+                Some((id.clone(), e.user.clone(), used))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Keeps the last-used times of `older` (the credentials these replace)
+    /// for the keys both have.
+    pub fn carry_last_used(&self, older: &Credentials) {
+        for (id, entry) in &self.keys {
+            let kept = older
+                .keys
+                .get(id)
+                .and_then(|e| e.last_used.lock().ok().and_then(|g| g.clone()));
+            if let (Some(kept), Ok(mut slot)) = (kept, entry.last_used.lock()) {
+                entry
+                    .last_second
+                    .store(kept.at.as_second(), std::sync::atomic::Ordering::Relaxed);
+                *slot = Some(kept);
+            }
+        }
     }
 
     /// The MFA device with serial number `serial`, if any.
@@ -262,6 +313,22 @@ impl Credentials {
                 Code::SignatureDoesNotMatch,
                 "the signature is not the key's over the canonical request",
             ));
+        }
+        // Recorded at most once a second a key: the lock is taken only
+        // when the second changed.
+        if session.is_none()
+            && let Some(entry) = self.keys.get(id)
+            && entry
+                .last_second
+                .swap(now.as_second(), std::sync::atomic::Ordering::Relaxed)
+                != now.as_second()
+            && let Ok(mut slot) = entry.last_used.lock()
+        {
+            *slot = Some(LastUsed {
+                at: Timestamp::from_second(now.as_second()).unwrap_or(now),
+                service: presented.service().to_owned(),
+                region: presented.region().to_owned(),
+            });
         }
         Ok(Some(Verified {
             principal,

@@ -515,6 +515,20 @@ fn handle(
                         "loadedAt": c.loaded_at.map(|t| t.to_string()),
                         "lastFailure": c.last_failure.map(|(at, e)| serde_json::json!({"at": at.to_string(), "error": e})),
                         "loads": {"loaded": c.loads.0, "failed": c.loads.1},
+                        // Key IDs are not secrets (AWS's own view); the
+                        // times are this replica's.
+                        "lastUsed": credentials.and_then(|s| s.credentials()).map(|live| {
+                            live.last_used()
+                                .into_iter()
+                                .map(|(id, user, u)| serde_json::json!({
+                                    "accessKeyId": id,
+                                    "userName": user,
+                                    "at": u.at.to_string(),
+                                    "service": u.service,
+                                    "region": u.region,
+                                }))
+                                .collect::<Vec<_>>()
+                        }),
                     })
                 }),
             });

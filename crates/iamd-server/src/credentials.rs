@@ -181,6 +181,9 @@ impl CredentialLoader {
                     return Ok(false);
                 }
                 let credentials = Credentials::new(&file, digest);
+                if let Some(older) = &current.credentials {
+                    credentials.carry_last_used(older);
+                }
                 status.digest = Some(short);
                 status.keys = credentials.counts();
                 status.loaded_at = Some(Timestamp::now());

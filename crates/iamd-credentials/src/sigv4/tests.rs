@@ -168,6 +168,19 @@ fn a_valid_signature_names_its_user_and_every_change_breaks_it() {
         verify_at(&creds, "GET", path, &headers, now()),
         Ok(Some("user/alice eu-1 docs".into()))
     );
+    // Its last use is recorded (service, region), and kept by the
+    // credentials of the next file.
+    let used = creds.last_used();
+    assert_eq!(used.len(), 1);
+    assert_eq!((used[0].0.as_str(), used[0].1.as_str()), (ID, "alice"));
+    assert_eq!(
+        (used[0].2.service.as_str(), used[0].2.region.as_str()),
+        ("docs", "eu-1")
+    );
+    let next = credentials("Active");
+    assert!(next.last_used().is_empty());
+    next.carry_last_used(&creds);
+    assert_eq!(next.last_used(), used);
     // Unsigned requests are not this verifier's: no answer either way.
     assert_eq!(verify_at(&creds, "GET", path, &base, now()), Ok(None));
     let mut bearer = base.clone();
