@@ -4,8 +4,9 @@
 //! A declarative [`Mapping`] (the `envoy:` section of the configuration)
 //! turns a `CheckRequest` into an iamd request: the principal from the first
 //! source that has one (a claim of a JWT that Envoy's `jwt_authn` filter
-//! verified, the mTLS peer's SPIFFE ID acting as a role that trusts it, or a
-//! trusted header), the action and resource from the first
+//! verified, the mTLS peer's SPIFFE ID acting as a role that trusts it, an
+//! AWS Signature Version 4 verified against the credentials, or a trusted
+//! header), the action and resource from the first
 //! route template that matches the method and path, and the context from
 //! the request (source IP, transport, MFA from the JWT's `amr` and
 //! `auth_time`, user agent, selected headers, query parameters and claims).
@@ -15,7 +16,9 @@
 //! Answers: allow adds the decided principal and the bundle revision as
 //! request headers (overwriting any copy the client sent); deny is a 403
 //! (401 when no identity could be established, 503 without a bundle) with a
-//! small JSON body and no internal detail. An unmatched route denies.
+//! small JSON body and no internal detail. An unmatched route denies. A
+//! SigV4-signed caller is answered as AWS answers: its refusals and denies
+//! in AWS's error documents, with AWS's codes.
 
 mod mapping;
 
