@@ -408,7 +408,7 @@ struct Fixture {
 
 impl Fixture {
     fn start(venv: &Path, envoy: &Path) -> Self {
-        Self::start_with(venv, envoy, tempfile::tempdir().unwrap(), None)
+        Self::start_with(venv, envoy, tempfile::tempdir().unwrap(), &[])
     }
 
     /// With iamd's configuration the example's, its STS taking the web
@@ -417,20 +417,23 @@ impl Fixture {
         venv: &Path,
         envoy: &Path,
         dir: tempfile::TempDir,
-        web_identity: Option<(&str, &Path)>,
+        web_identity: &[(&str, &Path)],
     ) -> Self {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/credentials/iamd.yaml");
         let mut iamd_config = std::fs::read_to_string(example).unwrap();
-        if let Some((issuer, jwks)) = web_identity {
+        if !web_identity.is_empty() {
             let commented = "  # webIdentity:\n  #   - issuer: https://spire.acme.example\n  #     jwksFile: /run/spire/bundle.jwks\n  #     audiences: [iamd]\n";
             assert!(iamd_config.contains(commented));
-            iamd_config = iamd_config.replace(
-                commented,
-                &format!(
-                    "  webIdentity:\n    - {{issuer: {issuer}, jwksFile: {}, audiences: [iamd]}}\n",
-                    jwks.display()
-                ),
-            );
+            let issuers: String = web_identity
+                .iter()
+                .map(|(issuer, jwks)| {
+                    format!(
+                        "    - {{issuer: {issuer}, jwksFile: {}, audiences: [iamd]}}\n",
+                        jwks.display()
+                    )
+                })
+                .collect();
+            iamd_config = iamd_config.replace(commented, &format!("  webIdentity:\n{issuers}"));
         }
         let config_file = dir.path().join("iamd.yaml");
         std::fs::write(&config_file, iamd_config).unwrap();
@@ -1200,11 +1203,12 @@ fn a_workload_s_web_identity_becomes_a_role_session() {
     )
     .unwrap();
     let issuer = "https://spire.acme.example";
-    let f = Fixture::start_with(&venv, &envoy, dir, Some((issuer, &jwks)));
+    let cluster = "https://kubernetes.default.svc";
+    let f = Fixture::start_with(&venv, &envoy, dir, &[(issuer, &jwks), (cluster, &jwks)]);
     let now = jiff::Timestamp::now().as_second();
-    let token = |signer: &EcdsaKeyPair, sub: &str, exp: i64| {
+    let token_of = |signer: &EcdsaKeyPair, iss: &str, sub: &str, exp: i64| {
         let claims =
-            serde_json::json!({"iss": issuer, "sub": sub, "aud": ["iamd"], "exp": exp, "iat": now});
+            serde_json::json!({"iss": iss, "sub": sub, "aud": ["iamd"], "exp": exp, "iat": now});
         let input = format!(
             "{}.{}",
             enc(br#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#),
@@ -1213,7 +1217,8 @@ fn a_workload_s_web_identity_becomes_a_role_session() {
         let sig = signer.sign(&rng, input.as_bytes()).unwrap();
         format!("{input}.{}", enc(sig.as_ref()))
     };
-    let assume = |t: &str| {
+    let token = |signer: &EcdsaKeyPair, sub: &str, exp: i64| token_of(signer, issuer, sub, exp);
+    let assume_as = |role: &str, t: &str| {
         aws(
             &venv,
             &f.sts,
@@ -1223,7 +1228,7 @@ fn a_workload_s_web_identity_becomes_a_role_session() {
                 "sts",
                 "assume-role-with-web-identity",
                 "--role-arn",
-                "arn:aws:iam::123456789012:role/log-shipper",
+                role,
                 "--role-session-name",
                 "ship-1",
                 "--web-identity-token",
@@ -1231,6 +1236,7 @@ fn a_workload_s_web_identity_becomes_a_role_session() {
             ],
         )
     };
+    let assume = |t: &str| assume_as("arn:aws:iam::123456789012:role/log-shipper", t);
     let shipper = "spiffe://acme.example/ns/audit/sa/shipper";
     let (ok, out, err) = assume(&token(&key, shipper, now + 300));
     assert!(ok, "{err}");
@@ -1278,6 +1284,32 @@ fn a_workload_s_web_identity_becomes_a_role_session() {
         let (ok, _, err) = assume(&t);
         assert!(!ok && err.contains(code), "{code}: {err}");
     }
+    // A Kubernetes service account's token (an OIDC token of the
+    // cluster's issuer, not a SPIFFE ID): the role whose trust policy names
+    // the provider's ARN, with `HOST:sub` and `HOST:aud` conditions.
+    let reader = "arn:aws:iam::123456789012:role/report-reader";
+    let builder = token_of(
+        &key,
+        cluster,
+        "system:serviceaccount:reports:builder",
+        now + 300,
+    );
+    let (ok, out, err) = assume_as(reader, &builder);
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer["AssumedRoleUser"]["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/report-reader/ship-1"
+    );
+    assert_eq!(answer["Provider"], cluster);
+    let other = token_of(
+        &key,
+        cluster,
+        "system:serviceaccount:reports:intruder",
+        now + 300,
+    );
+    let (ok, _, err) = assume_as(reader, &other);
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
 }
 
 /// The STS has the front doors' request timeout: a caller that sends its

@@ -144,6 +144,30 @@ impl Principal {
         if is_account_id(text) {
             return Ok(Self::root("aws", text));
         }
+        // An OIDC web identity: its provider's ARN and its subject,
+        // `arn:aws:iam::ACCOUNT:oidc-provider/HOST#SUB` (how iamd's STS
+        // names the holder of a verified OIDC token).
+        if let Some((provider, sub)) = text.split_once('#')
+            && provider.starts_with("arn:")
+            && provider.contains(":oidc-provider/")
+        {
+            let host = provider
+                .split_once(":oidc-provider/")
+                .map_or("", |(_, h)| h);
+            if host.is_empty() || sub.is_empty() {
+                return Err(err(
+                    "an OIDC web identity is `arn:aws:iam::ACCOUNT:oidc-provider/HOST#SUBJECT`",
+                ));
+            }
+            return Ok(Self {
+                kind: PrincipalKind::WebIdentity,
+                arn: text.into(),
+                partition: String::new(),
+                account: String::new(),
+                name: sub.into(),
+                role_arn: None,
+            });
+        }
         if let Some(rest) = text.strip_prefix("spiffe://") {
             let domain = rest.split('/').next().unwrap_or("");
             if domain.is_empty() || rest.len() == domain.len() {
@@ -246,11 +270,16 @@ impl Principal {
         }
     }
 
-    /// For a web identity, its identity provider: the SPIFFE trust domain
-    /// (`spiffe://acme.example`), which `Federated` principals name.
+    /// For a web identity, its identity provider, which `Federated`
+    /// principals name: the SPIFFE trust domain (`spiffe://acme.example`),
+    /// or the OIDC provider's ARN
+    /// (`arn:aws:iam::123456789012:oidc-provider/HOST`).
     pub fn provider(&self) -> Option<&str> {
         if self.kind != PrincipalKind::WebIdentity {
             return None;
+        }
+        if let Some((provider, _)) = self.arn.split_once('#') {
+            return Some(provider);
         }
         let rest = self.arn.strip_prefix("spiffe://")?;
         let domain = rest.split('/').next()?;
@@ -370,6 +399,26 @@ mod tests {
         assert_eq!(split("arn:::::"), Some(["arn", "", "", "", "", ""]));
         assert_eq!(split("arn::::"), None);
         assert_eq!(split("arn"), None);
+    }
+
+    #[test]
+    fn oidc_identities_are_web_identities_of_their_provider() {
+        let p = Principal::parse(
+            "arn:aws:iam::123456789012:oidc-provider/kubernetes.default.svc#system:serviceaccount:audit:shipper",
+        )
+        .unwrap();
+        assert_eq!(p.kind(), PrincipalKind::WebIdentity);
+        assert_eq!(
+            p.provider(),
+            Some("arn:aws:iam::123456789012:oidc-provider/kubernetes.default.svc")
+        );
+        assert_eq!(p.name(), "system:serviceaccount:audit:shipper");
+        for bad in [
+            "arn:aws:iam::123456789012:oidc-provider/#sub",
+            "arn:aws:iam::123456789012:oidc-provider/host#",
+        ] {
+            assert!(Principal::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

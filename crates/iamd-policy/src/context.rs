@@ -287,6 +287,7 @@ impl Facts {
     ) -> Self {
         use crate::arn::PrincipalKind;
         let mut entries = Vec::new();
+        let mut oidc_sub: Option<String> = None;
         let mut put = |key, value: &str| entries.push(Entry::known(key, value.to_owned()));
         let kind = principal.kind();
         put(
@@ -308,11 +309,14 @@ impl Facts {
             // A web identity: its provider and its own ID, for trust policy
             // conditions (docs/semantics.md).
             PrincipalKind::WebIdentity => {
-                put(
-                    ("aws:FederatedProvider", "aws:federatedprovider"),
-                    principal.provider().unwrap_or_default(),
-                );
-                put(("spiffe:sub", "spiffe:sub"), principal.arn());
+                let provider = principal.provider().unwrap_or_default();
+                put(("aws:FederatedProvider", "aws:federatedprovider"), provider);
+                match provider.split_once(":oidc-provider/") {
+                    // An OIDC identity: `HOST:sub`, as AWS names it (added
+                    // with the tags, below).
+                    Some((_, host)) => oidc_sub = Some(format!("{host}:sub")),
+                    None => put(("spiffe:sub", "spiffe:sub"), principal.arn()),
+                }
             }
             _ => {
                 put(
@@ -329,6 +333,13 @@ impl Facts {
             PrincipalKind::User => put(("aws:username", "aws:username"), principal.name()),
             PrincipalKind::Root => put(("aws:userid", "aws:userid"), principal.account()),
             _ => {}
+        }
+        if let Some(name) = oidc_sub {
+            entries.push(Entry {
+                folded: Cow::Owned(fold(&name)),
+                name: Cow::Owned(name),
+                value: ContextValue::Single(principal.name().to_owned()),
+            });
         }
         for (k, v) in tags {
             let name = format!("aws:PrincipalTag/{k}");

@@ -347,10 +347,39 @@ impl Sts {
         } else {
             "sts:AssumeRole"
         };
-        let principal = caller.map_or_else(
-            || web.map_or("", |w| w.subject.as_str()),
-            |c| c.principal.as_str(),
-        );
+        // A web identity is its SPIFFE ID, or the OIDC provider's ARN and
+        // the token's subject (`arn:aws:iam::ACCOUNT:oidc-provider/HOST#SUB`,
+        // HOST the issuer's URL without its scheme, as AWS names
+        // providers), whose trust policy conditions read `HOST:sub` and
+        // `HOST:aud`.
+        let bundle_now = self.decider.store().bundle();
+        let (web_principal, audience_key) = match web {
+            Some(w) if !w.subject.starts_with("spiffe://") => {
+                let bundle = bundle_now.as_ref().ok_or_else(|| {
+                    StsError::new("ServiceUnavailable", 503, "no bundle is loaded")
+                })?;
+                let host = w
+                    .issuer
+                    .split_once("://")
+                    .map_or(w.issuer.as_str(), |(_, h)| h)
+                    .trim_end_matches('/');
+                (
+                    Some(format!(
+                        "arn:{}:iam::{}:oidc-provider/{host}#{}",
+                        bundle.partition(),
+                        bundle.account(),
+                        w.subject
+                    )),
+                    Some(format!("{host}:aud")),
+                )
+            }
+            _ => (None, None),
+        };
+        let principal = match (caller, web) {
+            (Some(c), _) => c.principal.as_str(),
+            (None, Some(w)) => web_principal.as_deref().unwrap_or(w.subject.as_str()),
+            (None, None) => "",
+        };
         let caller_session = caller.and_then(|c| c.session.as_ref());
         let param = |name: &str| {
             params
@@ -515,6 +544,9 @@ impl Sts {
         if let Some(si) = source_identity {
             context.push(("sts:SourceIdentity", Value::Single(si)));
         }
+        if let (Some(key), Some(w)) = (&audience_key, web) {
+            context.push((key, Value::Single(&w.audience)));
+        }
         let question = Question {
             principal,
             action,
@@ -637,12 +669,6 @@ impl Sts {
                     bad(e.reason)
                 }
             })?;
-        if !identity.subject.starts_with("spiffe://") {
-            return Err(bad(
-                "iamd takes web identities whose `sub` is a SPIFFE ID (spiffe://TRUST_DOMAIN/PATH)"
-                    .to_owned(),
-            ));
-        }
         self.assume_role(credentials, Caller::Web(&identity), params, now)
     }
 
