@@ -807,6 +807,35 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
         ok && json(&out)["Arn"] == "arn:aws:iam::123456789012:user/alice",
         "{out}{err}"
     );
+    // A role that demands MFA: refused without a code, given with one.
+    let glass = |extra: &[&str]| {
+        sts(
+            alice,
+            None,
+            &[
+                &[
+                    "assume-role",
+                    "--role-arn",
+                    "arn:aws:iam::123456789012:role/break-glass",
+                    "--role-session-name",
+                    "glass",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let (ok, _, err) = glass(&[]);
+    assert!(!ok && err.contains("(AccessDenied)"), "{err}");
+    // (The next step's code: the current one was used, and one step of
+    // drift is accepted.)
+    let (ok, _, err) = glass(&[
+        "--serial-number",
+        serial,
+        "--token-code",
+        &code("now + 30 seconds"),
+    ]);
+    assert!(ok, "{err}");
     // A session without MFA: aws:MultiFactorAuthPresent is false, denied.
     let (ok, out, err) = sts(
         alice,
@@ -1361,4 +1390,73 @@ fn a_silent_sts_caller_is_answered_at_the_request_timeout() {
         waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
+}
+
+/// `iamd keys`: a key's secret is printed once (and in the console's CSV,
+/// a new file of mode 0600), a user gets two keys and no more, a deleted
+/// key is gone, and the listing never shows a secret.
+#[test]
+fn iamd_keys_manages_a_user_s_two_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    let csv = dir.path().join("alice.csv");
+    let keys = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_iamd"))
+            .arg("keys")
+            .args(args)
+            .arg("--credentials")
+            .arg(&creds)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let out = keys(&["create", "user/alice", "--csv", csv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, secret) = (
+        first["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        first["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        text,
+        format!("User Name,Access key ID,Secret access key\nalice,{id},{secret}\n")
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&csv).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The CSV is never overwritten: no key is made that nobody has.
+    let again = keys(&["create", "user/alice", "--csv", csv.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(keys(&["create", "user/alice"]).status.success());
+    let third = keys(&["create", "user/alice"]);
+    assert!(!third.status.success());
+    assert!(String::from_utf8_lossy(&third.stderr).contains("already has 2 access keys"));
+    let listed = String::from_utf8_lossy(&keys(&["list"]).stdout).into_owned();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains(&id) && !listed.contains(&secret),
+        "{listed}"
+    );
+    assert!(keys(&["delete", &id]).status.success());
+    let listed = String::from_utf8_lossy(&keys(&["list", "user/alice"]).stdout).into_owned();
+    assert!(
+        !listed.contains(&id) && listed.lines().count() == 1,
+        "{listed}"
+    );
+    let gone = keys(&["delete", &id]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("is not in the credentials"));
 }
