@@ -458,9 +458,13 @@ impl Fixture {
                 .args(["--listen", &format!("127.0.0.1:{iamd_port}")])
                 .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
                 .args(["--sts-listen", &format!("127.0.0.1:{sts}")])
+                // Everything it says, for the check that no secret is in it.
+                .args(["--log-level", "debug"])
+                .arg("--decision-log")
+                .arg(dir.path().join("decisions.jsonl"))
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("iamd.log")).unwrap())
                 .spawn()
                 .unwrap(),
         );
@@ -502,6 +506,18 @@ impl Fixture {
 
     fn alice(&self) -> (&str, &str) {
         (&self.alice.0, &self.alice.1)
+    }
+
+    /// Fails if the daemon's log (at debug level) or its decision log holds
+    /// one of `secrets`.
+    fn assert_logs_hold_none_of(&self, secrets: &[&str]) {
+        for name in ["iamd.log", "decisions.jsonl"] {
+            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap();
+            assert!(text.len() > 100, "{name} is nearly empty: {text}");
+            for secret in secrets {
+                assert!(!text.contains(secret), "{name} holds a secret");
+            }
+        }
     }
 }
 
@@ -1134,6 +1150,11 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
         !ok && err.contains("does not apply managed session policies"),
         "{err}"
     );
+    // No secret reached the logs: the long-term secret, the temporary
+    // secrets and tokens, the MFA seed.
+    f.assert_logs_hold_none_of(&[
+        &f.alice.1, &f.bob.1, &key, &token, &plain.1, &plain.2, &auditor.1, &auditor.2, &secret,
+    ]);
 }
 
 /// A service that gets requests from the AWS SDKs asks iamd directly over
