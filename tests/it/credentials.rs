@@ -290,6 +290,28 @@ fn botocore_and_iamd_agree_on_random_requests() {
     }
 }
 
+/// `aws s3api get-object` of `bucket/object` into `to`, as `key` (with a
+/// session token for temporary credentials).
+fn get_object(
+    venv: &Path,
+    endpoint: &str,
+    key: (&str, &str),
+    token: Option<&str>,
+    (bucket, object): (&str, &str),
+    to: &Path,
+) -> (bool, String, String) {
+    let args = [
+        "s3api",
+        "get-object",
+        "--bucket",
+        bucket,
+        "--key",
+        object,
+        to.to_str().unwrap(),
+    ];
+    aws(venv, endpoint, key, token, &args)
+}
+
 /// The S3-shaped service: a listing of `reports`, an object's text, and
 /// 200 to a PUT.
 fn s3_upstream() -> u16 {
@@ -794,22 +816,15 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
     let (id, key, token) = temporary(&session);
     assert!(id.starts_with("ASIA"), "{session}");
     assert!(!token.contains("alice"), "the token is sealed");
-    let restricted = [
-        "s3api",
-        "get-object",
-        "--bucket",
-        "reports",
-        "--key",
-        "restricted/plan.txt",
-    ];
     let got = f.dir.path().join("plan.txt");
     let get = |k: (&str, &str), t: Option<&str>| {
-        aws(
+        get_object(
             &venv,
             &f.endpoint,
             k,
             t,
-            &[&restricted[..], &[got.to_str().unwrap()]].concat(),
+            ("reports", "restricted/plan.txt"),
+            &got,
         )
     };
     // With the MFA session: allowed. With the long-term key: denied.
@@ -971,21 +986,7 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
     );
     let log = f.dir.path().join("log.txt");
     let read_log = |k: (&str, &str), t: Option<&str>| {
-        aws(
-            &venv,
-            &f.endpoint,
-            k,
-            t,
-            &[
-                "s3api",
-                "get-object",
-                "--bucket",
-                "audit",
-                "--key",
-                "2026/log.txt",
-                log.to_str().unwrap(),
-            ],
-        )
+        get_object(&venv, &f.endpoint, k, t, ("audit", "2026/log.txt"), &log)
     };
     let (ok, _, err) = read_log((&auditor.0, &auditor.1), Some(&auditor.2));
     assert!(ok, "{err}");
@@ -1071,21 +1072,8 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
     let tagged = temporary(&json(&out)["Credentials"]);
     let plan = f.dir.path().join("plan-apollo.txt");
     let read_project = |k: (&str, &str), t: Option<&str>, project: &str| {
-        aws(
-            &venv,
-            &f.endpoint,
-            k,
-            t,
-            &[
-                "s3api",
-                "get-object",
-                "--bucket",
-                "projects",
-                "--key",
-                &format!("{project}/plan.txt"),
-                plan.to_str().unwrap(),
-            ],
-        )
+        let object = format!("{project}/plan.txt");
+        get_object(&venv, &f.endpoint, k, t, ("projects", &object), &plan)
     };
     assert!(read_project((&tagged.0, &tagged.1), Some(&tagged.2), "apollo").0);
     let (ok, _, err) = read_project((&tagged.0, &tagged.1), Some(&tagged.2), "zeus");
@@ -1102,21 +1090,8 @@ fn the_local_sts_gives_sessions_that_envoy_verifies_with_their_mfa() {
     assert!(ok, "{err}");
     let sourced = temporary(&json(&out)["Credentials"]);
     let handoff = |k: (&str, &str), t: Option<&str>, who: &str| {
-        aws(
-            &venv,
-            &f.endpoint,
-            k,
-            t,
-            &[
-                "s3api",
-                "get-object",
-                "--bucket",
-                "handoffs",
-                "--key",
-                &format!("{who}/notes.txt"),
-                plan.to_str().unwrap(),
-            ],
-        )
+        let object = format!("{who}/notes.txt");
+        get_object(&venv, &f.endpoint, k, t, ("handoffs", &object), &plan)
     };
     assert!(handoff((&sourced.0, &sourced.1), Some(&sourced.2), "alice").0);
     let (ok, _, err) = handoff((&sourced.0, &sourced.1), Some(&sourced.2), "bob");
